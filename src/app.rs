@@ -1,0 +1,34 @@
+//! Application state and the router: path → handler lines only.
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+
+use crate::config::Config;
+use crate::conversation::Conversations;
+use crate::models::ModelTable;
+use crate::{auth, health, openai};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub conversations: Arc<Conversations>,
+    pub models: Arc<ModelTable>,
+    pub started_unix: u64,
+    pub started: std::time::Instant,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/chat/completions", post(openai::handlers::chat_completions))
+        .route("/v1/models", get(openai::handlers::list_models))
+        .route("/v1/models/{id}", get(openai::handlers::get_model))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/v1/health", get(health::health))
+        .merge(api)
+        .fallback(health::not_found)
+        .with_state(state)
+}

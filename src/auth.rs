@@ -1,0 +1,57 @@
+//! Optional static API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+//! Off when no key is configured. Keys are compared in constant time and never logged.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::error::{ApiError, OpenAiError};
+
+pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if app.cfg.api_keys.is_empty() {
+        return next.run(req).await;
+    }
+    match presented_key(req.headers()) {
+        Some(k) if app.cfg.api_keys.iter().any(|valid| ct_eq(valid.as_bytes(), k.as_bytes())) => {
+            next.run(req).await
+        }
+        Some(_) => OpenAiError(ApiError::Unauthorized("Invalid API key".into())).into_response(),
+        None => OpenAiError(ApiError::Unauthorized(
+            "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'".into(),
+        ))
+        .into_response(),
+    }
+}
+
+fn presented_key(h: &HeaderMap) -> Option<&str> {
+    if let Some(v) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_header_forms() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("abc"));
+        h.insert("x-api-key", "xyz".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("xyz"));
+        assert!(ct_eq(b"same", b"same"));
+        assert!(!ct_eq(b"same", b"diff"));
+        assert!(!ct_eq(b"same", b"samer"));
+    }
+}

@@ -1,0 +1,170 @@
+//! Answers the control requests the CLI sends us: tool permissions (`can_use_tool`), the
+//! in-process MCP servers (`mcp_message`) and hooks (`hook_callback`).
+//!
+//! Permission decisions come from a [`ToolPolicy`]: deny unless the tool is allowed. Every
+//! decision is logged. MCP servers are registered by name by whoever owns the conversation
+//! (the client-tool bridge); this module only routes to them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use super::wire::ControlRequestLine;
+
+/// An MCP server that lives inside the gateway and is reached through `mcp_message`.
+pub trait SdkMcpServer: Send + Sync {
+    /// Handle one JSON-RPC message; return the JSON-RPC response (also for notifications,
+    /// which the CLI still expects an answer to).
+    fn handle(&self, message: Value) -> BoxFuture<'static, Value>;
+}
+
+/// Which tools may run. Names are exact, or an MCP server prefix like `mcp__client`.
+#[derive(Debug, Clone, Default)]
+pub struct ToolPolicy {
+    pub allowed: Vec<String>,
+}
+
+impl ToolPolicy {
+    pub fn allows(&self, tool: &str) -> bool {
+        self.allowed.iter().any(|a| {
+            a == tool
+                || (a.starts_with("mcp__")
+                    && tool
+                        .strip_prefix(a.as_str())
+                        .is_some_and(|rest| rest.starts_with("__")))
+        })
+    }
+}
+
+/// Per-process answerer for CLI → gateway control requests.
+#[derive(Default)]
+pub struct ControlHandler {
+    /// Who this process serves, for the logs.
+    pub label: String,
+    policy: RwLock<ToolPolicy>,
+    mcp_servers: RwLock<HashMap<String, Arc<dyn SdkMcpServer>>>,
+}
+
+impl ControlHandler {
+    pub fn new(label: impl Into<String>, policy: ToolPolicy) -> Self {
+        ControlHandler {
+            label: label.into(),
+            policy: RwLock::new(policy),
+            mcp_servers: RwLock::default(),
+        }
+    }
+
+    pub fn set_policy(&self, policy: ToolPolicy) {
+        if let Ok(mut p) = self.policy.write() {
+            *p = policy;
+        }
+    }
+
+    pub fn register_mcp_server(&self, name: &str, server: Arc<dyn SdkMcpServer>) {
+        if let Ok(mut m) = self.mcp_servers.write() {
+            m.insert(name.to_string(), server);
+        }
+    }
+
+    /// The `response` payload for a control request, or an error message.
+    pub async fn handle(&self, req: &ControlRequestLine) -> Result<Value, String> {
+        let r = &req.request;
+        match req.subtype() {
+            "can_use_tool" => Ok(self.can_use_tool(r)),
+            "mcp_message" => {
+                let server_name = r["server_name"].as_str().unwrap_or_default();
+                let message = r.get("message").cloned().unwrap_or(Value::Null);
+                let server = self
+                    .mcp_servers
+                    .read()
+                    .ok()
+                    .and_then(|m| m.get(server_name).cloned());
+                let response = match server {
+                    Some(s) => s.handle(message).await,
+                    None => json!({
+                        "jsonrpc": "2.0",
+                        "id": message.get("id").cloned().unwrap_or(Value::Null),
+                        "error": {"code": -32601, "message": format!("no MCP server named {server_name}")},
+                    }),
+                };
+                Ok(json!({ "mcp_response": response }))
+            }
+            // No hooks are registered yet; let any call go on.
+            "hook_callback" => Ok(json!({"continue": true})),
+            other => Err(format!("Unsupported control request subtype: {other}")),
+        }
+    }
+
+    fn can_use_tool(&self, r: &Value) -> Value {
+        let tool = r["tool_name"].as_str().unwrap_or_default();
+        let allowed = self.policy.read().map(|p| p.allows(tool)).unwrap_or(false);
+        tracing::info!(
+            target: "ccgw::tools",
+            conversation = %self.label,
+            tool,
+            tool_use_id = r["tool_use_id"].as_str().unwrap_or_default(),
+            input_bytes = r.get("input").map(|i| i.to_string().len()).unwrap_or(0),
+            decision = if allowed { "allow" } else { "deny" },
+            "tool permission request"
+        );
+        if allowed {
+            json!({"behavior": "allow", "updatedInput": r.get("input").cloned().unwrap_or(json!({}))})
+        } else {
+            json!({"behavior": "deny", "message": format!("The gateway's policy does not allow the tool {tool}.")})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_matches_exact_names_and_mcp_prefixes() {
+        let p = ToolPolicy {
+            allowed: vec!["Read".into(), "mcp__client".into()],
+        };
+        assert!(p.allows("Read"));
+        assert!(!p.allows("ReadX"));
+        assert!(p.allows("mcp__client__get_weather"));
+        assert!(!p.allows("mcp__clientele__x"));
+        assert!(!p.allows("Bash"));
+        assert!(!ToolPolicy::default().allows("Read"));
+    }
+
+    #[tokio::test]
+    async fn denies_by_default_and_allows_with_input() {
+        let h = ControlHandler::new("c1", ToolPolicy::default());
+        let req = ControlRequestLine {
+            request_id: "r".into(),
+            request: json!({"subtype":"can_use_tool","tool_name":"Bash","input":{"command":"ls"}}),
+        };
+        let out = h.handle(&req).await.unwrap();
+        assert_eq!(out["behavior"], "deny");
+        h.set_policy(ToolPolicy {
+            allowed: vec!["Bash".into()],
+        });
+        let out = h.handle(&req).await.unwrap();
+        assert_eq!(out["behavior"], "allow");
+        assert_eq!(out["updatedInput"]["command"], "ls");
+    }
+
+    #[tokio::test]
+    async fn unknown_mcp_server_and_subtype() {
+        let h = ControlHandler::default();
+        let req = ControlRequestLine {
+            request_id: "r".into(),
+            request: json!({"subtype":"mcp_message","server_name":"nope","message":{"jsonrpc":"2.0","id":3,"method":"tools/list"}}),
+        };
+        let out = h.handle(&req).await.unwrap();
+        assert_eq!(out["mcp_response"]["id"], 3);
+        assert!(out["mcp_response"]["error"].is_object());
+        let req = ControlRequestLine {
+            request_id: "r".into(),
+            request: json!({"subtype":"what"}),
+        };
+        assert!(h.handle(&req).await.is_err());
+    }
+}

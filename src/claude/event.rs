@@ -1,0 +1,123 @@
+//! The one internal event model that sits between the CLI driver and every API adapter.
+//!
+//! The driver translates the CLI's stream-json lines into these events; the OpenAI, Anthropic
+//! and native adapters render them into their own wire formats. Nothing here knows about HTTP
+//! or about processes.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ClaudeError;
+
+/// One thing that happened during a turn, in the order it happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The CLI started the turn (its `system/init` line).
+    Init {
+        session_id: String,
+        model: String,
+        tools: Vec<String>,
+    },
+    /// A piece of the model's visible answer.
+    TextDelta { text: String },
+    /// A piece of the model's thinking.
+    ThinkingDelta { text: String },
+    /// The model called a tool (a main-thread `tool_use` block, input complete).
+    ToolCall {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    /// A tool finished and its result went back to the model.
+    ToolResult {
+        tool_use_id: String,
+        content: Value,
+        is_error: bool,
+    },
+    /// The CLI is retrying a failed upstream call.
+    Retry {
+        attempt: u32,
+        max_retries: u32,
+        delay_ms: u64,
+        error_status: Option<u16>,
+        error: String,
+    },
+    /// The turn ended normally. Always the last event of a successful turn.
+    Done(TurnSummary),
+    /// The turn failed. Always the last event of a failed turn.
+    Error(ClaudeError),
+}
+
+impl Event {
+    /// Whether this event ends the turn.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Event::Done(_) | Event::Error(_))
+    }
+}
+
+/// Token counts as the CLI reports them (summed over every model call of the turn).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
+
+impl Usage {
+    /// Every input token, cached or not: what OpenAI calls `prompt_tokens`.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+    }
+
+    pub fn from_json(v: &Value) -> Usage {
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        Usage {
+            input_tokens: n("input_tokens"),
+            output_tokens: n("output_tokens"),
+            cache_creation_input_tokens: n("cache_creation_input_tokens"),
+            cache_read_input_tokens: n("cache_read_input_tokens"),
+        }
+    }
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndTurn,
+    MaxTokens,
+    /// A stop sequence matched; the gateway enforces these itself (the CLI has no option).
+    StopSequence(String),
+    ToolUse,
+    MaxTurns,
+    /// The turn was interrupted (by a client, a timeout or an explicit interrupt).
+    Interrupted,
+    Other(String),
+}
+
+impl StopReason {
+    pub fn from_cli(s: Option<&str>) -> StopReason {
+        match s {
+            None | Some("end_turn") => StopReason::EndTurn,
+            Some("max_tokens") => StopReason::MaxTokens,
+            Some("tool_use") => StopReason::ToolUse,
+            Some("stop_sequence") => StopReason::StopSequence(String::new()),
+            Some(other) => StopReason::Other(other.to_string()),
+        }
+    }
+}
+
+/// What the CLI's `result` line says about a finished turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnSummary {
+    pub stop_reason: StopReason,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub duration_ms: Option<u64>,
+    pub num_turns: Option<u64>,
+    pub session_id: String,
+    /// The CLI's final `result` text (the last assistant text).
+    pub result_text: String,
+}

@@ -1,0 +1,442 @@
+//! One live CLI process: spawn, control requests, turns, interrupt, stop.
+//!
+//! A reader task owns stdout: it answers control requests (concurrently: the SDK MCP handshake
+//! happens while our `initialize` is still waiting), resolves our own control requests, and
+//! feeds the current turn's lines through a [`Translator`] into an event channel. A waiter
+//! task owns the child and records its exit. The process runs in its own process group, so
+//! stopping it also stops any shell the CLI started; dropping the last handle kills the group.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::args::{LaunchSpec, SCRUBBED_ENV_PREFIXES};
+use super::control::ControlHandler;
+use super::event::Event;
+use super::translate::Translator;
+use super::wire::{self, CliLine, ControlRequestLine, Initialize};
+use super::ClaudeError;
+
+const STDERR_TAIL_BYTES: usize = 4096;
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+type Pending = Mutex<HashMap<String, oneshot::Sender<Result<Value, String>>>>;
+
+struct TurnSink {
+    tx: mpsc::UnboundedSender<Event>,
+    translator: Translator,
+}
+
+/// State shared between the handle and the background tasks.
+struct Shared {
+    pid: u32,
+    label: String,
+    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    pending: Pending,
+    turn: Mutex<Option<TurnSink>>,
+    exit: watch::Sender<Option<String>>,
+    stderr_tail: Mutex<VecDeque<u8>>,
+    handler: Arc<ControlHandler>,
+}
+
+/// A handle on one running `claude` process.
+pub struct CliProcess {
+    /// Gateway-local id (stable, unlike pids).
+    pub id: u64,
+    shared: Arc<Shared>,
+    next_request: AtomicU64,
+    closing: AtomicBool,
+}
+
+impl CliProcess {
+    /// Start the CLI. It prints nothing until its first input, so this returns at once.
+    pub async fn spawn(
+        spec: &LaunchSpec,
+        handler: Arc<ControlHandler>,
+    ) -> Result<CliProcess, ClaudeError> {
+        let program = spec.program.display().to_string();
+        let spawn_err = |e: std::io::Error| ClaudeError::Spawn {
+            program: program.clone(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(&spec.cwd).map_err(spawn_err)?;
+        std::fs::create_dir_all(&spec.config_dir).map_err(spawn_err)?;
+
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(spec.args())
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        for (k, _) in std::env::vars_os() {
+            if let Some(k) = k.to_str() {
+                if SCRUBBED_ENV_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                    cmd.env_remove(k);
+                }
+            }
+        }
+        for (k, v) in spec.env() {
+            cmd.env(k, v);
+        }
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours. It makes the
+        // kernel kill the CLI if the gateway dies without running any cleanup (SIGKILL, OOM).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let pid = child.id().unwrap_or(0);
+        let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(i), Some(o), Some(e)) => (i, o, e),
+            _ => return Err(ClaudeError::protocol("child pipes missing")),
+        };
+        let (exit_tx, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            pid,
+            label: handler.label.clone(),
+            stdin: tokio::sync::Mutex::new(Some(stdin)),
+            pending: Mutex::default(),
+            turn: Mutex::default(),
+            exit: exit_tx,
+            stderr_tail: Mutex::default(),
+            handler,
+        });
+
+        // Waiter: owns the child, reaps it, publishes how it ended.
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(st) => st.to_string(),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            tracing::debug!(pid = s.pid, conversation = %s.label, %status, "claude process exited");
+            s.exit.send_replace(Some(status));
+        });
+        tokio::spawn(read_stderr(shared.clone(), stderr));
+        tokio::spawn(read_stdout(shared.clone(), stdout));
+
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(id, pid, conversation = %shared.label, "spawned claude process");
+        Ok(CliProcess {
+            id,
+            shared,
+            next_request: AtomicU64::new(1),
+            closing: AtomicBool::new(false),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.shared.pid
+    }
+
+    pub fn handler(&self) -> &Arc<ControlHandler> {
+        &self.shared.handler
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.shared.exit.borrow().is_none() && !self.closing.load(Ordering::Relaxed)
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.shared.exit.borrow().is_some()
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.shared.turn.lock().map(|t| t.is_some()).unwrap_or(true)
+    }
+
+    /// Send a control request and wait for its answer.
+    pub async fn control(&self, request: Value, timeout: Duration) -> Result<Value, ClaudeError> {
+        let id = format!("ccgw_{}", self.next_request.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(id.clone(), tx);
+        }
+        let subtype = request["subtype"].as_str().unwrap_or("?").to_string();
+        if let Err(e) = self.write_line(&wire::control_request_line(&id, &request)).await {
+            self.forget_request(&id);
+            return Err(e);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(msg))) => Err(ClaudeError::protocol(format!("{subtype} refused: {msg}"))),
+            Ok(Err(_)) => Err(self.exited_error().await),
+            Err(_) => {
+                self.forget_request(&id);
+                Err(ClaudeError::Timeout {
+                    what: format!("control request {subtype}"),
+                })
+            }
+        }
+    }
+
+    pub async fn initialize(&self, init: &Initialize) -> Result<Value, ClaudeError> {
+        self.control(init.to_request(), CONTROL_TIMEOUT).await
+    }
+
+    pub async fn set_model(&self, model: &str) -> Result<(), ClaudeError> {
+        self.control(json!({"subtype": "set_model", "model": model}), CONTROL_TIMEOUT)
+            .await
+            .map(|_| ())
+    }
+
+    /// Ask the CLI to stop the current turn. The turn then ends with `StopReason::Interrupted`.
+    pub async fn interrupt(&self) -> Result<(), ClaudeError> {
+        if let Ok(mut t) = self.shared.turn.lock() {
+            if let Some(sink) = t.as_mut() {
+                sink.translator.mark_interrupted();
+            }
+        }
+        self.control(json!({"subtype": "interrupt"}), Duration::from_secs(5))
+            .await
+            .map(|_| ())
+    }
+
+    /// Start a turn; events arrive on the returned channel, ending with `Done` or `Error`.
+    pub async fn start_turn(
+        &self,
+        content: &Value,
+    ) -> Result<mpsc::UnboundedReceiver<Event>, ClaudeError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut t = self
+                .shared
+                .turn
+                .lock()
+                .map_err(|_| ClaudeError::protocol("turn state poisoned"))?;
+            if t.is_some() {
+                return Err(ClaudeError::protocol("a turn is already running in this process"));
+            }
+            *t = Some(TurnSink {
+                tx,
+                translator: Translator::new(),
+            });
+        }
+        if let Err(e) = self.write_line(&wire::user_line(content)).await {
+            if let Ok(mut t) = self.shared.turn.lock() {
+                t.take();
+            }
+            return Err(e);
+        }
+        Ok(rx)
+    }
+
+    /// Stop the process: close stdin (the CLI finishes and flushes its transcript), then
+    /// SIGTERM and SIGKILL to its whole process group if it does not go in time.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.shared.stdin.lock().await.take();
+        let mut rx = self.shared.exit.subscribe();
+        if tokio::time::timeout(grace, rx.wait_for(Option::is_some))
+            .await
+            .is_err()
+        {
+            self.signal_group(libc::SIGTERM);
+            if tokio::time::timeout(Duration::from_secs(2), rx.wait_for(Option::is_some))
+                .await
+                .is_err()
+            {
+                self.signal_group(libc::SIGKILL);
+                let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(Option::is_some)).await;
+            }
+        }
+        // Shells the CLI started may outlive it in its group.
+        self.signal_group(libc::SIGKILL);
+    }
+
+    fn signal_group(&self, sig: libc::c_int) {
+        kill_group(self.shared.pid, sig);
+    }
+
+    fn forget_request(&self, id: &str) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(id);
+        }
+    }
+
+    async fn write_line(&self, line: &str) -> Result<(), ClaudeError> {
+        write_line(&self.shared, line).await
+    }
+
+    async fn exited_error(&self) -> ClaudeError {
+        let mut rx = self.shared.exit.subscribe();
+        let status = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(|r| r.ok().and_then(|s| s.clone()))
+            .unwrap_or_else(|| "still running".into());
+        exited(&self.shared, status)
+    }
+}
+
+impl Drop for CliProcess {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            kill_group(self.shared.pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn kill_group(pid: u32, sig: libc::c_int) {
+    if let Ok(pgid) = libc::pid_t::try_from(pid) {
+        if pgid > 0 {
+            // SAFETY: killpg only sends a signal; ESRCH (group gone) is expected and ignored.
+            unsafe {
+                libc::killpg(pgid, sig);
+            }
+        }
+    }
+}
+
+fn exited(shared: &Shared, status: String) -> ClaudeError {
+    let stderr = shared
+        .stderr_tail
+        .lock()
+        .map(|t| String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).trim().to_string())
+        .unwrap_or_default();
+    ClaudeError::Exited { status, stderr }
+}
+
+async fn write_line(shared: &Shared, line: &str) -> Result<(), ClaudeError> {
+    let mut guard = shared.stdin.lock().await;
+    let stdin = guard
+        .as_mut()
+        .ok_or_else(|| ClaudeError::protocol("stdin is closed"))?;
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    stdin
+        .write_all(&buf)
+        .await
+        .map_err(|e| ClaudeError::protocol(format!("writing to the CLI failed: {e}")))?;
+    stdin
+        .flush()
+        .await
+        .map_err(|e| ClaudeError::protocol(format!("writing to the CLI failed: {e}")))
+}
+
+async fn read_stderr(shared: Arc<Shared>, mut stderr: tokio::process::ChildStderr) {
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = stderr.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tracing::debug!(pid = shared.pid, stderr = %String::from_utf8_lossy(&buf[..n]).trim_end(), "claude stderr");
+        if let Ok(mut tail) = shared.stderr_tail.lock() {
+            tail.extend(&buf[..n]);
+            while tail.len() > STDERR_TAIL_BYTES {
+                tail.pop_front();
+            }
+        }
+    }
+}
+
+async fn read_stdout(shared: Arc<Shared>, stdout: tokio::process::ChildStdout) {
+    let mut reader = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match wire::parse_line(line) {
+            Ok(parsed) => dispatch(&shared, parsed),
+            Err(e) => {
+                tracing::warn!(pid = shared.pid, error = %e, line = %truncate(line, 200), "unparseable CLI output line skipped")
+            }
+        }
+    }
+    // stdout closed: the process is ending. Fail whatever still waits on it.
+    let mut rx = shared.exit.subscribe();
+    let status = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some))
+        .await
+        .ok()
+        .and_then(|r| r.ok().and_then(|s| s.clone()))
+        .unwrap_or_else(|| "stdout closed".into());
+    if let Ok(mut p) = shared.pending.lock() {
+        p.clear();
+    }
+    let sink = shared.turn.lock().ok().and_then(|mut t| t.take());
+    if let Some(sink) = sink {
+        let _ = sink.tx.send(Event::Error(exited(&shared, status)));
+    }
+}
+
+fn dispatch(shared: &Arc<Shared>, line: CliLine) {
+    match line {
+        CliLine::ControlResponse(r) => {
+            let waiter = shared.pending.lock().ok().and_then(|mut p| p.remove(&r.request_id));
+            if let Some(tx) = waiter {
+                let outcome = if r.subtype == "success" {
+                    Ok(r.response.unwrap_or(Value::Null))
+                } else {
+                    Err(r.error.unwrap_or_else(|| "unknown error".into()))
+                };
+                let _ = tx.send(outcome);
+            }
+        }
+        CliLine::ControlRequest(req) => {
+            let shared = shared.clone();
+            tokio::spawn(async move { answer_control_request(&shared, req).await });
+        }
+        CliLine::ControlCancel { request_id } => {
+            tracing::debug!(pid = shared.pid, request_id, "CLI withdrew a control request");
+        }
+        other => {
+            let Ok(mut turn) = shared.turn.lock() else { return };
+            let Some(sink) = turn.as_mut() else {
+                tracing::debug!(pid = shared.pid, "CLI output outside a turn ignored");
+                return;
+            };
+            let events = sink.translator.on_line(&other);
+            let mut ended = false;
+            for ev in events {
+                ended |= ev.is_terminal();
+                // A closed receiver means the consumer went away; the turn owner interrupts.
+                let _ = sink.tx.send(ev);
+                if ended {
+                    break;
+                }
+            }
+            if ended {
+                turn.take();
+            }
+        }
+    }
+}
+
+async fn answer_control_request(shared: &Shared, req: ControlRequestLine) {
+    let line = match shared.handler.handle(&req).await {
+        Ok(resp) => wire::control_success_line(&req.request_id, &resp),
+        Err(msg) => wire::control_error_line(&req.request_id, &msg),
+    };
+    if let Err(e) = write_line(shared, &line).await {
+        tracing::debug!(pid = shared.pid, error = %e, "could not answer a control request");
+    }
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

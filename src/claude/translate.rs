@@ -1,0 +1,319 @@
+//! Stream-json lines of one turn → internal [`Event`]s. Pure and stateful per turn.
+//!
+//! Only the main thread is translated (subagent lines carry a `parent_tool_use_id`). Text
+//! arrives as `stream_event` deltas; an `assistant` line whose message never streamed (slash
+//! command output, some synthetic messages) is emitted whole instead, so nothing is lost and
+//! nothing is doubled. Synthetic messages are held back until the `result` says whether the
+//! turn failed: the CLI's synthetic API-error text belongs in the error, not in the answer.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::event::{Event, StopReason, TurnSummary, Usage};
+use super::wire::{CliLine, MessageLine, ResultLine};
+use super::ClaudeError;
+
+#[derive(Debug, Default)]
+pub struct Translator {
+    streamed_messages: HashSet<String>,
+    held_synthetic: Vec<Event>,
+    interrupted: bool,
+    last_stop_reason: Option<String>,
+    last_retry_delay_ms: Option<u64>,
+}
+
+impl Translator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The gateway interrupted this turn: its `error_during_execution` result is not a failure.
+    pub fn mark_interrupted(&mut self) {
+        self.interrupted = true;
+    }
+
+    pub fn on_line(&mut self, line: &CliLine) -> Vec<Event> {
+        match line {
+            CliLine::System(s) => match s.subtype.as_str() {
+                "init" => vec![Event::Init {
+                    session_id: s.session_id.clone().unwrap_or_default(),
+                    model: str_field(&s.extra, "model"),
+                    tools: s
+                        .extra
+                        .get("tools")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(String::from)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }],
+                "api_retry" => {
+                    let delay = s.extra.get("retry_delay_ms").and_then(Value::as_u64);
+                    self.last_retry_delay_ms = delay;
+                    vec![Event::Retry {
+                        attempt: u32_field(&s.extra, "attempt"),
+                        max_retries: u32_field(&s.extra, "max_retries"),
+                        delay_ms: delay.unwrap_or(0),
+                        error_status: s
+                            .extra
+                            .get("error_status")
+                            .and_then(Value::as_u64)
+                            .and_then(|v| u16::try_from(v).ok()),
+                        error: str_field(&s.extra, "error"),
+                    }]
+                }
+                _ => vec![],
+            },
+            CliLine::StreamEvent(se) if se.parent_tool_use_id.is_none() => self.on_stream_event(&se.event),
+            CliLine::Assistant(m) if m.parent_tool_use_id.is_none() => self.on_assistant(m),
+            CliLine::User(m) if m.parent_tool_use_id.is_none() => on_user(m),
+            CliLine::Result(r) => self.on_result(r),
+            _ => vec![],
+        }
+    }
+
+    fn on_stream_event(&mut self, ev: &Value) -> Vec<Event> {
+        match ev.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                if let Some(id) = ev.pointer("/message/id").and_then(Value::as_str) {
+                    self.streamed_messages.insert(id.to_string());
+                }
+                vec![]
+            }
+            Some("content_block_delta") => {
+                let delta = &ev["delta"];
+                match delta.get("type").and_then(Value::as_str) {
+                    Some("text_delta") => text_event(delta, "text", false),
+                    Some("thinking_delta") => text_event(delta, "thinking", true),
+                    _ => vec![],
+                }
+            }
+            Some("message_delta") => {
+                if let Some(r) = ev.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.last_stop_reason = Some(r.to_string());
+                }
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn on_assistant(&mut self, m: &MessageLine) -> Vec<Event> {
+        let streamed = m
+            .message_id()
+            .is_some_and(|id| self.streamed_messages.contains(id));
+        let synthetic = m.model() == Some("<synthetic>");
+        let mut out = Vec::new();
+        for block in m.content_blocks() {
+            match block.get("type").and_then(Value::as_str) {
+                Some("tool_use") => out.push(Event::ToolCall {
+                    id: block["id"].as_str().unwrap_or_default().to_string(),
+                    name: block["name"].as_str().unwrap_or_default().to_string(),
+                    input: block.get("input").cloned().unwrap_or(Value::Null),
+                }),
+                Some("text") if !streamed => {
+                    let ev = text_event(&block, "text", false);
+                    if synthetic {
+                        self.held_synthetic.extend(ev);
+                    } else {
+                        out.extend(ev);
+                    }
+                }
+                Some("thinking") if !streamed => out.extend(text_event(&block, "thinking", true)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn on_result(&mut self, r: &ResultLine) -> Vec<Event> {
+        let text = r.result.clone().unwrap_or_default();
+        let summary = |stop_reason| TurnSummary {
+            stop_reason,
+            usage: Usage::from_json(&r.usage),
+            cost_usd: r.total_cost_usd,
+            duration_ms: r.duration_ms,
+            num_turns: r.num_turns,
+            session_id: r.session_id.clone(),
+            result_text: text.clone(),
+        };
+        match r.subtype.as_str() {
+            "error_during_execution" if self.interrupted => {
+                vec![Event::Done(summary(StopReason::Interrupted))]
+            }
+            "error_max_turns" => vec![Event::Done(summary(StopReason::MaxTurns))],
+            s if s.starts_with("error") => {
+                let message = if r.errors.is_empty() {
+                    if text.is_empty() {
+                        s.to_string()
+                    } else {
+                        text
+                    }
+                } else {
+                    r.errors.join("; ")
+                };
+                vec![Event::Error(ClaudeError::Cli { message })]
+            }
+            _ if r.is_error => vec![Event::Error(ClaudeError::Upstream {
+                status: r.api_error_status,
+                message: text,
+                retry_after: self.last_retry_delay_ms.map(|ms| ms.div_ceil(1000).max(1)),
+            })],
+            _ => {
+                let mut out = std::mem::take(&mut self.held_synthetic);
+                let reason = r.stop_reason.as_deref().or(self.last_stop_reason.as_deref());
+                out.push(Event::Done(summary(StopReason::from_cli(reason))));
+                out
+            }
+        }
+    }
+}
+
+fn on_user(m: &MessageLine) -> Vec<Event> {
+    m.content_blocks()
+        .into_iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        .map(|b| Event::ToolResult {
+            tool_use_id: b["tool_use_id"].as_str().unwrap_or_default().to_string(),
+            content: b.get("content").cloned().unwrap_or(Value::Null),
+            is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+        })
+        .collect()
+}
+
+fn text_event(v: &Value, key: &str, thinking: bool) -> Vec<Event> {
+    match v.get(key).and_then(Value::as_str) {
+        Some(t) if !t.is_empty() => {
+            let text = t.to_string();
+            vec![if thinking {
+                Event::ThinkingDelta { text }
+            } else {
+                Event::TextDelta { text }
+            }]
+        }
+        _ => vec![],
+    }
+}
+
+fn str_field(m: &serde_json::Map<String, Value>, k: &str) -> String {
+    m.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn u32_field(m: &serde_json::Map<String, Value>, k: &str) -> u32 {
+    m.get(k)
+        .and_then(Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claude::wire::parse_line;
+
+    fn run(lines: &[&str]) -> Vec<Event> {
+        let mut t = Translator::new();
+        lines
+            .iter()
+            .flat_map(|l| t.on_line(&parse_line(l).unwrap()))
+            .collect()
+    }
+
+    fn texts(events: &[Event]) -> String {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TextDelta { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const START: &str = r#"{"type":"stream_event","event":{"type":"message_start","message":{"id":"m1"}},"parent_tool_use_id":null}"#;
+    const DELTA: &str = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hel"}},"parent_tool_use_id":null}"#;
+    const DELTA2: &str = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}},"parent_tool_use_id":null}"#;
+    const ASSISTANT: &str = r#"{"type":"assistant","message":{"id":"m1","model":"x","content":[{"type":"text","text":"hello"}]},"parent_tool_use_id":null}"#;
+    const OK: &str = r#"{"type":"result","subtype":"success","is_error":false,"result":"hello","stop_reason":"end_turn","session_id":"s","usage":{"input_tokens":5,"output_tokens":2}}"#;
+
+    #[test]
+    fn streamed_text_is_not_doubled_by_the_assistant_line() {
+        let ev = run(&[START, DELTA, DELTA2, ASSISTANT, OK]);
+        assert_eq!(texts(&ev), "hello");
+        match ev.last().unwrap() {
+            Event::Done(s) => {
+                assert_eq!(s.stop_reason, StopReason::EndTurn);
+                assert_eq!(s.usage.input_tokens, 5);
+                assert_eq!(s.usage.output_tokens, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unstreamed_assistant_text_is_emitted_whole() {
+        let ev = run(&[ASSISTANT, OK]);
+        assert_eq!(texts(&ev), "hello");
+    }
+
+    #[test]
+    fn synthetic_error_text_goes_into_the_error_not_the_answer() {
+        let synthetic = r#"{"type":"assistant","message":{"id":"x","model":"<synthetic>","content":[{"type":"text","text":"API Error: 529 Overloaded"}]},"parent_tool_use_id":null}"#;
+        let failed = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":529,"result":"API Error: 529 Overloaded","session_id":"s","usage":{}}"#;
+        let ev = run(&[synthetic, failed]);
+        assert_eq!(texts(&ev), "");
+        assert!(matches!(
+            ev.last().unwrap(),
+            Event::Error(ClaudeError::Upstream { status: Some(529), .. })
+        ));
+        // ...but synthetic text of a successful turn (slash commands) is the answer.
+        let ev = run(&[synthetic, OK]);
+        assert_eq!(texts(&ev), "API Error: 529 Overloaded");
+    }
+
+    #[test]
+    fn subagent_lines_are_ignored() {
+        let sub = r#"{"type":"assistant","message":{"id":"m9","content":[{"type":"text","text":"sub"}]},"parent_tool_use_id":"toolu_1"}"#;
+        assert_eq!(texts(&run(&[sub, OK])), "");
+    }
+
+    #[test]
+    fn tool_calls_results_thinking_and_retries() {
+        let think = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}},"parent_tool_use_id":null}"#;
+        let tool = r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls"}}]},"parent_tool_use_id":null}"#;
+        let result = r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"out","is_error":false}]},"parent_tool_use_id":null}"#;
+        let retry = r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":2,"retry_delay_ms":1500,"error_status":429,"error":"rate_limit"}"#;
+        let failed = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"result":"rate limited","session_id":"s"}"#;
+        let ev = run(&[START, think, tool, result, retry, failed]);
+        assert!(matches!(&ev[0], Event::ThinkingDelta { text } if text == "hmm"));
+        assert!(matches!(&ev[1], Event::ToolCall { name, .. } if name == "Bash"));
+        assert!(matches!(&ev[2], Event::ToolResult { content, .. } if content == "out"));
+        assert!(matches!(&ev[3], Event::Retry { error_status: Some(429), .. }));
+        assert!(matches!(
+            &ev[4],
+            Event::Error(ClaudeError::Upstream { status: Some(429), retry_after: Some(2), .. })
+        ));
+    }
+
+    #[test]
+    fn interruption_is_a_stop_not_an_error() {
+        let aborted = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"session_id":"s","terminal_reason":"aborted_streaming"}"#;
+        let mut t = Translator::new();
+        t.mark_interrupted();
+        let ev = t.on_line(&parse_line(aborted).unwrap());
+        assert!(matches!(&ev[0], Event::Done(s) if s.stop_reason == StopReason::Interrupted));
+        // Without our interrupt the same line is a CLI failure.
+        assert!(matches!(&run(&[aborted])[0], Event::Error(ClaudeError::Cli { .. })));
+    }
+
+    #[test]
+    fn stop_reason_falls_back_to_message_delta() {
+        let md = r#"{"type":"stream_event","event":{"type":"message_delta","delta":{"stop_reason":"max_tokens"}},"parent_tool_use_id":null}"#;
+        let res = r#"{"type":"result","subtype":"success","is_error":false,"session_id":"s"}"#;
+        let ev = run(&[md, res]);
+        assert!(matches!(&ev[0], Event::Done(s) if s.stop_reason == StopReason::MaxTokens));
+    }
+}

@@ -1,0 +1,272 @@
+//! Settings: defaults, then a TOML file, then `CCGW_*` environment variables, then command-line
+//! flags; validated once at start-up. Every key is documented in `docs/configuration.md`.
+//!
+//! Secrets (API keys) never appear in `Debug` output or logs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::models;
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// The CLI to run; found automatically when unset.
+    pub claude_bin: Option<PathBuf>,
+    /// Static API keys clients must present; empty turns authentication off.
+    pub api_keys: Vec<String>,
+    /// Origins allowed by CORS; empty allows none (`*` allows any).
+    pub cors_origins: Vec<String>,
+    pub max_live_processes: usize,
+    pub queue_timeout_secs: u64,
+    pub turn_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub process_idle_ttl_secs: u64,
+    pub conversation_ttl_secs: u64,
+    pub cli_max_retries: u32,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_secs: u64,
+    /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
+    pub log_format: String,
+    /// Public model id → CLI `--model` value (empty: the CLI's default).
+    pub models: BTreeMap<String, String>,
+    /// Environment for the CLI on top of the gateway's own (set by `--demo`).
+    #[serde(skip)]
+    pub cli_env: Vec<(String, String)>,
+    #[serde(skip)]
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            data_dir: PathBuf::from("data"),
+            claude_bin: None,
+            api_keys: vec![],
+            cors_origins: vec![],
+            max_live_processes: 8,
+            queue_timeout_secs: 30,
+            turn_timeout_secs: 600,
+            idle_timeout_secs: 180,
+            process_idle_ttl_secs: 600,
+            conversation_ttl_secs: 86_400,
+            cli_max_retries: 2,
+            max_body_bytes: 32 * 1024 * 1024,
+            shutdown_grace_secs: 5,
+            log_format: "auto".into(),
+            models: models::default_table(),
+            cli_env: vec![],
+            demo: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("data_dir", &self.data_dir)
+            .field("claude_bin", &self.claude_bin)
+            .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
+            .field("cors_origins", &self.cors_origins)
+            .field("max_live_processes", &self.max_live_processes)
+            .field("queue_timeout_secs", &self.queue_timeout_secs)
+            .field("turn_timeout_secs", &self.turn_timeout_secs)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("process_idle_ttl_secs", &self.process_idle_ttl_secs)
+            .field("conversation_ttl_secs", &self.conversation_ttl_secs)
+            .field("cli_max_retries", &self.cli_max_retries)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("models", &self.models.keys().collect::<Vec<_>>())
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Defaults ← file (when given) ← environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                Config::from_toml(&text).with_context(|| format!("in config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        let mut cfg: Config = toml::from_str(text)?;
+        // A `[models]` table adds to the built-in one rather than replacing it.
+        let mut table = models::default_table();
+        table.append(&mut cfg.models);
+        cfg.models = table;
+        Ok(cfg)
+    }
+
+    /// Apply `CCGW_<KEY>` variables; `get` is injectable for tests.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(key: &str, v: &str) -> anyhow::Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{key}={v:?} is not valid: {e}"))
+        }
+        let list = |v: &str| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        macro_rules! num {
+            ($($field:ident => $key:literal),* $(,)?) => {$(
+                if let Some(v) = get($key) { self.$field = parse($key, &v)?; }
+            )*};
+        }
+        if let Some(v) = get("CCGW_HOST") {
+            self.host = v;
+        }
+        if let Some(v) = get("CCGW_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("CCGW_CLAUDE_BIN").filter(|v| !v.is_empty()) {
+            self.claude_bin = Some(v.into());
+        }
+        if let Some(v) = get("CCGW_API_KEYS") {
+            self.api_keys = list(&v);
+        }
+        if let Some(v) = get("CCGW_CORS_ORIGINS") {
+            self.cors_origins = list(&v);
+        }
+        if let Some(v) = get("CCGW_LOG_FORMAT") {
+            self.log_format = v;
+        }
+        if let Some(v) = get("CCGW_MODELS") {
+            let mut extra = models::parse_pairs(&v).map_err(|e| anyhow::anyhow!("CCGW_MODELS: {e}"))?;
+            self.models.append(&mut extra);
+        }
+        num!(
+            port => "CCGW_PORT",
+            max_live_processes => "CCGW_MAX_LIVE_PROCESSES",
+            queue_timeout_secs => "CCGW_QUEUE_TIMEOUT_SECS",
+            turn_timeout_secs => "CCGW_TURN_TIMEOUT_SECS",
+            idle_timeout_secs => "CCGW_IDLE_TIMEOUT_SECS",
+            process_idle_ttl_secs => "CCGW_PROCESS_IDLE_TTL_SECS",
+            conversation_ttl_secs => "CCGW_CONVERSATION_TTL_SECS",
+            cli_max_retries => "CCGW_CLI_MAX_RETRIES",
+            max_body_bytes => "CCGW_MAX_BODY_BYTES",
+            shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
+        );
+        Ok(())
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_live_processes == 0 {
+            bail!("max_live_processes must be at least 1");
+        }
+        if self.turn_timeout_secs == 0 || self.idle_timeout_secs == 0 {
+            bail!("turn_timeout_secs and idle_timeout_secs must be at least 1");
+        }
+        if !matches!(self.log_format.as_str(), "auto" | "json" | "text") {
+            bail!("log_format must be auto, json or text (got {:?})", self.log_format);
+        }
+        if self.api_keys.iter().any(|k| k.len() < 8) {
+            bail!("every API key must be at least 8 characters long");
+        }
+        Ok(())
+    }
+
+    pub fn claude_config_dir(&self) -> PathBuf {
+        self.data_dir.join("claude")
+    }
+
+    pub fn workspaces_dir(&self) -> PathBuf {
+        self.data_dir.join("workspaces")
+    }
+
+    /// The CLI to run: the configured one, else the copy the setup script installed, else
+    /// `claude` on PATH.
+    pub fn resolve_claude_bin(&self) -> PathBuf {
+        if let Some(p) = &self.claude_bin {
+            return p.clone();
+        }
+        const INSTALLED: &str = ".tools/cli/node_modules/.bin/claude";
+        let mut candidates = vec![PathBuf::from(INSTALLED)];
+        // The repo root as seen from target/{debug,release}/ccgw.
+        if let Ok(exe) = std::env::current_exe() {
+            if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+                candidates.push(root.join(INSTALLED));
+            }
+        }
+        candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(INSTALLED));
+        candidates
+            .into_iter()
+            .find(|p| p.is_file())
+            .and_then(|p| p.canonicalize().ok())
+            .unwrap_or_else(|| PathBuf::from("claude"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_file_overrides_defaults() {
+        let mut cfg = Config::from_toml("port = 9000\nmax_live_processes = 3\n[models]\nfast = \"haiku\"\n").unwrap();
+        assert_eq!(cfg.port, 9000);
+        assert_eq!(cfg.models["fast"], "haiku");
+        assert_eq!(cfg.models["sonnet"], "sonnet", "built-in table kept");
+        let env: BTreeMap<&str, &str> = [
+            ("CCGW_PORT", "9100"),
+            ("CCGW_API_KEYS", "key-one-123, key-two-456"),
+            ("CCGW_MODELS", "mine=my-model"),
+        ]
+        .into();
+        cfg.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(cfg.port, 9100);
+        assert_eq!(cfg.max_live_processes, 3);
+        assert_eq!(cfg.api_keys, vec!["key-one-123", "key-two-456"]);
+        assert_eq!(cfg.models["mine"], "my-model");
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut cfg = Config::default();
+        let err = cfg
+            .apply_env(|k| (k == "CCGW_PORT").then(|| "eighty".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("CCGW_PORT"));
+        assert!(Config::from_toml("no_such_key = 1").is_err());
+        let cfg = Config {
+            api_keys: vec!["short".into()],
+            ..Config::default()
+        };
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let cfg = Config {
+            api_keys: vec!["super-secret-key".into()],
+            ..Config::default()
+        };
+        assert!(!format!("{cfg:?}").contains("super-secret-key"));
+    }
+}

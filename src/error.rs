@@ -1,0 +1,191 @@
+//! The HTTP layer's one error type, and its mapping to each wire format's error shape.
+//!
+//! Every status code and error type a client can see is decided here, in one place; adapters
+//! only wrap an [`ApiError`] in the shape their protocol uses.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::claude::ClaudeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; `param` names the offending field.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("The model `{0}` does not exist or is not served by this gateway")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error(transparent)]
+    Claude(#[from] ClaudeError),
+}
+
+impl ApiError {
+    pub fn bad_request(param: impl Into<String>, message: impl Into<String>) -> Self {
+        let param = param.into();
+        ApiError::BadRequest {
+            message: message.into(),
+            param: (!param.is_empty()).then_some(param),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Claude(e) => match e {
+                ClaudeError::Upstream { status, .. } => match status {
+                    Some(400) => StatusCode::BAD_REQUEST,
+                    Some(401) => StatusCode::UNAUTHORIZED,
+                    Some(403) => StatusCode::FORBIDDEN,
+                    Some(404) => StatusCode::NOT_FOUND,
+                    Some(413) => StatusCode::PAYLOAD_TOO_LARGE,
+                    Some(429) => StatusCode::TOO_MANY_REQUESTS,
+                    Some(503) | Some(529) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_GATEWAY,
+                },
+                ClaudeError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
+                ClaudeError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                ClaudeError::Spawn { .. }
+                | ClaudeError::Cli { .. }
+                | ClaudeError::Exited { .. }
+                | ClaudeError::Protocol { .. } => StatusCode::BAD_GATEWAY,
+            },
+        }
+    }
+
+    /// Seconds for a `retry-after` header, on the errors where waiting helps.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Claude(ClaudeError::AtCapacity { retry_after, .. }) => Some(*retry_after),
+            ApiError::Claude(ClaudeError::Upstream { status, retry_after, .. })
+                if matches!(status, Some(429) | Some(503) | Some(529)) =>
+            {
+                Some(retry_after.unwrap_or(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// A short machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "invalid_request",
+            ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized(_) => "invalid_api_key",
+            ApiError::Claude(e) => match e {
+                ClaudeError::Upstream { status, .. } => match status {
+                    Some(401) => "upstream_authentication_failed",
+                    Some(403) => "upstream_permission_denied",
+                    Some(429) => "rate_limit_exceeded",
+                    Some(503) | Some(529) => "upstream_overloaded",
+                    Some(400) => "upstream_invalid_request",
+                    Some(404) => "model_not_found",
+                    _ => "upstream_error",
+                },
+                ClaudeError::AtCapacity { .. } => "gateway_at_capacity",
+                ClaudeError::Timeout { .. } => "timeout",
+                ClaudeError::Spawn { .. } => "cli_unavailable",
+                ClaudeError::Cli { .. } | ClaudeError::Exited { .. } | ClaudeError::Protocol { .. } => {
+                    "cli_error"
+                }
+            },
+        }
+    }
+
+    /// OpenAI's `{"error": {message, type, param, code}}`.
+    pub fn openai_body(&self) -> Value {
+        let kind = match self.status().as_u16() {
+            400 | 404 | 413 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            504 => "timeout_error",
+            _ => "api_error",
+        };
+        let param = match self {
+            ApiError::BadRequest { param, .. } => param.clone(),
+            ApiError::ModelNotFound(_) => Some("model".into()),
+            _ => None,
+        };
+        json!({"error": {"message": self.to_string(), "type": kind, "param": param, "code": self.code()}})
+    }
+}
+
+/// An [`ApiError`] rendered in OpenAI's shape.
+pub struct OpenAiError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for OpenAiError {
+    fn from(e: E) -> Self {
+        OpenAiError(e.into())
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        with_status(&self.0, axum::Json(self.0.openai_body()).into_response())
+    }
+}
+
+fn with_status(err: &ApiError, mut resp: Response) -> Response {
+    *resp.status_mut() = err.status();
+    if let Some(secs) = err.retry_after() {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert("retry-after", v);
+        }
+    }
+    if resp.status().is_server_error() {
+        tracing::warn!(status = resp.status().as_u16(), error = %err, "request failed");
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: u16) -> ApiError {
+        ApiError::Claude(ClaudeError::Upstream {
+            status: Some(status),
+            message: "x".into(),
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn upstream_statuses_map_to_client_statuses() {
+        assert_eq!(upstream(401).status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(upstream(429).status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(upstream(429).retry_after(), Some(1));
+        assert_eq!(upstream(529).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(upstream(500).status(), StatusCode::BAD_GATEWAY);
+        let t = ApiError::Claude(ClaudeError::Timeout { what: "x".into() });
+        assert_eq!(t.status(), StatusCode::GATEWAY_TIMEOUT);
+        let cap = ApiError::Claude(ClaudeError::AtCapacity {
+            max: 2,
+            retry_after: 3,
+        });
+        assert_eq!(cap.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(cap.retry_after(), Some(3));
+    }
+
+    #[test]
+    fn openai_shape_names_the_param() {
+        let b = ApiError::bad_request("messages[0].role", "bad role").openai_body();
+        assert_eq!(b["error"]["param"], "messages[0].role");
+        assert_eq!(b["error"]["type"], "invalid_request_error");
+        let m = ApiError::ModelNotFound("gpt-9".into()).openai_body();
+        assert_eq!(m["error"]["code"], "model_not_found");
+        assert_eq!(m["error"]["param"], "model");
+    }
+}

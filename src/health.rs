@@ -1,0 +1,43 @@
+//! Health and the catch-all for unknown paths.
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::Json;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::error::{ApiError, OpenAiError};
+
+#[derive(Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub cli_version: String,
+    pub live_processes: usize,
+    pub max_live_processes: usize,
+    pub queue_depth: usize,
+    pub conversations: usize,
+    pub spawned_processes: u64,
+    pub uptime_secs: u64,
+    pub demo: bool,
+}
+
+pub async fn health(State(app): State<AppState>) -> Json<Health> {
+    let c = &app.conversations;
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        cli_version: c.cli_version().to_string(),
+        live_processes: c.pool.live_count(),
+        max_live_processes: c.pool.max_live(),
+        queue_depth: c.pool.queue_depth(),
+        conversations: c.conversation_count(),
+        spawned_processes: c.pool.spawn_count(),
+        uptime_secs: app.started.elapsed().as_secs(),
+        demo: app.cfg.demo,
+    })
+}
+
+pub async fn not_found(uri: Uri) -> OpenAiError {
+    ApiError::NotFound(format!("No route for {}", uri.path())).into()
+}

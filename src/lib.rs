@@ -1,0 +1,19 @@
+//! ccgw: the Claude Code CLI as an OpenAI- and Anthropic-compatible API.
+//!
+//! Layout: `claude/` drives the CLI and knows nothing about HTTP; `conversation` is the domain
+//! that maps requests onto CLI sessions; `openai/` is a thin protocol adapter; `app` wires
+//! routes to handlers; `server` starts it all.
+
+pub mod app;
+pub mod auth;
+pub mod claude;
+pub mod config;
+pub mod conversation;
+pub mod doctor;
+pub mod error;
+pub mod health;
+pub mod mock_upstream;
+pub mod models;
+pub mod openai;
+pub mod server;
+pub mod turn;

@@ -1,0 +1,120 @@
+//! The `ccgw` command line: `serve`, `doctor`, `mock-upstream`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ccgw::config::Config;
+
+#[derive(Parser)]
+#[command(name = "ccgw", version, about = "The Claude Code CLI as an OpenAI- and Anthropic-compatible API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Check the CLI and the upstream with one real turn, and explain what is wrong.
+    Doctor(DoctorArgs),
+    /// Run the scripted Anthropic-compatible mock upstream (for tests and benchmarks).
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 8089)]
+        port: u16,
+    },
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// TOML config file.
+    #[arg(long, env = "CCGW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where sessions, workspaces and the CLI's own config live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    port: Option<u16>,
+    /// Answer with the built-in scripted mock model instead of a real upstream.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Check against the built-in mock upstream instead of the configured one.
+    #[arg(long)]
+    demo: bool,
+}
+
+fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    Ok(cfg)
+}
+
+fn init_logging(format: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CCGW_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match format {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let mut cfg = load(&args.config)?;
+            if let Some(h) = args.host {
+                cfg.host = h;
+            }
+            if let Some(p) = args.port {
+                cfg.port = p;
+            }
+            cfg.demo |= args.demo;
+            init_logging(&cfg.log_format);
+            tracing::info!(config = ?cfg, "starting");
+            let server = ccgw::server::start(cfg).await?;
+            server.run_until_signal().await;
+            Ok(())
+        }
+        Command::Doctor(args) => {
+            let mut cfg = load(&args.config)?;
+            cfg.demo |= args.demo;
+            let ok = ccgw::doctor::run(cfg).await;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        Command::MockUpstream { host, port } => {
+            init_logging("auto");
+            let addr: SocketAddr = format!("{host}:{port}").parse()?;
+            ccgw::mock_upstream::serve_forever(addr).await
+        }
+    }
+}

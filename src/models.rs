@@ -1,0 +1,105 @@
+//! The public model table: ids clients may ask for → the CLI's `--model` value.
+//!
+//! Pure data and lookups; configured in `[models]` of the config file or `CCGW_MODELS`.
+
+use std::collections::BTreeMap;
+
+/// One model a client may name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub id: String,
+    /// What to pass as `--model`; `None` leaves the CLI's own default.
+    pub cli_model: Option<String>,
+}
+
+/// The built-in table: full Claude ids, the CLI's aliases, and `default`.
+pub fn default_table() -> BTreeMap<String, String> {
+    [
+        ("default", ""),
+        ("claude-code", ""),
+        ("opus", "opus"),
+        ("sonnet", "sonnet"),
+        ("haiku", "haiku"),
+        ("claude-opus-4-8", "claude-opus-4-8"),
+        ("claude-sonnet-5", "claude-sonnet-5"),
+        ("claude-haiku-4-5", "claude-haiku-4-5-20251001"),
+        ("claude-haiku-4-5-20251001", "claude-haiku-4-5-20251001"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelTable {
+    entries: BTreeMap<String, ModelEntry>,
+}
+
+impl ModelTable {
+    pub fn new(table: &BTreeMap<String, String>) -> Self {
+        let entries = table
+            .iter()
+            .map(|(id, cli)| {
+                let cli = cli.trim();
+                (
+                    id.clone(),
+                    ModelEntry {
+                        id: id.clone(),
+                        cli_model: (!cli.is_empty()).then(|| cli.to_string()),
+                    },
+                )
+            })
+            .collect();
+        ModelTable { entries }
+    }
+
+    pub fn resolve(&self, id: &str) -> Option<&ModelEntry> {
+        self.entries.get(id)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ModelEntry> {
+        self.entries.values()
+    }
+}
+
+/// Parse `id=cli_model,id2=cli_model2` (the `CCGW_MODELS` form). An empty right side means the
+/// CLI's default model.
+pub fn parse_pairs(s: &str) -> Result<BTreeMap<String, String>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((id, cli)) if !id.trim().is_empty() => {
+                Ok((id.trim().to_string(), cli.trim().to_string()))
+            }
+            _ => Err(format!("expected id=cli_model, got {p:?}")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_aliases_full_ids_and_default() {
+        let t = ModelTable::new(&default_table());
+        assert_eq!(t.resolve("default").unwrap().cli_model, None);
+        assert_eq!(t.resolve("sonnet").unwrap().cli_model.as_deref(), Some("sonnet"));
+        assert_eq!(
+            t.resolve("claude-haiku-4-5").unwrap().cli_model.as_deref(),
+            Some("claude-haiku-4-5-20251001")
+        );
+        assert!(t.resolve("gpt-4o").is_none());
+    }
+
+    #[test]
+    fn parses_pairs() {
+        let m = parse_pairs("fast=haiku, mine = my-model ,dflt=").unwrap();
+        assert_eq!(m["fast"], "haiku");
+        assert_eq!(m["mine"], "my-model");
+        assert_eq!(m["dflt"], "");
+        assert!(parse_pairs("nope").is_err());
+        assert!(parse_pairs("=x").is_err());
+    }
+}

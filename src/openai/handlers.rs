@@ -1,0 +1,60 @@
+//! OpenAI endpoint handlers: extract, call the domain, render or map the error.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::render::{self, ResponseMeta};
+use super::types::{ModelList, ModelObject};
+use super::convert;
+use crate::app::AppState;
+use crate::error::{ApiError, OpenAiError};
+
+pub async fn chat_completions(State(app): State<AppState>, body: Bytes) -> Result<Response, OpenAiError> {
+    let req = convert::parse(&body)?;
+    let turn = convert::to_turn(&req, &app.models)?;
+    let ignored = convert::ignored_params(&req);
+    if !ignored.is_empty() {
+        tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");
+    }
+    let meta = ResponseMeta::new(
+        &req.model,
+        req.stream_options.as_ref().is_some_and(|o| o.include_usage),
+    );
+    let handle = app.conversations.start_turn(turn).await?;
+    let conversation = HeaderValue::from_str(&handle.conversation_id).ok();
+    let mut resp = if req.stream.unwrap_or(false) {
+        render::stream(handle, meta).into_response()
+    } else {
+        Json(render::collect(handle, &meta).await?).into_response()
+    };
+    if let Some(v) = conversation {
+        resp.headers_mut().insert("x-ccgw-conversation-id", v);
+    }
+    Ok(resp)
+}
+
+pub async fn list_models(State(app): State<AppState>) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list",
+        data: app.models.all().map(|m| model_object(&m.id, &app)).collect(),
+    })
+}
+
+pub async fn get_model(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<ModelObject>, OpenAiError> {
+    app.models
+        .resolve(&id)
+        .map(|m| Json(model_object(&m.id, &app)))
+        .ok_or_else(|| ApiError::ModelNotFound(id).into())
+}
+
+fn model_object(id: &str, app: &AppState) -> ModelObject {
+    ModelObject {
+        id: id.to_string(),
+        object: "model",
+        created: app.started_unix,
+        owned_by: "anthropic",
+    }
+}

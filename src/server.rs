@@ -1,0 +1,199 @@
+//! Start-up and shutdown: find the CLI, prepare the data dir, start the demo upstream when
+//! asked, bind, serve, and on the way out stop every CLI process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use tokio::sync::oneshot;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::{self, AppState};
+use crate::config::Config;
+use crate::conversation::Conversations;
+use crate::mock_upstream::MockUpstream;
+use crate::models::ModelTable;
+
+/// A running gateway. Stop it with [`RunningServer::stop`] so no CLI process is left behind.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    /// The built-in upstream of `--demo` mode.
+    pub demo_upstream: Option<MockUpstream>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting requests, then stop every CLI process.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // In-flight streams may hold the server open; don't wait on them forever.
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        self.state.conversations.shutdown().await;
+    }
+
+    /// Serve until ctrl-c or SIGTERM, then stop.
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+    }
+}
+
+/// The CLI's version, from `claude --version` ("2.1.197 (Claude Code)").
+pub async fn cli_version(bin: &Path) -> anyhow::Result<String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(bin)
+            .arg("--version")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("`claude --version` did not answer within 30 s")?
+    .with_context(|| {
+        format!(
+            "could not run the Claude Code CLI at {} (run scripts/setup.sh, or set CCGW_CLAUDE_BIN)",
+            bin.display()
+        )
+    })?;
+    if !out.status.success() {
+        bail!(
+            "`{} --version` failed ({}): {}",
+            bin.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.split_whitespace().next().unwrap_or("unknown").to_string())
+}
+
+pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
+    cfg.validate()?;
+    let demo_upstream = if cfg.demo {
+        let mock = MockUpstream::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("starting the demo upstream")?;
+        tracing::warn!(
+            upstream = %mock.base_url(),
+            "DEMO MODE: answers come from the built-in scripted mock model, not from Claude. \
+             Set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) and drop --demo for real answers."
+        );
+        cfg.cli_env.push(("ANTHROPIC_BASE_URL".into(), mock.base_url()));
+        cfg.cli_env.push(("ANTHROPIC_API_KEY".into(), "sk-ccgw-demo".into()));
+        cfg.cli_env.push(("ANTHROPIC_AUTH_TOKEN".into(), String::new()));
+        Some(mock)
+    } else {
+        None
+    };
+    let bin = cfg.resolve_claude_bin();
+    let version = cli_version(&bin).await?;
+    tracing::info!(cli = %bin.display(), cli_version = %version, "found the Claude Code CLI");
+    std::fs::create_dir_all(cfg.workspaces_dir())
+        .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(cfg.claude_config_dir())?;
+
+    let cfg = Arc::new(cfg);
+    let conversations = Arc::new(Conversations::new(cfg.clone(), bin, version));
+    conversations.spawn_reaper();
+    let state = AppState {
+        models: Arc::new(ModelTable::new(&cfg.models)),
+        conversations,
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        started: Instant::now(),
+        cfg: cfg.clone(),
+    };
+
+    let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
+        .await
+        .with_context(|| format!("binding {}:{}", cfg.host, cfg.port))?;
+    let addr = listener.local_addr()?;
+    let router = with_layers(app::router(state.clone()), &cfg);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server error");
+        }
+    });
+    tracing::info!(%addr, "ccgw listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        demo_upstream,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+fn with_layers(router: axum::Router, cfg: &Config) -> axum::Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut router = router
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    if !cfg.cors_origins.is_empty() {
+        let origins = if cfg.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(cfg.cors_origins.iter().filter_map(|o| o.parse().ok()))
+        };
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers(tower_http::cors::Any),
+        );
+    }
+    router
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,255 @@
+//! The domain request every adapter builds: one new user message on top of a history.
+//!
+//! Messages use Anthropic content blocks (`text`, `image`, `tool_use`, `tool_result`), the
+//! format the CLI speaks, so adapters convert once and the driver never converts again. Also
+//! here: the history key that finds a conversation again, and stop-sequence matching, which
+//! the gateway enforces itself because the CLI has no option for it.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    /// Anthropic content blocks.
+    pub content: Vec<Value>,
+}
+
+impl Message {
+    pub fn user(content: Vec<Value>) -> Self {
+        Message {
+            role: Role::User,
+            content,
+        }
+    }
+
+    pub fn assistant_text(text: &str) -> Self {
+        Message {
+            role: Role::Assistant,
+            content: vec![json!({"type": "text", "text": text})],
+        }
+    }
+}
+
+/// One turn as the domain sees it.
+#[derive(Debug, Clone, Default)]
+pub struct TurnRequest {
+    /// The public model id the client asked for (echoed back in responses).
+    pub model_id: String,
+    /// The CLI `--model` value; `None` is the CLI's default.
+    pub cli_model: Option<String>,
+    pub system: Option<String>,
+    /// Every message before the new one.
+    pub history: Vec<Message>,
+    /// The new user message's content blocks.
+    pub prompt: Vec<Value>,
+    pub max_output_tokens: Option<u32>,
+    pub stop: Vec<String>,
+    /// Who asked, for the logs (`user` / `metadata` of the request).
+    pub client_user: Option<String>,
+}
+
+/// A stable key for "this system prompt and exactly these messages".
+///
+/// What a client sends back differs in form from what it received (OpenAI clients echo the
+/// assistant text as a string, drop thinking, may add whitespace), so the key covers what the
+/// conversation means: roles, trimmed text, images, tool calls and results. Consecutive
+/// messages of one role count as one.
+pub fn history_key(system: Option<&str>, messages: &[Message]) -> String {
+    let mut canon: Vec<(Role, Vec<Value>)> = Vec::new();
+    for m in messages {
+        let blocks: Vec<Value> = m.content.iter().filter_map(canonical_block).collect();
+        if blocks.is_empty() {
+            continue;
+        }
+        match canon.last_mut() {
+            Some((role, existing)) if *role == m.role => existing.extend(blocks),
+            _ => canon.push((m.role, blocks)),
+        }
+    }
+    let doc = json!({
+        "system": system.map(str::trim).unwrap_or(""),
+        "messages": canon.iter().map(|(r, b)| json!([matches!(r, Role::User), b])).collect::<Vec<_>>(),
+    });
+    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+fn canonical_block(b: &Value) -> Option<Value> {
+    match b.get("type").and_then(Value::as_str)? {
+        "text" => {
+            let t = b.get("text").and_then(Value::as_str)?.trim();
+            (!t.is_empty()).then(|| json!({"t": t}))
+        }
+        "image" => Some(json!({"i": b.get("source")})),
+        "tool_use" => Some(json!({"u": [b.get("id"), b.get("name"), b.get("input")]})),
+        "tool_result" => Some(json!({"r": [b.get("tool_use_id"), tool_result_text(b)]})),
+        _ => None,
+    }
+}
+
+/// The text of a `tool_result` block whose content is a string or text blocks.
+pub fn tool_result_text(b: &Value) -> String {
+    match b.get("content") {
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("")
+            .trim()
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Finds stop sequences in streamed text. Text that could be the start of a stop sequence is
+/// held back until the next piece shows whether it is one, so a client never sees any part of
+/// a matched sequence.
+#[derive(Debug, Default)]
+pub struct StopMatcher {
+    stops: Vec<String>,
+    held: String,
+    matched: Option<String>,
+}
+
+impl StopMatcher {
+    pub fn new(stops: Vec<String>) -> Self {
+        StopMatcher {
+            stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn matched(&self) -> Option<&str> {
+        self.matched.as_deref()
+    }
+
+    /// Feed a piece of text; returns what may be shown now.
+    pub fn push(&mut self, piece: &str) -> String {
+        if self.matched.is_some() {
+            return String::new();
+        }
+        if self.stops.is_empty() {
+            return piece.to_string();
+        }
+        self.held.push_str(piece);
+        // Earliest match wins.
+        let hit = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()).map(|i| (i, s.clone())))
+            .min_by_key(|(i, _)| *i);
+        if let Some((i, s)) = hit {
+            let out = self.held[..i].to_string();
+            self.held.clear();
+            self.matched = Some(s);
+            return out;
+        }
+        // Keep the longest suffix that is a prefix of some stop sequence.
+        let keep = self
+            .stops
+            .iter()
+            .map(|s| longest_suffix_prefix(&self.held, s))
+            .max()
+            .unwrap_or(0);
+        let cut = self.held.len() - keep;
+        let out = self.held[..cut].to_string();
+        self.held.drain(..cut);
+        out
+    }
+
+    /// The stream ended without a match: release what was held back.
+    pub fn finish(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// Length in bytes of the longest suffix of `text` that is a proper prefix of `stop`.
+fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
+    let max = stop.len().saturating_sub(1).min(text.len());
+    (1..=max)
+        .rev()
+        .find(|&n| {
+            text.is_char_boundary(text.len() - n)
+                && stop.is_char_boundary(n)
+                && text.ends_with(&stop[..n])
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(role: Role, t: &str) -> Message {
+        Message {
+            role,
+            content: vec![json!({"type":"text","text":t})],
+        }
+    }
+
+    #[test]
+    fn history_key_ignores_form_but_not_meaning() {
+        let a = vec![text(Role::User, "hi"), text(Role::Assistant, "hello ")];
+        let b = vec![
+            text(Role::User, " hi"),
+            Message {
+                role: Role::Assistant,
+                content: vec![
+                    json!({"type":"thinking","thinking":"..."}),
+                    json!({"type":"text","text":"hello"}),
+                ],
+            },
+        ];
+        assert_eq!(history_key(Some("S"), &a), history_key(Some("S"), &b));
+        assert_ne!(history_key(Some("S"), &a), history_key(Some("T"), &a));
+        assert_ne!(history_key(None, &a), history_key(None, &a[..1]));
+        let c = vec![text(Role::User, "hi"), text(Role::Assistant, "bye")];
+        assert_ne!(history_key(None, &a), history_key(None, &c));
+        // Consecutive messages of one role are one message.
+        let split = vec![text(Role::User, "a"), text(Role::User, "b")];
+        let joined = vec![Message {
+            role: Role::User,
+            content: vec![json!({"type":"text","text":"a"}), json!({"type":"text","text":"b"})],
+        }];
+        assert_eq!(history_key(None, &split), history_key(None, &joined));
+    }
+
+    #[test]
+    fn stop_matcher_cuts_at_the_sequence_across_pieces() {
+        let mut m = StopMatcher::new(vec!["END".into()]);
+        let mut out = String::new();
+        for p in ["hello E", "N", "D and more"] {
+            out.push_str(&m.push(p));
+        }
+        assert_eq!(out, "hello ");
+        assert_eq!(m.matched(), Some("END"));
+        assert_eq!(m.push("x"), "");
+    }
+
+    #[test]
+    fn stop_matcher_releases_false_starts() {
+        let mut m = StopMatcher::new(vec!["END".into(), "\n\n".into()]);
+        let mut out = m.push("an E");
+        out.push_str(&m.push("Nd"));
+        out.push_str(&m.push("\n"));
+        out.push_str(&m.finish());
+        assert_eq!(out, "an ENd\n");
+        assert_eq!(m.matched(), None);
+    }
+
+    #[test]
+    fn stop_matcher_earliest_wins_and_handles_unicode() {
+        let mut m = StopMatcher::new(vec!["ü!".into(), "b".into()]);
+        assert_eq!(m.push("aü!b"), "a");
+        assert_eq!(m.matched(), Some("ü!"));
+        let mut none = StopMatcher::new(vec![]);
+        assert_eq!(none.push("abc"), "abc");
+    }
+}
