@@ -1,0 +1,198 @@
+//! Test harness: the real server on port 0, the real CLI, the project's mock upstream.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ccgw::config::Config;
+use ccgw::mock_upstream::{LoggedRequest, MockUpstream};
+use ccgw::server::RunningServer;
+use serde_json::Value;
+
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub mock: MockUpstream,
+    pub server: Option<RunningServer>,
+    pub data: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Start the gateway against a fresh mock upstream; `tweak` adjusts the config first.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mock = MockUpstream::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("mock upstream starts");
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut cfg = Config {
+        port: 0,
+        data_dir: data.path().to_path_buf(),
+        cli_max_retries: 0,
+        ..Config::default()
+    };
+    cfg.cli_env = vec![
+        ("ANTHROPIC_BASE_URL".into(), mock.base_url()),
+        ("ANTHROPIC_API_KEY".into(), "sk-test".into()),
+    ];
+    tweak(&mut cfg);
+    let server = ccgw::server::start(cfg).await.expect("gateway starts");
+    TestApp {
+        url: server.url(),
+        client: reqwest::Client::new(),
+        mock,
+        server: Some(server),
+        data,
+    }
+}
+
+impl TestApp {
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub fn spawned(&self) -> u64 {
+        self.server().state.conversations.pool.spawn_count()
+    }
+
+    pub fn live(&self) -> usize {
+        self.server().state.conversations.pool.live_count()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POST /v1/chat/completions; returns status and JSON body.
+    pub async fn chat(&self, body: Value) -> (u16, Value) {
+        let resp = self.post("/v1/chat/completions", &body).await;
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// A streamed chat completion: every `data:` payload, `[DONE]` as a JSON string.
+    pub async fn chat_stream(&self, mut body: Value) -> (u16, Vec<Value>) {
+        body["stream"] = Value::Bool(true);
+        let resp = self.post("/v1/chat/completions", &body).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, sse_data(&text))
+    }
+
+    pub fn model_requests(&self) -> Vec<LoggedRequest> {
+        self.mock.messages_requests()
+    }
+
+    pub fn last_model_request(&self) -> Value {
+        self.model_requests().last().expect("the model was called").body.clone()
+    }
+
+    /// Stop the server and check that no CLI process it started is still alive.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        let left = wait_for(|| processes_under(self.data.path()).is_empty(), Duration::from_secs(10)).await;
+        assert!(left, "CLI processes left behind: {:?}", processes_under(self.data.path()));
+    }
+}
+
+pub fn sse_data(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let data: Vec<&str> = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            if data.is_empty() {
+                return None;
+            }
+            let joined = data.join("\n");
+            Some(serde_json::from_str(&joined).unwrap_or(Value::String(joined)))
+        })
+        .collect()
+}
+
+/// Pids of live (non-zombie) processes whose working directory is under `dir`.
+pub fn processes_under(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cwd: Option<PathBuf> = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+            cwd.is_some_and(|c| c.starts_with(&dir)) && pid_alive(*pid)
+        })
+        .collect()
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Field 3 is the state; a zombie has exited.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+pub async fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn user(text: &str) -> Value {
+    serde_json::json!({"role": "user", "content": text})
+}
+
+pub fn assistant(text: &str) -> Value {
+    serde_json::json!({"role": "assistant", "content": text})
+}
+
+/// Concatenated `delta.content` of streamed chunks.
+pub fn streamed_content(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
+        .collect()
+}
+
+/// The text of every message the model received, as (role, text) pairs.
+pub fn model_messages(body: &Value) -> Vec<(String, String)> {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let text = match &m["content"] {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .filter(|t| !t.contains("<system-reminder>"))
+                    .collect::<Vec<_>>()
+                    .join(""),
+                _ => String::new(),
+            };
+            (m["role"].as_str().unwrap_or("").to_string(), text)
+        })
+        .collect()
+}
