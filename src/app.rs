@@ -21,10 +21,16 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/v1/chat/completions", post(openai::handlers::chat_completions))
+        .route(
+            "/v1/chat/completions",
+            post(openai::handlers::chat_completions),
+        )
         .route("/v1/models", get(openai::handlers::list_models))
         .route("/v1/models/{id}", get(openai::handlers::get_model))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
     Router::new()
         .route("/health", get(health::health))
         .route("/v1/health", get(health::health))

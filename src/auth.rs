@@ -14,7 +14,13 @@ pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) 
         return next.run(req).await;
     }
     match presented_key(req.headers()) {
-        Some(k) if app.cfg.api_keys.iter().any(|valid| ct_eq(valid.as_bytes(), k.as_bytes())) => {
+        Some(k)
+            if app
+                .cfg
+                .api_keys
+                .iter()
+                .any(|valid| ct_eq(valid.as_bytes(), k.as_bytes())) =>
+        {
             next.run(req).await
         }
         Some(_) => OpenAiError(ApiError::Unauthorized("Invalid API key".into())).into_response(),
@@ -31,7 +37,10 @@ fn presented_key(h: &HeaderMap) -> Option<&str> {
     }
     h.get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 

@@ -30,6 +30,10 @@ pub struct Config {
     pub process_idle_ttl_secs: u64,
     pub conversation_ttl_secs: u64,
     pub cli_max_retries: u32,
+    /// Built-in Claude Code tools requests may opt in to (none by default).
+    pub builtin_tools: Vec<String>,
+    /// How long a client tool call may stay unanswered before its turn is ended.
+    pub tool_call_timeout_secs: u64,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
     /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
@@ -59,6 +63,8 @@ impl Default for Config {
             process_idle_ttl_secs: 600,
             conversation_ttl_secs: 86_400,
             cli_max_retries: 2,
+            builtin_tools: vec![],
+            tool_call_timeout_secs: 600,
             max_body_bytes: 32 * 1024 * 1024,
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
@@ -76,7 +82,10 @@ impl std::fmt::Debug for Config {
             .field("port", &self.port)
             .field("data_dir", &self.data_dir)
             .field("claude_bin", &self.claude_bin)
-            .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.api_keys.len()),
+            )
             .field("cors_origins", &self.cors_origins)
             .field("max_live_processes", &self.max_live_processes)
             .field("queue_timeout_secs", &self.queue_timeout_secs)
@@ -85,6 +94,8 @@ impl std::fmt::Debug for Config {
             .field("process_idle_ttl_secs", &self.process_idle_ttl_secs)
             .field("conversation_ttl_secs", &self.conversation_ttl_secs)
             .field("cli_max_retries", &self.cli_max_retries)
+            .field("builtin_tools", &self.builtin_tools)
+            .field("tool_call_timeout_secs", &self.tool_call_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models", &self.models.keys().collect::<Vec<_>>())
             .field("demo", &self.demo)
@@ -99,7 +110,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config file {}", path.display()))?;
-                Config::from_toml(&text).with_context(|| format!("in config file {}", path.display()))?
+                Config::from_toml(&text)
+                    .with_context(|| format!("in config file {}", path.display()))?
             }
             None => Config::default(),
         };
@@ -153,11 +165,15 @@ impl Config {
         if let Some(v) = get("CCGW_CORS_ORIGINS") {
             self.cors_origins = list(&v);
         }
+        if let Some(v) = get("CCGW_BUILTIN_TOOLS") {
+            self.builtin_tools = list(&v);
+        }
         if let Some(v) = get("CCGW_LOG_FORMAT") {
             self.log_format = v;
         }
         if let Some(v) = get("CCGW_MODELS") {
-            let mut extra = models::parse_pairs(&v).map_err(|e| anyhow::anyhow!("CCGW_MODELS: {e}"))?;
+            let mut extra =
+                models::parse_pairs(&v).map_err(|e| anyhow::anyhow!("CCGW_MODELS: {e}"))?;
             self.models.append(&mut extra);
         }
         num!(
@@ -169,6 +185,7 @@ impl Config {
             process_idle_ttl_secs => "CCGW_PROCESS_IDLE_TTL_SECS",
             conversation_ttl_secs => "CCGW_CONVERSATION_TTL_SECS",
             cli_max_retries => "CCGW_CLI_MAX_RETRIES",
+            tool_call_timeout_secs => "CCGW_TOOL_CALL_TIMEOUT_SECS",
             max_body_bytes => "CCGW_MAX_BODY_BYTES",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
         );
@@ -183,7 +200,10 @@ impl Config {
             bail!("turn_timeout_secs and idle_timeout_secs must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "auto" | "json" | "text") {
-            bail!("log_format must be auto, json or text (got {:?})", self.log_format);
+            bail!(
+                "log_format must be auto, json or text (got {:?})",
+                self.log_format
+            );
         }
         if self.api_keys.iter().any(|k| k.len() < 8) {
             bail!("every API key must be at least 8 characters long");
@@ -228,7 +248,9 @@ mod tests {
 
     #[test]
     fn env_overrides_file_and_file_overrides_defaults() {
-        let mut cfg = Config::from_toml("port = 9000\nmax_live_processes = 3\n[models]\nfast = \"haiku\"\n").unwrap();
+        let mut cfg =
+            Config::from_toml("port = 9000\nmax_live_processes = 3\n[models]\nfast = \"haiku\"\n")
+                .unwrap();
         assert_eq!(cfg.port, 9000);
         assert_eq!(cfg.models["fast"], "haiku");
         assert_eq!(cfg.models["sonnet"], "sonnet", "built-in table kept");
@@ -238,7 +260,8 @@ mod tests {
             ("CCGW_MODELS", "mine=my-model"),
         ]
         .into();
-        cfg.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        cfg.apply_env(|k| env.get(k).map(|v| v.to_string()))
+            .unwrap();
         assert_eq!(cfg.port, 9100);
         assert_eq!(cfg.max_live_processes, 3);
         assert_eq!(cfg.api_keys, vec!["key-one-123", "key-two-456"]);

@@ -8,24 +8,60 @@
 //! the next request; a failed, interrupted or abandoned turn retires both, because the CLI's
 //! history would no longer match what the client holds.
 //!
+//! Client tools pause a turn: when a model step ends calling them, the HTTP response ends with
+//! those calls while the CLI turn waits, in its process, for the results. The follow-up request
+//! that carries them resumes the same CLI turn.
+//!
 //! Knows nothing about HTTP: adapters hand in a [`TurnRequest`] and read [`Event`]s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::claude::args::{LaunchSpec, SessionMode};
 use crate::claude::control::{ControlHandler, ToolPolicy};
 use crate::claude::pool::ProcessPool;
 use crate::claude::process::CliProcess;
+use crate::claude::tools::{self, ClientToolServer, ToolOutcome};
 use crate::claude::wire::Initialize;
-use crate::claude::{transcript, ClaudeError, Event, StopReason, TurnSummary};
+use crate::claude::{transcript, ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::config::Config;
-use crate::turn::{history_key, Message, Role, StopMatcher, TurnRequest};
+use crate::turn::{
+    history_key, split_for_transcript, tool_result_text, Message, Role, StopMatcher, TurnRequest,
+};
+
+/// The domain's error: a CLI failure, or a request the domain cannot accept.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error(transparent)]
+    Claude(#[from] ClaudeError),
+    #[error("{message}")]
+    Invalid { param: String, message: String },
+}
+
+impl TurnError {
+    fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        TurnError::Invalid {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A CLI turn paused on client tool calls.
+struct Awaiting {
+    cli: mpsc::UnboundedReceiver<Event>,
+    /// Tool-use ids the client must answer.
+    pending: Vec<String>,
+    since: Instant,
+    /// Usage already reported to the client for this CLI turn.
+    reported: Usage,
+}
 
 /// A conversation between turns. Owned by the registry, or by the one turn running in it.
 struct Conversation {
@@ -36,9 +72,16 @@ struct Conversation {
     /// The CLI has a session file for it (so a new process must `--resume`).
     started: bool,
     process: Option<Arc<CliProcess>>,
-    /// `--model`/`set_model` and max output tokens in effect in `process`.
+    /// What the live process was launched and initialized with.
     process_model: Option<String>,
-    process_max_tokens: Option<u32>,
+    process_launch: String,
+    tool_server: Option<Arc<ClientToolServer>>,
+    awaiting: Option<Awaiting>,
+    /// History to replay over stdin into the next new process (see `split_for_transcript`).
+    replay_tail: Vec<Message>,
+    /// Whether `--resume` gives the model the whole conversation. Not after a stdin replay:
+    /// the CLI does not write replayed lines to its transcript.
+    resumable: bool,
     last_used: Instant,
 }
 
@@ -83,75 +126,93 @@ impl Conversations {
         self.registry().len()
     }
 
-    /// Start a turn. Errors here happen before any output (capacity, spawn, protocol).
-    pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, ClaudeError> {
+    /// Start a turn. Errors here happen before any output (capacity, spawn, bad input).
+    pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
+        if let Some(t) = req
+            .builtin_tools
+            .iter()
+            .find(|t| !self.cfg.builtin_tools.contains(t))
+        {
+            return Err(TurnError::invalid(
+                "builtin_tools",
+                format!(
+                    "The built-in tool '{t}' is not allowed by this gateway's policy (allowed: {})",
+                    if self.cfg.builtin_tools.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.cfg.builtin_tools.join(", ")
+                    }
+                ),
+            ));
+        }
         let key = history_key(req.system.as_deref(), &req.history);
         let found = self.registry().remove(&key);
-        let resumed = found.is_some();
-        let mut conv = match found {
-            Some(c) => c,
-            None => self.new_conversation(&req)?,
-        };
-        let process = match self.acquire_process(&mut conv, &req).await {
-            Ok(p) => p,
-            Err(e) => {
-                if resumed && matches!(e, ClaudeError::AtCapacity { .. }) {
-                    // Nothing changed: the conversation stays continuable.
-                    self.registry().insert(key, conv);
-                } else {
-                    self.forget(conv);
-                }
-                return Err(e);
+        if let Some(mut conv) = found {
+            if conv.awaiting.is_some() {
+                return match self.resume_paused(&mut conv, &req) {
+                    Ok(Some((process, cli, reported))) => {
+                        Ok(self.launch(conv, process, req, cli, reported, true))
+                    }
+                    Ok(None) => {
+                        // Its process is gone: rebuild from the client's history instead.
+                        self.forget(conv);
+                        self.start_fresh(req).await
+                    }
+                    Err(e) => {
+                        self.registry().insert(key, conv);
+                        Err(e)
+                    }
+                };
             }
-        };
-        let cli_events = match process.start_turn(&Value::Array(req.prompt.clone())).await {
-            Ok(rx) => rx,
-            Err(e) => {
-                self.pool.retire(&process);
+            if !conv.resumable && !conv.process.as_ref().is_some_and(|p| p.is_alive()) {
                 self.forget(conv);
-                return Err(e);
+                return self.start_fresh(req).await;
             }
-        };
-        conv.started = true;
-        tracing::info!(
-            conversation = %conv.id,
-            model = %req.model_id,
-            continued = resumed,
-            pid = process.pid(),
-            user = req.client_user.as_deref().unwrap_or(""),
-            "turn started"
-        );
-        let (tx, rx) = mpsc::unbounded_channel();
-        let conversation_id = conv.id.clone();
-        let this = self.clone();
-        tokio::spawn(async move { this.drive(conv, process, req, cli_events, tx).await });
-        Ok(TurnHandle {
-            conversation_id,
-            events: rx,
-        })
+            return match self.acquire_process(&mut conv, &req).await {
+                Ok(p) => self.begin(conv, p, req, true).await,
+                Err(e) => {
+                    if matches!(e, ClaudeError::AtCapacity { .. }) {
+                        // Nothing changed: the conversation stays continuable.
+                        self.registry().insert(key, conv);
+                    } else {
+                        self.forget(conv);
+                    }
+                    Err(e.into())
+                }
+            };
+        }
+        self.start_fresh(req).await
     }
 
-    /// Background upkeep: stop idle processes past their lifetime, forget old conversations.
+    /// Background upkeep: stop idle processes past their lifetime, give up on tool calls
+    /// nobody answered, forget old conversations.
     pub fn spawn_reaper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 let Some(this) = this.upgrade() else { break };
                 this.pool
                     .reap_idle(Duration::from_secs(this.cfg.process_idle_ttl_secs));
                 let ttl = Duration::from_secs(this.cfg.conversation_ttl_secs);
+                let tool_ttl = Duration::from_secs(this.cfg.tool_call_timeout_secs);
                 let expired: Vec<Conversation> = {
                     let mut reg = this.registry();
                     let keys: Vec<String> = reg
                         .iter()
-                        .filter(|(_, c)| c.last_used.elapsed() >= ttl)
+                        .filter(|(_, c)| match &c.awaiting {
+                            Some(a) => a.since.elapsed() >= tool_ttl,
+                            None => c.last_used.elapsed() >= ttl,
+                        })
                         .map(|(k, _)| k.clone())
                         .collect();
                     keys.iter().filter_map(|k| reg.remove(k)).collect()
                 };
                 for c in expired {
+                    if c.awaiting.is_some() {
+                        tracing::info!(conversation = %c.id, "client tool calls expired unanswered; turn ended");
+                    }
                     this.forget(c);
                 }
             }
@@ -159,7 +220,158 @@ impl Conversations {
     }
 
     pub async fn shutdown(&self) {
+        let all: Vec<Conversation> = self.registry().drain().map(|(_, c)| c).collect();
+        for c in all {
+            if let Some(s) = &c.tool_server {
+                s.cancel_all();
+            }
+        }
         self.pool.shutdown_all().await;
+    }
+
+    async fn start_fresh(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
+        let mut conv = self.new_conversation(&req)?;
+        let process = match self.acquire_process(&mut conv, &req).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.forget(conv);
+                return Err(e.into());
+            }
+        };
+        for m in std::mem::take(&mut conv.replay_tail) {
+            let content = Value::Array(escape_slash(m.content));
+            let replayed = match m.role {
+                Role::User => process.replay_user(&content).await,
+                Role::Assistant => process.replay_assistant(&content).await,
+            };
+            if let Err(e) = replayed {
+                self.pool.retire(&process);
+                self.forget(conv);
+                return Err(e.into());
+            }
+        }
+        self.begin(conv, process, req, false).await
+    }
+
+    /// Send the new user message and start driving the turn.
+    async fn begin(
+        self: &Arc<Self>,
+        mut conv: Conversation,
+        process: Arc<CliProcess>,
+        req: TurnRequest,
+        continued: bool,
+    ) -> Result<TurnHandle, TurnError> {
+        let prompt = if req.slash_commands {
+            req.prompt.clone()
+        } else {
+            escape_slash(req.prompt.clone())
+        };
+        match process.start_turn(&Value::Array(prompt)).await {
+            Ok(cli) => {
+                conv.started = true;
+                Ok(self.launch(conv, process, req, cli, Usage::default(), continued))
+            }
+            Err(e) => {
+                self.pool.retire(&process);
+                self.forget(conv);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn launch(
+        self: &Arc<Self>,
+        conv: Conversation,
+        process: Arc<CliProcess>,
+        req: TurnRequest,
+        cli: mpsc::UnboundedReceiver<Event>,
+        reported: Usage,
+        continued: bool,
+    ) -> TurnHandle {
+        tracing::info!(
+            conversation = %conv.id,
+            model = %req.model_id,
+            continued,
+            pid = process.pid(),
+            client_tools = req.tools.len(),
+            user = req.client_user.as_deref().unwrap_or(""),
+            "turn started"
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conversation_id = conv.id.clone();
+        let this = self.clone();
+        tokio::spawn(async move { this.drive(conv, process, req, cli, reported, tx).await });
+        TurnHandle {
+            conversation_id,
+            events: rx,
+        }
+    }
+
+    /// Hand the client's tool results to a paused turn. `Ok(None)`: its process is gone.
+    #[allow(clippy::type_complexity)]
+    fn resume_paused(
+        &self,
+        conv: &mut Conversation,
+        req: &TurnRequest,
+    ) -> Result<Option<(Arc<CliProcess>, mpsc::UnboundedReceiver<Event>, Usage)>, TurnError> {
+        let pending: Vec<String> = conv
+            .awaiting
+            .as_ref()
+            .map(|a| a.pending.clone())
+            .unwrap_or_default();
+        // A process that died while paused has already said so on its event channel.
+        if let Some(aw) = conv.awaiting.as_mut() {
+            while let Ok(ev) = aw.cli.try_recv() {
+                if ev.is_terminal() {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut results: HashMap<String, ToolOutcome> = HashMap::new();
+        for b in &req.prompt {
+            match b.get("type").and_then(Value::as_str) {
+                Some("tool_result") => {
+                    let id = b["tool_use_id"].as_str().unwrap_or_default().to_string();
+                    if !pending.contains(&id) {
+                        return Err(TurnError::invalid(
+                            "tool_call_id",
+                            format!("No pending tool call has the id '{id}'"),
+                        ));
+                    }
+                    let outcome = ToolOutcome {
+                        content: tool_result_text(b),
+                        is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+                    };
+                    results.insert(id, outcome);
+                }
+                _ => return Err(TurnError::invalid(
+                    "messages",
+                    "While tool calls are pending, the new messages may only carry their results",
+                )),
+            }
+        }
+        if let Some(missing) = pending.iter().find(|id| !results.contains_key(*id)) {
+            return Err(TurnError::invalid(
+                "tool_call_id",
+                format!("The result for the tool call '{missing}' is missing"),
+            ));
+        }
+        let process = match conv.process.take() {
+            Some(p) if self.pool.claim(&p) => p,
+            other => {
+                conv.process = other;
+                return Ok(None);
+            }
+        };
+        let Some(aw) = conv.awaiting.take() else {
+            return Ok(None);
+        };
+        if let Some(server) = &conv.tool_server {
+            for (id, outcome) in results {
+                server.resolve(&id, outcome);
+            }
+        }
+        Ok(Some((process, aw.cli, aw.reported)))
     }
 
     fn new_conversation(&self, req: &TurnRequest) -> Result<Conversation, ClaudeError> {
@@ -169,16 +381,52 @@ impl Conversations {
             ClaudeError::protocol(format!("creating workspace {}: {e}", workspace.display()))
         })?;
         let cli_session_id = uuid::Uuid::new_v4().to_string();
-        let started = !req.history.is_empty();
-        if started {
-            transcript::write(
-                &absolute(self.cfg.claude_config_dir()),
-                &workspace,
-                &cli_session_id,
-                &req.history,
-                &self.cli_version,
-            )
-            .map_err(|e| ClaudeError::protocol(format!("writing the history transcript: {e}")))?;
+        let mut replay_tail = Vec::new();
+        let mut started = false;
+        if !req.history.is_empty() {
+            // The model knows client tools by their MCP names.
+            let client: HashSet<&str> = req.tools.iter().map(|t| t.name.as_str()).collect();
+            let history: Vec<Message> = req
+                .history
+                .iter()
+                .map(|m| Message {
+                    role: m.role,
+                    content: m
+                        .content
+                        .iter()
+                        .map(|b| match b["name"].as_str() {
+                            Some(n) if b["type"] == "tool_use" && client.contains(n) => {
+                                let mut b = b.clone();
+                                b["name"] = json!(tools::model_name(n));
+                                b
+                            }
+                            _ => b.clone(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            let (head, tail) = split_for_transcript(&history);
+            replay_tail = tail;
+            if !head.is_empty() {
+                let head: Vec<Message> = head
+                    .into_iter()
+                    .map(|m| Message {
+                        role: m.role,
+                        content: escape_slash(m.content),
+                    })
+                    .collect();
+                transcript::write(
+                    &absolute(self.cfg.claude_config_dir()),
+                    &workspace,
+                    &cli_session_id,
+                    &head,
+                    &self.cli_version,
+                )
+                .map_err(|e| {
+                    ClaudeError::protocol(format!("writing the history transcript: {e}"))
+                })?;
+                started = true;
+            }
         }
         Ok(Conversation {
             id,
@@ -188,7 +436,11 @@ impl Conversations {
             started,
             process: None,
             process_model: None,
-            process_max_tokens: None,
+            process_launch: String::new(),
+            tool_server: None,
+            awaiting: None,
+            resumable: replay_tail.is_empty(),
+            replay_tail,
             last_used: Instant::now(),
         })
     }
@@ -199,10 +451,11 @@ impl Conversations {
         conv: &mut Conversation,
         req: &TurnRequest,
     ) -> Result<Arc<CliProcess>, ClaudeError> {
+        let launch = launch_fingerprint(req);
         if let Some(p) = conv.process.take() {
             if self.pool.claim(&p) {
-                // The output cap is an environment variable: only a new process can change it.
-                if conv.process_max_tokens == req.max_output_tokens {
+                // Flags, env and `initialize` are fixed at start: a change needs a new process.
+                if conv.process_launch == launch {
                     if conv.process_model != req.cli_model {
                         let model = req.cli_model.as_deref().unwrap_or("default");
                         if let Err(e) = p.set_model(model).await {
@@ -216,6 +469,9 @@ impl Conversations {
                 self.pool.retire(&p);
             }
         }
+        let offered = req.offered_tools();
+        let mut allowed = req.builtin_tools.clone();
+        allowed.push(format!("mcp__{}", tools::SERVER_NAME));
         let spec = LaunchSpec {
             program: self.claude_bin.clone(),
             cwd: conv.workspace.clone(),
@@ -229,47 +485,66 @@ impl Conversations {
             } else {
                 SessionMode::New(conv.cli_session_id.clone())
             },
-            builtin_tools: vec![],
+            builtin_tools: req.builtin_tools.clone(),
             allowed_tools: vec![],
             permission_mode: None,
             max_retries: self.cfg.cli_max_retries,
             max_output_tokens: req.max_output_tokens,
             env: self.cfg.cli_env.clone(),
         };
-        let handler = Arc::new(ControlHandler::new(conv.id.clone(), ToolPolicy::default()));
+        let handler = Arc::new(ControlHandler::new(conv.id.clone(), ToolPolicy { allowed }));
+        let server = (!offered.is_empty()).then(|| ClientToolServer::new(conv.id.clone(), offered));
+        if let Some(s) = &server {
+            handler.register_mcp_server(tools::SERVER_NAME, s.clone());
+        }
         let p = self.pool.spawn(&spec, handler).await?;
         let init = Initialize {
             system_prompt: conv.system.clone(),
+            append_system_prompt: req.tool_instructions(),
+            sdk_mcp_servers: server
+                .iter()
+                .map(|_| tools::SERVER_NAME.to_string())
+                .collect(),
             ..Default::default()
         };
         if let Err(e) = p.initialize(&init).await {
             self.pool.retire(&p);
             return Err(e);
         }
+        if let Some(old) = conv.tool_server.replace_with_option(server) {
+            old.cancel_all();
+        }
         conv.process_model = req.cli_model.clone();
-        conv.process_max_tokens = req.max_output_tokens;
+        conv.process_launch = launch;
         Ok(p)
     }
 
-    /// Run one turn to its end: forward events, enforce stop sequences and deadlines, notice a
-    /// client that went away, and leave the conversation continuable only after a clean end.
+    /// Run one turn to its end (or to a pause on client tools): forward events, enforce stop
+    /// sequences and deadlines, notice a client that went away, and leave the conversation
+    /// continuable only after a clean end.
     async fn drive(
         self: Arc<Self>,
         mut conv: Conversation,
         process: Arc<CliProcess>,
         req: TurnRequest,
         mut cli: mpsc::UnboundedReceiver<Event>,
+        reported: Usage,
         out: mpsc::UnboundedSender<Event>,
     ) {
         let started = Instant::now();
         let pid = process.pid();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.cfg.turn_timeout_secs);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.turn_timeout_secs);
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs);
         let mut stops = StopMatcher::new(req.stop.clone());
         let mut reply = String::new();
+        let mut step = ToolStep::new(&req);
+        let mut step_usage = Usage::default();
 
         enum End {
             Clean(TurnSummary),
+            /// A model step ended calling client tools; the CLI turn waits for results.
+            Pause(Vec<(String, String, Value)>),
             /// The CLI turn already ended with this error.
             CliError(ClaudeError),
             /// We end the turn early: send this (or nothing, when the client is gone).
@@ -291,7 +566,9 @@ impl Conversations {
                         what: format!("no output from the CLI for {} s", idle.as_secs()),
                     }))
                 }
-                Ok(None) => break End::CliError(ClaudeError::protocol("the CLI's event stream ended")),
+                Ok(None) => {
+                    break End::CliError(ClaudeError::protocol("the CLI's event stream ended"))
+                }
                 Ok(Some(ev)) => ev,
             };
             match ev {
@@ -316,17 +593,33 @@ impl Conversations {
                         break End::Stop(s.to_string());
                     }
                 }
-                Event::Done(summary) => {
+                Event::StepEnd { stop_reason, usage } => {
+                    step_usage.input_tokens += usage.input_tokens;
+                    step_usage.output_tokens += usage.output_tokens;
+                    let calls = step.take_calls();
+                    if stop_reason.as_deref() == Some("tool_use") && !calls.is_empty() {
+                        let rest = stops.finish();
+                        if !rest.is_empty() {
+                            reply.push_str(&rest);
+                            let _ = out.send(Event::TextDelta { text: rest });
+                        }
+                        break End::Pause(calls);
+                    }
+                }
+                Event::Done(mut summary) => {
                     let rest = stops.finish();
                     if !rest.is_empty() {
                         reply.push_str(&rest);
                         let _ = out.send(Event::TextDelta { text: rest });
                     }
+                    summary.usage = minus(summary.usage, reported);
                     break End::Clean(summary);
                 }
                 Event::Error(e) => break End::CliError(e),
                 other => {
-                    let _ = out.send(other);
+                    for ev in step.route(other, conv.tool_server.as_deref(), &conv.id) {
+                        let _ = out.send(ev);
+                    }
                 }
             }
         };
@@ -334,8 +627,33 @@ impl Conversations {
         let outcome = match end {
             End::Clean(summary) => {
                 let _ = out.send(Event::Done(summary.clone()));
-                self.keep(conv, process, &req, &reply, &summary);
+                if !summary.session_id.is_empty() {
+                    conv.cli_session_id = summary.session_id.clone();
+                }
+                self.keep(conv, process, &req, assistant_message(&reply, &[]), None);
                 "completed"
+            }
+            End::Pause(calls) => {
+                let usage = step_usage;
+                let _ = out.send(Event::Done(TurnSummary {
+                    stop_reason: StopReason::ToolUse,
+                    usage,
+                    ..empty_summary(&conv)
+                }));
+                let awaiting = Awaiting {
+                    cli,
+                    pending: calls.iter().map(|(id, _, _)| id.clone()).collect(),
+                    since: Instant::now(),
+                    reported: plus(reported, usage),
+                };
+                self.keep(
+                    conv,
+                    process,
+                    &req,
+                    assistant_message(&reply, &calls),
+                    Some(awaiting),
+                );
+                "tool_calls"
             }
             End::CliError(e) => {
                 let label = error_label(&e);
@@ -350,7 +668,6 @@ impl Conversations {
                     stop_reason: StopReason::StopSequence(seq),
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
                 }));
-                conv.process = None;
                 self.pool.retire(&process);
                 self.forget(conv);
                 "stop_sequence"
@@ -360,6 +677,9 @@ impl Conversations {
                     Some(e) => error_label(e),
                     None => "client_disconnected",
                 };
+                if let Some(s) = &conv.tool_server {
+                    s.cancel_all();
+                }
                 let _ = interrupt_and_wait(&process, &mut cli).await;
                 if let Some(e) = err {
                     let _ = out.send(Event::Error(e));
@@ -377,35 +697,42 @@ impl Conversations {
         );
     }
 
-    /// A clean end: the conversation continues from its new history.
+    /// The conversation continues from its new history (possibly paused on tool calls).
     fn keep(
         &self,
         mut conv: Conversation,
         process: Arc<CliProcess>,
         req: &TurnRequest,
-        reply: &str,
-        summary: &TurnSummary,
+        reply: Message,
+        awaiting: Option<Awaiting>,
     ) {
-        if !summary.session_id.is_empty() {
-            conv.cli_session_id = summary.session_id.clone();
-        }
         let mut history = req.history.clone();
         history.push(Message::user(req.prompt.clone()));
-        history.push(Message {
-            role: Role::Assistant,
-            content: vec![json!({"type": "text", "text": reply})],
-        });
+        history.push(reply);
         let key = history_key(conv.system.as_deref(), &history);
         self.pool.release(&process);
         conv.process = Some(process);
+        conv.awaiting = awaiting;
         conv.last_used = Instant::now();
         self.registry().insert(key, conv);
     }
 
     /// Drop a conversation for good: its process and its workspace.
     fn forget(&self, conv: Conversation) {
-        if let Some(p) = &conv.process {
-            self.pool.retire(p);
+        if let Some(s) = &conv.tool_server {
+            s.cancel_all();
+        }
+        if let Some(p) = conv.process {
+            if conv.awaiting.is_some() {
+                // The CLI is mid-turn: stop the turn before the process.
+                let pool = self.pool.clone();
+                tokio::spawn(async move {
+                    let _ = p.interrupt().await;
+                    pool.retire(&p);
+                });
+            } else {
+                self.pool.retire(&p);
+            }
         }
         let dir = conv.workspace;
         tokio::spawn(async move {
@@ -416,6 +743,238 @@ impl Conversations {
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
         // Single-step map operations only, so a poisoned lock still holds a consistent map.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Tool events of the current model step: client calls are renamed to the client's names and
+/// collected; with `parallel_tool_calls: false` every client call after the first is answered
+/// with an error at once and hidden from the client.
+struct ToolStep {
+    offered: HashSet<String>,
+    parallel: bool,
+    calls: Vec<(String, String, Value)>,
+    shown: HashSet<String>,
+    suppressed: HashSet<String>,
+    builtin_started: HashMap<String, (String, Instant)>,
+}
+
+impl ToolStep {
+    fn new(req: &TurnRequest) -> Self {
+        ToolStep {
+            offered: req.offered_tools().into_iter().map(|t| t.name).collect(),
+            parallel: req.parallel_tool_calls,
+            calls: vec![],
+            shown: HashSet::new(),
+            suppressed: HashSet::new(),
+            builtin_started: HashMap::new(),
+        }
+    }
+
+    fn take_calls(&mut self) -> Vec<(String, String, Value)> {
+        self.shown.clear();
+        std::mem::take(&mut self.calls)
+    }
+
+    fn client_name<'a>(&self, model_name: &'a str) -> Option<&'a str> {
+        tools::client_name(model_name).filter(|n| self.offered.contains(*n))
+    }
+
+    /// Decide on a new client call: shown to the client, or suppressed.
+    fn admit(&mut self, id: &str) -> bool {
+        if self.suppressed.contains(id) {
+            return false;
+        }
+        if self.shown.contains(id) {
+            return true;
+        }
+        if !self.parallel && !self.shown.is_empty() {
+            self.suppressed.insert(id.to_string());
+            return false;
+        }
+        self.shown.insert(id.to_string());
+        true
+    }
+
+    fn route(
+        &mut self,
+        ev: Event,
+        server: Option<&ClientToolServer>,
+        conversation: &str,
+    ) -> Vec<Event> {
+        match ev {
+            Event::ToolCallStart { id, name, .. } => {
+                match self.client_name(&name).map(String::from) {
+                    Some(n) if self.admit(&id) => vec![Event::ToolCallStart {
+                        id,
+                        name: n,
+                        client: true,
+                    }],
+                    Some(_) => vec![],
+                    None => vec![Event::ToolCallStart {
+                        id,
+                        name,
+                        client: false,
+                    }],
+                }
+            }
+            Event::ToolCallDelta {
+                id, partial_json, ..
+            } => {
+                if self.suppressed.contains(&id) {
+                    vec![]
+                } else {
+                    let client = self.shown.contains(&id);
+                    vec![Event::ToolCallDelta {
+                        id,
+                        partial_json,
+                        client,
+                    }]
+                }
+            }
+            Event::ToolCall {
+                id, name, input, ..
+            } => {
+                match self.client_name(&name).map(String::from) {
+                    Some(n) => {
+                        if self.admit(&id) {
+                            self.calls.push((id.clone(), n.clone(), input.clone()));
+                            vec![Event::ToolCall {
+                                id,
+                                name: n,
+                                input,
+                                client: true,
+                            }]
+                        } else {
+                            if let Some(s) = server {
+                                s.resolve(
+                                &id,
+                                ToolOutcome {
+                                    content: "Parallel tool calls are disabled: call one tool at a time.".into(),
+                                    is_error: true,
+                                },
+                            );
+                            }
+                            vec![]
+                        }
+                    }
+                    None => {
+                        tracing::info!(
+                            target: "ccgw::tools",
+                            conversation,
+                            tool = %name,
+                            tool_use_id = %id,
+                            kind = "builtin",
+                            argument_bytes = input.to_string().len(),
+                            "tool call started"
+                        );
+                        self.builtin_started
+                            .insert(id.clone(), (name.clone(), Instant::now()));
+                        vec![Event::ToolCall {
+                            id,
+                            name,
+                            input,
+                            client: false,
+                        }]
+                    }
+                }
+            }
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } => {
+                if let Some((name, since)) = self.builtin_started.remove(&tool_use_id) {
+                    tracing::info!(
+                        target: "ccgw::tools",
+                        conversation,
+                        tool = %name,
+                        tool_use_id = %tool_use_id,
+                        kind = "builtin",
+                        result_bytes = content.to_string().len(),
+                        outcome = if is_error { "error" } else { "ok" },
+                        duration_ms = since.elapsed().as_millis() as u64,
+                        "tool call finished"
+                    );
+                }
+                vec![Event::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                }]
+            }
+            other => vec![other],
+        }
+    }
+}
+
+/// The CLI runs a user message whose last text block starts with `/` as a slash command. On
+/// the compatible endpoints that is just text: a leading space keeps it text.
+fn escape_slash(mut content: Vec<Value>) -> Vec<Value> {
+    if let Some(last) = content.iter_mut().rev().find(|b| b["type"] == "text") {
+        if let Some(t) = last["text"].as_str().filter(|t| t.starts_with('/')) {
+            last["text"] = json!(format!(" {t}"));
+        }
+    }
+    content
+}
+
+/// What the client will send back as this response's assistant message.
+fn assistant_message(text: &str, calls: &[(String, String, Value)]) -> Message {
+    let mut content = vec![json!({"type": "text", "text": text})];
+    content.extend(calls.iter().map(
+        |(id, name, input)| json!({"type": "tool_use", "id": id, "name": name, "input": input}),
+    ));
+    Message {
+        role: Role::Assistant,
+        content,
+    }
+}
+
+/// Everything about a request that only a new process can change.
+fn launch_fingerprint(req: &TurnRequest) -> String {
+    let tools: Vec<Value> = req
+        .offered_tools()
+        .iter()
+        .map(|t| json!([t.name, t.description, t.parameters]))
+        .collect();
+    let doc = json!([
+        tools,
+        req.tool_instructions(),
+        req.builtin_tools,
+        req.max_output_tokens
+    ]);
+    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+fn minus(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_tokens: a.input_tokens.saturating_sub(b.input_tokens),
+        output_tokens: a.output_tokens.saturating_sub(b.output_tokens),
+        cache_creation_input_tokens: a
+            .cache_creation_input_tokens
+            .saturating_sub(b.cache_creation_input_tokens),
+        cache_read_input_tokens: a
+            .cache_read_input_tokens
+            .saturating_sub(b.cache_read_input_tokens),
+    }
+}
+
+fn plus(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_tokens: a.input_tokens + b.input_tokens,
+        output_tokens: a.output_tokens + b.output_tokens,
+        cache_creation_input_tokens: a.cache_creation_input_tokens + b.cache_creation_input_tokens,
+        cache_read_input_tokens: a.cache_read_input_tokens + b.cache_read_input_tokens,
+    }
+}
+
+trait ReplaceWithOption<T> {
+    fn replace_with_option(&mut self, v: Option<T>) -> Option<T>;
+}
+
+impl<T> ReplaceWithOption<T> for Option<T> {
+    fn replace_with_option(&mut self, v: Option<T>) -> Option<T> {
+        std::mem::replace(self, v)
     }
 }
 
@@ -438,7 +997,10 @@ async fn interrupt_and_wait(
         }
         None
     };
-    tokio::time::timeout(Duration::from_secs(5), wait).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn empty_summary(conv: &Conversation) -> TurnSummary {

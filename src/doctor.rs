@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::claude::{ClaudeError, Event};
 use crate::config::Config;
-use crate::conversation::Conversations;
+use crate::conversation::{Conversations, TurnError};
 use crate::mock_upstream::MockUpstream;
 use crate::server::cli_version;
 use crate::turn::TurnRequest;
@@ -37,8 +37,10 @@ pub async fn run(mut cfg: Config) -> bool {
         match MockUpstream::start(([127, 0, 0, 1], 0).into()).await {
             Ok(m) => {
                 println!("upstream:  built-in mock at {} (--demo)", m.base_url());
-                cfg.cli_env.push(("ANTHROPIC_BASE_URL".into(), m.base_url()));
-                cfg.cli_env.push(("ANTHROPIC_API_KEY".into(), "sk-ccgw-demo".into()));
+                cfg.cli_env
+                    .push(("ANTHROPIC_BASE_URL".into(), m.base_url()));
+                cfg.cli_env
+                    .push(("ANTHROPIC_API_KEY".into(), "sk-ccgw-demo".into()));
                 Some(m)
             }
             Err(e) => {
@@ -47,12 +49,17 @@ pub async fn run(mut cfg: Config) -> bool {
             }
         }
     } else {
-        let base = std::env::var("ANTHROPIC_BASE_URL").unwrap_or_else(|_| "(the CLI's default: Anthropic's API)".into());
+        let base = std::env::var("ANTHROPIC_BASE_URL")
+            .unwrap_or_else(|_| "(the CLI's default: Anthropic's API)".into());
         println!("upstream:  {base}");
-        let creds: Vec<&str> = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"]
-            .into_iter()
-            .filter(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
-            .collect();
+        let creds: Vec<&str> = [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+        ]
+        .into_iter()
+        .filter(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+        .collect();
         if creds.is_empty() {
             println!("WARN       no credentials set (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN).");
             println!("           The gateway gives the CLI its own config dir, so a `claude login` of your own does not carry over.");
@@ -85,8 +92,18 @@ pub async fn run(mut cfg: Config) -> bool {
             while let Some(ev) = handle.events.recv().await {
                 match ev {
                     Event::TextDelta { text: t } => text.push_str(&t),
-                    Event::Retry { attempt, error, error_status, .. } => {
-                        println!("retry      attempt {attempt}: {error} ({})", error_status.map(|s| s.to_string()).unwrap_or_else(|| "no status".into()));
+                    Event::Retry {
+                        attempt,
+                        error,
+                        error_status,
+                        ..
+                    } => {
+                        println!(
+                            "retry      attempt {attempt}: {error} ({})",
+                            error_status
+                                .map(|s| s.to_string())
+                                .unwrap_or_else(|| "no status".into())
+                        );
                     }
                     Event::Done(s) => {
                         result = Ok((text.clone(), s));
@@ -101,13 +118,19 @@ pub async fn run(mut cfg: Config) -> bool {
             }
             result
         }
-        Err(e) => Err(e),
+        Err(TurnError::Claude(e)) => Err(e),
+        Err(other) => Err(ClaudeError::protocol(other.to_string())),
     };
     conv.shutdown().await;
     let _ = std::fs::remove_dir_all(&data);
     match outcome {
         Ok((text, s)) => {
-            println!("turn:      OK in {} ms, {} in / {} out tokens", started.elapsed().as_millis(), s.usage.prompt_tokens(), s.usage.output_tokens);
+            println!(
+                "turn:      OK in {} ms, {} in / {} out tokens",
+                started.elapsed().as_millis(),
+                s.usage.prompt_tokens(),
+                s.usage.output_tokens
+            );
             println!("reply:     {}", text.trim());
             true
         }
@@ -120,7 +143,9 @@ pub async fn run(mut cfg: Config) -> bool {
 }
 
 fn tempfile_dir(cfg: &Config) -> std::io::Result<std::path::PathBuf> {
-    let d = cfg.data_dir.join(format!("doctor-{}", uuid::Uuid::new_v4().simple()));
+    let d = cfg
+        .data_dir
+        .join(format!("doctor-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
@@ -128,16 +153,39 @@ fn tempfile_dir(cfg: &Config) -> std::io::Result<std::path::PathBuf> {
 /// What to do about an error, in plain words.
 pub fn explain(e: &ClaudeError) -> &'static str {
     match e {
-        ClaudeError::Upstream { status: Some(401), .. } => "The upstream rejected the credentials: check ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN.",
-        ClaudeError::Upstream { status: Some(403), .. } => "The credentials are valid but not allowed to use this model or API.",
-        ClaudeError::Upstream { status: Some(404), .. } => "The upstream does not know the model: check the model table and ANTHROPIC_MODEL.",
-        ClaudeError::Upstream { status: Some(429), .. } => "The upstream is rate limiting these credentials; wait and retry.",
-        ClaudeError::Upstream { status: Some(529) | Some(503), .. } => "The upstream is overloaded; retry later.",
-        ClaudeError::Upstream { status: None, .. } => "The CLI could not reach the upstream: check ANTHROPIC_BASE_URL and the network.",
-        ClaudeError::Upstream { .. } => "The upstream answered with an error; see the message above.",
-        ClaudeError::Spawn { .. } => "The CLI could not be started: run scripts/setup.sh --cli or set CCGW_CLAUDE_BIN.",
-        ClaudeError::Timeout { .. } => "The CLI produced no answer in time: check the upstream's reachability.",
+        ClaudeError::Upstream {
+            status: Some(401), ..
+        } => {
+            "The upstream rejected the credentials: check ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN."
+        }
+        ClaudeError::Upstream {
+            status: Some(403), ..
+        } => "The credentials are valid but not allowed to use this model or API.",
+        ClaudeError::Upstream {
+            status: Some(404), ..
+        } => "The upstream does not know the model: check the model table and ANTHROPIC_MODEL.",
+        ClaudeError::Upstream {
+            status: Some(429), ..
+        } => "The upstream is rate limiting these credentials; wait and retry.",
+        ClaudeError::Upstream {
+            status: Some(529) | Some(503),
+            ..
+        } => "The upstream is overloaded; retry later.",
+        ClaudeError::Upstream { status: None, .. } => {
+            "The CLI could not reach the upstream: check ANTHROPIC_BASE_URL and the network."
+        }
+        ClaudeError::Upstream { .. } => {
+            "The upstream answered with an error; see the message above."
+        }
+        ClaudeError::Spawn { .. } => {
+            "The CLI could not be started: run scripts/setup.sh --cli or set CCGW_CLAUDE_BIN."
+        }
+        ClaudeError::Timeout { .. } => {
+            "The CLI produced no answer in time: check the upstream's reachability."
+        }
         ClaudeError::AtCapacity { .. } => "No process slot was free.",
-        ClaudeError::Cli { .. } | ClaudeError::Exited { .. } | ClaudeError::Protocol { .. } => "The CLI failed; run with CCGW_LOG=debug to see its stderr.",
+        ClaudeError::Cli { .. } | ClaudeError::Exited { .. } | ClaudeError::Protocol { .. } => {
+            "The CLI failed; run with CCGW_LOG=debug to see its stderr."
+        }
     }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::claude::ClaudeError;
+use crate::conversation::TurnError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -25,6 +26,15 @@ pub enum ApiError {
     Unauthorized(String),
     #[error(transparent)]
     Claude(#[from] ClaudeError),
+}
+
+impl From<TurnError> for ApiError {
+    fn from(e: TurnError) -> Self {
+        match e {
+            TurnError::Claude(c) => ApiError::Claude(c),
+            TurnError::Invalid { param, message } => ApiError::bad_request(param, message),
+        }
+    }
 }
 
 impl ApiError {
@@ -66,11 +76,11 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::Claude(ClaudeError::AtCapacity { retry_after, .. }) => Some(*retry_after),
-            ApiError::Claude(ClaudeError::Upstream { status, retry_after, .. })
-                if matches!(status, Some(429) | Some(503) | Some(529)) =>
-            {
-                Some(retry_after.unwrap_or(1))
-            }
+            ApiError::Claude(ClaudeError::Upstream {
+                status: Some(429 | 503 | 529),
+                retry_after,
+                ..
+            }) => Some(retry_after.unwrap_or(1)),
             _ => None,
         }
     }
@@ -95,9 +105,9 @@ impl ApiError {
                 ClaudeError::AtCapacity { .. } => "gateway_at_capacity",
                 ClaudeError::Timeout { .. } => "timeout",
                 ClaudeError::Spawn { .. } => "cli_unavailable",
-                ClaudeError::Cli { .. } | ClaudeError::Exited { .. } | ClaudeError::Protocol { .. } => {
-                    "cli_error"
-                }
+                ClaudeError::Cli { .. }
+                | ClaudeError::Exited { .. }
+                | ClaudeError::Protocol { .. } => "cli_error",
             },
         }
     }

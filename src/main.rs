@@ -3,11 +3,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
 use ccgw::config::Config;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ccgw", version, about = "The Claude Code CLI as an OpenAI- and Anthropic-compatible API")]
+#[command(
+    name = "ccgw",
+    version,
+    about = "The Claude Code CLI as an OpenAI- and Anthropic-compatible API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,7 +82,9 @@ fn init_logging(format: &str) {
         "text" => false,
         _ => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if json {
         builder.json().flatten_event(true).init();
     } else {

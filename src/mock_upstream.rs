@@ -15,7 +15,8 @@
 //! the [`MockUpstream`] handle is dropped (hanging and slow streams end on
 //! shutdown).
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,12 @@ const THINKING_SIGNATURE: &str = "sig_mock_abc123";
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// Path of the request-log endpoint (not itself logged).
 const LOG_PATH: &str = "/_mock/requests";
+/// The log keeps at most this many entries (oldest dropped first) so a
+/// long-running `serve --demo` or benchmark does not grow without bound.
+const LOG_MAX_ENTRIES: usize = 10_000;
+/// Only the newest entries keep their body (CLI bodies are 10-100 KB each);
+/// older ones have `body: Null`.
+const LOG_MAX_BODIES: usize = 1_000;
 /// `[[report:…]]` subjects, in the order they are documented.
 const REPORT_KINDS: &[&str] = &[
     "tools",
@@ -69,7 +76,8 @@ pub struct LoggedRequest {
     /// Lower-cased header names; `x-api-key` and `authorization` values are
     /// replaced by `<redacted>` so logs never carry credentials.
     pub headers: BTreeMap<String, String>,
-    /// Parsed JSON body; `Null` when there was no body or it was not JSON.
+    /// Parsed JSON body; `Null` when there was no body, it was not JSON, or
+    /// the entry is older than the newest `LOG_MAX_BODIES` entries.
     pub body: Value,
     /// HTTP status the mock answered with.
     pub status: u16,
@@ -91,7 +99,7 @@ impl MockUpstream {
             .context("mock upstream: no local address")?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(1),
             fail_counts: Mutex::new(HashMap::new()),
             shutdown: shutdown_rx.clone(),
@@ -127,9 +135,10 @@ impl MockUpstream {
         format!("http://{}", SocketAddr::new(ip, self.addr.port()))
     }
 
-    /// Every request received, in order (the `/_mock/requests` endpoint excepted).
+    /// Every request received, in order (the `/_mock/requests` endpoint
+    /// excepted; bounded by `LOG_MAX_ENTRIES`, bodies by `LOG_MAX_BODIES`).
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.shared.log().clone()
+        self.shared.log().iter().cloned().collect()
     }
 
     /// Only `POST …/v1/messages` requests (not `count_tokens`).
@@ -180,7 +189,7 @@ fn is_messages_request(r: &LoggedRequest) -> bool {
 // ---------------------------------------------------------------------------
 
 struct Shared {
-    log: Mutex<Vec<LoggedRequest>>,
+    log: Mutex<VecDeque<LoggedRequest>>,
     /// Source of `<n>` in `msg_mock_<n>`, `req_mock_<n>`, `toolu_mock_<n>_<k>`.
     next_id: AtomicU64,
     /// `[[fail:STATUS:K]]` counters, keyed by the newest user text.
@@ -195,7 +204,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn log(&self) -> MutexGuard<'_, Vec<LoggedRequest>> {
+    fn log(&self) -> MutexGuard<'_, VecDeque<LoggedRequest>> {
         lock(&self.log)
     }
 
@@ -205,7 +214,8 @@ impl Shared {
     }
 
     fn record(&self, seen: Seen, status: u16, usage: Option<Value>) {
-        self.log().push(LoggedRequest {
+        let mut log = self.log();
+        log.push_back(LoggedRequest {
             method: seen.method,
             path: seen.path,
             headers: seen.headers,
@@ -213,6 +223,16 @@ impl Shared {
             status,
             usage,
         });
+        if log.len() > LOG_MAX_ENTRIES {
+            log.pop_front();
+        }
+        if let Some(old) = log
+            .len()
+            .checked_sub(LOG_MAX_BODIES + 1)
+            .and_then(|i| log.get_mut(i))
+        {
+            old.body = Value::Null;
+        }
     }
 
     /// Counts one more request for `key`; true while the count is within `times`.
@@ -533,11 +553,12 @@ fn role(message: &Value) -> &str {
 }
 
 /// Content blocks of a message; string content counts as one text block.
-fn blocks(message: &Value) -> Vec<Value> {
+/// Borrowed for array content so big histories (base64 images) aren't copied.
+fn blocks(message: &Value) -> Cow<'_, [Value]> {
     match message.get("content") {
-        Some(Value::String(s)) => vec![json!({"type": "text", "text": s})],
-        Some(Value::Array(items)) => items.clone(),
-        _ => Vec::new(),
+        Some(Value::String(s)) => Cow::Owned(vec![json!({"type": "text", "text": s})]),
+        Some(Value::Array(items)) => Cow::Borrowed(items.as_slice()),
+        _ => Cow::Owned(Vec::new()),
     }
 }
 
@@ -613,15 +634,15 @@ fn tool_result_text(block: &Value) -> String {
 fn estimate_input_tokens(messages: &[Value]) -> u64 {
     let mut chars = 0usize;
     for message in messages {
-        for block in blocks(message) {
-            chars += match block_type(&block) {
+        for block in blocks(message).iter() {
+            chars += match block_type(block) {
                 "text" => str_len(block.get("text")),
                 "thinking" => str_len(block.get("thinking")),
                 "tool_use" => block
                     .get("input")
                     .map(|i| i.to_string().chars().count())
                     .unwrap_or(0),
-                "tool_result" => tool_result_text(&block).chars().count(),
+                "tool_result" => tool_result_text(block).chars().count(),
                 _ => 0,
             };
         }
@@ -1413,6 +1434,37 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn log_is_bounded_and_drops_old_bodies_first() {
+        let (_tx, rx) = watch::channel(false);
+        let shared = Shared {
+            log: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(1),
+            fail_counts: Mutex::new(HashMap::new()),
+            shutdown: rx,
+        };
+        for i in 0..LOG_MAX_ENTRIES + 5 {
+            let seen = Seen {
+                method: "POST".into(),
+                path: format!("/{i}"),
+                headers: BTreeMap::new(),
+                body: json!({"i": i}),
+            };
+            shared.record(seen, 200, None);
+        }
+        let log = shared.log();
+        assert_eq!(log.len(), LOG_MAX_ENTRIES);
+        assert_eq!(log[0].path, "/5");
+        assert_eq!(
+            log.iter().filter(|r| !r.body.is_null()).count(),
+            LOG_MAX_BODIES
+        );
+        assert_eq!(
+            log[LOG_MAX_ENTRIES - 1].body,
+            json!({"i": LOG_MAX_ENTRIES + 4})
+        );
     }
 
     #[test]

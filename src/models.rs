@@ -85,7 +85,10 @@ mod tests {
     fn resolves_aliases_full_ids_and_default() {
         let t = ModelTable::new(&default_table());
         assert_eq!(t.resolve("default").unwrap().cli_model, None);
-        assert_eq!(t.resolve("sonnet").unwrap().cli_model.as_deref(), Some("sonnet"));
+        assert_eq!(
+            t.resolve("sonnet").unwrap().cli_model.as_deref(),
+            Some("sonnet")
+        );
         assert_eq!(
             t.resolve("claude-haiku-4-5").unwrap().cli_model.as_deref(),
             Some("claude-haiku-4-5-20251001")

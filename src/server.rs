@@ -79,7 +79,11 @@ pub async fn cli_version(bin: &Path) -> anyhow::Result<String> {
         );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.split_whitespace().next().unwrap_or("unknown").to_string())
+    Ok(text
+        .split_whitespace()
+        .next()
+        .unwrap_or("unknown")
+        .to_string())
 }
 
 pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
@@ -93,9 +97,12 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
             "DEMO MODE: answers come from the built-in scripted mock model, not from Claude. \
              Set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) and drop --demo for real answers."
         );
-        cfg.cli_env.push(("ANTHROPIC_BASE_URL".into(), mock.base_url()));
-        cfg.cli_env.push(("ANTHROPIC_API_KEY".into(), "sk-ccgw-demo".into()));
-        cfg.cli_env.push(("ANTHROPIC_AUTH_TOKEN".into(), String::new()));
+        cfg.cli_env
+            .push(("ANTHROPIC_BASE_URL".into(), mock.base_url()));
+        cfg.cli_env
+            .push(("ANTHROPIC_API_KEY".into(), "sk-ccgw-demo".into()));
+        cfg.cli_env
+            .push(("ANTHROPIC_AUTH_TOKEN".into(), String::new()));
         Some(mock)
     } else {
         None

@@ -8,6 +8,21 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+pub use crate::claude::tools::ClientTool;
+
+/// Which client tools the model is offered (OpenAI `tool_choice`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    #[default]
+    Auto,
+    /// No client tools are offered at all.
+    None,
+    /// Every tool is offered and the model is told it must call one.
+    Required,
+    /// Only this tool is offered, and the model is told to call it.
+    Named(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,
@@ -53,6 +68,85 @@ pub struct TurnRequest {
     pub stop: Vec<String>,
     /// Who asked, for the logs (`user` / `metadata` of the request).
     pub client_user: Option<String>,
+    /// The client's function tools.
+    pub tools: Vec<ClientTool>,
+    pub tool_choice: ToolChoice,
+    /// `false` allows at most one client tool call per model step.
+    pub parallel_tool_calls: bool,
+    /// Built-in Claude Code tools asked for (must be within the deployment's allowlist).
+    pub builtin_tools: Vec<String>,
+    /// Run a prompt starting with `/` as a slash command (native API) instead of as text.
+    pub slash_commands: bool,
+}
+
+impl TurnRequest {
+    /// The client tools the model is actually offered, per `tool_choice`.
+    pub fn offered_tools(&self) -> Vec<ClientTool> {
+        match &self.tool_choice {
+            ToolChoice::None => vec![],
+            ToolChoice::Named(n) => self
+                .tools
+                .iter()
+                .filter(|t| &t.name == n)
+                .cloned()
+                .collect(),
+            _ => self.tools.clone(),
+        }
+    }
+
+    /// Instructions appended to the system prompt to carry `tool_choice` and
+    /// `parallel_tool_calls`, which the CLI has no option for.
+    pub fn tool_instructions(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        match &self.tool_choice {
+            ToolChoice::Required if !self.tools.is_empty() => parts.push(
+                "You must call at least one of the available tools before you answer.".to_string(),
+            ),
+            ToolChoice::Named(n) => parts.push(format!(
+                "You must call the tool {} before you answer.",
+                crate::claude::tools::model_name(n)
+            )),
+            _ => {}
+        }
+        if !self.parallel_tool_calls && !self.offered_tools().is_empty() {
+            parts.push("Call at most one tool at a time.".into());
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
+/// Consecutive messages of one role as one message (the Messages API wants them alternating).
+pub fn merge_roles(messages: &[Message]) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::new();
+    for m in messages.iter().filter(|m| !m.content.is_empty()) {
+        match out.last_mut() {
+            Some(last) if last.role == m.role => last.content.extend(m.content.iter().cloned()),
+            _ => out.push(m.clone()),
+        }
+    }
+    out
+}
+
+/// Where a history must be split for a CLI to load it faithfully: the head can go into a
+/// transcript file, which must end with a complete assistant message (the CLI drops a trailing
+/// `tool_use` whose result is not in the file, and invents a reply after a trailing user
+/// message); the tail (the last exchange, when it ends in tool calls) is replayed over stdin.
+pub fn split_for_transcript(history: &[Message]) -> (Vec<Message>, Vec<Message>) {
+    let merged = merge_roles(history);
+    let ends_in_tool_use = merged.last().is_some_and(|m| {
+        m.role == Role::Assistant && m.content.iter().any(|b| b["type"] == "tool_use")
+    });
+    if !ends_in_tool_use {
+        return (merged, vec![]);
+    }
+    let cut = merged.len().saturating_sub(2);
+    let cut = if merged.get(cut).is_some_and(|m| m.role == Role::User) {
+        cut
+    } else {
+        merged.len() - 1
+    };
+    let tail = merged[cut..].to_vec();
+    (merged[..cut].to_vec(), tail)
 }
 
 /// A stable key for "this system prompt and exactly these messages".
@@ -216,9 +310,35 @@ mod tests {
         let split = vec![text(Role::User, "a"), text(Role::User, "b")];
         let joined = vec![Message {
             role: Role::User,
-            content: vec![json!({"type":"text","text":"a"}), json!({"type":"text","text":"b"})],
+            content: vec![
+                json!({"type":"text","text":"a"}),
+                json!({"type":"text","text":"b"}),
+            ],
         }];
         assert_eq!(history_key(None, &split), history_key(None, &joined));
+    }
+
+    #[test]
+    fn split_keeps_a_dangling_tool_call_out_of_the_transcript() {
+        let call = Message {
+            role: Role::Assistant,
+            content: vec![json!({"type":"tool_use","id":"t","name":"f","input":{}})],
+        };
+        let h = vec![
+            text(Role::User, "a"),
+            text(Role::Assistant, "b"),
+            text(Role::User, "c"),
+            call.clone(),
+        ];
+        let (head, tail) = split_for_transcript(&h);
+        assert_eq!(head.len(), 2);
+        assert_eq!(head[1].role, Role::Assistant);
+        assert_eq!(tail.len(), 2);
+        assert_eq!(tail[1], call);
+        let (head, tail) = split_for_transcript(&h[..2]);
+        assert_eq!((head.len(), tail.len()), (2, 0));
+        let (head, tail) = split_for_transcript(&[text(Role::User, "a"), call]);
+        assert_eq!((head.len(), tail.len()), (0, 2));
     }
 
     #[test]

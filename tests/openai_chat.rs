@@ -7,7 +7,8 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+const PNG_1X1: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
 
 #[tokio::test]
 async fn non_streamed_reply_and_real_usage() {
@@ -33,17 +34,26 @@ async fn non_streamed_reply_and_real_usage() {
 async fn streamed_reply_is_token_level_with_usage_chunk() {
     let app = spawn_app().await;
     let (status, chunks) = app
-        .chat_stream(json!({"model": "sonnet", "stream_options": {"include_usage": true},
-            "messages": [user("[[words:12]]")]}))
+        .chat_stream(
+            json!({"model": "sonnet", "stream_options": {"include_usage": true},
+            "messages": [user("[[words:12]]")]}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(chunks[0]["object"], "chat.completion.chunk");
     let content_chunks = chunks
         .iter()
-        .filter(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
+        .filter(|c| {
+            c.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
         .count();
-    assert!(content_chunks >= 12, "expected token-level deltas, got {content_chunks}");
+    assert!(
+        content_chunks >= 12,
+        "expected token-level deltas, got {content_chunks}"
+    );
     let expected: Vec<String> = (1..=12).map(|i| format!("w{i}")).collect();
     assert_eq!(streamed_content(&chunks), expected.join(" "));
     assert_eq!(chunks.last().unwrap(), &Value::String("[DONE]".into()));
@@ -52,10 +62,18 @@ async fn streamed_reply_is_token_level_with_usage_chunk() {
     let usage_chunk = &chunks[chunks.len() - 2];
     assert_eq!(usage_chunk["choices"].as_array().unwrap().len(), 0);
     let reported = app.model_requests().last().unwrap().usage.clone().unwrap();
-    assert_eq!(usage_chunk["usage"]["completion_tokens"], reported["output_tokens"]);
-    assert_eq!(usage_chunk["usage"]["prompt_tokens"], reported["input_tokens"]);
+    assert_eq!(
+        usage_chunk["usage"]["completion_tokens"],
+        reported["output_tokens"]
+    );
+    assert_eq!(
+        usage_chunk["usage"]["prompt_tokens"],
+        reported["input_tokens"]
+    );
     // Every chunk shares one id.
-    assert!(chunks[..chunks.len() - 1].iter().all(|c| c["id"] == chunks[0]["id"]));
+    assert!(chunks[..chunks.len() - 1]
+        .iter()
+        .all(|c| c["id"] == chunks[0]["id"]));
     app.stop().await;
 }
 
@@ -63,12 +81,20 @@ async fn streamed_reply_is_token_level_with_usage_chunk() {
 async fn three_turn_conversation_continues_in_the_same_process() {
     let app = spawn_app().await;
     let sys = json!({"role": "system", "content": "You are TEST-SYSTEM."});
-    let (_, r1) = app.chat(json!({"model": "sonnet", "messages": [sys, user("alpha")]})).await;
-    let a1 = r1["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let (_, r1) = app
+        .chat(json!({"model": "sonnet", "messages": [sys, user("alpha")]}))
+        .await;
+    let a1 = r1["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, r2) = app
         .chat(json!({"model": "sonnet", "messages": [sys, user("alpha"), assistant(&a1), user("beta")]}))
         .await;
-    let a2 = r2["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let a2 = r2["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(a2, "beta");
     let (status, r3) = app
         .chat(json!({"model": "sonnet", "messages": [sys, user("alpha"), assistant(&a1), user("beta"), assistant(&a2), user("gamma [[report:history]]")]}))
@@ -77,10 +103,18 @@ async fn three_turn_conversation_continues_in_the_same_process() {
     // The model received every earlier turn, in order.
     let got = model_messages(&app.last_model_request());
     let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
-    assert_eq!(texts, vec!["alpha", "alpha", "beta", "beta", "gamma [[report:history]]"]);
+    assert_eq!(
+        texts,
+        vec!["alpha", "alpha", "beta", "beta", "gamma [[report:history]]"]
+    );
     let roles: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
-    assert_eq!(roles, vec!["user", "assistant", "user", "assistant", "user"]);
-    assert!(app.last_model_request()["system"].to_string().contains("You are TEST-SYSTEM."));
+    assert_eq!(
+        roles,
+        vec!["user", "assistant", "user", "assistant", "user"]
+    );
+    assert!(app.last_model_request()["system"]
+        .to_string()
+        .contains("You are TEST-SYSTEM."));
     // One process served all three turns.
     assert_eq!(app.spawned(), 1);
     app.stop().await;
@@ -136,7 +170,9 @@ async fn image_reaches_the_model_as_an_image_block() {
 #[tokio::test]
 async fn the_model_receives_no_built_in_tools() {
     let app = spawn_app().await;
-    let (status, _) = app.chat(json!({"model": "sonnet", "messages": [user("hi")]})).await;
+    let (status, _) = app
+        .chat(json!({"model": "sonnet", "messages": [user("hi")]}))
+        .await;
     assert_eq!(status, 200);
     let req = app.last_model_request();
     assert_eq!(req["tools"], json!([]), "tools offered: {}", req["tools"]);
@@ -149,14 +185,20 @@ async fn thinking_is_reasoning_content() {
     let (_, body) = app
         .chat(json!({"model": "sonnet", "messages": [user("[[think:deep thought]] answer")]}))
         .await;
-    assert_eq!(body["choices"][0]["message"]["reasoning_content"], "deep thought");
+    assert_eq!(
+        body["choices"][0]["message"]["reasoning_content"],
+        "deep thought"
+    );
     assert_eq!(body["choices"][0]["message"]["content"], "answer");
     let (_, chunks) = app
         .chat_stream(json!({"model": "sonnet", "messages": [user("[[think:more thought]] again")]}))
         .await;
     let reasoning: String = chunks
         .iter()
-        .filter_map(|c| c.pointer("/choices/0/delta/reasoning_content").and_then(Value::as_str))
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/reasoning_content")
+                .and_then(Value::as_str)
+        })
         .collect();
     assert_eq!(reasoning, "more thought");
     app.stop().await;
@@ -198,11 +240,17 @@ async fn upstream_errors_map_to_openai_errors() {
         ("[[fail:500]]", 502, "upstream_error"),
     ] {
         let resp = app
-            .post("/v1/chat/completions", &json!({"model": "sonnet", "messages": [user(directive)]}))
+            .post(
+                "/v1/chat/completions",
+                &json!({"model": "sonnet", "messages": [user(directive)]}),
+            )
             .await;
         assert_eq!(resp.status().as_u16(), status, "{directive}");
         if status == 429 || status == 503 {
-            assert!(resp.headers().get("retry-after").is_some(), "{directive} has retry-after");
+            assert!(
+                resp.headers().get("retry-after").is_some(),
+                "{directive} has retry-after"
+            );
         }
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{directive}: {body}");
@@ -227,10 +275,17 @@ async fn error_after_streaming_began_is_an_sse_error_event() {
 #[tokio::test]
 async fn unknown_model_is_404() {
     let app = spawn_app().await;
-    let (status, body) = app.chat(json!({"model": "gpt-4o", "messages": [user("x")]})).await;
+    let (status, body) = app
+        .chat(json!({"model": "gpt-4o", "messages": [user("x")]}))
+        .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "model_not_found");
-    let resp = app.client.get(format!("{}/v1/models/gpt-4o", app.url)).send().await.unwrap();
+    let resp = app
+        .client
+        .get(format!("{}/v1/models/gpt-4o", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
     app.stop().await;
 }
@@ -253,12 +308,30 @@ async fn malformed_bodies_are_400_naming_the_field() {
         (json!({"messages": [user("x")]}), "model"),
         (json!({"model": "sonnet"}), "messages"),
         (json!({"model": "sonnet", "messages": "hi"}), "messages"),
-        (json!({"model": "sonnet", "messages": [{"role": "robot", "content": "x"}]}), "messages[0].role"),
-        (json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "video"}]}]}), "messages[0].content[0].type"),
-        (json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%"}}]}]}), "messages[0].content[0].image_url.url"),
-        (json!({"model": "sonnet", "n": 2, "messages": [user("x")]}), "n"),
-        (json!({"model": "sonnet", "max_tokens": "many", "messages": [user("x")]}), "max_tokens"),
-        (json!({"model": "sonnet", "messages": [user("x"), assistant("y")]}), "messages[1].role"),
+        (
+            json!({"model": "sonnet", "messages": [{"role": "robot", "content": "x"}]}),
+            "messages[0].role",
+        ),
+        (
+            json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "video"}]}]}),
+            "messages[0].content[0].type",
+        ),
+        (
+            json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%"}}]}]}),
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            json!({"model": "sonnet", "n": 2, "messages": [user("x")]}),
+            "n",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": "many", "messages": [user("x")]}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "sonnet", "messages": [user("x"), assistant("y")]}),
+            "messages[1].role",
+        ),
     ] {
         let (status, body) = app.chat(req.clone()).await;
         assert_eq!(status, 400, "{req}");
@@ -285,8 +358,11 @@ async fn parameters_the_cli_cannot_honour_are_accepted() {
 async fn client_abort_interrupts_and_leaves_no_process() {
     let app = spawn_app().await;
     let mut resp = app
-        .post("/v1/chat/completions", &json!({"model": "sonnet", "stream": true,
-            "messages": [user("[[slow:200]] [[words:100]]")]}))
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "sonnet", "stream": true,
+            "messages": [user("[[slow:200]] [[words:100]]")]}),
+        )
         .await;
     assert_eq!(resp.status().as_u16(), 200);
     // Wait for real content, so the CLI is mid-turn.
@@ -298,7 +374,11 @@ async fn client_abort_interrupts_and_leaves_no_process() {
     assert_eq!(app.live(), 1);
     assert_eq!(processes_under(app.data.path()).len(), 1);
     drop(resp);
-    let gone = wait_for(|| processes_under(app.data.path()).is_empty(), Duration::from_secs(15)).await;
+    let gone = wait_for(
+        || processes_under(app.data.path()).is_empty(),
+        Duration::from_secs(15),
+    )
+    .await;
     assert!(gone, "a claude process outlived its aborted client");
     assert_eq!(app.live(), 0);
     app.stop().await;
@@ -327,7 +407,10 @@ async fn capacity_queue_then_429_with_retry_after() {
     };
     assert!(wait_for(|| app.live() == 1, Duration::from_secs(10)).await);
     let resp = app
-        .post("/v1/chat/completions", &json!({"model": "sonnet", "messages": [user("next")]}))
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "sonnet", "messages": [user("next")]}),
+        )
         .await;
     assert_eq!(resp.status().as_u16(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
@@ -335,7 +418,9 @@ async fn capacity_queue_then_429_with_retry_after() {
     assert_eq!(body["error"]["code"], "gateway_at_capacity");
     assert_eq!(busy.await.unwrap(), 200);
     // Once the slot is idle, a new conversation takes it (evicting the idle process).
-    let (status, _) = app.chat(json!({"model": "sonnet", "messages": [user("after")]})).await;
+    let (status, _) = app
+        .chat(json!({"model": "sonnet", "messages": [user("after")]}))
+        .await;
     assert_eq!(status, 200);
     app.stop().await;
 }
@@ -343,10 +428,18 @@ async fn capacity_queue_then_429_with_retry_after() {
 #[tokio::test]
 async fn idle_timeout_is_504_and_frees_the_process() {
     let app = spawn_app_with(|c| c.idle_timeout_secs = 2).await;
-    let (status, body) = app.chat(json!({"model": "sonnet", "messages": [user("[[hang]]")]})).await;
+    let (status, body) = app
+        .chat(json!({"model": "sonnet", "messages": [user("[[hang]]")]}))
+        .await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "timeout");
-    assert!(wait_for(|| processes_under(app.data.path()).is_empty(), Duration::from_secs(15)).await);
+    assert!(
+        wait_for(
+            || processes_under(app.data.path()).is_empty(),
+            Duration::from_secs(15)
+        )
+        .await
+    );
     app.stop().await;
 }
 
@@ -357,9 +450,23 @@ async fn api_keys_guard_the_api_but_not_health() {
     let url = format!("{}/v1/chat/completions", app.url);
     let none = app.client.post(&url).json(&body).send().await.unwrap();
     assert_eq!(none.status().as_u16(), 401);
-    let wrong = app.client.post(&url).bearer_auth("nope-nope-nope").json(&body).send().await.unwrap();
+    let wrong = app
+        .client
+        .post(&url)
+        .bearer_auth("nope-nope-nope")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
-    let bearer = app.client.post(&url).bearer_auth("key-for-tests-1").json(&body).send().await.unwrap();
+    let bearer = app
+        .client
+        .post(&url)
+        .bearer_auth("key-for-tests-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bearer.status().as_u16(), 200);
     let xkey = app
         .client
@@ -369,7 +476,12 @@ async fn api_keys_guard_the_api_but_not_health() {
         .await
         .unwrap();
     assert_eq!(xkey.status().as_u16(), 200);
-    let health = app.client.get(format!("{}/health", app.url)).send().await.unwrap();
+    let health = app
+        .client
+        .get(format!("{}/health", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200);
     app.stop().await;
 }
@@ -377,17 +489,46 @@ async fn api_keys_guard_the_api_but_not_health() {
 #[tokio::test]
 async fn models_and_health_endpoints() {
     let app = spawn_app().await;
-    let list: Value = app.client.get(format!("{}/v1/models", app.url)).send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .client
+        .get(format!("{}/v1/models", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["object"], "list");
-    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     for id in ["sonnet", "opus", "haiku", "default", "claude-sonnet-5"] {
         assert!(ids.contains(&id), "{id} listed");
     }
-    let one: Value = app.client.get(format!("{}/v1/models/haiku", app.url)).send().await.unwrap().json().await.unwrap();
+    let one: Value = app
+        .client
+        .get(format!("{}/v1/models/haiku", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(one["id"], "haiku");
     assert_eq!(one["object"], "model");
     for path in ["/health", "/v1/health"] {
-        let h: Value = app.client.get(format!("{}{path}", app.url)).send().await.unwrap().json().await.unwrap();
+        let h: Value = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(h["status"], "ok");
         assert_eq!(h["cli_version"], "2.1.197");
         assert_eq!(h["live_processes"], 0);
@@ -399,13 +540,38 @@ async fn models_and_health_endpoints() {
 #[tokio::test]
 async fn model_switch_mid_conversation_uses_set_model() {
     let app = spawn_app().await;
-    let (_, r1) = app.chat(json!({"model": "sonnet", "messages": [user("one")]})).await;
-    let a1 = r1["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let (_, r1) = app
+        .chat(json!({"model": "sonnet", "messages": [user("one")]}))
+        .await;
+    let a1 = r1["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, _) = app
         .chat(json!({"model": "haiku", "messages": [user("one"), assistant(&a1), user("two")]}))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(app.last_model_request()["model"], "claude-haiku-4-5-20251001");
-    assert_eq!(app.spawned(), 1, "the live process switched model instead of respawning");
+    assert_eq!(
+        app.last_model_request()["model"],
+        "claude-haiku-4-5-20251001"
+    );
+    assert_eq!(
+        app.spawned(),
+        1,
+        "the live process switched model instead of respawning"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn slash_text_is_text_not_a_command() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .chat(json!({"model": "sonnet", "messages": [user("/cost of living")]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The model was asked (a slash command never reaches it) and saw the text.
+    assert_eq!(app.model_requests().len(), 1);
+    assert_eq!(body["choices"][0]["message"]["content"], "/cost of living");
     app.stop().await;
 }

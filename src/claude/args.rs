@@ -85,11 +85,17 @@ impl LaunchSpec {
                 "CLAUDE_CONFIG_DIR".to_string(),
                 self.config_dir.display().to_string(),
             ),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
+            (
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+                "1".into(),
+            ),
             ("DISABLE_AUTOUPDATER".into(), "1".into()),
             // The per-prompt billing header in system[0] defeats upstream prefix caching.
             ("CLAUDE_CODE_ATTRIBUTION_HEADER".into(), "0".into()),
-            ("CLAUDE_CODE_MAX_RETRIES".into(), self.max_retries.to_string()),
+            (
+                "CLAUDE_CODE_MAX_RETRIES".into(),
+                self.max_retries.to_string(),
+            ),
         ];
         if let Some(n) = self.max_output_tokens {
             e.push(("CLAUDE_CODE_MAX_OUTPUT_TOKENS".into(), n.to_string()));
@@ -133,7 +139,10 @@ mod tests {
         assert!(a.contains(&"--strict-mcp-config".to_string()));
         let i = a.iter().position(|x| x == "--setting-sources").unwrap();
         assert_eq!(a[i + 1], "");
-        let i = a.iter().position(|x| x == "--permission-prompt-tool").unwrap();
+        let i = a
+            .iter()
+            .position(|x| x == "--permission-prompt-tool")
+            .unwrap();
         assert_eq!(a[i + 1], "stdio");
         assert!(a.contains(&"--session-id=11111111-1111-1111-1111-111111111111".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--model")));
@@ -164,14 +173,12 @@ mod tests {
         s.max_output_tokens = Some(100);
         s.env = vec![("CLAUDE_CODE_MAX_RETRIES".into(), "7".into())];
         let e = s.env();
-        let get = |k: &str| {
-            e.iter()
-                .rev()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |k: &str| e.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(get("CLAUDE_CONFIG_DIR").unwrap(), "/d/claude");
-        assert_eq!(get("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC").unwrap(), "1");
+        assert_eq!(
+            get("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC").unwrap(),
+            "1"
+        );
         assert_eq!(get("CLAUDE_CODE_MAX_OUTPUT_TOKENS").unwrap(), "100");
         // Later entries win when applied in order.
         assert_eq!(get("CLAUDE_CODE_MAX_RETRIES").unwrap(), "7");

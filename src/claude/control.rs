@@ -17,7 +17,7 @@ use super::wire::ControlRequestLine;
 pub trait SdkMcpServer: Send + Sync {
     /// Handle one JSON-RPC message; return the JSON-RPC response (also for notifications,
     /// which the CLI still expects an answer to).
-    fn handle(&self, message: Value) -> BoxFuture<'static, Value>;
+    fn handle(self: Arc<Self>, message: Value) -> BoxFuture<'static, Value>;
 }
 
 /// Which tools may run. Names are exact, or an MCP server prefix like `mcp__client`.

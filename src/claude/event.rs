@@ -23,17 +23,36 @@ pub enum Event {
     TextDelta { text: String },
     /// A piece of the model's thinking.
     ThinkingDelta { text: String },
+    /// The model started a tool call (streamed; its input follows as `ToolCallDelta`s).
+    /// `client` marks a call of the client's own tools (the name is then the client's name).
+    ToolCallStart {
+        id: String,
+        name: String,
+        client: bool,
+    },
+    /// A fragment of a tool call's JSON input.
+    ToolCallDelta {
+        id: String,
+        partial_json: String,
+        client: bool,
+    },
     /// The model called a tool (a main-thread `tool_use` block, input complete).
     ToolCall {
         id: String,
         name: String,
         input: Value,
+        client: bool,
     },
     /// A tool finished and its result went back to the model.
     ToolResult {
         tool_use_id: String,
         content: Value,
         is_error: bool,
+    },
+    /// One model call of the turn finished (a turn with tools makes several).
+    StepEnd {
+        stop_reason: Option<String>,
+        usage: Usage,
     },
     /// The CLI is retrying a failed upstream call.
     Retry {

@@ -10,6 +10,7 @@ pub mod control;
 pub mod event;
 pub mod pool;
 pub mod process;
+pub mod tools;
 pub mod transcript;
 pub mod translate;
 pub mod wire;

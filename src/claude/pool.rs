@@ -217,7 +217,10 @@ impl ProcessPool {
                 None => return false,
             }
         };
-        tracing::info!(pid = victim.pid(), "evicting least recently used idle claude process");
+        tracing::info!(
+            pid = victim.pid(),
+            "evicting least recently used idle claude process"
+        );
         self.stop_in_background(victim);
         true
     }

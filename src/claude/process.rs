@@ -46,6 +46,8 @@ struct Shared {
     exit: watch::Sender<Option<String>>,
     stderr_tail: Mutex<VecDeque<u8>>,
     handler: Arc<ControlHandler>,
+    /// Set the moment stdout closes, which is before the exit status is known.
+    stdout_closed: AtomicBool,
 }
 
 /// A handle on one running `claude` process.
@@ -99,10 +101,11 @@ impl CliProcess {
         }
         let mut child = cmd.spawn().map_err(spawn_err)?;
         let pid = child.id().unwrap_or(0);
-        let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-            (Some(i), Some(o), Some(e)) => (i, o, e),
-            _ => return Err(ClaudeError::protocol("child pipes missing")),
-        };
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(i), Some(o), Some(e)) => (i, o, e),
+                _ => return Err(ClaudeError::protocol("child pipes missing")),
+            };
         let (exit_tx, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             pid,
@@ -113,6 +116,7 @@ impl CliProcess {
             exit: exit_tx,
             stderr_tail: Mutex::default(),
             handler,
+            stdout_closed: AtomicBool::new(false),
         });
 
         // Waiter: owns the child, reaps it, publishes how it ended.
@@ -146,8 +150,13 @@ impl CliProcess {
         &self.shared.handler
     }
 
+    /// Whether the process can take a turn. Asks the OS too: a process that was just killed
+    /// is a zombie before its pipes and exit status reach us.
     pub fn is_alive(&self) -> bool {
-        self.shared.exit.borrow().is_none() && !self.closing.load(Ordering::Relaxed)
+        self.shared.exit.borrow().is_none()
+            && !self.closing.load(Ordering::Relaxed)
+            && !self.shared.stdout_closed.load(Ordering::Relaxed)
+            && os_alive(self.shared.pid)
     }
 
     pub fn has_exited(&self) -> bool {
@@ -166,7 +175,10 @@ impl CliProcess {
             p.insert(id.clone(), tx);
         }
         let subtype = request["subtype"].as_str().unwrap_or("?").to_string();
-        if let Err(e) = self.write_line(&wire::control_request_line(&id, &request)).await {
+        if let Err(e) = self
+            .write_line(&wire::control_request_line(&id, &request))
+            .await
+        {
             self.forget_request(&id);
             return Err(e);
         }
@@ -188,9 +200,12 @@ impl CliProcess {
     }
 
     pub async fn set_model(&self, model: &str) -> Result<(), ClaudeError> {
-        self.control(json!({"subtype": "set_model", "model": model}), CONTROL_TIMEOUT)
-            .await
-            .map(|_| ())
+        self.control(
+            json!({"subtype": "set_model", "model": model}),
+            CONTROL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Ask the CLI to stop the current turn. The turn then ends with `StopReason::Interrupted`.
@@ -210,6 +225,44 @@ impl CliProcess {
         &self,
         content: &Value,
     ) -> Result<mpsc::UnboundedReceiver<Event>, ClaudeError> {
+        self.start_turn_line(&wire::user_line(content)).await
+    }
+
+    /// Add an earlier user message to the history without asking the model.
+    pub async fn replay_user(&self, content: &Value) -> Result<(), ClaudeError> {
+        let mut rx = self
+            .start_turn_line(&wire::history_user_line(content))
+            .await?;
+        let wait = async {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::Done(_) => return Ok(()),
+                    Event::Error(e) => return Err(e),
+                    _ => {}
+                }
+            }
+            Err(ClaudeError::protocol(
+                "the CLI stopped while replaying history",
+            ))
+        };
+        tokio::time::timeout(CONTROL_TIMEOUT, wait)
+            .await
+            .map_err(|_| ClaudeError::Timeout {
+                what: "replaying history".into(),
+            })?
+    }
+
+    /// Add an earlier assistant message to the history (the CLI reads it at once).
+    pub async fn replay_assistant(&self, content: &Value) -> Result<(), ClaudeError> {
+        let id = format!("msg_replay_{}", uuid::Uuid::new_v4().simple());
+        self.write_line(&wire::history_assistant_line(&id, content))
+            .await
+    }
+
+    async fn start_turn_line(
+        &self,
+        line: &str,
+    ) -> Result<mpsc::UnboundedReceiver<Event>, ClaudeError> {
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let mut t = self
@@ -218,14 +271,16 @@ impl CliProcess {
                 .lock()
                 .map_err(|_| ClaudeError::protocol("turn state poisoned"))?;
             if t.is_some() {
-                return Err(ClaudeError::protocol("a turn is already running in this process"));
+                return Err(ClaudeError::protocol(
+                    "a turn is already running in this process",
+                ));
             }
             *t = Some(TurnSink {
                 tx,
                 translator: Translator::new(),
             });
         }
-        if let Err(e) = self.write_line(&wire::user_line(content)).await {
+        if let Err(e) = self.write_line(line).await {
             if let Ok(mut t) = self.shared.turn.lock() {
                 t.take();
             }
@@ -250,7 +305,8 @@ impl CliProcess {
                 .is_err()
             {
                 self.signal_group(libc::SIGKILL);
-                let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(Option::is_some)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(Option::is_some))
+                    .await;
             }
         }
         // Shells the CLI started may outlive it in its group.
@@ -290,6 +346,16 @@ impl Drop for CliProcess {
     }
 }
 
+/// Running (not a zombie), per `/proc/<pid>/stat`.
+fn os_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
 fn kill_group(pid: u32, sig: libc::c_int) {
     if let Ok(pgid) = libc::pid_t::try_from(pid) {
         if pgid > 0 {
@@ -305,7 +371,11 @@ fn exited(shared: &Shared, status: String) -> ClaudeError {
     let stderr = shared
         .stderr_tail
         .lock()
-        .map(|t| String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).trim().to_string())
+        .map(|t| {
+            String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>())
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default();
     ClaudeError::Exited { status, stderr }
 }
@@ -366,6 +436,7 @@ async fn read_stdout(shared: Arc<Shared>, stdout: tokio::process::ChildStdout) {
         }
     }
     // stdout closed: the process is ending. Fail whatever still waits on it.
+    shared.stdout_closed.store(true, Ordering::Relaxed);
     let mut rx = shared.exit.subscribe();
     let status = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some))
         .await
@@ -384,7 +455,11 @@ async fn read_stdout(shared: Arc<Shared>, stdout: tokio::process::ChildStdout) {
 fn dispatch(shared: &Arc<Shared>, line: CliLine) {
     match line {
         CliLine::ControlResponse(r) => {
-            let waiter = shared.pending.lock().ok().and_then(|mut p| p.remove(&r.request_id));
+            let waiter = shared
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut p| p.remove(&r.request_id));
             if let Some(tx) = waiter {
                 let outcome = if r.subtype == "success" {
                     Ok(r.response.unwrap_or(Value::Null))
@@ -399,10 +474,16 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             tokio::spawn(async move { answer_control_request(&shared, req).await });
         }
         CliLine::ControlCancel { request_id } => {
-            tracing::debug!(pid = shared.pid, request_id, "CLI withdrew a control request");
+            tracing::debug!(
+                pid = shared.pid,
+                request_id,
+                "CLI withdrew a control request"
+            );
         }
         other => {
-            let Ok(mut turn) = shared.turn.lock() else { return };
+            let Ok(mut turn) = shared.turn.lock() else {
+                return;
+            };
             let Some(sink) = turn.as_mut() else {
                 tracing::debug!(pid = shared.pid, "CLI output outside a turn ignored");
                 return;

@@ -8,9 +8,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::turn::{Message, Role};
+use crate::turn::{merge_roles, Message, Role};
 
 /// The CLI stores a session under `projects/<cwd with every non-alphanumeric char as '-'>/`.
 pub fn project_dir(config_dir: &Path, cwd: &Path) -> PathBuf {
@@ -30,22 +30,15 @@ pub fn session_file(config_dir: &Path, cwd: &Path, session_id: &str) -> PathBuf 
 /// The JSONL lines for `history`. Consecutive messages of one role are merged, since the
 /// Messages API wants the roles to alternate.
 pub fn lines(cwd: &Path, session_id: &str, history: &[Message], cli_version: &str) -> Vec<String> {
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let mut merged: Vec<(Role, Vec<Value>)> = Vec::new();
-    for m in history {
-        if m.content.is_empty() {
-            continue;
-        }
-        match merged.last_mut() {
-            Some((r, blocks)) if *r == m.role => blocks.extend(m.content.iter().cloned()),
-            _ => merged.push((m.role, m.content.clone())),
-        }
-    }
+    let start = time::OffsetDateTime::now_utc() - time::Duration::seconds(history.len() as i64 + 1);
     let mut parent: Option<String> = None;
+    let merged = merge_roles(history);
     let mut out = Vec::with_capacity(merged.len());
-    for (i, (role, content)) in merged.into_iter().enumerate() {
+    for (i, Message { role, content }) in merged.into_iter().enumerate() {
+        // The CLI orders lines by timestamp: keep them strictly increasing.
+        let now = (start + time::Duration::milliseconds(i as i64 * 10))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         let uuid = uuid::Uuid::new_v4().to_string();
         let mut line = json!({
             "parentUuid": parent,
@@ -107,6 +100,7 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn project_dir_mangles_every_non_alphanumeric() {

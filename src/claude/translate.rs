@@ -21,6 +21,9 @@ pub struct Translator {
     interrupted: bool,
     last_stop_reason: Option<String>,
     last_retry_delay_ms: Option<u64>,
+    /// Content-block index → tool_use id, for routing `input_json_delta`s of the current message.
+    tool_blocks: std::collections::HashMap<u64, String>,
+    step_usage: Usage,
 }
 
 impl Translator {
@@ -68,7 +71,9 @@ impl Translator {
                 }
                 _ => vec![],
             },
-            CliLine::StreamEvent(se) if se.parent_tool_use_id.is_none() => self.on_stream_event(&se.event),
+            CliLine::StreamEvent(se) if se.parent_tool_use_id.is_none() => {
+                self.on_stream_event(&se.event)
+            }
             CliLine::Assistant(m) if m.parent_tool_use_id.is_none() => self.on_assistant(m),
             CliLine::User(m) if m.parent_tool_use_id.is_none() => on_user(m),
             CliLine::Result(r) => self.on_result(r),
@@ -82,13 +87,48 @@ impl Translator {
                 if let Some(id) = ev.pointer("/message/id").and_then(Value::as_str) {
                     self.streamed_messages.insert(id.to_string());
                 }
+                self.tool_blocks.clear();
+                self.last_stop_reason = None;
+                self.step_usage = ev
+                    .pointer("/message/usage")
+                    .map(Usage::from_json)
+                    .unwrap_or_default();
                 vec![]
+            }
+            Some("content_block_start") => {
+                let block = &ev["content_block"];
+                if block.get("type").and_then(Value::as_str) != Some("tool_use") {
+                    return vec![];
+                }
+                let id = block["id"].as_str().unwrap_or_default().to_string();
+                if let Some(i) = ev.get("index").and_then(Value::as_u64) {
+                    self.tool_blocks.insert(i, id.clone());
+                }
+                vec![Event::ToolCallStart {
+                    id,
+                    name: block["name"].as_str().unwrap_or_default().to_string(),
+                    client: false,
+                }]
             }
             Some("content_block_delta") => {
                 let delta = &ev["delta"];
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => text_event(delta, "text", false),
                     Some("thinking_delta") => text_event(delta, "thinking", true),
+                    Some("input_json_delta") => {
+                        let id = ev
+                            .get("index")
+                            .and_then(Value::as_u64)
+                            .and_then(|i| self.tool_blocks.get(&i));
+                        match (id, delta.get("partial_json").and_then(Value::as_str)) {
+                            (Some(id), Some(p)) if !p.is_empty() => vec![Event::ToolCallDelta {
+                                id: id.clone(),
+                                partial_json: p.to_string(),
+                                client: false,
+                            }],
+                            _ => vec![],
+                        }
+                    }
                     _ => vec![],
                 }
             }
@@ -96,8 +136,18 @@ impl Translator {
                 if let Some(r) = ev.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.last_stop_reason = Some(r.to_string());
                 }
+                if let Some(n) = ev.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+                    self.step_usage.output_tokens = n;
+                }
+                if let Some(n) = ev.pointer("/usage/input_tokens").and_then(Value::as_u64) {
+                    self.step_usage.input_tokens = n;
+                }
                 vec![]
             }
+            Some("message_stop") => vec![Event::StepEnd {
+                stop_reason: self.last_stop_reason.clone(),
+                usage: self.step_usage,
+            }],
             _ => vec![],
         }
     }
@@ -114,6 +164,7 @@ impl Translator {
                     id: block["id"].as_str().unwrap_or_default().to_string(),
                     name: block["name"].as_str().unwrap_or_default().to_string(),
                     input: block.get("input").cloned().unwrap_or(Value::Null),
+                    client: false,
                 }),
                 Some("text") if !streamed => {
                     let ev = text_event(&block, "text", false);
@@ -165,7 +216,10 @@ impl Translator {
             })],
             _ => {
                 let mut out = std::mem::take(&mut self.held_synthetic);
-                let reason = r.stop_reason.as_deref().or(self.last_stop_reason.as_deref());
+                let reason = r
+                    .stop_reason
+                    .as_deref()
+                    .or(self.last_stop_reason.as_deref());
                 out.push(Event::Done(summary(StopReason::from_cli(reason))));
                 out
             }
@@ -200,7 +254,10 @@ fn text_event(v: &Value, key: &str, thinking: bool) -> Vec<Event> {
 }
 
 fn str_field(m: &serde_json::Map<String, Value>, k: &str) -> String {
-    m.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+    m.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn u32_field(m: &serde_json::Map<String, Value>, k: &str) -> u32 {
@@ -267,7 +324,10 @@ mod tests {
         assert_eq!(texts(&ev), "");
         assert!(matches!(
             ev.last().unwrap(),
-            Event::Error(ClaudeError::Upstream { status: Some(529), .. })
+            Event::Error(ClaudeError::Upstream {
+                status: Some(529),
+                ..
+            })
         ));
         // ...but synthetic text of a successful turn (slash commands) is the answer.
         let ev = run(&[synthetic, OK]);
@@ -289,12 +349,23 @@ mod tests {
         let failed = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"result":"rate limited","session_id":"s"}"#;
         let ev = run(&[START, think, tool, result, retry, failed]);
         assert!(matches!(&ev[0], Event::ThinkingDelta { text } if text == "hmm"));
+        assert_eq!(ev.len(), 5);
         assert!(matches!(&ev[1], Event::ToolCall { name, .. } if name == "Bash"));
         assert!(matches!(&ev[2], Event::ToolResult { content, .. } if content == "out"));
-        assert!(matches!(&ev[3], Event::Retry { error_status: Some(429), .. }));
+        assert!(matches!(
+            &ev[3],
+            Event::Retry {
+                error_status: Some(429),
+                ..
+            }
+        ));
         assert!(matches!(
             &ev[4],
-            Event::Error(ClaudeError::Upstream { status: Some(429), retry_after: Some(2), .. })
+            Event::Error(ClaudeError::Upstream {
+                status: Some(429),
+                retry_after: Some(2),
+                ..
+            })
         ));
     }
 
@@ -306,7 +377,42 @@ mod tests {
         let ev = t.on_line(&parse_line(aborted).unwrap());
         assert!(matches!(&ev[0], Event::Done(s) if s.stop_reason == StopReason::Interrupted));
         // Without our interrupt the same line is a CLI failure.
-        assert!(matches!(&run(&[aborted])[0], Event::Error(ClaudeError::Cli { .. })));
+        assert!(matches!(
+            &run(&[aborted])[0],
+            Event::Error(ClaudeError::Cli { .. })
+        ));
+    }
+
+    #[test]
+    fn streamed_tool_calls_and_step_ends() {
+        let start = r#"{"type":"stream_event","event":{"type":"message_start","message":{"id":"m2","usage":{"input_tokens":9,"output_tokens":1}}},"parent_tool_use_id":null}"#;
+        let block = r#"{"type":"stream_event","event":{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t9","name":"mcp__client__f","input":{}}},"parent_tool_use_id":null}"#;
+        let d1 = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}},"parent_tool_use_id":null}"#;
+        let d2 = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":":1}"}},"parent_tool_use_id":null}"#;
+        let md = r#"{"type":"stream_event","event":{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":4}},"parent_tool_use_id":null}"#;
+        let stop =
+            r#"{"type":"stream_event","event":{"type":"message_stop"},"parent_tool_use_id":null}"#;
+        let ev = run(&[start, block, d1, d2, md, stop]);
+        assert!(
+            matches!(&ev[0], Event::ToolCallStart { id, name, .. } if id == "t9" && name == "mcp__client__f")
+        );
+        let args: String = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::ToolCallDelta {
+                    id, partial_json, ..
+                } if id == "t9" => Some(partial_json.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args, r#"{"a":1}"#);
+        match ev.last().unwrap() {
+            Event::StepEnd { stop_reason, usage } => {
+                assert_eq!(stop_reason.as_deref(), Some("tool_use"));
+                assert_eq!((usage.input_tokens, usage.output_tokens), (9, 4));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -110,7 +110,10 @@ pub struct ControlRequestLine {
 
 impl ControlRequestLine {
     pub fn subtype(&self) -> &str {
-        self.request.get("subtype").and_then(Value::as_str).unwrap_or("")
+        self.request
+            .get("subtype")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 }
 
@@ -159,6 +162,31 @@ pub fn user_line(content: &Value) -> String {
     json!({
         "type": "user",
         "message": {"role": "user", "content": content},
+        "parent_tool_use_id": null,
+        "session_id": "",
+    })
+    .to_string()
+}
+
+/// A user message added to the history without a model call (`shouldQuery: false`); the CLI
+/// answers it with an empty `result` (`num_turns: 0`).
+pub fn history_user_line(content: &Value) -> String {
+    json!({
+        "type": "user",
+        "message": {"role": "user", "content": content},
+        "parent_tool_use_id": null,
+        "session_id": "",
+        "shouldQuery": false,
+    })
+    .to_string()
+}
+
+/// An assistant message added to the history as it is read. `id` must be unique, or the CLI
+/// merges it with its neighbours; `model` must be present, or the CLI stalls.
+pub fn history_assistant_line(id: &str, content: &Value) -> String {
+    json!({
+        "type": "assistant",
+        "message": {"id": id, "type": "message", "role": "assistant", "model": "ccgw-replay", "content": content},
         "parent_tool_use_id": null,
         "session_id": "",
     })
@@ -234,7 +262,10 @@ mod tests {
             parse_line(r#"{"type":"from_the_future","x":1}"#).unwrap(),
             CliLine::Other(_)
         ));
-        assert!(matches!(parse_line(r#"{"no_type":true}"#).unwrap(), CliLine::Other(_)));
+        assert!(matches!(
+            parse_line(r#"{"no_type":true}"#).unwrap(),
+            CliLine::Other(_)
+        ));
         assert!(parse_line("not json").is_err());
     }
 

@@ -6,7 +6,11 @@ use serde_json::{json, Value};
 use super::types::{ChatCompletionRequest, ChatMessage, MessageContent};
 use crate::error::ApiError;
 use crate::models::ModelTable;
-use crate::turn::{Message, Role, TurnRequest};
+use crate::turn::{ClientTool, Message, Role, ToolChoice, TurnRequest};
+
+/// Client tool names: what OpenAI allows, short enough that the model's `mcp__client__`
+/// prefixed name stays within the Messages API's 64 characters.
+const MAX_TOOL_NAME: usize = 64 - crate::claude::tools::PREFIX.len();
 
 /// Parameters the CLI cannot honour. They are accepted and ignored (see the README).
 pub const IGNORED_PARAMS: &[&str] = &[
@@ -32,10 +36,14 @@ const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/we
 
 /// Parse a body, naming the field when its shape is wrong.
 pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("", format!("The request body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
+    })?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("", "The request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "",
+            "The request body must be a JSON object",
+        ));
     }
     for required in ["model", "messages"] {
         if value.get(required).is_none() {
@@ -61,29 +69,41 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         .ok_or_else(|| ApiError::ModelNotFound(req.model.clone()))?;
     if let Some(n) = req.n {
         if n != 1 {
-            return Err(ApiError::bad_request("n", "Only n=1 is supported: Claude Code produces one completion per request"));
+            return Err(ApiError::bad_request(
+                "n",
+                "Only n=1 is supported: Claude Code produces one completion per request",
+            ));
         }
     }
-    if req.tools.as_ref().is_some_and(|t| !t.as_array().is_some_and(Vec::is_empty)) {
-        return Err(ApiError::bad_request(
-            "tools",
-            "Client function calling is not supported by this gateway version",
-        ));
-    }
+    let tools = client_tools(req.tools.as_ref())?;
+    let tool_choice = tool_choice(req.tool_choice.as_ref(), &tools)?;
+    let builtin_tools = builtin_tools(req.extra.get("builtin_tools"))?;
+    validate_tool_results(&req.messages)?;
     let max_output_tokens = match (req.max_completion_tokens, req.max_tokens) {
-        (Some(0), _) => return Err(ApiError::bad_request("max_completion_tokens", "must be at least 1")),
+        (Some(0), _) => {
+            return Err(ApiError::bad_request(
+                "max_completion_tokens",
+                "must be at least 1",
+            ))
+        }
         (None, Some(0)) => return Err(ApiError::bad_request("max_tokens", "must be at least 1")),
         (a, b) => a.or(b),
     };
     let stop = req.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
     if stop.len() > 4 {
-        return Err(ApiError::bad_request("stop", "At most 4 stop sequences are allowed"));
+        return Err(ApiError::bad_request(
+            "stop",
+            "At most 4 stop sequences are allowed",
+        ));
     }
 
     let mut system_parts: Vec<String> = Vec::new();
     let mut messages: Vec<Message> = Vec::new();
     if req.messages.is_empty() {
-        return Err(ApiError::bad_request("messages", "'messages' must contain at least one message"));
+        return Err(ApiError::bad_request(
+            "messages",
+            "'messages' must contain at least one message",
+        ));
     }
     for (i, m) in req.messages.iter().enumerate() {
         match m.role.as_str() {
@@ -102,28 +122,240 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
     if let Some(instruction) = response_format_instruction(req.response_format.as_ref())? {
         system_parts.push(instruction);
     }
-    let last = messages.pop().filter(|m| m.role == Role::User).ok_or_else(|| {
-        ApiError::bad_request(
+    // The new message is every trailing user-side message (a user message, or tool results).
+    let mut prompt = Vec::new();
+    while messages.last().is_some_and(|m| m.role == Role::User) {
+        if let Some(m) = messages.pop() {
+            prompt.splice(0..0, m.content);
+        }
+    }
+    if prompt.is_empty() {
+        return Err(ApiError::bad_request(
             format!("messages[{}].role", req.messages.len() - 1),
-            "The last message must be a user message",
-        )
-    })?;
+            "The last message must be a user or tool message",
+        ));
+    }
     let system = (!system_parts.is_empty()).then(|| system_parts.join("\n\n"));
     Ok(TurnRequest {
         model_id: req.model.clone(),
         cli_model: model.cli_model.clone(),
         system,
         history: messages,
-        prompt: last.content,
+        prompt,
         max_output_tokens,
         stop,
         client_user: req.user.clone(),
+        tools,
+        tool_choice,
+        parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
+        builtin_tools,
+        slash_commands: false,
     })
+}
+
+/// Our own extensions, accepted as top-level fields (what `extra_body` sends).
+const EXTENSIONS: &[&str] = &["builtin_tools"];
+
+fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
+    let Some(tools) = tools.filter(|t| !t.is_null()) else {
+        return Ok(vec![]);
+    };
+    let list = tools
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("tools", "tools must be an array"))?;
+    let mut out: Vec<ClientTool> = Vec::with_capacity(list.len());
+    for (i, t) in list.iter().enumerate() {
+        let at = |f: &str| format!("tools[{i}]{f}");
+        if t.get("type").and_then(Value::as_str) != Some("function") {
+            return Err(ApiError::bad_request(
+                at(".type"),
+                "Only tools of type 'function' are supported",
+            ));
+        }
+        let f = t
+            .get("function")
+            .filter(|f| f.is_object())
+            .ok_or_else(|| ApiError::bad_request(at(".function"), "function is required"))?;
+        let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::bad_request(at(".function.name"), "function.name is required")
+        })?;
+        if name.is_empty()
+            || name.len() > MAX_TOOL_NAME
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ApiError::bad_request(
+                at(".function.name"),
+                format!("Invalid tool name '{name}': use 1 to {MAX_TOOL_NAME} letters, digits, '_' or '-'"),
+            ));
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err(ApiError::bad_request(
+                at(".function.name"),
+                format!("Duplicate tool name '{name}'"),
+            ));
+        }
+        let parameters = match f.get("parameters") {
+            None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+            Some(p) => {
+                check_schema(p).map_err(|why| {
+                    ApiError::bad_request(
+                        at(".function.parameters"),
+                        format!("Invalid parameters schema for tool '{name}': {why}"),
+                    )
+                })?;
+                p.clone()
+            }
+        };
+        out.push(ClientTool {
+            name: name.to_string(),
+            description: f
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            parameters,
+        });
+    }
+    Ok(out)
+}
+
+/// The model needs an object schema for tool input; catch the mistakes that would otherwise
+/// fail deep inside the CLI or upstream.
+fn check_schema(p: &Value) -> Result<(), String> {
+    let obj = p.as_object().ok_or("it must be a JSON Schema object")?;
+    match obj.get("type") {
+        Some(Value::String(t)) if t == "object" => {}
+        None if obj.contains_key("properties") => {}
+        _ => return Err("its type must be \"object\"".into()),
+    }
+    if let Some(props) = obj.get("properties") {
+        let props = props.as_object().ok_or("properties must be an object")?;
+        if let Some((k, _)) = props
+            .iter()
+            .find(|(_, v)| !v.is_object() && !v.is_boolean())
+        {
+            return Err(format!("property '{k}' must be a schema object"));
+        }
+    }
+    if let Some(req) = obj.get("required") {
+        let ok = req
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string));
+        if !ok {
+            return Err("required must be an array of property names".into());
+        }
+    }
+    Ok(())
+}
+
+fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoice, ApiError> {
+    match choice {
+        None | Some(Value::Null) => Ok(ToolChoice::Auto),
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => Ok(ToolChoice::Auto),
+            "none" => Ok(ToolChoice::None),
+            "required" if tools.is_empty() => Err(ApiError::bad_request(
+                "tool_choice",
+                "tool_choice 'required' needs tools",
+            )),
+            "required" => Ok(ToolChoice::Required),
+            other => Err(ApiError::bad_request(
+                "tool_choice",
+                format!("Unknown tool_choice '{other}'"),
+            )),
+        },
+        Some(v) => {
+            let name = v
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::bad_request("tool_choice.function.name", "function.name is required")
+                })?;
+            if !tools.iter().any(|t| t.name == name) {
+                return Err(ApiError::bad_request(
+                    "tool_choice.function.name",
+                    format!("tool_choice names '{name}', which is not among the tools"),
+                ));
+            }
+            Ok(ToolChoice::Named(name.to_string()))
+        }
+    }
+}
+
+fn builtin_tools(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|t| t.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "builtin_tools",
+                    "builtin_tools must be an array of tool names",
+                )
+            }),
+        Some(_) => Err(ApiError::bad_request(
+            "builtin_tools",
+            "builtin_tools must be an array of tool names",
+        )),
+    }
+}
+
+/// Every `tool` message answers a call of the assistant message before it, and every call is
+/// answered before the conversation goes on (as OpenAI requires).
+fn validate_tool_results(messages: &[ChatMessage]) -> Result<(), ApiError> {
+    let mut open: Vec<String> = Vec::new();
+    let missing = |open: &[String]| {
+        ApiError::bad_request(
+            "messages",
+            format!("The result for the tool call '{}' is missing: send a tool message with that tool_call_id", open[0]),
+        )
+    };
+    for (i, m) in messages.iter().enumerate() {
+        match m.role.as_str() {
+            "assistant" | "user" if !open.is_empty() => return Err(missing(&open)),
+            "assistant" => {
+                open = m
+                    .tool_calls
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| c.get("id").and_then(Value::as_str).map(String::from))
+                    .collect();
+            }
+            "tool" => {
+                let id = m.tool_call_id.as_deref().unwrap_or_default();
+                match open.iter().position(|o| o == id) {
+                    Some(p) => {
+                        open.remove(p);
+                    }
+                    None => return Err(ApiError::bad_request(
+                        format!("messages[{i}].tool_call_id"),
+                        format!(
+                            "No assistant tool call with the id '{id}' precedes this tool message"
+                        ),
+                    )),
+                }
+            }
+            _ => {}
+        }
+    }
+    if open.is_empty() {
+        Ok(())
+    } else {
+        Err(missing(&open))
+    }
 }
 
 /// Request parameters that were accepted but have no effect.
 pub fn ignored_params(req: &ChatCompletionRequest) -> Vec<&str> {
-    req.extra.keys().map(String::as_str).collect()
+    req.extra
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !EXTENSIONS.contains(k))
+        .collect()
 }
 
 fn text_only(m: &ChatMessage, i: usize) -> Result<String, ApiError> {
@@ -137,7 +369,12 @@ fn text_only(m: &ChatMessage, i: usize) -> Result<String, ApiError> {
                     .get("text")
                     .and_then(Value::as_str)
                     .map(String::from)
-                    .ok_or_else(|| ApiError::bad_request(format!("messages[{i}].content[{j}].text"), "text must be a string")),
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            format!("messages[{i}].content[{j}].text"),
+                            "text must be a string",
+                        )
+                    }),
                 _ => Err(ApiError::bad_request(
                     format!("messages[{i}].content[{j}].type"),
                     format!("Only text parts are allowed in a {} message", m.role),
@@ -145,7 +382,10 @@ fn text_only(m: &ChatMessage, i: usize) -> Result<String, ApiError> {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.join("\n")),
-        None => Err(ApiError::bad_request(format!("messages[{i}].content"), "content is required")),
+        None => Err(ApiError::bad_request(
+            format!("messages[{i}].content"),
+            "content is required",
+        )),
     }
 }
 
@@ -154,7 +394,10 @@ fn user_blocks(m: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
         Some(MessageContent::Text(s)) => Ok(vec![json!({"type": "text", "text": s})]),
         Some(MessageContent::Parts(parts)) => {
             if parts.is_empty() {
-                return Err(ApiError::bad_request(format!("messages[{i}].content"), "content must not be empty"));
+                return Err(ApiError::bad_request(
+                    format!("messages[{i}].content"),
+                    "content must not be empty",
+                ));
             }
             parts
                 .iter()
@@ -162,7 +405,10 @@ fn user_blocks(m: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
                 .map(|(j, p)| user_part(p, i, j))
                 .collect()
         }
-        None => Err(ApiError::bad_request(format!("messages[{i}].content"), "content is required for user messages")),
+        None => Err(ApiError::bad_request(
+            format!("messages[{i}].content"),
+            "content is required for user messages",
+        )),
     }
 }
 
@@ -179,14 +425,19 @@ fn user_part(p: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
                 .pointer("/image_url/url")
                 .or_else(|| p.get("image_url").filter(|v| v.is_string()))
                 .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::bad_request(at(".image_url.url"), "image_url.url is required"))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request(at(".image_url.url"), "image_url.url is required")
+                })?;
             image_block(url).map_err(|msg| ApiError::bad_request(at(".image_url.url"), msg))
         }
         Some(other) => Err(ApiError::bad_request(
             at(".type"),
             format!("Unsupported content part type '{other}'; expected text or image_url"),
         )),
-        None => Err(ApiError::bad_request(at(".type"), "content part type is required")),
+        None => Err(ApiError::bad_request(
+            at(".type"),
+            "content part type is required",
+        )),
     }
 }
 
@@ -208,7 +459,9 @@ pub fn image_block(url: &str) -> Result<Value, String> {
         base64::engine::general_purpose::STANDARD
             .decode(data.trim())
             .map_err(|e| format!("the image data is not valid base64: {e}"))?;
-        return Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data.trim()}}));
+        return Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data.trim()}}),
+        );
     }
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
@@ -219,7 +472,9 @@ pub fn image_block(url: &str) -> Result<Value, String> {
 fn assistant_message(m: &ChatMessage, i: usize) -> Result<Message, ApiError> {
     let mut content = Vec::new();
     match &m.content {
-        Some(MessageContent::Text(s)) if !s.is_empty() => content.push(json!({"type": "text", "text": s})),
+        Some(MessageContent::Text(s)) if !s.is_empty() => {
+            content.push(json!({"type": "text", "text": s}))
+        }
         Some(MessageContent::Parts(parts)) => {
             for (j, p) in parts.iter().enumerate() {
                 match p.get("type").and_then(Value::as_str) {
@@ -249,10 +504,20 @@ fn assistant_message(m: &ChatMessage, i: usize) -> Result<Message, ApiError> {
         let name = call
             .pointer("/function/name")
             .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request(at(".function.name"), "function name is required"))?;
-        let args = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("{}");
+            .ok_or_else(|| {
+                ApiError::bad_request(at(".function.name"), "function name is required")
+            })?;
+        let args = call
+            .pointer("/function/arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("{}");
         let input: Value = serde_json::from_str(if args.trim().is_empty() { "{}" } else { args })
-            .map_err(|e| ApiError::bad_request(at(".function.arguments"), format!("arguments must be a JSON string: {e}")))?;
+            .map_err(|e| {
+            ApiError::bad_request(
+                at(".function.arguments"),
+                format!("arguments must be a JSON string: {e}"),
+            )
+        })?;
         content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
     }
     Ok(Message {
@@ -262,10 +527,12 @@ fn assistant_message(m: &ChatMessage, i: usize) -> Result<Message, ApiError> {
 }
 
 fn tool_result(m: &ChatMessage, i: usize) -> Result<Value, ApiError> {
-    let id = m
-        .tool_call_id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request(format!("messages[{i}].tool_call_id"), "tool messages need a tool_call_id"))?;
+    let id = m.tool_call_id.as_deref().ok_or_else(|| {
+        ApiError::bad_request(
+            format!("messages[{i}].tool_call_id"),
+            "tool messages need a tool_call_id",
+        )
+    })?;
     let text = text_only(m, i)?;
     Ok(json!({"type": "tool_result", "tool_use_id": id, "content": text}))
 }
@@ -334,34 +601,53 @@ mod tests {
     #[test]
     fn images_become_image_blocks() {
         let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
-        let t = turn(json!({"model":"default","messages":[{"role":"user","content":[
-            {"type":"text","text":"what"},
-            {"type":"image_url","image_url":{"url":format!("data:image/png;base64,{png}")}},
-            {"type":"image_url","image_url":{"url":"https://example.com/a.png"}}
-        ]}]}))
+        let t = turn(
+            json!({"model":"default","messages":[{"role":"user","content":[
+                {"type":"text","text":"what"},
+                {"type":"image_url","image_url":{"url":format!("data:image/png;base64,{png}")}},
+                {"type":"image_url","image_url":{"url":"https://example.com/a.png"}}
+            ]}]}),
+        )
         .unwrap();
         assert_eq!(t.prompt[1]["source"]["type"], "base64");
         assert_eq!(t.prompt[1]["source"]["media_type"], "image/png");
         assert_eq!(t.prompt[2]["source"]["url"], "https://example.com/a.png");
-        let bad = turn(json!({"model":"default","messages":[{"role":"user","content":[
-            {"type":"image_url","image_url":{"url":"ftp://x"}}]}]}));
-        assert_eq!(param(bad.unwrap_err()), "messages[0].content[0].image_url.url");
+        let bad = turn(
+            json!({"model":"default","messages":[{"role":"user","content":[
+            {"type":"image_url","image_url":{"url":"ftp://x"}}]}]}),
+        );
+        assert_eq!(
+            param(bad.unwrap_err()),
+            "messages[0].content[0].image_url.url"
+        );
     }
 
     #[test]
     fn rejections_name_the_field() {
         assert_eq!(param(turn(json!({"messages":[]})).unwrap_err()), "model");
-        assert_eq!(param(turn(json!({"model":"sonnet"})).unwrap_err()), "messages");
         assert_eq!(
-            param(turn(json!({"model":"sonnet","messages":[{"role":"user","content":5}]})).unwrap_err()),
+            param(turn(json!({"model":"sonnet"})).unwrap_err()),
+            "messages"
+        );
+        assert_eq!(
+            param(
+                turn(json!({"model":"sonnet","messages":[{"role":"user","content":5}]}))
+                    .unwrap_err()
+            ),
             "messages[0].content"
         );
         assert_eq!(
-            param(turn(json!({"model":"sonnet","messages":[{"role":"wizard","content":"x"}]})).unwrap_err()),
+            param(
+                turn(json!({"model":"sonnet","messages":[{"role":"wizard","content":"x"}]}))
+                    .unwrap_err()
+            ),
             "messages[0].role"
         );
         assert_eq!(
-            param(turn(json!({"model":"sonnet","n":2,"messages":[{"role":"user","content":"x"}]})).unwrap_err()),
+            param(
+                turn(json!({"model":"sonnet","n":2,"messages":[{"role":"user","content":"x"}]}))
+                    .unwrap_err()
+            ),
             "n"
         );
         assert_eq!(
@@ -378,6 +664,87 @@ mod tests {
         ));
         let not_json = parse(b"{nope").unwrap_err();
         assert!(matches!(not_json, ApiError::BadRequest { .. }));
+    }
+
+    fn weather() -> Value {
+        json!({"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}})
+    }
+
+    #[test]
+    fn tools_and_tool_choice() {
+        let t = turn(json!({"model":"sonnet","tools":[weather()],"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false,"messages":[user_msg("x")]})).unwrap();
+        assert_eq!(t.tools[0].name, "get_weather");
+        assert_eq!(t.tools[0].parameters["required"][0], "city");
+        assert_eq!(t.tool_choice, ToolChoice::Named("get_weather".into()));
+        assert!(!t.parallel_tool_calls);
+        let none = turn(json!({"model":"sonnet","tools":[weather()],"tool_choice":"none","messages":[user_msg("x")]})).unwrap();
+        assert!(none.offered_tools().is_empty());
+        let bad = turn(
+            json!({"model":"sonnet","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"string"}}}],"messages":[user_msg("x")]}),
+        );
+        let e = bad.unwrap_err();
+        assert!(e.to_string().contains("'f'"));
+        assert_eq!(param(e), "tools[0].function.parameters");
+        let bad_name = turn(
+            json!({"model":"sonnet","tools":[{"type":"function","function":{"name":"has space"}}],"messages":[user_msg("x")]}),
+        );
+        assert_eq!(param(bad_name.unwrap_err()), "tools[0].function.name");
+        let unknown_choice = turn(
+            json!({"model":"sonnet","tools":[weather()],"tool_choice":{"type":"function","function":{"name":"nope"}},"messages":[user_msg("x")]}),
+        );
+        assert_eq!(
+            param(unknown_choice.unwrap_err()),
+            "tool_choice.function.name"
+        );
+    }
+
+    fn call(id: &str) -> Value {
+        json!({"id":id,"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}})
+    }
+
+    #[test]
+    fn tool_results_become_the_prompt() {
+        let t = turn(json!({"model":"sonnet","tools":[weather()],"messages":[
+            user_msg("weather?"),
+            {"role":"assistant","content":null,"tool_calls":[call("c1"), call("c2")]},
+            {"role":"tool","tool_call_id":"c2","content":"rain"},
+            {"role":"tool","tool_call_id":"c1","content":"sun"}
+        ]}))
+        .unwrap();
+        assert_eq!(t.history.len(), 2);
+        assert_eq!(t.history[1].content[0]["type"], "tool_use");
+        assert_eq!(t.history[1].content[0]["input"]["city"], "Paris");
+        assert_eq!(t.prompt.len(), 2);
+        assert_eq!(t.prompt[0]["tool_use_id"], "c2");
+        assert_eq!(t.prompt[1]["content"], "sun");
+    }
+
+    #[test]
+    fn missing_or_unknown_tool_results_name_the_id() {
+        let missing = turn(json!({"model":"sonnet","tools":[weather()],"messages":[
+            user_msg("w"), {"role":"assistant","tool_calls":[call("c1"), call("c2")]},
+            {"role":"tool","tool_call_id":"c1","content":"sun"}]}));
+        assert!(missing.unwrap_err().to_string().contains("'c2'"));
+        let unknown = turn(json!({"model":"sonnet","tools":[weather()],"messages":[
+            user_msg("w"), {"role":"assistant","tool_calls":[call("c1")]},
+            {"role":"tool","tool_call_id":"c1","content":"sun"},
+            {"role":"tool","tool_call_id":"zz","content":"?"}]}));
+        let e = unknown.unwrap_err();
+        assert!(e.to_string().contains("'zz'"));
+        assert_eq!(param(e), "messages[3].tool_call_id");
+    }
+
+    #[test]
+    fn builtin_tools_extension() {
+        let t = turn(json!({"model":"sonnet","builtin_tools":["Read"],"messages":[user_msg("x")]}))
+            .unwrap();
+        assert_eq!(t.builtin_tools, vec!["Read"]);
+        let bad = turn(json!({"model":"sonnet","builtin_tools":"Read","messages":[user_msg("x")]}));
+        assert_eq!(param(bad.unwrap_err()), "builtin_tools");
+    }
+
+    fn user_msg(t: &str) -> Value {
+        json!({"role":"user","content":t})
     }
 
     #[test]

@@ -6,13 +6,16 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::convert;
 use super::render::{self, ResponseMeta};
 use super::types::{ModelList, ModelObject};
-use super::convert;
 use crate::app::AppState;
 use crate::error::{ApiError, OpenAiError};
 
-pub async fn chat_completions(State(app): State<AppState>, body: Bytes) -> Result<Response, OpenAiError> {
+pub async fn chat_completions(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Response, OpenAiError> {
     let req = convert::parse(&body)?;
     let turn = convert::to_turn(&req, &app.models)?;
     let ignored = convert::ignored_params(&req);
@@ -39,11 +42,18 @@ pub async fn chat_completions(State(app): State<AppState>, body: Bytes) -> Resul
 pub async fn list_models(State(app): State<AppState>) -> Json<ModelList> {
     Json(ModelList {
         object: "list",
-        data: app.models.all().map(|m| model_object(&m.id, &app)).collect(),
+        data: app
+            .models
+            .all()
+            .map(|m| model_object(&m.id, &app))
+            .collect(),
     })
 }
 
-pub async fn get_model(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<ModelObject>, OpenAiError> {
+pub async fn get_model(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelObject>, OpenAiError> {
     app.models
         .resolve(&id)
         .map(|m| Json(model_object(&m.id, &app)))

@@ -9,7 +9,8 @@ use futures::Stream;
 use serde::Serialize;
 
 use super::types::{
-    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, UsageOut,
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta,
+    FunctionCallOut, FunctionDeltaOut, ToolCallDeltaOut, ToolCallOut, UsageOut,
 };
 use crate::claude::{Event, StopReason};
 use crate::conversation::TurnHandle;
@@ -49,13 +50,30 @@ pub fn finish_reason(r: &StopReason) -> &'static str {
 }
 
 /// Wait for the whole turn and build one completion.
-pub async fn collect(mut handle: TurnHandle, meta: &ResponseMeta) -> Result<ChatCompletion, ApiError> {
+pub async fn collect(
+    mut handle: TurnHandle,
+    meta: &ResponseMeta,
+) -> Result<ChatCompletion, ApiError> {
     let mut content = String::new();
     let mut reasoning = String::new();
+    let mut calls: Vec<ToolCallOut> = Vec::new();
     while let Some(ev) = handle.events.recv().await {
         match ev {
             Event::TextDelta { text } => content.push_str(&text),
             Event::ThinkingDelta { text } => reasoning.push_str(&text),
+            Event::ToolCall {
+                id,
+                name,
+                input,
+                client: true,
+            } => calls.push(ToolCallOut {
+                id,
+                kind: "function",
+                function: FunctionCallOut {
+                    name,
+                    arguments: input.to_string(),
+                },
+            }),
             Event::Error(e) => return Err(e.into()),
             Event::Done(summary) => {
                 return Ok(ChatCompletion {
@@ -67,9 +85,10 @@ pub async fn collect(mut handle: TurnHandle, meta: &ResponseMeta) -> Result<Chat
                         index: 0,
                         message: AssistantMessage {
                             role: "assistant",
-                            content: Some(content),
+                            content: (!content.is_empty() || calls.is_empty()).then_some(content),
                             reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
                             refusal: None,
+                            tool_calls: (!calls.is_empty()).then_some(calls),
                         },
                         finish_reason: finish_reason(&summary.stop_reason),
                         logprobs: None,
@@ -87,8 +106,13 @@ pub async fn collect(mut handle: TurnHandle, meta: &ResponseMeta) -> Result<Chat
 }
 
 /// Stream the turn as SSE chunks, exactly as OpenAI sends them.
-pub fn stream(handle: TurnHandle, meta: ResponseMeta) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub fn stream(
+    handle: TurnHandle,
+    meta: ResponseMeta,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let mut events = handle.events;
+    // Tool-call ids in the order the client first saw them: their index in `tool_calls`.
+    let mut call_index: Vec<String> = Vec::new();
     let s = async_stream::stream! {
         yield Ok(data(&chunk(&meta, Delta { role: Some("assistant"), content: Some(String::new()), ..Default::default() }, None)));
         while let Some(ev) = events.recv().await {
@@ -98,6 +122,26 @@ pub fn stream(handle: TurnHandle, meta: ResponseMeta) -> Sse<impl Stream<Item = 
                 }
                 Event::ThinkingDelta { text } => {
                     yield Ok(data(&chunk(&meta, Delta { reasoning_content: Some(text), ..Default::default() }, None)));
+                }
+                Event::ToolCallStart { id, name, client: true } => {
+                    call_index.push(id.clone());
+                    let d = ToolCallDeltaOut { index: call_index.len() - 1, id: Some(id), kind: Some("function"),
+                        function: FunctionDeltaOut { name: Some(name), arguments: String::new() } };
+                    yield Ok(data(&chunk(&meta, Delta { tool_calls: Some(vec![d]), ..Default::default() }, None)));
+                }
+                Event::ToolCallDelta { id, partial_json, client: true } => {
+                    if let Some(index) = call_index.iter().position(|c| *c == id) {
+                        let d = ToolCallDeltaOut { index, id: None, kind: None,
+                            function: FunctionDeltaOut { name: None, arguments: partial_json } };
+                        yield Ok(data(&chunk(&meta, Delta { tool_calls: Some(vec![d]), ..Default::default() }, None)));
+                    }
+                }
+                // A call that did not stream (no partial messages for it) arrives whole.
+                Event::ToolCall { id, name, input, client: true } if !call_index.contains(&id) => {
+                    call_index.push(id.clone());
+                    let d = ToolCallDeltaOut { index: call_index.len() - 1, id: Some(id), kind: Some("function"),
+                        function: FunctionDeltaOut { name: Some(name), arguments: input.to_string() } };
+                    yield Ok(data(&chunk(&meta, Delta { tool_calls: Some(vec![d]), ..Default::default() }, None)));
                 }
                 Event::Done(summary) => {
                     yield Ok(data(&chunk(&meta, Delta::default(), Some(finish_reason(&summary.stop_reason)))));

@@ -92,7 +92,11 @@ impl TestApp {
     }
 
     pub fn last_model_request(&self) -> Value {
-        self.model_requests().last().expect("the model was called").body.clone()
+        self.model_requests()
+            .last()
+            .expect("the model was called")
+            .body
+            .clone()
     }
 
     /// Stop the server and check that no CLI process it started is still alive.
@@ -100,8 +104,16 @@ impl TestApp {
         if let Some(s) = self.server.take() {
             s.stop().await;
         }
-        let left = wait_for(|| processes_under(self.data.path()).is_empty(), Duration::from_secs(10)).await;
-        assert!(left, "CLI processes left behind: {:?}", processes_under(self.data.path()));
+        let left = wait_for(
+            || processes_under(self.data.path()).is_empty(),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(
+            left,
+            "CLI processes left behind: {:?}",
+            processes_under(self.data.path())
+        );
     }
 }
 
@@ -124,7 +136,9 @@ pub fn sse_data(text: &str) -> Vec<Value> {
 /// Pids of live (non-zombie) processes whose working directory is under `dir`.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
@@ -171,7 +185,10 @@ pub fn assistant(text: &str) -> Value {
 pub fn streamed_content(chunks: &[Value]) -> String {
     chunks
         .iter()
-        .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
         .collect()
 }
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Installs what ccgw needs to run and to be tested into the git-ignored .tools/ folder:
+#   --cli     the pinned Claude Code CLI   (.tools/cli)
+#   --python  the Python test environment  (.tools/venv, from tests/python/requirements.txt)
+#   --all     both (the default when no option is given)
+# Idempotent: each part is skipped when it is already in place.
+# CCGW_TOOLS_DIR overrides the .tools/ location (absolute path), CCGW_PYTHON the Python used for the venv.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CLI_PACKAGE="@anthropic-ai/claude-code"
+CLI_VERSION="2.1.197"
+TOOLS_DIR="${CCGW_TOOLS_DIR:-$ROOT/.tools}"
+CLI_PREFIX="$TOOLS_DIR/cli"
+CLI_BIN="$CLI_PREFIX/node_modules/.bin/claude"
+CLI_PKG_DIR="$CLI_PREFIX/node_modules/$CLI_PACKAGE"
+VENV="$TOOLS_DIR/venv"
+REQUIREMENTS="$ROOT/tests/python/requirements.txt"
+STAMP="$VENV/.ccgw-requirements.sha256"
+PYTHON="${CCGW_PYTHON:-python3}"
+
+log() { echo "setup: $*"; }
+die() { echo "setup: ERROR: $*" >&2; exit 1; }
+
+usage() {
+  echo "usage: scripts/setup.sh [--cli] [--python] [--all]"
+}
+
+want_cli=0
+want_python=0
+for arg in "$@"; do
+  case "$arg" in
+    --cli) want_cli=1 ;;
+    --python) want_python=1 ;;
+    --all) want_cli=1; want_python=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $arg" ;;
+  esac
+done
+if [[ $want_cli -eq 0 && $want_python -eq 0 ]]; then
+  want_cli=1
+  want_python=1
+fi
+
+mkdir -p "$TOOLS_DIR"
+
+# One setup at a time per tools folder (a second caller waits, then finds everything in place).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$TOOLS_DIR/.setup.lock"
+  if ! flock -n 9; then
+    log "another setup is running on $TOOLS_DIR; waiting for it"
+    flock 9
+  fi
+fi
+
+# Prints the CLI's version line, or nothing when the binary is missing, a placeholder, or broken.
+cli_version() {
+  [[ -x "$CLI_BIN" ]] || return 0
+  timeout 60 "$CLI_BIN" --version 2>/dev/null | head -n 1 || true
+}
+
+cli_ok() {
+  local v
+  v="$(cli_version)"
+  [[ "$v" == "$CLI_VERSION" || "$v" == "$CLI_VERSION "* ]]
+}
+
+setup_cli() {
+  if cli_ok; then
+    log "Claude Code CLI $CLI_VERSION already installed ($CLI_BIN)"
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 18+ and npm, then re-run"
+  local current
+  current="$(cli_version)"
+  log "installing Claude Code CLI $CLI_VERSION into $CLI_PREFIX${current:+ (found: $current)}"
+  mkdir -p "$CLI_PREFIX"
+  npm install --prefix "$CLI_PREFIX" --no-audit --no-fund --save-exact "$CLI_PACKAGE@$CLI_VERSION" \
+    || die "npm install of $CLI_PACKAGE@$CLI_VERSION failed"
+  if cli_ok; then
+    log "Claude Code CLI $(cli_version) ready"
+    return 0
+  fi
+  # The package ships a placeholder bin/claude.exe that its postinstall (install.cjs) replaces
+  # with the platform's native binary; npm may have skipped install scripts.
+  [[ -f "$CLI_PKG_DIR/install.cjs" ]] \
+    || die "$CLI_PKG_DIR/install.cjs not found after npm install; the CLI package looks incomplete"
+  log "CLI binary is still the placeholder; running the package's install.cjs"
+  (cd "$CLI_PKG_DIR" && node install.cjs) || die "node install.cjs failed in $CLI_PKG_DIR"
+  if cli_ok; then
+    log "Claude Code CLI $(cli_version) ready"
+    return 0
+  fi
+  die "Claude Code CLI is not usable: '$CLI_BIN --version' printed '$(cli_version)', expected $CLI_VERSION.
+  The native package for this platform (e.g. $CLI_PACKAGE-linux-x64) may be missing:
+  check that npm does not omit optional dependencies, then remove $CLI_PREFIX and re-run."
+}
+
+requirements_hash() {
+  { cat "$REQUIREMENTS"; "$VENV/bin/python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1
+}
+
+setup_python() {
+  [[ -f "$REQUIREMENTS" ]] || die "$REQUIREMENTS not found"
+  if [[ -e "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log "removing broken venv $VENV"
+    rm -rf "$VENV"
+  fi
+  if [[ ! -e "$VENV" ]]; then
+    command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3.9+ (or set CCGW_PYTHON)"
+    "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' \
+      || die "$PYTHON is older than 3.9"
+    log "creating venv $VENV ($("$PYTHON" --version 2>&1))"
+    "$PYTHON" -m venv "$VENV" || die "could not create venv (Debian: apt-get install python3-venv)"
+  fi
+  local want
+  want="$(requirements_hash)"
+  if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+    log "Python test requirements already installed ($VENV)"
+    return 0
+  fi
+  log "installing tests/python/requirements.txt into $VENV"
+  rm -f "$STAMP"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -r "$REQUIREMENTS" \
+    || die "pip install -r tests/python/requirements.txt failed"
+  echo "$want" >"$STAMP"
+  log "Python test requirements ready"
+}
+
+if [[ $want_cli -eq 1 ]]; then setup_cli; fi
+if [[ $want_python -eq 1 ]]; then setup_python; fi
+log "done"
