@@ -487,9 +487,15 @@ impl Conversations {
             },
             builtin_tools: req.builtin_tools.clone(),
             allowed_tools: vec![],
-            permission_mode: None,
+            permission_mode: req.options.permission_mode.clone(),
             max_retries: self.cfg.cli_max_retries,
             max_output_tokens: req.max_output_tokens,
+            max_thinking_tokens: thinking_budget(&req.options),
+            effort: req.options.effort.clone(),
+            agent: req.options.agent.clone(),
+            max_turns: req.options.max_turns,
+            extra_body: (!req.options.sampling.is_empty())
+                .then(|| Value::Object(req.options.sampling.clone())),
             env: self.cfg.cli_env.clone(),
         };
         let handler = Arc::new(ControlHandler::new(conv.id.clone(), ToolPolicy { allowed }));
@@ -944,6 +950,17 @@ fn launch_fingerprint(req: &TurnRequest) -> String {
         req.max_output_tokens
     ]);
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+/// The Messages API refuses a temperature other than 1 while thinking is on, so setting one
+/// turns thinking off unless a budget was asked for explicitly.
+fn thinking_budget(o: &crate::turn::ClaudeOptions) -> Option<u32> {
+    let sampling_needs_it_off = o
+        .sampling
+        .get("temperature")
+        .and_then(Value::as_f64)
+        .is_some_and(|t| (t - 1.0).abs() > f64::EPSILON);
+    o.thinking_budget.or(sampling_needs_it_off.then_some(0))
 }
 
 fn minus(a: Usage, b: Usage) -> Usage {

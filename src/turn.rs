@@ -52,6 +52,28 @@ impl Message {
     }
 }
 
+/// Claude Code features beyond what the compatible APIs can say: `extra_body` on the OpenAI
+/// endpoint, extra fields on the Anthropic one, plain fields on the native API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaudeOptions {
+    /// `Some(0)` turns thinking off; a budget applies to models with a fixed thinking budget.
+    pub thinking_budget: Option<u32>,
+    /// low, medium, high, xhigh or max.
+    pub effort: Option<String>,
+    /// default, acceptEdits, plan, dontAsk or auto.
+    pub permission_mode: Option<String>,
+    /// Run the main thread as this agent.
+    pub agent: Option<String>,
+    pub max_turns: Option<u32>,
+    /// Sampling fields passed to the model as they are (`temperature`, `top_p`, `top_k`).
+    pub sampling: serde_json::Map<String, Value>,
+    /// Attach to this native session instead of matching the history.
+    pub session_id: Option<String>,
+}
+
+pub const EFFORTS: &[&str] = &["low", "medium", "high", "xhigh", "max"];
+pub const PERMISSION_MODES: &[&str] = &["default", "acceptEdits", "plan", "dontAsk", "auto"];
+
 /// One turn as the domain sees it.
 #[derive(Debug, Clone, Default)]
 pub struct TurnRequest {
@@ -77,6 +99,7 @@ pub struct TurnRequest {
     pub builtin_tools: Vec<String>,
     /// Run a prompt starting with `/` as a slash command (native API) instead of as text.
     pub slash_commands: bool,
+    pub options: ClaudeOptions,
 }
 
 impl TurnRequest {

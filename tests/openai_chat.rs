@@ -351,6 +351,12 @@ async fn parameters_the_cli_cannot_honour_are_accepted() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["choices"][0]["message"]["content"], "fine");
+    // temperature and top_p do reach the model; thinking goes off, as the API requires.
+    let req = app.last_model_request();
+    assert_eq!(req["temperature"], 0.1);
+    assert_eq!(req["top_p"], 0.5);
+    assert_eq!(req["thinking"]["type"], "disabled");
+    assert!(req.get("seed").is_none());
     app.stop().await;
 }
 

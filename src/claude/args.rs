@@ -33,6 +33,16 @@ pub struct LaunchSpec {
     pub max_retries: u32,
     /// `CLAUDE_CODE_MAX_OUTPUT_TOKENS`, the only way to cap `max_tokens`.
     pub max_output_tokens: Option<u32>,
+    /// `MAX_THINKING_TOKENS`: 0 turns thinking off; a budget applies to non-adaptive models.
+    pub max_thinking_tokens: Option<u32>,
+    /// `--effort`: low, medium, high, xhigh or max.
+    pub effort: Option<String>,
+    /// `--agent`: run the main thread as this agent.
+    pub agent: Option<String>,
+    /// `--max-turns`.
+    pub max_turns: Option<u32>,
+    /// `CLAUDE_CODE_EXTRA_BODY`: fields merged into every Messages API request (sampling).
+    pub extra_body: Option<serde_json::Value>,
     /// Extra environment (e.g. the demo upstream's address), applied last.
     pub env: Vec<(String, String)>,
 }
@@ -65,6 +75,15 @@ impl LaunchSpec {
         }
         if let Some(model) = &self.model {
             a.push(format!("--model={model}"));
+        }
+        if let Some(e) = &self.effort {
+            a.push(format!("--effort={e}"));
+        }
+        if let Some(agent) = &self.agent {
+            a.push(format!("--agent={agent}"));
+        }
+        if let Some(n) = self.max_turns {
+            a.push(format!("--max-turns={n}"));
         }
         match &self.session {
             SessionMode::New(id) => a.push(format!("--session-id={id}")),
@@ -100,6 +119,12 @@ impl LaunchSpec {
         if let Some(n) = self.max_output_tokens {
             e.push(("CLAUDE_CODE_MAX_OUTPUT_TOKENS".into(), n.to_string()));
         }
+        if let Some(n) = self.max_thinking_tokens {
+            e.push(("MAX_THINKING_TOKENS".into(), n.to_string()));
+        }
+        if let Some(b) = &self.extra_body {
+            e.push(("CLAUDE_CODE_EXTRA_BODY".into(), b.to_string()));
+        }
         e.extend(self.env.iter().cloned());
         e
     }
@@ -121,6 +146,11 @@ mod tests {
             permission_mode: None,
             max_retries: 2,
             max_output_tokens: None,
+            max_thinking_tokens: None,
+            effort: None,
+            agent: None,
+            max_turns: None,
+            extra_body: None,
             env: vec![],
         }
     }
@@ -165,6 +195,26 @@ mod tests {
         assert!(a.contains(&"--model=sonnet".to_string()));
         assert!(a.contains(&"--resume=abc".to_string()));
         assert!(a.contains(&"--fork-session".to_string()));
+    }
+
+    #[test]
+    fn claude_options_become_flags_and_env() {
+        let mut s = spec();
+        s.effort = Some("low".into());
+        s.agent = Some("reviewer".into());
+        s.max_turns = Some(3);
+        s.max_thinking_tokens = Some(0);
+        s.extra_body = Some(serde_json::json!({"temperature": 0.2}));
+        let a = strs(&s);
+        assert!(a.contains(&"--effort=low".to_string()));
+        assert!(a.contains(&"--agent=reviewer".to_string()));
+        assert!(a.contains(&"--max-turns=3".to_string()));
+        let e = s.env();
+        assert!(e.contains(&("MAX_THINKING_TOKENS".into(), "0".into())));
+        assert!(e.contains(&(
+            "CLAUDE_CODE_EXTRA_BODY".into(),
+            r#"{"temperature":0.2}"#.into()
+        )));
     }
 
     #[test]

@@ -6,16 +6,17 @@ use serde_json::{json, Value};
 use super::types::{ChatCompletionRequest, ChatMessage, MessageContent};
 use crate::error::ApiError;
 use crate::models::ModelTable;
-use crate::turn::{ClientTool, Message, Role, ToolChoice, TurnRequest};
+use crate::turn::{ClaudeOptions, ClientTool, Message, Role, ToolChoice, TurnRequest};
 
 /// Client tool names: what OpenAI allows, short enough that the model's `mcp__client__`
 /// prefixed name stays within the Messages API's 64 characters.
 const MAX_TOOL_NAME: usize = 64 - crate::claude::tools::PREFIX.len();
 
+/// Sampling parameters passed to the model as they are (through `CLAUDE_CODE_EXTRA_BODY`).
+const SAMPLING: &[(&str, f64, f64)] = &[("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)];
+
 /// Parameters the CLI cannot honour. They are accepted and ignored (see the README).
 pub const IGNORED_PARAMS: &[&str] = &[
-    "temperature",
-    "top_p",
     "seed",
     "presence_penalty",
     "frequency_penalty",
@@ -150,11 +151,38 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
         builtin_tools,
         slash_commands: false,
+        options: ClaudeOptions {
+            sampling: sampling(req)?,
+            ..Default::default()
+        },
     })
 }
 
+/// OpenAI allows temperature up to 2; Anthropic's API takes 0..=1, so it is clamped.
+fn sampling(req: &ChatCompletionRequest) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut out = serde_json::Map::new();
+    for (name, lo, hi) in SAMPLING {
+        match req.extra.get(*name) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let x = v
+                    .as_f64()
+                    .filter(|x| (*lo..=*hi).contains(x))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            *name,
+                            format!("{name} must be a number from {lo} to {hi}"),
+                        )
+                    })?;
+                out.insert(name.to_string(), json!(x.min(1.0)));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Our own extensions, accepted as top-level fields (what `extra_body` sends).
-const EXTENSIONS: &[&str] = &["builtin_tools"];
+const EXTENSIONS: &[&str] = &["builtin_tools", "temperature", "top_p"];
 
 fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
     let Some(tools) = tools.filter(|t| !t.is_null()) else {
@@ -331,12 +359,14 @@ fn validate_tool_results(messages: &[ChatMessage]) -> Result<(), ApiError> {
                     Some(p) => {
                         open.remove(p);
                     }
-                    None => return Err(ApiError::bad_request(
-                        format!("messages[{i}].tool_call_id"),
-                        format!(
+                    None => {
+                        return Err(ApiError::bad_request(
+                            format!("messages[{i}].tool_call_id"),
+                            format!(
                             "No assistant tool call with the id '{id}' precedes this tool message"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             _ => {}
@@ -758,6 +788,6 @@ mod tests {
         let req = parse(json!({"model":"sonnet","temperature":1,"seed":3,"messages":[{"role":"user","content":"x"}]}).to_string().as_bytes()).unwrap();
         let mut ignored = ignored_params(&req);
         ignored.sort();
-        assert_eq!(ignored, vec!["seed", "temperature"]);
+        assert_eq!(ignored, vec!["seed"]);
     }
 }
