@@ -8,7 +8,7 @@ use axum::{middleware, Router};
 use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::models::ModelTable;
-use crate::{auth, health, openai};
+use crate::{auth, health, metrics, openai};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +20,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    metrics::install();
     let api = Router::new()
         .route(
             "/v1/chat/completions",
@@ -34,7 +35,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/v1/health", get(health::health))
+        .route("/metrics", get(metrics::render))
         .merge(api)
         .fallback(health::not_found)
+        .layer(middleware::from_fn(metrics::count_requests))
         .with_state(state)
 }

@@ -31,6 +31,7 @@ use crate::claude::tools::{self, ClientToolServer, ToolOutcome};
 use crate::claude::wire::Initialize;
 use crate::claude::{transcript, ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::config::Config;
+use crate::metrics::waiting_on_cli;
 use crate::turn::{
     history_key, split_for_transcript, tool_result_text, Message, Role, StopMatcher, TurnRequest,
 };
@@ -90,6 +91,8 @@ pub struct TurnHandle {
     pub conversation_id: String,
     /// Events until (and including) one `Done` or `Error`. Dropping it interrupts the turn.
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// Time this request has waited on the CLI; complete once `Done` arrives (see `metrics`).
+    pub cli_wait: crate::metrics::CliWait,
 }
 
 /// The domain service every adapter calls.
@@ -241,8 +244,8 @@ impl Conversations {
         for m in std::mem::take(&mut conv.replay_tail) {
             let content = Value::Array(escape_slash(m.content));
             let replayed = match m.role {
-                Role::User => process.replay_user(&content).await,
-                Role::Assistant => process.replay_assistant(&content).await,
+                Role::User => waiting_on_cli(process.replay_user(&content)).await,
+                Role::Assistant => waiting_on_cli(process.replay_assistant(&content)).await,
             };
             if let Err(e) = replayed {
                 self.pool.retire(&process);
@@ -300,10 +303,15 @@ impl Conversations {
         let (tx, rx) = mpsc::unbounded_channel();
         let conversation_id = conv.id.clone();
         let this = self.clone();
-        tokio::spawn(async move { this.drive(conv, process, req, cli, reported, tx).await });
+        let cli_wait = crate::metrics::current_cli_wait();
+        tokio::spawn(crate::metrics::with_cli_wait(
+            cli_wait.clone(),
+            async move { this.drive(conv, process, req, cli, reported, tx).await },
+        ));
         TurnHandle {
             conversation_id,
             events: rx,
+            cli_wait,
         }
     }
 
@@ -458,7 +466,7 @@ impl Conversations {
                 if conv.process_launch == launch {
                     if conv.process_model != req.cli_model {
                         let model = req.cli_model.as_deref().unwrap_or("default");
-                        if let Err(e) = p.set_model(model).await {
+                        if let Err(e) = waiting_on_cli(p.set_model(model)).await {
                             self.pool.retire(&p);
                             return Err(e);
                         }
@@ -513,7 +521,7 @@ impl Conversations {
                 .collect(),
             ..Default::default()
         };
-        if let Err(e) = p.initialize(&init).await {
+        if let Err(e) = waiting_on_cli(p.initialize(&init)).await {
             self.pool.retire(&p);
             return Err(e);
         }
@@ -629,6 +637,8 @@ impl Conversations {
                 }
             }
         };
+        // Until here the turn was the CLI's; counted before `Done` goes out (see `metrics`).
+        crate::metrics::add_cli_wait(started.elapsed());
 
         let outcome = match end {
             End::Clean(summary) => {

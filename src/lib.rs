@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod doctor;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod mock_upstream;
 pub mod models;
 pub mod openai;

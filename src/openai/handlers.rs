@@ -11,11 +11,13 @@ use super::render::{self, ResponseMeta};
 use super::types::{ModelList, ModelObject};
 use crate::app::AppState;
 use crate::error::{ApiError, OpenAiError};
+use crate::metrics::{with_cli_wait, TurnTimer};
 
 pub async fn chat_completions(
     State(app): State<AppState>,
     body: Bytes,
 ) -> Result<Response, OpenAiError> {
+    let timer = TurnTimer::start();
     let req = convert::parse(&body)?;
     let turn = convert::to_turn(&req, &app.models)?;
     let ignored = convert::ignored_params(&req);
@@ -26,12 +28,17 @@ pub async fn chat_completions(
         &req.model,
         req.stream_options.as_ref().is_some_and(|o| o.include_usage),
     );
-    let handle = app.conversations.start_turn(turn).await?;
+    let handle = with_cli_wait(timer.cli_wait(), app.conversations.start_turn(turn)).await?;
     let conversation = HeaderValue::from_str(&handle.conversation_id).ok();
     let mut resp = if req.stream.unwrap_or(false) {
-        render::stream(handle, meta).into_response()
+        render::stream(handle, meta, timer).into_response()
     } else {
-        Json(render::collect(handle, &meta).await?).into_response()
+        let mut resp = Json(render::collect(handle, &meta).await?).into_response();
+        if let Ok(v) = HeaderValue::from_str(&timer.server_timing()) {
+            resp.headers_mut().insert("server-timing", v);
+        }
+        timer.finish();
+        resp
     };
     if let Some(v) = conversation {
         resp.headers_mut().insert("x-ccgw-conversation-id", v);

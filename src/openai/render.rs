@@ -15,6 +15,7 @@ use super::types::{
 use crate::claude::{Event, StopReason};
 use crate::conversation::TurnHandle;
 use crate::error::ApiError;
+use crate::metrics::TurnTimer;
 
 pub const FINGERPRINT: &str = concat!("ccgw-", env!("CARGO_PKG_VERSION"));
 
@@ -109,6 +110,7 @@ pub async fn collect(
 pub fn stream(
     handle: TurnHandle,
     meta: ResponseMeta,
+    timer: TurnTimer,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let mut events = handle.events;
     // Tool-call ids in the order the client first saw them: their index in `tool_calls`.
@@ -154,6 +156,7 @@ pub fn stream(
                         }));
                     }
                     yield Ok(SseEvent::default().data("[DONE]"));
+                    timer.finish();
                     break;
                 }
                 Event::Error(e) => {

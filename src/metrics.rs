@@ -1,0 +1,242 @@
+//! The gateway's own metrics, in Prometheus text format at `GET /metrics`.
+//!
+//! - `ccgw_gateway_overhead_seconds` (histogram): per completed turn, the time the request
+//!   spent in the gateway minus the time it spent waiting on the CLI. "Waiting on the CLI" is
+//!   every await on the CLI's answers: `initialize`, `set_model` and history replay of a new
+//!   process, and the turn itself from its user line until the CLI's `result` line. Spawning a
+//!   process (fork/exec) and waiting for a free process slot count as the gateway's.
+//! - `ccgw_requests_total{endpoint,status}` (counter): every HTTP response, by route template.
+//! - `ccgw_live_processes`, `ccgw_queue_depth` (gauges) and `ccgw_process_spawns_total`
+//!   (counter): read from the process pool when `/metrics` is scraped, so they cost nothing
+//!   on the request path.
+//!
+//! The CLI time of a request accumulates in a [`CliWait`] cell. An adapter opens one per request
+//! with [`TurnTimer`] and runs the domain call inside [`with_cli_wait`]; the domain marks its
+//! waits with [`waiting_on_cli`] / [`add_cli_wait`] and hands the same cell back in its
+//! `TurnHandle`. The recorder is global (one per process) and has no listener of its own.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::app::AppState;
+
+pub const OVERHEAD: &str = "ccgw_gateway_overhead_seconds";
+pub const REQUESTS: &str = "ccgw_requests_total";
+pub const LIVE_PROCESSES: &str = "ccgw_live_processes";
+pub const QUEUE_DEPTH: &str = "ccgw_queue_depth";
+pub const PROCESS_SPAWNS: &str = "ccgw_process_spawns_total";
+
+/// Bucket bounds of the overhead histogram, in seconds: 25 µs to 10 s.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 10.0,
+];
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Install the global recorder (once per process; later calls return the same handle).
+/// `None` when another recorder was installed first: metrics are then not exported.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(OVERHEAD.into()), OVERHEAD_BUCKETS)
+                .map_err(|e| tracing::warn!(error = %e, "metrics buckets refused"))
+                .ok()?;
+            let handle = builder
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()?;
+            describe();
+            // Without a listener of its own the exporter needs its upkeep run for it: it
+            // drains histogram samples, which would otherwise grow until the next scrape.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ccgw-metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "metrics upkeep thread not started");
+            }
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    ::metrics::describe_histogram!(
+        OVERHEAD,
+        ::metrics::Unit::Seconds,
+        "Per completed turn: time in the gateway minus time waiting on the Claude Code CLI"
+    );
+    ::metrics::describe_counter!(REQUESTS, "HTTP responses by route and status");
+    ::metrics::describe_gauge!(LIVE_PROCESSES, "Live Claude Code CLI processes");
+    ::metrics::describe_gauge!(QUEUE_DEPTH, "Requests waiting for a free process slot");
+    ::metrics::describe_counter!(PROCESS_SPAWNS, "Claude Code CLI processes started");
+}
+
+/// `GET /metrics`.
+pub async fn render(State(app): State<AppState>) -> Response {
+    let Some(handle) = install() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not available in this process\n",
+        )
+            .into_response();
+    };
+    let pool = &app.conversations.pool;
+    ::metrics::gauge!(LIVE_PROCESSES).set(pool.live_count() as f64);
+    ::metrics::gauge!(QUEUE_DEPTH).set(pool.queue_depth() as f64);
+    ::metrics::counter!(PROCESS_SPAWNS).absolute(pool.spawn_count());
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Middleware: count every response by route template (not raw path: bounded labels).
+pub async fn count_requests(req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    ::metrics::counter!(REQUESTS, "endpoint" => endpoint, "status" => status_label(status))
+        .increment(1);
+    resp
+}
+
+fn status_label(s: StatusCode) -> String {
+    s.as_str().to_string()
+}
+
+/// Nanoseconds one request spent waiting on the CLI. Cheap to clone; shared by the adapter,
+/// the domain call and the task that drives the turn.
+#[derive(Debug, Clone, Default)]
+pub struct CliWait(Arc<AtomicU64>);
+
+impl CliWait {
+    pub fn add(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::Relaxed))
+    }
+}
+
+tokio::task_local! {
+    static CLI_WAIT: CliWait;
+}
+
+/// Run `f` with `wait` as the cell that [`waiting_on_cli`] and [`add_cli_wait`] add to.
+pub async fn with_cli_wait<F: Future>(wait: CliWait, f: F) -> F::Output {
+    CLI_WAIT.scope(wait, f).await
+}
+
+/// The current request's cell; a fresh one outside [`with_cli_wait`].
+pub fn current_cli_wait() -> CliWait {
+    CLI_WAIT.try_with(CliWait::clone).unwrap_or_default()
+}
+
+/// Count `d` as time spent waiting on the CLI (no-op outside [`with_cli_wait`]).
+pub fn add_cli_wait(d: Duration) {
+    let _ = CLI_WAIT.try_with(|w| w.add(d));
+}
+
+/// Await `f`, counting its time as time spent waiting on the CLI.
+pub async fn waiting_on_cli<F: Future>(f: F) -> F::Output {
+    let started = Instant::now();
+    let out = f.await;
+    add_cli_wait(started.elapsed());
+    out
+}
+
+/// One request's clock: started when the adapter's handler starts, finished when the
+/// response's last byte is handed to the server.
+#[derive(Debug, Clone)]
+pub struct TurnTimer {
+    started: Instant,
+    cli_wait: CliWait,
+}
+
+impl TurnTimer {
+    pub fn start() -> TurnTimer {
+        TurnTimer {
+            started: Instant::now(),
+            cli_wait: CliWait::default(),
+        }
+    }
+
+    /// The cell to run the domain call with (see [`with_cli_wait`]).
+    pub fn cli_wait(&self) -> CliWait {
+        self.cli_wait.clone()
+    }
+
+    /// Time waiting on the CLI so far.
+    pub fn cli_time(&self) -> Duration {
+        self.cli_wait.get()
+    }
+
+    /// Total time so far minus the CLI's share.
+    pub fn overhead(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.cli_wait.get())
+    }
+
+    /// The turn completed: record its overhead.
+    pub fn finish(&self) {
+        ::metrics::histogram!(OVERHEAD).record(self.overhead().as_secs_f64());
+    }
+
+    /// A `Server-Timing` header value carrying the CLI's share, in milliseconds.
+    pub fn server_timing(&self) -> String {
+        format!("cli;dur={:.3}", self.cli_time().as_secs_f64() * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cli_wait_accumulates_inside_its_scope_only() {
+        let timer = TurnTimer::start();
+        add_cli_wait(Duration::from_secs(5)); // outside any scope: ignored
+        with_cli_wait(timer.cli_wait(), async {
+            add_cli_wait(Duration::from_millis(3));
+            waiting_on_cli(tokio::time::sleep(Duration::from_millis(20))).await;
+            // A task spawned with the same cell adds to it too.
+            let cell = current_cli_wait();
+            tokio::spawn(with_cli_wait(cell, async {
+                add_cli_wait(Duration::from_millis(2))
+            }))
+            .await
+            .unwrap();
+        })
+        .await;
+        let cli = timer.cli_time();
+        assert!(cli >= Duration::from_millis(25), "{cli:?}");
+        assert!(cli < Duration::from_secs(1), "{cli:?}");
+        assert!(timer.server_timing().starts_with("cli;dur="));
+        // The overhead never goes negative.
+        let t = TurnTimer::start();
+        t.cli_wait().add(Duration::from_secs(60));
+        assert_eq!(t.overhead(), Duration::ZERO);
+    }
+}
