@@ -3,6 +3,9 @@
 //! Pure data and lookups; configured in `[models]` of the config file or `CCGW_MODELS`.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 /// One model a client may name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +36,8 @@ pub fn default_table() -> BTreeMap<String, String> {
 #[derive(Debug, Clone)]
 pub struct ModelTable {
     entries: BTreeMap<String, ModelEntry>,
+    /// Each adapter's rendering of the whole list, by adapter name (see [`Self::rendered`]).
+    rendered: Arc<Mutex<Vec<(&'static str, Bytes)>>>,
 }
 
 impl ModelTable {
@@ -50,7 +55,30 @@ impl ModelTable {
                 )
             })
             .collect();
-        ModelTable { entries }
+        ModelTable {
+            entries,
+            rendered: Arc::default(),
+        }
+    }
+
+    /// The list as the adapter `key` renders it, rendered on first use and kept: the table
+    /// does not change while the gateway serves, so `render` must depend on nothing else that
+    /// does. Serializing the list was the largest cost of `GET /v1/models` (bench/RESULTS.md).
+    pub fn rendered(&self, key: &'static str, render: impl FnOnce(&ModelTable) -> Bytes) -> Bytes {
+        let cached = |v: &Vec<(&'static str, Bytes)>| {
+            v.iter().find(|(k, _)| *k == key).map(|(_, b)| b.clone())
+        };
+        let lock = || self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = cached(&lock()) {
+            return b;
+        }
+        let fresh = render(self);
+        let mut v = lock();
+        if let Some(b) = cached(&v) {
+            return b;
+        }
+        v.push((key, fresh.clone()));
+        fresh
     }
 
     pub fn resolve(&self, id: &str) -> Option<&ModelEntry> {
@@ -94,6 +122,24 @@ mod tests {
             Some("claude-haiku-4-5-20251001")
         );
         assert!(t.resolve("gpt-4o").is_none());
+    }
+
+    #[test]
+    fn renders_once_per_key() {
+        let t = ModelTable::new(&default_table());
+        let calls = std::cell::Cell::new(0);
+        let render = |_: &ModelTable| {
+            calls.set(calls.get() + 1);
+            Bytes::from_static(b"list")
+        };
+        assert_eq!(t.rendered("a", render), "list");
+        assert_eq!(
+            t.clone().rendered("a", render),
+            "list",
+            "clones share the cache"
+        );
+        assert_eq!(calls.get(), 1);
+        assert_eq!(t.rendered("b", |_| Bytes::from_static(b"other")), "other");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -46,15 +47,16 @@ pub async fn chat_completions(
     Ok(resp)
 }
 
-pub async fn list_models(State(app): State<AppState>) -> Json<ModelList> {
-    Json(ModelList {
-        object: "list",
-        data: app
-            .models
-            .all()
-            .map(|m| model_object(&m.id, &app))
-            .collect(),
-    })
+pub async fn list_models(State(app): State<AppState>) -> Response {
+    // Rendered once: the table and `created` are fixed while the gateway serves.
+    let body = app.models.rendered("openai", |table| {
+        let list = ModelList {
+            object: "list",
+            data: table.all().map(|m| model_object(&m.id, &app)).collect(),
+        };
+        serde_json::to_vec(&list).unwrap_or_default().into()
+    });
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub async fn get_model(
