@@ -24,6 +24,12 @@ pub struct Config {
     /// Origins allowed by CORS; empty allows none (`*` allows any).
     pub cors_origins: Vec<String>,
     pub max_live_processes: usize,
+    /// Processes started ahead of time for new conversations (0 turns the warm pool off).
+    pub warm_pool_size: usize,
+    /// Models (public ids) warm processes are started for, `warm_pool_size` each.
+    pub warm_models: Vec<String>,
+    /// A warm process unused this long is replaced.
+    pub warm_ttl_secs: u64,
     pub queue_timeout_secs: u64,
     pub turn_timeout_secs: u64,
     pub idle_timeout_secs: u64,
@@ -57,6 +63,9 @@ impl Default for Config {
             api_keys: vec![],
             cors_origins: vec![],
             max_live_processes: 8,
+            warm_pool_size: 2,
+            warm_models: vec!["sonnet".into()],
+            warm_ttl_secs: 600,
             queue_timeout_secs: 30,
             turn_timeout_secs: 600,
             idle_timeout_secs: 180,
@@ -88,6 +97,9 @@ impl std::fmt::Debug for Config {
             )
             .field("cors_origins", &self.cors_origins)
             .field("max_live_processes", &self.max_live_processes)
+            .field("warm_pool_size", &self.warm_pool_size)
+            .field("warm_models", &self.warm_models)
+            .field("warm_ttl_secs", &self.warm_ttl_secs)
             .field("queue_timeout_secs", &self.queue_timeout_secs)
             .field("turn_timeout_secs", &self.turn_timeout_secs)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
@@ -165,6 +177,9 @@ impl Config {
         if let Some(v) = get("CCGW_CORS_ORIGINS") {
             self.cors_origins = list(&v);
         }
+        if let Some(v) = get("CCGW_WARM_MODELS") {
+            self.warm_models = list(&v);
+        }
         if let Some(v) = get("CCGW_BUILTIN_TOOLS") {
             self.builtin_tools = list(&v);
         }
@@ -179,6 +194,8 @@ impl Config {
         num!(
             port => "CCGW_PORT",
             max_live_processes => "CCGW_MAX_LIVE_PROCESSES",
+            warm_pool_size => "CCGW_WARM_POOL_SIZE",
+            warm_ttl_secs => "CCGW_WARM_TTL_SECS",
             queue_timeout_secs => "CCGW_QUEUE_TIMEOUT_SECS",
             turn_timeout_secs => "CCGW_TURN_TIMEOUT_SECS",
             idle_timeout_secs => "CCGW_IDLE_TIMEOUT_SECS",
@@ -204,6 +221,13 @@ impl Config {
                 "log_format must be auto, json or text (got {:?})",
                 self.log_format
             );
+        }
+        if let Some(m) = self
+            .warm_models
+            .iter()
+            .find(|m| !self.models.contains_key(*m))
+        {
+            bail!("warm_models names '{m}', which is not in the model table");
         }
         if self.api_keys.iter().any(|k| k.len() < 8) {
             bail!("every API key must be at least 8 characters long");

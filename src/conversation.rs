@@ -72,9 +72,9 @@ struct Conversation {
     /// The CLI has a session file for it (so a new process must `--resume`).
     started: bool,
     process: Option<Arc<CliProcess>>,
-    /// What the live process was launched and initialized with.
-    process_model: Option<String>,
+    /// What the live process was launched and initialized with, and its current settings.
     process_launch: String,
+    process_runtime: Runtime,
     tool_server: Option<Arc<ClientToolServer>>,
     awaiting: Option<Awaiting>,
     /// History to replay over stdin into the next new process (see `split_for_transcript`).
@@ -108,6 +108,32 @@ impl Conversations {
             Duration::from_secs(cfg.queue_timeout_secs),
             Duration::from_secs(cfg.shutdown_grace_secs),
         ));
+        let (warm_cfg, warm_bin) = (cfg.clone(), claude_bin.clone());
+        let models = crate::models::ModelTable::new(&cfg.models);
+        let keys = cfg
+            .warm_models
+            .iter()
+            .filter_map(|m| models.resolve(m).map(|e| e.cli_model.clone()))
+            .collect();
+        pool.enable_warm(
+            cfg.warm_pool_size,
+            keys,
+            Duration::from_secs(cfg.warm_ttl_secs),
+            Box::new(move |model| {
+                let id = uuid::Uuid::new_v4().to_string();
+                let mut spec = base_spec(
+                    &warm_cfg,
+                    &warm_bin,
+                    absolute(warm_cfg.workspaces_dir().join(&id)),
+                    SessionMode::New(uuid::Uuid::new_v4().to_string()),
+                );
+                spec.model = model.clone();
+                (
+                    spec,
+                    Arc::new(ControlHandler::new("warm", ToolPolicy::default())),
+                )
+            }),
+        );
         Conversations {
             cfg,
             claude_bin,
@@ -195,6 +221,7 @@ impl Conversations {
                 let Some(this) = this.upgrade() else { break };
                 this.pool
                     .reap_idle(Duration::from_secs(this.cfg.process_idle_ttl_secs));
+                this.pool.refill();
                 let ttl = Duration::from_secs(this.cfg.conversation_ttl_secs);
                 let tool_ttl = Duration::from_secs(this.cfg.tool_call_timeout_secs);
                 let expired: Vec<Conversation> = {
@@ -376,10 +403,8 @@ impl Conversations {
 
     fn new_conversation(&self, req: &TurnRequest) -> Result<Conversation, ClaudeError> {
         let id = uuid::Uuid::new_v4().to_string();
+        // The directory is made when a process starts in it.
         let workspace = absolute(self.cfg.workspaces_dir().join(&id));
-        std::fs::create_dir_all(&workspace).map_err(|e| {
-            ClaudeError::protocol(format!("creating workspace {}: {e}", workspace.display()))
-        })?;
         let cli_session_id = uuid::Uuid::new_v4().to_string();
         let mut replay_tail = Vec::new();
         let mut started = false;
@@ -435,8 +460,8 @@ impl Conversations {
             system: req.system.clone(),
             started,
             process: None,
-            process_model: None,
             process_launch: String::new(),
+            process_runtime: Runtime::default(),
             tool_server: None,
             awaiting: None,
             resumable: replay_tail.is_empty(),
@@ -445,26 +470,19 @@ impl Conversations {
         })
     }
 
-    /// A process for this conversation's next turn: its live one, or a new one.
+    /// A process for this conversation's next turn: its live one, a warm one, or a new one.
     async fn acquire_process(
         &self,
         conv: &mut Conversation,
         req: &TurnRequest,
     ) -> Result<Arc<CliProcess>, ClaudeError> {
         let launch = launch_fingerprint(req);
+        let runtime = Runtime::of(req);
         if let Some(p) = conv.process.take() {
             if self.pool.claim(&p) {
-                // Flags, env and `initialize` are fixed at start: a change needs a new process.
+                // Flags and `initialize` are fixed at start: a change needs a new process.
                 if conv.process_launch == launch {
-                    if conv.process_model != req.cli_model {
-                        let model = req.cli_model.as_deref().unwrap_or("default");
-                        if let Err(e) = p.set_model(model).await {
-                            self.pool.retire(&p);
-                            return Err(e);
-                        }
-                        conv.process_model = req.cli_model.clone();
-                    }
-                    return Ok(p);
+                    return self.apply_runtime(conv, p, runtime).await;
                 }
                 self.pool.retire(&p);
             }
@@ -472,38 +490,54 @@ impl Conversations {
         let offered = req.offered_tools();
         let mut allowed = req.builtin_tools.clone();
         allowed.push(format!("mcp__{}", tools::SERVER_NAME));
-        let spec = LaunchSpec {
-            program: self.claude_bin.clone(),
-            cwd: conv.workspace.clone(),
-            config_dir: absolute(self.cfg.claude_config_dir()),
-            model: req.cli_model.clone(),
-            session: if conv.started {
-                SessionMode::Resume {
-                    id: conv.cli_session_id.clone(),
-                    fork: false,
-                }
-            } else {
-                SessionMode::New(conv.cli_session_id.clone())
-            },
-            builtin_tools: req.builtin_tools.clone(),
-            allowed_tools: vec![],
-            permission_mode: req.options.permission_mode.clone(),
-            max_retries: self.cfg.cli_max_retries,
-            max_output_tokens: req.max_output_tokens,
-            max_thinking_tokens: thinking_budget(&req.options),
-            effort: req.options.effort.clone(),
-            agent: req.options.agent.clone(),
-            max_turns: req.options.max_turns,
-            extra_body: (!req.options.sampling.is_empty())
-                .then(|| Value::Object(req.options.sampling.clone())),
-            env: self.cfg.cli_env.clone(),
-        };
-        let handler = Arc::new(ControlHandler::new(conv.id.clone(), ToolPolicy { allowed }));
+        let policy = ToolPolicy { allowed };
         let server = (!offered.is_empty()).then(|| ClientToolServer::new(conv.id.clone(), offered));
+
+        let warm = if !conv.started && launch_is_default(req) {
+            self.pool.take_warm(&req.cli_model)
+        } else {
+            None
+        };
+        let (p, current) = match warm {
+            Some(p) => {
+                // The warm process's own workspace and session become the conversation's.
+                conv.workspace = p.cwd.clone();
+                if let SessionMode::New(id) = &p.session {
+                    conv.cli_session_id = id.clone();
+                }
+                p.handler().set_label(&conv.id);
+                p.handler().set_policy(policy);
+                (p, Runtime::default())
+            }
+            None => {
+                let mut spec = base_spec(
+                    &self.cfg,
+                    &self.claude_bin,
+                    conv.workspace.clone(),
+                    if conv.started {
+                        SessionMode::Resume {
+                            id: conv.cli_session_id.clone(),
+                            fork: false,
+                        }
+                    } else {
+                        SessionMode::New(conv.cli_session_id.clone())
+                    },
+                );
+                spec.model = req.cli_model.clone();
+                spec.builtin_tools = req.builtin_tools.clone();
+                spec.permission_mode = req.options.permission_mode.clone();
+                spec.effort = req.options.effort.clone();
+                spec.agent = req.options.agent.clone();
+                spec.max_turns = req.options.max_turns;
+                runtime.apply_to(&mut spec);
+                let handler = Arc::new(ControlHandler::new(conv.id.clone(), policy));
+                (self.pool.spawn(&spec, handler).await?, runtime.clone())
+            }
+        };
         if let Some(s) = &server {
-            handler.register_mcp_server(tools::SERVER_NAME, s.clone());
+            p.handler()
+                .register_mcp_server(tools::SERVER_NAME, s.clone());
         }
-        let p = self.pool.spawn(&spec, handler).await?;
         let init = Initialize {
             system_prompt: conv.system.clone(),
             append_system_prompt: req.tool_instructions(),
@@ -517,12 +551,53 @@ impl Conversations {
             self.pool.retire(&p);
             return Err(e);
         }
-        if let Some(old) = conv.tool_server.replace_with_option(server) {
+        if let Some(old) = std::mem::replace(&mut conv.tool_server, server) {
             old.cancel_all();
         }
-        conv.process_model = req.cli_model.clone();
         conv.process_launch = launch;
-        Ok(p)
+        conv.process_runtime = current;
+        self.apply_runtime(conv, p, runtime).await
+    }
+
+    /// Bring a process's changeable settings to what this request asks for.
+    async fn apply_runtime(
+        &self,
+        conv: &mut Conversation,
+        p: Arc<CliProcess>,
+        want: Runtime,
+    ) -> Result<Arc<CliProcess>, ClaudeError> {
+        let have = &conv.process_runtime;
+        let mut result = Ok(());
+        if have.max_output_tokens != want.max_output_tokens || have.extra_body != want.extra_body {
+            let max = want
+                .max_output_tokens
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let body = want
+                .extra_body
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into());
+            result = p
+                .set_env(&[
+                    ("CLAUDE_CODE_MAX_OUTPUT_TOKENS", max),
+                    ("CLAUDE_CODE_EXTRA_BODY", body),
+                ])
+                .await;
+        }
+        if result.is_ok() && have.thinking != want.thinking {
+            result = p.set_max_thinking_tokens(want.thinking).await;
+        }
+        match result {
+            Ok(()) => {
+                conv.process_runtime = want;
+                Ok(p)
+            }
+            Err(e) => {
+                self.pool.retire(&p);
+                Err(e)
+            }
+        }
     }
 
     /// Run one turn to its end (or to a pause on client tools): forward events, enforce stop
@@ -943,13 +1018,81 @@ fn launch_fingerprint(req: &TurnRequest) -> String {
         .iter()
         .map(|t| json!([t.name, t.description, t.parameters]))
         .collect();
+    let o = &req.options;
+    // The model belongs here, not in `Runtime`: `set_model` makes the CLI insert a `/model`
+    // command transcript into the next user message (see docs/cli-notes.md).
     let doc = json!([
         tools,
         req.tool_instructions(),
         req.builtin_tools,
-        req.max_output_tokens
+        req.cli_model,
+        [&o.effort, &o.permission_mode, &o.agent, o.max_turns],
     ]);
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+/// Whether a warm process (started with the default launch spec) can serve this request.
+fn launch_is_default(req: &TurnRequest) -> bool {
+    let o = &req.options;
+    req.builtin_tools.is_empty()
+        && o.effort.is_none()
+        && o.permission_mode.is_none()
+        && o.agent.is_none()
+        && o.max_turns.is_none()
+}
+
+/// The launch spec every process starts from: hygiene flags, the gateway's env, no tools.
+fn base_spec(
+    cfg: &Config,
+    bin: &std::path::Path,
+    cwd: PathBuf,
+    session: SessionMode,
+) -> LaunchSpec {
+    LaunchSpec {
+        program: bin.to_path_buf(),
+        cwd,
+        config_dir: absolute(cfg.claude_config_dir()),
+        model: None,
+        session,
+        builtin_tools: vec![],
+        allowed_tools: vec![],
+        permission_mode: None,
+        max_retries: cfg.cli_max_retries,
+        max_output_tokens: None,
+        max_thinking_tokens: None,
+        effort: None,
+        agent: None,
+        max_turns: None,
+        extra_body: None,
+        env: cfg.cli_env.clone(),
+    }
+}
+
+/// Settings a running CLI can change between turns (control requests) without leaving a trace
+/// in the conversation, so they are not part of the launch fingerprint.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Runtime {
+    max_output_tokens: Option<u32>,
+    extra_body: Option<Value>,
+    thinking: Option<u32>,
+}
+
+impl Runtime {
+    fn of(req: &TurnRequest) -> Self {
+        Runtime {
+            max_output_tokens: req.max_output_tokens,
+            extra_body: (!req.options.sampling.is_empty())
+                .then(|| Value::Object(req.options.sampling.clone())),
+            thinking: thinking_budget(&req.options),
+        }
+    }
+
+    /// Set at launch instead (flags and env), for a process started for this request.
+    fn apply_to(&self, spec: &mut LaunchSpec) {
+        spec.max_output_tokens = self.max_output_tokens;
+        spec.extra_body = self.extra_body.clone();
+        spec.max_thinking_tokens = self.thinking;
+    }
 }
 
 /// The Messages API refuses a temperature other than 1 while thinking is on, so setting one
@@ -982,16 +1125,6 @@ fn plus(a: Usage, b: Usage) -> Usage {
         output_tokens: a.output_tokens + b.output_tokens,
         cache_creation_input_tokens: a.cache_creation_input_tokens + b.cache_creation_input_tokens,
         cache_read_input_tokens: a.cache_read_input_tokens + b.cache_read_input_tokens,
-    }
-}
-
-trait ReplaceWithOption<T> {
-    fn replace_with_option(&mut self, v: Option<T>) -> Option<T>;
-}
-
-impl<T> ReplaceWithOption<T> for Option<T> {
-    fn replace_with_option(&mut self, v: Option<T>) -> Option<T> {
-        std::mem::replace(self, v)
     }
 }
 

@@ -41,8 +41,8 @@ impl ToolPolicy {
 /// Per-process answerer for CLI → gateway control requests.
 #[derive(Default)]
 pub struct ControlHandler {
-    /// Who this process serves, for the logs.
-    pub label: String,
+    /// Who this process serves, for the logs (set when a warm process is taken).
+    label: RwLock<String>,
     policy: RwLock<ToolPolicy>,
     mcp_servers: RwLock<HashMap<String, Arc<dyn SdkMcpServer>>>,
 }
@@ -50,9 +50,19 @@ pub struct ControlHandler {
 impl ControlHandler {
     pub fn new(label: impl Into<String>, policy: ToolPolicy) -> Self {
         ControlHandler {
-            label: label.into(),
+            label: RwLock::new(label.into()),
             policy: RwLock::new(policy),
             mcp_servers: RwLock::default(),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        self.label.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn set_label(&self, label: &str) {
+        if let Ok(mut l) = self.label.write() {
+            *l = label.to_string();
         }
     }
 
@@ -102,7 +112,7 @@ impl ControlHandler {
         let allowed = self.policy.read().map(|p| p.allows(tool)).unwrap_or(false);
         tracing::info!(
             target: "ccgw::tools",
-            conversation = %self.label,
+            conversation = %self.label(),
             tool,
             tool_use_id = r["tool_use_id"].as_str().unwrap_or_default(),
             input_bytes = r.get("input").map(|i| i.to_string().len()).unwrap_or(0),

@@ -54,6 +54,9 @@ struct Shared {
 pub struct CliProcess {
     /// Gateway-local id (stable, unlike pids).
     pub id: u64,
+    /// Its working directory and the session it was started with (new or resumed).
+    pub cwd: std::path::PathBuf,
+    pub session: super::args::SessionMode,
     shared: Arc<Shared>,
     next_request: AtomicU64,
     closing: AtomicBool,
@@ -109,7 +112,7 @@ impl CliProcess {
         let (exit_tx, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             pid,
-            label: handler.label.clone(),
+            label: handler.label(),
             stdin: tokio::sync::Mutex::new(Some(stdin)),
             pending: Mutex::default(),
             turn: Mutex::default(),
@@ -136,6 +139,8 @@ impl CliProcess {
         tracing::debug!(id, pid, conversation = %shared.label, "spawned claude process");
         Ok(CliProcess {
             id,
+            cwd: spec.cwd.clone(),
+            session: spec.session.clone(),
             shared,
             next_request: AtomicU64::new(1),
             closing: AtomicBool::new(false),
@@ -202,6 +207,29 @@ impl CliProcess {
     pub async fn set_model(&self, model: &str) -> Result<(), ClaudeError> {
         self.control(
             json!({"subtype": "set_model", "model": model}),
+            CONTROL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Change environment settings of a running CLI (`apply_flag_settings`); an empty value
+    /// restores the default.
+    pub async fn set_env(&self, env: &[(&str, String)]) -> Result<(), ClaudeError> {
+        let env: serde_json::Map<String, Value> =
+            env.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        self.control(
+            json!({"subtype": "apply_flag_settings", "settings": {"env": env}}),
+            CONTROL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `Some(0)` turns thinking off, `None` restores the model's default.
+    pub async fn set_max_thinking_tokens(&self, n: Option<u32>) -> Result<(), ClaudeError> {
+        self.control(
+            json!({"subtype": "set_max_thinking_tokens", "max_thinking_tokens": n}),
             CONTROL_TIMEOUT,
         )
         .await

@@ -31,6 +31,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         port: 0,
         data_dir: data.path().to_path_buf(),
         cli_max_retries: 0,
+        // Counts stay exact without pre-started processes; the warm-pool tests turn it on.
+        warm_pool_size: 0,
         ..Config::default()
     };
     cfg.cli_env = vec![
@@ -53,8 +55,14 @@ impl TestApp {
         self.server.as_ref().expect("server running")
     }
 
+    /// Processes given to conversations: started for a request, or taken from the warm pool.
     pub fn spawned(&self) -> u64 {
-        self.server().state.conversations.pool.spawn_count()
+        let pool = &self.server().state.conversations.pool;
+        pool.cold_spawn_count() + pool.warm_hit_count()
+    }
+
+    pub fn pool(&self) -> &ccgw::claude::pool::ProcessPool {
+        &self.server().state.conversations.pool
     }
 
     pub fn live(&self) -> usize {
