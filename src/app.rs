@@ -8,7 +8,7 @@ use axum::{middleware, Router};
 use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::models::ModelTable;
-use crate::{auth, health, openai};
+use crate::{auth, health, native, openai};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +27,34 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/models", get(openai::handlers::list_models))
         .route("/v1/models/{id}", get(openai::handlers::get_model))
+        .route(
+            "/api/sessions",
+            post(native::handlers::create_session).get(native::handlers::list_sessions),
+        )
+        .route(
+            "/api/sessions/{id}",
+            get(native::handlers::get_session).delete(native::handlers::delete_session),
+        )
+        .route(
+            "/api/sessions/{id}/messages",
+            post(native::handlers::send_message),
+        )
+        .route(
+            "/api/sessions/{id}/interrupt",
+            post(native::handlers::interrupt),
+        )
+        .route("/api/sessions/{id}/history", get(native::handlers::history))
+        .route("/api/sessions/{id}/fork", post(native::handlers::fork))
+        .route("/api/sessions/{id}/events", get(native::handlers::events))
+        .route("/api/sessions/{id}/ws", get(native::handlers::websocket))
+        .route(
+            "/api/sessions/{id}/export",
+            post(native::handlers::export).get(native::handlers::export),
+        )
+        .route(
+            "/api/sessions/{id}/permissions/{request_id}",
+            post(native::handlers::answer_permission),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

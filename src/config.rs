@@ -40,6 +40,8 @@ pub struct Config {
     pub builtin_tools: Vec<String>,
     /// How long a client tool call may stay unanswered before its turn is ended.
     pub tool_call_timeout_secs: u64,
+    /// How long a native session's permission request waits for an answer before it is denied.
+    pub permission_timeout_secs: u64,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
     /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
@@ -74,6 +76,7 @@ impl Default for Config {
             cli_max_retries: 2,
             builtin_tools: vec![],
             tool_call_timeout_secs: 600,
+            permission_timeout_secs: 120,
             max_body_bytes: 32 * 1024 * 1024,
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
@@ -108,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("cli_max_retries", &self.cli_max_retries)
             .field("builtin_tools", &self.builtin_tools)
             .field("tool_call_timeout_secs", &self.tool_call_timeout_secs)
+            .field("permission_timeout_secs", &self.permission_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models", &self.models.keys().collect::<Vec<_>>())
             .field("demo", &self.demo)
@@ -203,6 +207,7 @@ impl Config {
             conversation_ttl_secs => "CCGW_CONVERSATION_TTL_SECS",
             cli_max_retries => "CCGW_CLI_MAX_RETRIES",
             tool_call_timeout_secs => "CCGW_TOOL_CALL_TIMEOUT_SECS",
+            permission_timeout_secs => "CCGW_PERMISSION_TIMEOUT_SECS",
             max_body_bytes => "CCGW_MAX_BODY_BYTES",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
         );

@@ -42,10 +42,15 @@ pub enum TurnError {
     Claude(#[from] ClaudeError),
     #[error("{message}")]
     Invalid { param: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The session is busy with another turn.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl TurnError {
-    fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
         TurnError::Invalid {
             param: param.into(),
             message: message.into(),
@@ -54,7 +59,7 @@ impl TurnError {
 }
 
 /// A CLI turn paused on client tool calls.
-struct Awaiting {
+pub(crate) struct Awaiting {
     cli: mpsc::UnboundedReceiver<Event>,
     /// Tool-use ids the client must answer.
     pending: Vec<String>,
@@ -64,19 +69,25 @@ struct Awaiting {
 }
 
 /// A conversation between turns. Owned by the registry, or by the one turn running in it.
-struct Conversation {
-    id: String,
-    cli_session_id: String,
-    workspace: PathBuf,
-    system: Option<String>,
+pub(crate) struct Conversation {
+    pub(crate) id: String,
+    pub(crate) cli_session_id: String,
+    pub(crate) workspace: PathBuf,
+    /// Made by the gateway (removed with the conversation), not a directory the user named.
+    pub(crate) workspace_is_temp: bool,
+    pub(crate) system: Option<String>,
     /// The CLI has a session file for it (so a new process must `--resume`).
-    started: bool,
-    process: Option<Arc<CliProcess>>,
+    pub(crate) started: bool,
+    /// A native session's id: the conversation lives in the session table, not the registry.
+    pub(crate) native: Option<String>,
+    /// Watchers of a native session.
+    pub(crate) bus: Option<tokio::sync::broadcast::Sender<Event>>,
+    pub(crate) process: Option<Arc<CliProcess>>,
     /// What the live process was launched and initialized with, and its current settings.
     process_launch: String,
     process_runtime: Runtime,
     tool_server: Option<Arc<ClientToolServer>>,
-    awaiting: Option<Awaiting>,
+    pub(crate) awaiting: Option<Awaiting>,
     /// History to replay over stdin into the next new process (see `split_for_transcript`).
     replay_tail: Vec<Message>,
     /// Whether `--resume` gives the model the whole conversation. Not after a stdin replay:
@@ -94,11 +105,12 @@ pub struct TurnHandle {
 
 /// The domain service every adapter calls.
 pub struct Conversations {
-    cfg: Arc<Config>,
+    pub(crate) cfg: Arc<Config>,
     claude_bin: PathBuf,
     cli_version: String,
     pub pool: Arc<ProcessPool>,
     registry: Mutex<HashMap<String, Conversation>>,
+    pub(crate) sessions: Mutex<HashMap<String, crate::sessions::SessionSlot>>,
 }
 
 impl Conversations {
@@ -140,6 +152,7 @@ impl Conversations {
             cli_version,
             pool,
             registry: Mutex::default(),
+            sessions: Mutex::default(),
         }
     }
 
@@ -154,23 +167,11 @@ impl Conversations {
 
     /// Start a turn. Errors here happen before any output (capacity, spawn, bad input).
     pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
-        if let Some(t) = req
-            .builtin_tools
-            .iter()
-            .find(|t| !self.cfg.builtin_tools.contains(t))
-        {
-            return Err(TurnError::invalid(
-                "builtin_tools",
-                format!(
-                    "The built-in tool '{t}' is not allowed by this gateway's policy (allowed: {})",
-                    if self.cfg.builtin_tools.is_empty() {
-                        "none".to_string()
-                    } else {
-                        self.cfg.builtin_tools.join(", ")
-                    }
-                ),
-            ));
+        if let Some(id) = req.options.session_id.clone() {
+            // Attached to a native session: the session holds the history.
+            return self.session_turn(&id, req.prompt).await;
         }
+        self.check_builtin_tools(&req.builtin_tools)?;
         let key = history_key(req.system.as_deref(), &req.history);
         let found = self.registry().remove(&key);
         if let Some(mut conv) = found {
@@ -281,7 +282,7 @@ impl Conversations {
     }
 
     /// Send the new user message and start driving the turn.
-    async fn begin(
+    pub(crate) async fn begin(
         self: &Arc<Self>,
         mut conv: Conversation,
         process: Arc<CliProcess>,
@@ -299,8 +300,7 @@ impl Conversations {
                 Ok(self.launch(conv, process, req, cli, Usage::default(), continued))
             }
             Err(e) => {
-                self.pool.retire(&process);
-                self.forget(conv);
+                self.end_failed(conv, &process);
                 Err(e.into())
             }
         }
@@ -401,7 +401,7 @@ impl Conversations {
         Ok(Some((process, aw.cli, aw.reported)))
     }
 
-    fn new_conversation(&self, req: &TurnRequest) -> Result<Conversation, ClaudeError> {
+    pub(crate) fn new_conversation(&self, req: &TurnRequest) -> Result<Conversation, ClaudeError> {
         let id = uuid::Uuid::new_v4().to_string();
         // The directory is made when a process starts in it.
         let workspace = absolute(self.cfg.workspaces_dir().join(&id));
@@ -453,25 +453,43 @@ impl Conversations {
                 started = true;
             }
         }
-        Ok(Conversation {
+        let mut conv = self.blank_conversation(id, cli_session_id, workspace, req.system.clone());
+        conv.started = started;
+        conv.resumable = replay_tail.is_empty();
+        conv.replay_tail = replay_tail;
+        Ok(conv)
+    }
+
+    /// A conversation with no process and no history yet.
+    pub(crate) fn blank_conversation(
+        &self,
+        id: String,
+        cli_session_id: String,
+        workspace: PathBuf,
+        system: Option<String>,
+    ) -> Conversation {
+        Conversation {
             id,
             cli_session_id,
             workspace,
-            system: req.system.clone(),
-            started,
+            workspace_is_temp: true,
+            system,
+            started: false,
+            native: None,
+            bus: None,
             process: None,
             process_launch: String::new(),
             process_runtime: Runtime::default(),
             tool_server: None,
             awaiting: None,
-            resumable: replay_tail.is_empty(),
-            replay_tail,
+            resumable: true,
+            replay_tail: vec![],
             last_used: Instant::now(),
-        })
+        }
     }
 
     /// A process for this conversation's next turn: its live one, a warm one, or a new one.
-    async fn acquire_process(
+    pub(crate) async fn acquire_process(
         &self,
         conv: &mut Conversation,
         req: &TurnRequest,
@@ -488,12 +506,15 @@ impl Conversations {
             }
         }
         let offered = req.offered_tools();
-        let mut allowed = req.builtin_tools.clone();
+        let mut allowed = req
+            .approved_tools
+            .clone()
+            .unwrap_or_else(|| req.builtin_tools.clone());
         allowed.push(format!("mcp__{}", tools::SERVER_NAME));
         let policy = ToolPolicy { allowed };
         let server = (!offered.is_empty()).then(|| ClientToolServer::new(conv.id.clone(), offered));
 
-        let warm = if !conv.started && launch_is_default(req) {
+        let warm = if !conv.started && conv.workspace_is_temp && launch_is_default(req) {
             self.pool.take_warm(&req.cli_model)
         } else {
             None
@@ -614,6 +635,14 @@ impl Conversations {
     ) {
         let started = Instant::now();
         let pid = process.pid();
+        // Native sessions' watchers see every event the requester sees.
+        let bus = conv.bus.clone();
+        let emit = |ev: Event| {
+            if let Some(b) = &bus {
+                let _ = b.send(ev.clone());
+            }
+            let _ = out.send(ev);
+        };
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.turn_timeout_secs);
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs);
@@ -668,7 +697,7 @@ impl Conversations {
                     let shown = stops.push(&text);
                     if !shown.is_empty() {
                         reply.push_str(&shown);
-                        let _ = out.send(Event::TextDelta { text: shown });
+                        emit(Event::TextDelta { text: shown });
                     }
                     if let Some(s) = stops.matched() {
                         break End::Stop(s.to_string());
@@ -682,7 +711,7 @@ impl Conversations {
                         let rest = stops.finish();
                         if !rest.is_empty() {
                             reply.push_str(&rest);
-                            let _ = out.send(Event::TextDelta { text: rest });
+                            emit(Event::TextDelta { text: rest });
                         }
                         break End::Pause(calls);
                     }
@@ -691,7 +720,7 @@ impl Conversations {
                     let rest = stops.finish();
                     if !rest.is_empty() {
                         reply.push_str(&rest);
-                        let _ = out.send(Event::TextDelta { text: rest });
+                        emit(Event::TextDelta { text: rest });
                     }
                     summary.usage = minus(summary.usage, reported);
                     break End::Clean(summary);
@@ -699,7 +728,7 @@ impl Conversations {
                 Event::Error(e) => break End::CliError(e),
                 other => {
                     for ev in step.route(other, conv.tool_server.as_deref(), &conv.id) {
-                        let _ = out.send(ev);
+                        emit(ev);
                     }
                 }
             }
@@ -707,7 +736,7 @@ impl Conversations {
 
         let outcome = match end {
             End::Clean(summary) => {
-                let _ = out.send(Event::Done(summary.clone()));
+                emit(Event::Done(summary.clone()));
                 if !summary.session_id.is_empty() {
                     conv.cli_session_id = summary.session_id.clone();
                 }
@@ -716,7 +745,7 @@ impl Conversations {
             }
             End::Pause(calls) => {
                 let usage = step_usage;
-                let _ = out.send(Event::Done(TurnSummary {
+                emit(Event::Done(TurnSummary {
                     stop_reason: StopReason::ToolUse,
                     usage,
                     ..empty_summary(&conv)
@@ -738,19 +767,17 @@ impl Conversations {
             }
             End::CliError(e) => {
                 let label = error_label(&e);
-                let _ = out.send(Event::Error(e));
-                self.pool.retire(&process);
-                self.forget(conv);
+                emit(Event::Error(e));
+                self.end_failed(conv, &process);
                 label
             }
             End::Stop(seq) => {
                 let summary = interrupt_and_wait(&process, &mut cli).await;
-                let _ = out.send(Event::Done(TurnSummary {
+                emit(Event::Done(TurnSummary {
                     stop_reason: StopReason::StopSequence(seq),
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
                 }));
-                self.pool.retire(&process);
-                self.forget(conv);
+                self.end_failed(conv, &process);
                 "stop_sequence"
             }
             End::Abort(err) => {
@@ -763,10 +790,9 @@ impl Conversations {
                 }
                 let _ = interrupt_and_wait(&process, &mut cli).await;
                 if let Some(e) = err {
-                    let _ = out.send(Event::Error(e));
+                    emit(Event::Error(e));
                 }
-                self.pool.retire(&process);
-                self.forget(conv);
+                self.end_failed(conv, &process);
                 label
             }
         };
@@ -795,11 +821,20 @@ impl Conversations {
         conv.process = Some(process);
         conv.awaiting = awaiting;
         conv.last_used = Instant::now();
+        if conv.native.is_some() {
+            let status = if conv.awaiting.is_some() {
+                "awaiting_tools"
+            } else {
+                "idle"
+            };
+            self.return_session(conv, status);
+            return;
+        }
         self.registry().insert(key, conv);
     }
 
     /// Drop a conversation for good: its process and its workspace.
-    fn forget(&self, conv: Conversation) {
+    pub(crate) fn forget(&self, conv: Conversation) {
         if let Some(s) = &conv.tool_server {
             s.cancel_all();
         }
@@ -815,10 +850,26 @@ impl Conversations {
                 self.pool.retire(&p);
             }
         }
-        let dir = conv.workspace;
-        tokio::spawn(async move {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-        });
+        if conv.workspace_is_temp {
+            let dir = conv.workspace;
+            tokio::spawn(async move {
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+            });
+        }
+    }
+
+    /// A turn that did not end cleanly: a compatible-API conversation is dropped (its CLI
+    /// history no longer matches the client's); a native session keeps its session and loses
+    /// only its process.
+    fn end_failed(&self, mut conv: Conversation, process: &Arc<CliProcess>) {
+        self.pool.retire(process);
+        if conv.native.is_some() {
+            conv.process = None;
+            conv.awaiting = None;
+            self.return_session(conv, "error");
+        } else {
+            self.forget(conv);
+        }
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
@@ -1177,7 +1228,7 @@ fn error_label(e: &ClaudeError) -> &'static str {
     }
 }
 
-fn absolute(p: PathBuf) -> PathBuf {
+pub(crate) fn absolute(p: PathBuf) -> PathBuf {
     if p.is_absolute() {
         p
     } else {

@@ -24,6 +24,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Claude(#[from] ClaudeError),
 }
@@ -33,6 +35,8 @@ impl From<TurnError> for ApiError {
         match e {
             TurnError::Claude(c) => ApiError::Claude(c),
             TurnError::Invalid { param, message } => ApiError::bad_request(param, message),
+            TurnError::NotFound(m) => ApiError::NotFound(m),
+            TurnError::Busy(m) => ApiError::Conflict(m),
         }
     }
 }
@@ -51,6 +55,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(400) => StatusCode::BAD_REQUEST,
@@ -92,6 +97,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "invalid_api_key",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(401) => "upstream_authentication_failed",
@@ -115,7 +121,7 @@ impl ApiError {
     /// OpenAI's `{"error": {message, type, param, code}}`.
     pub fn openai_body(&self) -> Value {
         let kind = match self.status().as_u16() {
-            400 | 404 | 413 => "invalid_request_error",
+            400 | 404 | 409 | 413 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             429 => "rate_limit_error",
@@ -129,6 +135,32 @@ impl ApiError {
             _ => None,
         };
         json!({"error": {"message": self.to_string(), "type": kind, "param": param, "code": self.code()}})
+    }
+}
+
+impl ApiError {
+    /// The native API's shape: `{"error": {code, message, param}}`.
+    pub fn native_body(&self) -> Value {
+        let param = match self {
+            ApiError::BadRequest { param, .. } => param.clone(),
+            _ => None,
+        };
+        json!({"error": {"code": self.code(), "message": self.to_string(), "param": param}})
+    }
+}
+
+/// An [`ApiError`] rendered in the native API's shape.
+pub struct NativeError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for NativeError {
+    fn from(e: E) -> Self {
+        NativeError(e.into())
+    }
+}
+
+impl IntoResponse for NativeError {
+    fn into_response(self) -> Response {
+        with_status(&self.0, axum::Json(self.0.native_body()).into_response())
     }
 }
 

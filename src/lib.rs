@@ -14,6 +14,8 @@ pub mod error;
 pub mod health;
 pub mod mock_upstream;
 pub mod models;
+pub mod native;
 pub mod openai;
 pub mod server;
+pub mod sessions;
 pub mod turn;

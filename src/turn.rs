@@ -99,6 +99,9 @@ pub struct TurnRequest {
     pub builtin_tools: Vec<String>,
     /// Run a prompt starting with `/` as a slash command (native API) instead of as text.
     pub slash_commands: bool,
+    /// Tools that run without asking. `None`: every requested built-in tool (the compatible
+    /// endpoints, where nobody could be asked). `Some`: only these; the rest are asked about.
+    pub approved_tools: Option<Vec<String>>,
     pub options: ClaudeOptions,
 }
 

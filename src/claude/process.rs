@@ -498,6 +498,19 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             }
         }
         CliLine::ControlRequest(req) => {
+            if shared.handler.will_ask(&req) {
+                // Whoever drives the turn learns of the question, and can answer it.
+                let r = &req.request;
+                send_to_turn(
+                    shared,
+                    Event::PermissionRequest {
+                        request_id: req.request_id.clone(),
+                        tool_name: r["tool_name"].as_str().unwrap_or_default().to_string(),
+                        input: r.get("input").cloned().unwrap_or(Value::Null),
+                        tool_use_id: r["tool_use_id"].as_str().map(String::from),
+                    },
+                );
+            }
             let shared = shared.clone();
             tokio::spawn(async move { answer_control_request(&shared, req).await });
         }
@@ -507,6 +520,7 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
                 request_id,
                 "CLI withdrew a control request"
             );
+            shared.handler.cancel(&request_id);
         }
         other => {
             let Ok(mut turn) = shared.turn.lock() else {
@@ -529,6 +543,14 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             if ended {
                 turn.take();
             }
+        }
+    }
+}
+
+fn send_to_turn(shared: &Shared, ev: Event) {
+    if let Ok(turn) = shared.turn.lock() {
+        if let Some(sink) = turn.as_ref() {
+            let _ = sink.tx.send(ev);
         }
     }
 }

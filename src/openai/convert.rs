@@ -151,6 +151,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
         builtin_tools,
         slash_commands: false,
+        approved_tools: None,
         options: ClaudeOptions {
             sampling: sampling(req)?,
             ..Default::default()

@@ -162,7 +162,7 @@ pub fn pid_alive(pid: u32) -> bool {
         // Field 3 is the state; a zombie has exited.
         Ok(stat) => stat
             .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
             .unwrap_or(false),
         Err(_) => false,
     }
