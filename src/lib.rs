@@ -16,4 +16,5 @@ pub mod mock_upstream;
 pub mod models;
 pub mod openai;
 pub mod server;
+pub mod store;
 pub mod turn;
