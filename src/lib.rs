@@ -18,4 +18,5 @@ pub mod native;
 pub mod openai;
 pub mod server;
 pub mod sessions;
+pub mod store;
 pub mod turn;
