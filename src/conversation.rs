@@ -943,11 +943,21 @@ fn launch_fingerprint(req: &TurnRequest) -> String {
         .iter()
         .map(|t| json!([t.name, t.description, t.parameters]))
         .collect();
+    let o = &req.options;
     let doc = json!([
         tools,
         req.tool_instructions(),
         req.builtin_tools,
-        req.max_output_tokens
+        req.max_output_tokens,
+        // Claude options are flags and environment too.
+        [
+            json!(thinking_budget(o)),
+            json!(o.effort),
+            json!(o.permission_mode),
+            json!(o.agent),
+            json!(o.max_turns),
+            Value::Object(o.sampling.clone()),
+        ],
     ]);
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }
