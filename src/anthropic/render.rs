@@ -159,7 +159,9 @@ impl Blocks {
                     out.extend(self.close());
                 }
             }
-            Event::ToolCallStart { client: false, .. } => out.extend(self.close()),
+            Event::ToolCallStart { client: false, .. } | Event::ToolCall { client: false, .. } => {
+                out.extend(self.close())
+            }
             _ => {}
         }
         out
