@@ -8,13 +8,16 @@ use axum::{middleware, Router};
 use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::models::ModelTable;
-use crate::{auth, health, native, openai};
+use crate::upstream::Upstream;
+use crate::{anthropic, auth, health, native, openai};
 
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<Config>,
     pub conversations: Arc<Conversations>,
     pub models: Arc<ModelTable>,
+    /// The upstream Messages API, called directly for token counts.
+    pub upstream: Arc<Upstream>,
     pub started_unix: u64,
     pub started: std::time::Instant,
 }
@@ -54,6 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/sessions/{id}/permissions/{request_id}",
             post(native::handlers::answer_permission),
+        )
+        .route("/v1/messages", post(anthropic::handlers::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(anthropic::handlers::count_tokens),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::http::Uri;
+use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
 
 #[derive(Serialize)]
 pub struct Health {
@@ -44,6 +45,6 @@ pub async fn health(State(app): State<AppState>) -> Json<Health> {
     })
 }
 
-pub async fn not_found(uri: Uri) -> OpenAiError {
-    ApiError::NotFound(format!("No route for {}", uri.path())).into()
+pub async fn not_found(uri: Uri) -> Response {
+    ApiError::NotFound(format!("No route for {}", uri.path())).response_for_path(uri.path())
 }

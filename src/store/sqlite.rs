@@ -1199,5 +1199,4 @@ mod tests {
         let err = SqliteStore::open(&file).await.unwrap_err();
         assert!(matches!(err, StoreError::Open(_)), "{err:?}");
     }
-
 }

@@ -95,6 +95,32 @@ impl TestApp {
         (status, sse_data(&text))
     }
 
+    /// POST /v1/messages; returns status and JSON body.
+    pub async fn anthropic(&self, body: Value) -> (u16, Value) {
+        let resp = self.post("/v1/messages", &body).await;
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// A streamed /v1/messages: every SSE event as (event name, data).
+    pub async fn anthropic_stream(&self, mut body: Value) -> (u16, Vec<(String, Value)>) {
+        body["stream"] = Value::Bool(true);
+        let resp = self.post("/v1/messages", &body).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, sse_events(&text))
+    }
+
+    /// Command lines of the live CLI processes.
+    pub fn cli_cmdlines(&self) -> Vec<String> {
+        processes_under(self.data.path())
+            .into_iter()
+            .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .collect()
+    }
+
     pub fn model_requests(&self) -> Vec<LoggedRequest> {
         self.mock.messages_requests()
     }
@@ -137,6 +163,26 @@ pub fn sse_data(text: &str) -> Vec<Value> {
             }
             let joined = data.join("\n");
             Some(serde_json::from_str(&joined).unwrap_or(Value::String(joined)))
+        })
+        .collect()
+}
+
+/// Named SSE events: (event name, JSON data); comments and keep-alives are skipped.
+pub fn sse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let mut name = None;
+            let mut data = Vec::new();
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = Some(n.trim().to_string());
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d));
+                }
+            }
+            let joined = data.join("\n");
+            let value = serde_json::from_str(&joined).unwrap_or(Value::String(joined));
+            Some((name?, value))
         })
         .collect()
 }
