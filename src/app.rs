@@ -8,13 +8,16 @@ use axum::{middleware, Router};
 use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::models::ModelTable;
-use crate::{auth, health, metrics, openai};
+use crate::upstream::Upstream;
+use crate::{anthropic, auth, health, metrics, native, openai};
 
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<Config>,
     pub conversations: Arc<Conversations>,
     pub models: Arc<ModelTable>,
+    /// The upstream Messages API, called directly for token counts.
+    pub upstream: Arc<Upstream>,
     pub started_unix: u64,
     pub started: std::time::Instant,
 }
@@ -28,6 +31,39 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/models", get(openai::handlers::list_models))
         .route("/v1/models/{id}", get(openai::handlers::get_model))
+        .route(
+            "/api/sessions",
+            post(native::handlers::create_session).get(native::handlers::list_sessions),
+        )
+        .route(
+            "/api/sessions/{id}",
+            get(native::handlers::get_session).delete(native::handlers::delete_session),
+        )
+        .route(
+            "/api/sessions/{id}/messages",
+            post(native::handlers::send_message),
+        )
+        .route(
+            "/api/sessions/{id}/interrupt",
+            post(native::handlers::interrupt),
+        )
+        .route("/api/sessions/{id}/history", get(native::handlers::history))
+        .route("/api/sessions/{id}/fork", post(native::handlers::fork))
+        .route("/api/sessions/{id}/events", get(native::handlers::events))
+        .route("/api/sessions/{id}/ws", get(native::handlers::websocket))
+        .route(
+            "/api/sessions/{id}/export",
+            post(native::handlers::export).get(native::handlers::export),
+        )
+        .route(
+            "/api/sessions/{id}/permissions/{request_id}",
+            post(native::handlers::answer_permission),
+        )
+        .route("/v1/messages", post(anthropic::handlers::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(anthropic::handlers::count_tokens),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -1,19 +1,20 @@
-//! Optional static API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+//! Optional static API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`. Refusals come
+//! in the error shape of the API asked (Anthropic for `/v1/messages*`, else OpenAI).
 //! Off when no key is configured. Keys are compared in constant time and never logged.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::app::AppState;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
 
 pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
     if app.cfg.api_keys.is_empty() {
         return next.run(req).await;
     }
-    match presented_key(req.headers()) {
+    let refusal = match presented_key(req.headers()) {
         Some(k)
             if app
                 .cfg
@@ -21,14 +22,15 @@ pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) 
                 .iter()
                 .any(|valid| ct_eq(valid.as_bytes(), k.as_bytes())) =>
         {
-            next.run(req).await
+            return next.run(req).await
         }
-        Some(_) => OpenAiError(ApiError::Unauthorized("Invalid API key".into())).into_response(),
-        None => OpenAiError(ApiError::Unauthorized(
+        Some(_) => ApiError::Unauthorized("Invalid API key".into()),
+        None => ApiError::Unauthorized(
             "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'".into(),
-        ))
-        .into_response(),
-    }
+        ),
+    };
+    // Each API's clients get the error in the shape they parse.
+    refusal.response_for_path(req.uri().path())
 }
 
 fn presented_key(h: &HeaderMap) -> Option<&str> {

@@ -24,6 +24,12 @@ pub struct Config {
     /// Origins allowed by CORS; empty allows none (`*` allows any).
     pub cors_origins: Vec<String>,
     pub max_live_processes: usize,
+    /// Processes started ahead of time for new conversations (0 turns the warm pool off).
+    pub warm_pool_size: usize,
+    /// Models (public ids) warm processes are started for, `warm_pool_size` each.
+    pub warm_models: Vec<String>,
+    /// A warm process unused this long is replaced.
+    pub warm_ttl_secs: u64,
     pub queue_timeout_secs: u64,
     pub turn_timeout_secs: u64,
     pub idle_timeout_secs: u64,
@@ -34,6 +40,8 @@ pub struct Config {
     pub builtin_tools: Vec<String>,
     /// How long a client tool call may stay unanswered before its turn is ended.
     pub tool_call_timeout_secs: u64,
+    /// How long a native session's permission request waits for an answer before it is denied.
+    pub permission_timeout_secs: u64,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
     /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
@@ -57,6 +65,9 @@ impl Default for Config {
             api_keys: vec![],
             cors_origins: vec![],
             max_live_processes: 8,
+            warm_pool_size: 2,
+            warm_models: vec!["sonnet".into()],
+            warm_ttl_secs: 600,
             queue_timeout_secs: 30,
             turn_timeout_secs: 600,
             idle_timeout_secs: 180,
@@ -65,6 +76,7 @@ impl Default for Config {
             cli_max_retries: 2,
             builtin_tools: vec![],
             tool_call_timeout_secs: 600,
+            permission_timeout_secs: 120,
             max_body_bytes: 32 * 1024 * 1024,
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
@@ -88,6 +100,9 @@ impl std::fmt::Debug for Config {
             )
             .field("cors_origins", &self.cors_origins)
             .field("max_live_processes", &self.max_live_processes)
+            .field("warm_pool_size", &self.warm_pool_size)
+            .field("warm_models", &self.warm_models)
+            .field("warm_ttl_secs", &self.warm_ttl_secs)
             .field("queue_timeout_secs", &self.queue_timeout_secs)
             .field("turn_timeout_secs", &self.turn_timeout_secs)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
@@ -96,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("cli_max_retries", &self.cli_max_retries)
             .field("builtin_tools", &self.builtin_tools)
             .field("tool_call_timeout_secs", &self.tool_call_timeout_secs)
+            .field("permission_timeout_secs", &self.permission_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models", &self.models.keys().collect::<Vec<_>>())
             .field("demo", &self.demo)
@@ -165,6 +181,9 @@ impl Config {
         if let Some(v) = get("CCGW_CORS_ORIGINS") {
             self.cors_origins = list(&v);
         }
+        if let Some(v) = get("CCGW_WARM_MODELS") {
+            self.warm_models = list(&v);
+        }
         if let Some(v) = get("CCGW_BUILTIN_TOOLS") {
             self.builtin_tools = list(&v);
         }
@@ -179,6 +198,8 @@ impl Config {
         num!(
             port => "CCGW_PORT",
             max_live_processes => "CCGW_MAX_LIVE_PROCESSES",
+            warm_pool_size => "CCGW_WARM_POOL_SIZE",
+            warm_ttl_secs => "CCGW_WARM_TTL_SECS",
             queue_timeout_secs => "CCGW_QUEUE_TIMEOUT_SECS",
             turn_timeout_secs => "CCGW_TURN_TIMEOUT_SECS",
             idle_timeout_secs => "CCGW_IDLE_TIMEOUT_SECS",
@@ -186,6 +207,7 @@ impl Config {
             conversation_ttl_secs => "CCGW_CONVERSATION_TTL_SECS",
             cli_max_retries => "CCGW_CLI_MAX_RETRIES",
             tool_call_timeout_secs => "CCGW_TOOL_CALL_TIMEOUT_SECS",
+            permission_timeout_secs => "CCGW_PERMISSION_TIMEOUT_SECS",
             max_body_bytes => "CCGW_MAX_BODY_BYTES",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
         );
@@ -204,6 +226,13 @@ impl Config {
                 "log_format must be auto, json or text (got {:?})",
                 self.log_format
             );
+        }
+        if let Some(m) = self
+            .warm_models
+            .iter()
+            .find(|m| !self.models.contains_key(*m))
+        {
+            bail!("warm_models names '{m}', which is not in the model table");
         }
         if self.api_keys.iter().any(|k| k.len() < 8) {
             bail!("every API key must be at least 8 characters long");

@@ -43,10 +43,15 @@ pub enum TurnError {
     Claude(#[from] ClaudeError),
     #[error("{message}")]
     Invalid { param: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The session is busy with another turn.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl TurnError {
-    fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
         TurnError::Invalid {
             param: param.into(),
             message: message.into(),
@@ -55,7 +60,7 @@ impl TurnError {
 }
 
 /// A CLI turn paused on client tool calls.
-struct Awaiting {
+pub(crate) struct Awaiting {
     cli: mpsc::UnboundedReceiver<Event>,
     /// Tool-use ids the client must answer.
     pending: Vec<String>,
@@ -65,19 +70,25 @@ struct Awaiting {
 }
 
 /// A conversation between turns. Owned by the registry, or by the one turn running in it.
-struct Conversation {
-    id: String,
-    cli_session_id: String,
-    workspace: PathBuf,
-    system: Option<String>,
+pub(crate) struct Conversation {
+    pub(crate) id: String,
+    pub(crate) cli_session_id: String,
+    pub(crate) workspace: PathBuf,
+    /// Made by the gateway (removed with the conversation), not a directory the user named.
+    pub(crate) workspace_is_temp: bool,
+    pub(crate) system: Option<String>,
     /// The CLI has a session file for it (so a new process must `--resume`).
-    started: bool,
-    process: Option<Arc<CliProcess>>,
-    /// What the live process was launched and initialized with.
-    process_model: Option<String>,
+    pub(crate) started: bool,
+    /// A native session's id: the conversation lives in the session table, not the registry.
+    pub(crate) native: Option<String>,
+    /// Watchers of a native session.
+    pub(crate) bus: Option<tokio::sync::broadcast::Sender<Event>>,
+    pub(crate) process: Option<Arc<CliProcess>>,
+    /// What the live process was launched and initialized with, and its current settings.
     process_launch: String,
+    process_runtime: Runtime,
     tool_server: Option<Arc<ClientToolServer>>,
-    awaiting: Option<Awaiting>,
+    pub(crate) awaiting: Option<Awaiting>,
     /// History to replay over stdin into the next new process (see `split_for_transcript`).
     replay_tail: Vec<Message>,
     /// Whether `--resume` gives the model the whole conversation. Not after a stdin replay:
@@ -97,11 +108,12 @@ pub struct TurnHandle {
 
 /// The domain service every adapter calls.
 pub struct Conversations {
-    cfg: Arc<Config>,
+    pub(crate) cfg: Arc<Config>,
     claude_bin: PathBuf,
     cli_version: String,
     pub pool: Arc<ProcessPool>,
     registry: Mutex<HashMap<String, Conversation>>,
+    pub(crate) sessions: Mutex<HashMap<String, crate::sessions::SessionSlot>>,
 }
 
 impl Conversations {
@@ -111,12 +123,39 @@ impl Conversations {
             Duration::from_secs(cfg.queue_timeout_secs),
             Duration::from_secs(cfg.shutdown_grace_secs),
         ));
+        let (warm_cfg, warm_bin) = (cfg.clone(), claude_bin.clone());
+        let models = crate::models::ModelTable::new(&cfg.models);
+        let keys = cfg
+            .warm_models
+            .iter()
+            .filter_map(|m| models.resolve(m).map(|e| e.cli_model.clone()))
+            .collect();
+        pool.enable_warm(
+            cfg.warm_pool_size,
+            keys,
+            Duration::from_secs(cfg.warm_ttl_secs),
+            Box::new(move |model| {
+                let id = uuid::Uuid::new_v4().to_string();
+                let mut spec = base_spec(
+                    &warm_cfg,
+                    &warm_bin,
+                    absolute(warm_cfg.workspaces_dir().join(&id)),
+                    SessionMode::New(uuid::Uuid::new_v4().to_string()),
+                );
+                spec.model = model.clone();
+                (
+                    spec,
+                    Arc::new(ControlHandler::new("warm", ToolPolicy::default())),
+                )
+            }),
+        );
         Conversations {
             cfg,
             claude_bin,
             cli_version,
             pool,
             registry: Mutex::default(),
+            sessions: Mutex::default(),
         }
     }
 
@@ -131,23 +170,11 @@ impl Conversations {
 
     /// Start a turn. Errors here happen before any output (capacity, spawn, bad input).
     pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
-        if let Some(t) = req
-            .builtin_tools
-            .iter()
-            .find(|t| !self.cfg.builtin_tools.contains(t))
-        {
-            return Err(TurnError::invalid(
-                "builtin_tools",
-                format!(
-                    "The built-in tool '{t}' is not allowed by this gateway's policy (allowed: {})",
-                    if self.cfg.builtin_tools.is_empty() {
-                        "none".to_string()
-                    } else {
-                        self.cfg.builtin_tools.join(", ")
-                    }
-                ),
-            ));
+        if let Some(id) = req.options.session_id.clone() {
+            // Attached to a native session: the session holds the history.
+            return self.session_turn(&id, req.prompt).await;
         }
+        self.check_builtin_tools(&req.builtin_tools)?;
         let key = history_key(req.system.as_deref(), &req.history);
         let found = self.registry().remove(&key);
         if let Some(mut conv) = found {
@@ -198,6 +225,7 @@ impl Conversations {
                 let Some(this) = this.upgrade() else { break };
                 this.pool
                     .reap_idle(Duration::from_secs(this.cfg.process_idle_ttl_secs));
+                this.pool.refill();
                 let ttl = Duration::from_secs(this.cfg.conversation_ttl_secs);
                 let tool_ttl = Duration::from_secs(this.cfg.tool_call_timeout_secs);
                 let expired: Vec<Conversation> = {
@@ -257,7 +285,7 @@ impl Conversations {
     }
 
     /// Send the new user message and start driving the turn.
-    async fn begin(
+    pub(crate) async fn begin(
         self: &Arc<Self>,
         mut conv: Conversation,
         process: Arc<CliProcess>,
@@ -275,8 +303,7 @@ impl Conversations {
                 Ok(self.launch(conv, process, req, cli, Usage::default(), continued))
             }
             Err(e) => {
-                self.pool.retire(&process);
-                self.forget(conv);
+                self.end_failed(conv, &process);
                 Err(e.into())
             }
         }
@@ -382,12 +409,10 @@ impl Conversations {
         Ok(Some((process, aw.cli, aw.reported)))
     }
 
-    fn new_conversation(&self, req: &TurnRequest) -> Result<Conversation, ClaudeError> {
+    pub(crate) fn new_conversation(&self, req: &TurnRequest) -> Result<Conversation, ClaudeError> {
         let id = uuid::Uuid::new_v4().to_string();
+        // The directory is made when a process starts in it.
         let workspace = absolute(self.cfg.workspaces_dir().join(&id));
-        std::fs::create_dir_all(&workspace).map_err(|e| {
-            ClaudeError::protocol(format!("creating workspace {}: {e}", workspace.display()))
-        })?;
         let cli_session_id = uuid::Uuid::new_v4().to_string();
         let mut replay_tail = Vec::new();
         let mut started = false;
@@ -436,82 +461,112 @@ impl Conversations {
                 started = true;
             }
         }
-        Ok(Conversation {
+        let mut conv = self.blank_conversation(id, cli_session_id, workspace, req.system.clone());
+        conv.started = started;
+        conv.resumable = replay_tail.is_empty();
+        conv.replay_tail = replay_tail;
+        Ok(conv)
+    }
+
+    /// A conversation with no process and no history yet.
+    pub(crate) fn blank_conversation(
+        &self,
+        id: String,
+        cli_session_id: String,
+        workspace: PathBuf,
+        system: Option<String>,
+    ) -> Conversation {
+        Conversation {
             id,
             cli_session_id,
             workspace,
-            system: req.system.clone(),
-            started,
+            workspace_is_temp: true,
+            system,
+            started: false,
+            native: None,
+            bus: None,
             process: None,
-            process_model: None,
             process_launch: String::new(),
+            process_runtime: Runtime::default(),
             tool_server: None,
             awaiting: None,
-            resumable: replay_tail.is_empty(),
-            replay_tail,
+            resumable: true,
+            replay_tail: vec![],
             last_used: Instant::now(),
-        })
+        }
     }
 
-    /// A process for this conversation's next turn: its live one, or a new one.
-    async fn acquire_process(
+    /// A process for this conversation's next turn: its live one, a warm one, or a new one.
+    pub(crate) async fn acquire_process(
         &self,
         conv: &mut Conversation,
         req: &TurnRequest,
     ) -> Result<Arc<CliProcess>, ClaudeError> {
         let launch = launch_fingerprint(req);
+        let runtime = Runtime::of(req);
         if let Some(p) = conv.process.take() {
             if self.pool.claim(&p) {
-                // Flags, env and `initialize` are fixed at start: a change needs a new process.
+                // Flags and `initialize` are fixed at start: a change needs a new process.
                 if conv.process_launch == launch {
-                    if conv.process_model != req.cli_model {
-                        let model = req.cli_model.as_deref().unwrap_or("default");
-                        if let Err(e) = waiting_on_cli(p.set_model(model)).await {
-                            self.pool.retire(&p);
-                            return Err(e);
-                        }
-                        conv.process_model = req.cli_model.clone();
-                    }
-                    return Ok(p);
+                    return self.apply_runtime(conv, p, runtime).await;
                 }
                 self.pool.retire(&p);
             }
         }
         let offered = req.offered_tools();
-        let mut allowed = req.builtin_tools.clone();
+        let mut allowed = req
+            .approved_tools
+            .clone()
+            .unwrap_or_else(|| req.builtin_tools.clone());
         allowed.push(format!("mcp__{}", tools::SERVER_NAME));
-        let spec = LaunchSpec {
-            program: self.claude_bin.clone(),
-            cwd: conv.workspace.clone(),
-            config_dir: absolute(self.cfg.claude_config_dir()),
-            model: req.cli_model.clone(),
-            session: if conv.started {
-                SessionMode::Resume {
-                    id: conv.cli_session_id.clone(),
-                    fork: false,
-                }
-            } else {
-                SessionMode::New(conv.cli_session_id.clone())
-            },
-            builtin_tools: req.builtin_tools.clone(),
-            allowed_tools: vec![],
-            permission_mode: req.options.permission_mode.clone(),
-            max_retries: self.cfg.cli_max_retries,
-            max_output_tokens: req.max_output_tokens,
-            max_thinking_tokens: thinking_budget(&req.options),
-            effort: req.options.effort.clone(),
-            agent: req.options.agent.clone(),
-            max_turns: req.options.max_turns,
-            extra_body: (!req.options.sampling.is_empty())
-                .then(|| Value::Object(req.options.sampling.clone())),
-            env: self.cfg.cli_env.clone(),
-        };
-        let handler = Arc::new(ControlHandler::new(conv.id.clone(), ToolPolicy { allowed }));
+        let policy = ToolPolicy { allowed };
         let server = (!offered.is_empty()).then(|| ClientToolServer::new(conv.id.clone(), offered));
+
+        let warm = if !conv.started && conv.workspace_is_temp && launch_is_default(req) {
+            self.pool.take_warm(&req.cli_model)
+        } else {
+            None
+        };
+        let (p, current) = match warm {
+            Some(p) => {
+                // The warm process's own workspace and session become the conversation's.
+                conv.workspace = p.cwd.clone();
+                if let SessionMode::New(id) = &p.session {
+                    conv.cli_session_id = id.clone();
+                }
+                p.handler().set_label(&conv.id);
+                p.handler().set_policy(policy);
+                (p, Runtime::default())
+            }
+            None => {
+                let mut spec = base_spec(
+                    &self.cfg,
+                    &self.claude_bin,
+                    conv.workspace.clone(),
+                    if conv.started {
+                        SessionMode::Resume {
+                            id: conv.cli_session_id.clone(),
+                            fork: false,
+                        }
+                    } else {
+                        SessionMode::New(conv.cli_session_id.clone())
+                    },
+                );
+                spec.model = req.cli_model.clone();
+                spec.builtin_tools = req.builtin_tools.clone();
+                spec.permission_mode = req.options.permission_mode.clone();
+                spec.effort = req.options.effort.clone();
+                spec.agent = req.options.agent.clone();
+                spec.max_turns = req.options.max_turns;
+                runtime.apply_to(&mut spec);
+                let handler = Arc::new(ControlHandler::new(conv.id.clone(), policy));
+                (self.pool.spawn(&spec, handler).await?, runtime.clone())
+            }
+        };
         if let Some(s) = &server {
-            handler.register_mcp_server(tools::SERVER_NAME, s.clone());
+            p.handler()
+                .register_mcp_server(tools::SERVER_NAME, s.clone());
         }
-        let p = self.pool.spawn(&spec, handler).await?;
         let init = Initialize {
             system_prompt: conv.system.clone(),
             append_system_prompt: req.tool_instructions(),
@@ -525,12 +580,52 @@ impl Conversations {
             self.pool.retire(&p);
             return Err(e);
         }
-        if let Some(old) = conv.tool_server.replace_with_option(server) {
+        if let Some(old) = std::mem::replace(&mut conv.tool_server, server) {
             old.cancel_all();
         }
-        conv.process_model = req.cli_model.clone();
         conv.process_launch = launch;
-        Ok(p)
+        conv.process_runtime = current;
+        self.apply_runtime(conv, p, runtime).await
+    }
+
+    /// Bring a process's changeable settings to what this request asks for.
+    async fn apply_runtime(
+        &self,
+        conv: &mut Conversation,
+        p: Arc<CliProcess>,
+        want: Runtime,
+    ) -> Result<Arc<CliProcess>, ClaudeError> {
+        let have = &conv.process_runtime;
+        let mut result = Ok(());
+        if have.max_output_tokens != want.max_output_tokens || have.extra_body != want.extra_body {
+            let max = want
+                .max_output_tokens
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let body = want
+                .extra_body
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into());
+            result = waiting_on_cli(p.set_env(&[
+                ("CLAUDE_CODE_MAX_OUTPUT_TOKENS", max),
+                ("CLAUDE_CODE_EXTRA_BODY", body),
+            ]))
+            .await;
+        }
+        if result.is_ok() && have.thinking != want.thinking {
+            result = waiting_on_cli(p.set_max_thinking_tokens(want.thinking)).await;
+        }
+        match result {
+            Ok(()) => {
+                conv.process_runtime = want;
+                Ok(p)
+            }
+            Err(e) => {
+                self.pool.retire(&p);
+                Err(e)
+            }
+        }
     }
 
     /// Run one turn to its end (or to a pause on client tools): forward events, enforce stop
@@ -547,6 +642,14 @@ impl Conversations {
     ) {
         let started = Instant::now();
         let pid = process.pid();
+        // Native sessions' watchers see every event the requester sees.
+        let bus = conv.bus.clone();
+        let emit = |ev: Event| {
+            if let Some(b) = &bus {
+                let _ = b.send(ev.clone());
+            }
+            let _ = out.send(ev);
+        };
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.turn_timeout_secs);
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs);
@@ -601,7 +704,7 @@ impl Conversations {
                     let shown = stops.push(&text);
                     if !shown.is_empty() {
                         reply.push_str(&shown);
-                        let _ = out.send(Event::TextDelta { text: shown });
+                        emit(Event::TextDelta { text: shown });
                     }
                     if let Some(s) = stops.matched() {
                         break End::Stop(s.to_string());
@@ -615,7 +718,7 @@ impl Conversations {
                         let rest = stops.finish();
                         if !rest.is_empty() {
                             reply.push_str(&rest);
-                            let _ = out.send(Event::TextDelta { text: rest });
+                            emit(Event::TextDelta { text: rest });
                         }
                         break End::Pause(calls);
                     }
@@ -624,7 +727,7 @@ impl Conversations {
                     let rest = stops.finish();
                     if !rest.is_empty() {
                         reply.push_str(&rest);
-                        let _ = out.send(Event::TextDelta { text: rest });
+                        emit(Event::TextDelta { text: rest });
                     }
                     summary.usage = minus(summary.usage, reported);
                     break End::Clean(summary);
@@ -632,7 +735,7 @@ impl Conversations {
                 Event::Error(e) => break End::CliError(e),
                 other => {
                     for ev in step.route(other, conv.tool_server.as_deref(), &conv.id) {
-                        let _ = out.send(ev);
+                        emit(ev);
                     }
                 }
             }
@@ -642,7 +745,7 @@ impl Conversations {
 
         let outcome = match end {
             End::Clean(summary) => {
-                let _ = out.send(Event::Done(summary.clone()));
+                emit(Event::Done(summary.clone()));
                 if !summary.session_id.is_empty() {
                     conv.cli_session_id = summary.session_id.clone();
                 }
@@ -651,7 +754,7 @@ impl Conversations {
             }
             End::Pause(calls) => {
                 let usage = step_usage;
-                let _ = out.send(Event::Done(TurnSummary {
+                emit(Event::Done(TurnSummary {
                     stop_reason: StopReason::ToolUse,
                     usage,
                     ..empty_summary(&conv)
@@ -673,19 +776,17 @@ impl Conversations {
             }
             End::CliError(e) => {
                 let label = error_label(&e);
-                let _ = out.send(Event::Error(e));
-                self.pool.retire(&process);
-                self.forget(conv);
+                emit(Event::Error(e));
+                self.end_failed(conv, &process);
                 label
             }
             End::Stop(seq) => {
                 let summary = interrupt_and_wait(&process, &mut cli).await;
-                let _ = out.send(Event::Done(TurnSummary {
+                emit(Event::Done(TurnSummary {
                     stop_reason: StopReason::StopSequence(seq),
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
                 }));
-                self.pool.retire(&process);
-                self.forget(conv);
+                self.end_failed(conv, &process);
                 "stop_sequence"
             }
             End::Abort(err) => {
@@ -698,10 +799,9 @@ impl Conversations {
                 }
                 let _ = interrupt_and_wait(&process, &mut cli).await;
                 if let Some(e) = err {
-                    let _ = out.send(Event::Error(e));
+                    emit(Event::Error(e));
                 }
-                self.pool.retire(&process);
-                self.forget(conv);
+                self.end_failed(conv, &process);
                 label
             }
         };
@@ -730,11 +830,20 @@ impl Conversations {
         conv.process = Some(process);
         conv.awaiting = awaiting;
         conv.last_used = Instant::now();
+        if conv.native.is_some() {
+            let status = if conv.awaiting.is_some() {
+                "awaiting_tools"
+            } else {
+                "idle"
+            };
+            self.return_session(conv, status);
+            return;
+        }
         self.registry().insert(key, conv);
     }
 
     /// Drop a conversation for good: its process and its workspace.
-    fn forget(&self, conv: Conversation) {
+    pub(crate) fn forget(&self, conv: Conversation) {
         if let Some(s) = &conv.tool_server {
             s.cancel_all();
         }
@@ -750,10 +859,26 @@ impl Conversations {
                 self.pool.retire(&p);
             }
         }
-        let dir = conv.workspace;
-        tokio::spawn(async move {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-        });
+        if conv.workspace_is_temp {
+            let dir = conv.workspace;
+            tokio::spawn(async move {
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+            });
+        }
+    }
+
+    /// A turn that did not end cleanly: a compatible-API conversation is dropped (its CLI
+    /// history no longer matches the client's); a native session keeps its session and loses
+    /// only its process.
+    fn end_failed(&self, mut conv: Conversation, process: &Arc<CliProcess>) {
+        self.pool.retire(process);
+        if conv.native.is_some() {
+            conv.process = None;
+            conv.awaiting = None;
+            self.return_session(conv, "error");
+        } else {
+            self.forget(conv);
+        }
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
@@ -953,13 +1078,81 @@ fn launch_fingerprint(req: &TurnRequest) -> String {
         .iter()
         .map(|t| json!([t.name, t.description, t.parameters]))
         .collect();
+    let o = &req.options;
+    // The model belongs here, not in `Runtime`: `set_model` makes the CLI insert a `/model`
+    // command transcript into the next user message (see docs/cli-notes.md).
     let doc = json!([
         tools,
         req.tool_instructions(),
         req.builtin_tools,
-        req.max_output_tokens
+        req.cli_model,
+        [&o.effort, &o.permission_mode, &o.agent, o.max_turns],
     ]);
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+/// Whether a warm process (started with the default launch spec) can serve this request.
+fn launch_is_default(req: &TurnRequest) -> bool {
+    let o = &req.options;
+    req.builtin_tools.is_empty()
+        && o.effort.is_none()
+        && o.permission_mode.is_none()
+        && o.agent.is_none()
+        && o.max_turns.is_none()
+}
+
+/// The launch spec every process starts from: hygiene flags, the gateway's env, no tools.
+fn base_spec(
+    cfg: &Config,
+    bin: &std::path::Path,
+    cwd: PathBuf,
+    session: SessionMode,
+) -> LaunchSpec {
+    LaunchSpec {
+        program: bin.to_path_buf(),
+        cwd,
+        config_dir: absolute(cfg.claude_config_dir()),
+        model: None,
+        session,
+        builtin_tools: vec![],
+        allowed_tools: vec![],
+        permission_mode: None,
+        max_retries: cfg.cli_max_retries,
+        max_output_tokens: None,
+        max_thinking_tokens: None,
+        effort: None,
+        agent: None,
+        max_turns: None,
+        extra_body: None,
+        env: cfg.cli_env.clone(),
+    }
+}
+
+/// Settings a running CLI can change between turns (control requests) without leaving a trace
+/// in the conversation, so they are not part of the launch fingerprint.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Runtime {
+    max_output_tokens: Option<u32>,
+    extra_body: Option<Value>,
+    thinking: Option<u32>,
+}
+
+impl Runtime {
+    fn of(req: &TurnRequest) -> Self {
+        Runtime {
+            max_output_tokens: req.max_output_tokens,
+            extra_body: (!req.options.sampling.is_empty())
+                .then(|| Value::Object(req.options.sampling.clone())),
+            thinking: thinking_budget(&req.options),
+        }
+    }
+
+    /// Set at launch instead (flags and env), for a process started for this request.
+    fn apply_to(&self, spec: &mut LaunchSpec) {
+        spec.max_output_tokens = self.max_output_tokens;
+        spec.extra_body = self.extra_body.clone();
+        spec.max_thinking_tokens = self.thinking;
+    }
 }
 
 /// The Messages API refuses a temperature other than 1 while thinking is on, so setting one
@@ -992,16 +1185,6 @@ fn plus(a: Usage, b: Usage) -> Usage {
         output_tokens: a.output_tokens + b.output_tokens,
         cache_creation_input_tokens: a.cache_creation_input_tokens + b.cache_creation_input_tokens,
         cache_read_input_tokens: a.cache_read_input_tokens + b.cache_read_input_tokens,
-    }
-}
-
-trait ReplaceWithOption<T> {
-    fn replace_with_option(&mut self, v: Option<T>) -> Option<T>;
-}
-
-impl<T> ReplaceWithOption<T> for Option<T> {
-    fn replace_with_option(&mut self, v: Option<T>) -> Option<T> {
-        std::mem::replace(self, v)
     }
 }
 
@@ -1054,7 +1237,7 @@ fn error_label(e: &ClaudeError) -> &'static str {
     }
 }
 
-fn absolute(p: PathBuf) -> PathBuf {
+pub(crate) fn absolute(p: PathBuf) -> PathBuf {
     if p.is_absolute() {
         p
     } else {

@@ -78,6 +78,7 @@ pub async fn run(mut cfg: Config) -> bool {
         }
     };
     cfg.data_dir = data.clone();
+    cfg.warm_pool_size = 0;
     let conv = Arc::new(Conversations::new(Arc::new(cfg), bin, version));
     let started = Instant::now();
     let req = TurnRequest {

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 
 use crate::claude::ClaudeError;
 use crate::conversation::TurnError;
+use crate::turn::InvalidField;
+use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -24,6 +26,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Claude(#[from] ClaudeError),
 }
@@ -33,7 +37,40 @@ impl From<TurnError> for ApiError {
         match e {
             TurnError::Claude(c) => ApiError::Claude(c),
             TurnError::Invalid { param, message } => ApiError::bad_request(param, message),
+            TurnError::NotFound(m) => ApiError::NotFound(m),
+            TurnError::Busy(m) => ApiError::Conflict(m),
         }
+    }
+}
+
+/// A direct upstream call fails like a CLI turn whose upstream failed, with the same statuses.
+impl From<UpstreamError> for ApiError {
+    fn from(e: UpstreamError) -> Self {
+        ApiError::Claude(match e {
+            UpstreamError::Status {
+                status,
+                message,
+                retry_after,
+            } => ClaudeError::Upstream {
+                status: Some(status),
+                message,
+                retry_after,
+            },
+            UpstreamError::Timeout => ClaudeError::Timeout {
+                what: e.to_string(),
+            },
+            UpstreamError::Unreachable(message) => ClaudeError::Upstream {
+                status: None,
+                message,
+                retry_after: None,
+            },
+        })
+    }
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(e: InvalidField) -> Self {
+        ApiError::bad_request(e.param, e.message)
     }
 }
 
@@ -51,6 +88,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(400) => StatusCode::BAD_REQUEST,
@@ -92,6 +130,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "invalid_api_key",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(401) => "upstream_authentication_failed",
@@ -115,7 +154,7 @@ impl ApiError {
     /// OpenAI's `{"error": {message, type, param, code}}`.
     pub fn openai_body(&self) -> Value {
         let kind = match self.status().as_u16() {
-            400 | 404 | 413 => "invalid_request_error",
+            400 | 404 | 409 | 413 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             429 => "rate_limit_error",
@@ -129,6 +168,93 @@ impl ApiError {
             _ => None,
         };
         json!({"error": {"message": self.to_string(), "type": kind, "param": param, "code": self.code()}})
+    }
+}
+
+impl ApiError {
+    /// The native API's shape: `{"error": {code, message, param}}`.
+    pub fn native_body(&self) -> Value {
+        let param = match self {
+            ApiError::BadRequest { param, .. } => param.clone(),
+            _ => None,
+        };
+        json!({"error": {"code": self.code(), "message": self.to_string(), "param": param}})
+    }
+}
+
+/// An [`ApiError`] rendered in the native API's shape.
+pub struct NativeError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for NativeError {
+    fn from(e: E) -> Self {
+        NativeError(e.into())
+    }
+}
+
+impl IntoResponse for NativeError {
+    fn into_response(self) -> Response {
+        with_status(&self.0, axum::Json(self.0.native_body()).into_response())
+    }
+}
+
+impl ApiError {
+    /// Anthropic's `{"type":"error","error":{type, message}}`. A message about one field starts
+    /// with its path, as Anthropic's own do (`messages.1.content.0.type: ...`).
+    pub fn anthropic_body(&self) -> Value {
+        let kind = match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            // An upstream 529 (overloaded) is a 503 here.
+            503 => "overloaded_error",
+            504 => "timeout_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        };
+        let text = self.to_string();
+        let param = match self {
+            ApiError::BadRequest { param, .. } => param.as_deref(),
+            ApiError::ModelNotFound(_) => Some("model"),
+            _ => None,
+        };
+        let message = match param {
+            Some(p) if !text.starts_with(&format!("{p}:")) => format!("{p}: {text}"),
+            _ => text,
+        };
+        json!({"type": "error", "error": {"type": kind, "message": message}})
+    }
+
+    /// The error in the shape of the API that `path` belongs to.
+    pub fn response_for_path(self, path: &str) -> Response {
+        if is_anthropic_path(path) {
+            AnthropicError(self).into_response()
+        } else if path.starts_with("/api/") {
+            NativeError(self).into_response()
+        } else {
+            OpenAiError(self).into_response()
+        }
+    }
+}
+
+/// Paths of the Anthropic-compatible API, whose clients expect Anthropic's error shape.
+pub fn is_anthropic_path(path: &str) -> bool {
+    path == "/v1/messages" || path.starts_with("/v1/messages/")
+}
+
+/// An [`ApiError`] rendered in Anthropic's shape.
+pub struct AnthropicError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for AnthropicError {
+    fn from(e: E) -> Self {
+        AnthropicError(e.into())
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        with_status(&self.0, axum::Json(self.0.anthropic_body()).into_response())
     }
 }
 
@@ -187,6 +313,34 @@ mod tests {
         });
         assert_eq!(cap.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(cap.retry_after(), Some(3));
+    }
+
+    #[test]
+    fn anthropic_shape_types_and_names_the_field() {
+        let b = ApiError::bad_request("messages.1.content.0.type", "bad type").anthropic_body();
+        assert_eq!(b["type"], "error");
+        assert_eq!(b["error"]["type"], "invalid_request_error");
+        assert_eq!(b["error"]["message"], "messages.1.content.0.type: bad type");
+        let m = ApiError::ModelNotFound("gpt-9".into()).anthropic_body();
+        assert_eq!(m["error"]["type"], "not_found_error");
+        assert!(m["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("model: "));
+        for (status, kind) in [
+            (529, "overloaded_error"),
+            (429, "rate_limit_error"),
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (500, "api_error"),
+        ] {
+            assert_eq!(upstream(status).anthropic_body()["error"]["type"], kind);
+        }
+        let t = ApiError::Claude(ClaudeError::Timeout { what: "x".into() });
+        assert_eq!(t.anthropic_body()["error"]["type"], "timeout_error");
+        assert!(is_anthropic_path("/v1/messages/count_tokens"));
+        assert!(!is_anthropic_path("/v1/messagesx"));
+        assert!(!is_anthropic_path("/v1/chat/completions"));
     }
 
     #[test]

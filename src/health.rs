@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::http::Uri;
+use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
 
 #[derive(Serialize)]
 pub struct Health {
@@ -18,6 +19,9 @@ pub struct Health {
     pub queue_depth: usize,
     pub conversations: usize,
     pub spawned_processes: u64,
+    pub warm_processes: usize,
+    pub warm_hits: u64,
+    pub cold_spawns: u64,
     pub uptime_secs: u64,
     pub demo: bool,
 }
@@ -33,11 +37,14 @@ pub async fn health(State(app): State<AppState>) -> Json<Health> {
         queue_depth: c.pool.queue_depth(),
         conversations: c.conversation_count(),
         spawned_processes: c.pool.spawn_count(),
+        warm_processes: c.pool.warm_count(),
+        warm_hits: c.pool.warm_hit_count(),
+        cold_spawns: c.pool.cold_spawn_count(),
         uptime_secs: app.started.elapsed().as_secs(),
         demo: app.cfg.demo,
     })
 }
 
-pub async fn not_found(uri: Uri) -> OpenAiError {
-    ApiError::NotFound(format!("No route for {}", uri.path())).into()
+pub async fn not_found(uri: Uri) -> Response {
+    ApiError::NotFound(format!("No route for {}", uri.path())).response_for_path(uri.path())
 }

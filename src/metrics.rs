@@ -6,9 +6,10 @@
 //!   process, and the turn itself from its user line until the CLI's `result` line. Spawning a
 //!   process (fork/exec) and waiting for a free process slot count as the gateway's.
 //! - `ccgw_requests_total{endpoint,status}` (counter): every HTTP response, by route template.
-//! - `ccgw_live_processes`, `ccgw_queue_depth` (gauges) and `ccgw_process_spawns_total`
-//!   (counter): read from the process pool when `/metrics` is scraped, so they cost nothing
-//!   on the request path.
+//! - `ccgw_live_processes`, `ccgw_queue_depth`, `ccgw_warm_processes` (gauges) and
+//!   `ccgw_process_spawns_total`, `ccgw_cold_spawns_total`, `ccgw_warm_hits_total` (counters):
+//!   read from the process pool when `/metrics` is scraped, so they cost nothing on the
+//!   request path.
 //!
 //! The CLI time of a request accumulates in a [`CliWait`] cell. An adapter opens one per request
 //! with [`TurnTimer`] and runs the domain call inside [`with_cli_wait`]; the domain marks its
@@ -34,6 +35,9 @@ pub const REQUESTS: &str = "ccgw_requests_total";
 pub const LIVE_PROCESSES: &str = "ccgw_live_processes";
 pub const QUEUE_DEPTH: &str = "ccgw_queue_depth";
 pub const PROCESS_SPAWNS: &str = "ccgw_process_spawns_total";
+pub const WARM_PROCESSES: &str = "ccgw_warm_processes";
+pub const COLD_SPAWNS: &str = "ccgw_cold_spawns_total";
+pub const WARM_HITS: &str = "ccgw_warm_hits_total";
 
 /// Bucket bounds of the overhead histogram, in seconds: 25 µs to 10 s.
 const OVERHEAD_BUCKETS: &[f64] = &[
@@ -85,6 +89,15 @@ fn describe() {
     ::metrics::describe_gauge!(LIVE_PROCESSES, "Live Claude Code CLI processes");
     ::metrics::describe_gauge!(QUEUE_DEPTH, "Requests waiting for a free process slot");
     ::metrics::describe_counter!(PROCESS_SPAWNS, "Claude Code CLI processes started");
+    ::metrics::describe_gauge!(WARM_PROCESSES, "Idle pre-started CLI processes");
+    ::metrics::describe_counter!(
+        COLD_SPAWNS,
+        "CLI processes started while a request waited for them"
+    );
+    ::metrics::describe_counter!(
+        WARM_HITS,
+        "New conversations served by a pre-started process"
+    );
 }
 
 /// `GET /metrics`.
@@ -100,6 +113,9 @@ pub async fn render(State(app): State<AppState>) -> Response {
     ::metrics::gauge!(LIVE_PROCESSES).set(pool.live_count() as f64);
     ::metrics::gauge!(QUEUE_DEPTH).set(pool.queue_depth() as f64);
     ::metrics::counter!(PROCESS_SPAWNS).absolute(pool.spawn_count());
+    ::metrics::gauge!(WARM_PROCESSES).set(pool.warm_count() as f64);
+    ::metrics::counter!(COLD_SPAWNS).absolute(pool.cold_spawn_count());
+    ::metrics::counter!(WARM_HITS).absolute(pool.warm_hit_count());
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         handle.render(),

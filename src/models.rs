@@ -90,6 +90,21 @@ impl ModelTable {
     }
 }
 
+/// The model id the upstream API knows for a CLI `--model` value: the CLI's aliases resolved
+/// the way CLI 2.1.197 resolves them (docs/cli-notes.md §5), anything else unchanged. Used
+/// where the gateway calls the upstream itself (token counts).
+pub fn upstream_model_id(cli_model: Option<&str>) -> String {
+    let m = cli_model.unwrap_or("default");
+    let m = m.strip_suffix("[1m]").unwrap_or(m);
+    match m {
+        "default" | "opus" => "claude-opus-4-8",
+        "sonnet" | "opusplan" => "claude-sonnet-5",
+        "haiku" => "claude-haiku-4-5-20251001",
+        other => other,
+    }
+    .to_string()
+}
+
 /// Parse `id=cli_model,id2=cli_model2` (the `CCGW_MODELS` form). An empty right side means the
 /// CLI's default model.
 pub fn parse_pairs(s: &str) -> Result<BTreeMap<String, String>, String> {
@@ -140,6 +155,18 @@ mod tests {
         );
         assert_eq!(calls.get(), 1);
         assert_eq!(t.rendered("b", |_| Bytes::from_static(b"other")), "other");
+    }
+
+    #[test]
+    fn cli_aliases_become_upstream_ids() {
+        assert_eq!(upstream_model_id(None), "claude-opus-4-8");
+        assert_eq!(upstream_model_id(Some("sonnet")), "claude-sonnet-5");
+        assert_eq!(upstream_model_id(Some("sonnet[1m]")), "claude-sonnet-5");
+        assert_eq!(
+            upstream_model_id(Some("haiku")),
+            "claude-haiku-4-5-20251001"
+        );
+        assert_eq!(upstream_model_id(Some("my-model")), "my-model");
     }
 
     #[test]

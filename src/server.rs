@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::mock_upstream::MockUpstream;
 use crate::models::ModelTable;
+use crate::upstream::Upstream;
 
 /// A running gateway. Stop it with [`RunningServer::stop`] so no CLI process is left behind.
 pub struct RunningServer {
@@ -119,6 +120,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     conversations.spawn_reaper();
     let state = AppState {
         models: Arc::new(ModelTable::new(&cfg.models)),
+        upstream: Arc::new(Upstream::from_config(&cfg)),
         conversations,
         started_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -74,6 +74,197 @@ pub struct ClaudeOptions {
 pub const EFFORTS: &[&str] = &["low", "medium", "high", "xhigh", "max"];
 pub const PERMISSION_MODES: &[&str] = &["default", "acceptEdits", "plan", "dontAsk", "auto"];
 
+/// Image media types the Messages API accepts.
+pub const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// Longest client tool name: the model sees it behind the `mcp__client__` prefix, and the
+/// Messages API allows 64 characters in all.
+pub const MAX_TOOL_NAME: usize = 64 - crate::claude::tools::PREFIX.len();
+
+/// The Messages API's smallest thinking budget.
+pub const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// A request field the domain cannot accept: which one (`param`, in dotted form) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    pub param: String,
+    pub message: String,
+}
+
+impl InvalidField {
+    pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+        InvalidField {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A client tool name the model can be given.
+pub fn check_tool_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TOOL_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Invalid tool name '{name}': use 1 to {MAX_TOOL_NAME} letters, digits, '_' or '-'"
+        ))
+    }
+}
+
+/// The model needs an object schema for tool input; catch the mistakes that would otherwise
+/// fail deep inside the CLI or upstream.
+pub fn check_tool_schema(p: &Value) -> Result<(), String> {
+    let obj = p.as_object().ok_or("it must be a JSON Schema object")?;
+    match obj.get("type") {
+        Some(Value::String(t)) if t == "object" => {}
+        None if obj.contains_key("properties") => {}
+        _ => return Err("its type must be \"object\"".into()),
+    }
+    if let Some(props) = obj.get("properties") {
+        let props = props.as_object().ok_or("properties must be an object")?;
+        if let Some((k, _)) = props
+            .iter()
+            .find(|(_, v)| !v.is_object() && !v.is_boolean())
+        {
+            return Err(format!("property '{k}' must be a schema object"));
+        }
+    }
+    if let Some(req) = obj.get("required") {
+        let ok = req
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string));
+        if !ok {
+            return Err("required must be an array of property names".into());
+        }
+    }
+    Ok(())
+}
+
+/// `builtin_tools`: names of built-in Claude Code tools (the domain checks them against the
+/// deployment's allowlist).
+pub fn builtin_tools(v: Option<&Value>) -> Result<Vec<String>, InvalidField> {
+    let bad = || {
+        InvalidField::new(
+            "builtin_tools",
+            "builtin_tools must be an array of tool names",
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|t| t.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// The Claude Code options both compatible endpoints accept as extra top-level request fields
+/// (what an OpenAI SDK's `extra_body` sends): `thinking`, `effort`, `permission_mode`, `agent`,
+/// `max_turns` and `session_id`. Sampling is left to the adapters (their ranges differ).
+/// A `null` field counts as absent.
+pub fn claude_options(
+    fields: &serde_json::Map<String, Value>,
+) -> Result<ClaudeOptions, InvalidField> {
+    let get = |k: &str| fields.get(k).filter(|v| !v.is_null());
+    let mut o = ClaudeOptions {
+        thinking_budget: get("thinking").map(thinking_budget).transpose()?.flatten(),
+        ..Default::default()
+    };
+    if let Some(v) = get("effort") {
+        o.effort = Some(one_of("effort", v, EFFORTS)?);
+    }
+    if let Some(v) = get("permission_mode") {
+        o.permission_mode = Some(one_of("permission_mode", v, PERMISSION_MODES)?);
+    }
+    if let Some(v) = get("agent") {
+        o.agent = Some(identifier("agent", v, &[':', '.'])?);
+    }
+    if let Some(v) = get("max_turns") {
+        let n = v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                InvalidField::new("max_turns", "max_turns must be a positive integer")
+            })?;
+        o.max_turns = Some(n);
+    }
+    if let Some(v) = get("session_id") {
+        o.session_id = Some(identifier("session_id", v, &[])?);
+    }
+    Ok(o)
+}
+
+/// `thinking` in Anthropic's shape: `{"type":"enabled","budget_tokens":N}` gives `Some(N)`,
+/// `{"type":"disabled"}` gives `Some(0)`, `{"type":"adaptive"}` leaves the model's default.
+pub fn thinking_budget(v: &Value) -> Result<Option<u32>, InvalidField> {
+    let kind = v.get("type").and_then(Value::as_str).ok_or_else(|| {
+        InvalidField::new(
+            "thinking.type",
+            r#"thinking must be {"type":"enabled","budget_tokens":N}, {"type":"disabled"} or {"type":"adaptive"}"#,
+        )
+    })?;
+    match kind {
+        "disabled" => Ok(Some(0)),
+        "adaptive" => Ok(None),
+        "enabled" => v
+            .get("budget_tokens")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n >= MIN_THINKING_BUDGET)
+            .map(Some)
+            .ok_or_else(|| {
+                InvalidField::new(
+                    "thinking.budget_tokens",
+                    format!("budget_tokens must be an integer of at least {MIN_THINKING_BUDGET}"),
+                )
+            }),
+        other => Err(InvalidField::new(
+            "thinking.type",
+            format!("Unknown thinking type '{other}'; expected enabled, disabled or adaptive"),
+        )),
+    }
+}
+
+fn one_of(param: &str, v: &Value, allowed: &[&str]) -> Result<String, InvalidField> {
+    v.as_str()
+        .filter(|s| allowed.contains(s))
+        .map(String::from)
+        .ok_or_else(|| {
+            InvalidField::new(
+                param,
+                format!("{param} must be one of {}", allowed.join(", ")),
+            )
+        })
+}
+
+/// A name that goes on the CLI's command line: letters, digits, `-`, `_` and `extra`.
+fn identifier(param: &str, v: &Value, extra: &[char]) -> Result<String, InvalidField> {
+    v.as_str()
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '-' || c == '_' || extra.contains(&c)
+                })
+        })
+        .map(String::from)
+        .ok_or_else(|| {
+            let also: String = extra.iter().map(|c| format!(", '{c}'")).collect();
+            InvalidField::new(
+                param,
+                format!("{param} must be a name of 1 to 128 letters, digits, '-', '_'{also}"),
+            )
+        })
+}
+
 /// One turn as the domain sees it.
 #[derive(Debug, Clone, Default)]
 pub struct TurnRequest {
@@ -99,6 +290,11 @@ pub struct TurnRequest {
     pub builtin_tools: Vec<String>,
     /// Run a prompt starting with `/` as a slash command (native API) instead of as text.
     pub slash_commands: bool,
+    /// Tools that run without asking. `None`: every requested built-in tool (the compatible
+    /// endpoints, where nobody could be asked). `Some`: only these; the rest are asked about.
+    pub approved_tools: Option<Vec<String>>,
+    /// Which API the request came from (`store::source`); empty means OpenAI.
+    pub source: &'static str,
     pub options: ClaudeOptions,
 }
 
@@ -362,6 +558,85 @@ mod tests {
         assert_eq!((head.len(), tail.len()), (2, 0));
         let (head, tail) = split_for_transcript(&[text(Role::User, "a"), call]);
         assert_eq!((head.len(), tail.len()), (0, 2));
+    }
+
+    fn options(v: Value) -> Result<ClaudeOptions, InvalidField> {
+        claude_options(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn claude_options_parse_every_field() {
+        let o = options(
+            json!({"thinking": {"type": "enabled", "budget_tokens": 2048},
+            "effort": "high", "permission_mode": "acceptEdits", "agent": "general-purpose",
+            "max_turns": 2, "session_id": "0b6f5c1e-aaaa-bbbb-cccc-123456789abc"}),
+        )
+        .unwrap();
+        assert_eq!(o.thinking_budget, Some(2048));
+        assert_eq!(o.effort.as_deref(), Some("high"));
+        assert_eq!(o.permission_mode.as_deref(), Some("acceptEdits"));
+        assert_eq!(o.agent.as_deref(), Some("general-purpose"));
+        assert_eq!(o.max_turns, Some(2));
+        assert_eq!(
+            o.session_id.as_deref(),
+            Some("0b6f5c1e-aaaa-bbbb-cccc-123456789abc")
+        );
+        assert!(o.sampling.is_empty());
+        let off = options(json!({"thinking": {"type": "disabled"}, "effort": null})).unwrap();
+        assert_eq!(off.thinking_budget, Some(0));
+        assert_eq!(off.effort, None);
+        let adaptive = options(json!({"thinking": {"type": "adaptive"}})).unwrap();
+        assert_eq!(adaptive.thinking_budget, None);
+        assert_eq!(options(json!({})).unwrap(), ClaudeOptions::default());
+        // Plugin agents are namespaced.
+        assert!(options(json!({"agent": "plugin:reviewer"})).is_ok());
+    }
+
+    #[test]
+    fn claude_options_reject_bad_values_naming_the_field() {
+        for (body, param) in [
+            (json!({"thinking": true}), "thinking.type"),
+            (json!({"thinking": {"type": "sometimes"}}), "thinking.type"),
+            (
+                json!({"thinking": {"type": "enabled"}}),
+                "thinking.budget_tokens",
+            ),
+            (
+                json!({"thinking": {"type": "enabled", "budget_tokens": 100}}),
+                "thinking.budget_tokens",
+            ),
+            (json!({"effort": "extreme"}), "effort"),
+            (json!({"effort": 3}), "effort"),
+            (
+                json!({"permission_mode": "bypassPermissions"}),
+                "permission_mode",
+            ),
+            (json!({"agent": ""}), "agent"),
+            (json!({"agent": "--help me"}), "agent"),
+            (json!({"max_turns": 0}), "max_turns"),
+            (json!({"max_turns": -1}), "max_turns"),
+            (json!({"max_turns": "3"}), "max_turns"),
+            (json!({"session_id": "../etc"}), "session_id"),
+        ] {
+            assert_eq!(options(body.clone()).unwrap_err().param, param, "{body}");
+        }
+        assert_eq!(
+            builtin_tools(Some(&json!(["Read", 1]))).unwrap_err().param,
+            "builtin_tools"
+        );
+        assert_eq!(builtin_tools(Some(&json!(["Read"]))).unwrap(), vec!["Read"]);
+    }
+
+    #[test]
+    fn tool_names_and_schemas_are_checked() {
+        assert!(check_tool_name("get_weather-2").is_ok());
+        assert!(check_tool_name("").is_err());
+        assert!(check_tool_name("has space").is_err());
+        assert!(check_tool_name(&"x".repeat(MAX_TOOL_NAME + 1)).is_err());
+        assert!(check_tool_schema(&json!({"type": "object"})).is_ok());
+        assert!(check_tool_schema(&json!({"properties": {"a": {}}})).is_ok());
+        assert!(check_tool_schema(&json!({"type": "string"})).is_err());
+        assert!(check_tool_schema(&json!({"type": "object", "required": [1]})).is_err());
     }
 
     #[test]

@@ -177,13 +177,9 @@ async fn follow_up_after_the_process_died_rebuilds_the_conversation() {
     assert_eq!(pids.len(), 1);
     // SAFETY: test code; kill the CLI process as a crash would.
     unsafe { libc_kill(pids[0]) };
-    assert!(
-        wait_for(
-            || processes_under(app.data.path()).is_empty(),
-            Duration::from_secs(10)
-        )
-        .await
-    );
+    // Dead once /proc says so (a dying process drops its cwd link a moment before that).
+    let pid = pids[0];
+    assert!(wait_for(|| !pid_alive(pid), Duration::from_secs(10)).await);
 
     let (status, r2) = app
         .chat(json!({"model": "sonnet", "tools": tools(), "messages": [

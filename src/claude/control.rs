@@ -6,7 +6,10 @@
 //! (the client-tool bridge); this module only routes to them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -38,21 +41,118 @@ impl ToolPolicy {
     }
 }
 
+/// Holds permission requests that wait for a person (or program) to answer over HTTP.
+pub struct PermissionBroker {
+    timeout: Duration,
+    pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+}
+
+impl PermissionBroker {
+    pub fn new(timeout: Duration) -> Arc<Self> {
+        Arc::new(PermissionBroker {
+            timeout,
+            pending: Mutex::default(),
+        })
+    }
+
+    /// Answer a waiting request with a `can_use_tool` response. False when none waits.
+    pub fn resolve(&self, request_id: &str, response: Value) -> bool {
+        let waiter = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(request_id));
+        waiter.is_some_and(|tx| tx.send(response).is_ok())
+    }
+
+    pub fn pending_ids(&self) -> Vec<String> {
+        self.pending
+            .lock()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    async fn wait(&self, request_id: &str, tool: &str) -> Value {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(request_id.to_string(), tx);
+        }
+        let answer = tokio::time::timeout(self.timeout, rx).await;
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(request_id);
+        }
+        match answer {
+            Ok(Ok(v)) => v,
+            Ok(Err(_)) => deny(&format!("The request to use {tool} was withdrawn.")),
+            Err(_) => deny(&format!(
+                "Nobody answered the request to use {tool} in time."
+            )),
+        }
+    }
+}
+
+fn deny(message: &str) -> Value {
+    json!({"behavior": "deny", "message": message})
+}
+
 /// Per-process answerer for CLI → gateway control requests.
 #[derive(Default)]
 pub struct ControlHandler {
-    /// Who this process serves, for the logs.
-    pub label: String,
+    /// Who this process serves, for the logs (set when a warm process is taken).
+    label: RwLock<String>,
     policy: RwLock<ToolPolicy>,
     mcp_servers: RwLock<HashMap<String, Arc<dyn SdkMcpServer>>>,
+    /// When set, tools outside the policy are asked about instead of denied.
+    broker: RwLock<Option<Arc<PermissionBroker>>>,
 }
 
 impl ControlHandler {
     pub fn new(label: impl Into<String>, policy: ToolPolicy) -> Self {
         ControlHandler {
-            label: label.into(),
+            label: RwLock::new(label.into()),
             policy: RwLock::new(policy),
             mcp_servers: RwLock::default(),
+            broker: RwLock::default(),
+        }
+    }
+
+    pub fn set_broker(&self, broker: Option<Arc<PermissionBroker>>) {
+        if let Ok(mut b) = self.broker.write() {
+            *b = broker;
+        }
+    }
+
+    pub fn broker(&self) -> Option<Arc<PermissionBroker>> {
+        self.broker.read().ok().and_then(|b| b.clone())
+    }
+
+    /// A `can_use_tool` that the policy does not allow and a broker will ask about.
+    pub fn will_ask(&self, req: &ControlRequestLine) -> bool {
+        req.subtype() == "can_use_tool"
+            && self.broker().is_some()
+            && !self
+                .policy
+                .read()
+                .map(|p| p.allows(req.request["tool_name"].as_str().unwrap_or_default()))
+                .unwrap_or(false)
+    }
+
+    /// The CLI withdrew a request (for instance after an interrupt).
+    pub fn cancel(&self, request_id: &str) {
+        if let Some(b) = self.broker() {
+            if let Ok(mut p) = b.pending.lock() {
+                p.remove(request_id);
+            }
+        }
+    }
+
+    pub fn label(&self) -> String {
+        self.label.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn set_label(&self, label: &str) {
+        if let Ok(mut l) = self.label.write() {
+            *l = label.to_string();
         }
     }
 
@@ -72,6 +172,24 @@ impl ControlHandler {
     pub async fn handle(&self, req: &ControlRequestLine) -> Result<Value, String> {
         let r = &req.request;
         match req.subtype() {
+            "can_use_tool" if self.will_ask(req) => {
+                let tool = r["tool_name"].as_str().unwrap_or_default();
+                let broker = self.broker().ok_or("no broker")?;
+                let answer = broker.wait(&req.request_id, tool).await;
+                tracing::info!(
+                    target: "ccgw::tools",
+                    conversation = %self.label(),
+                    tool,
+                    decision = answer["behavior"].as_str().unwrap_or("deny"),
+                    "tool permission answered"
+                );
+                // The CLI requires the input on an allow: default to the original.
+                let mut answer = answer;
+                if answer["behavior"] == "allow" && answer.get("updatedInput").is_none() {
+                    answer["updatedInput"] = r.get("input").cloned().unwrap_or(json!({}));
+                }
+                Ok(answer)
+            }
             "can_use_tool" => Ok(self.can_use_tool(r)),
             "mcp_message" => {
                 let server_name = r["server_name"].as_str().unwrap_or_default();
@@ -102,7 +220,7 @@ impl ControlHandler {
         let allowed = self.policy.read().map(|p| p.allows(tool)).unwrap_or(false);
         tracing::info!(
             target: "ccgw::tools",
-            conversation = %self.label,
+            conversation = %self.label(),
             tool,
             tool_use_id = r["tool_use_id"].as_str().unwrap_or_default(),
             input_bytes = r.get("input").map(|i| i.to_string().len()).unwrap_or(0),

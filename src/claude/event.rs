@@ -49,6 +49,15 @@ pub enum Event {
         content: Value,
         is_error: bool,
     },
+    /// The CLI asks whether a tool may run; answer with the request id (native sessions).
+    PermissionRequest {
+        request_id: String,
+        tool_name: String,
+        input: Value,
+        tool_use_id: Option<String>,
+    },
+    /// A user message entered the conversation (for watchers and history).
+    UserMessage { content: Value },
     /// One model call of the turn finished (a turn with tools makes several).
     StepEnd {
         stop_reason: Option<String>,

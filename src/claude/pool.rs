@@ -5,10 +5,14 @@
 //! when every process is busy, the caller waits in a queue up to `queue_timeout` and then gets
 //! [`ClaudeError::AtCapacity`]. Evicted conversations resume from their transcript later, so
 //! eviction loses nothing. This module decides who lives; it does not know conversations.
+//!
+//! The warm pool: processes started ahead of time with a default launch spec print nothing
+//! until their first input, so a new conversation that takes one skips the CLI's ~0.6 s start.
+//! Warm processes fill only spare room in the budget and are the first to be evicted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -22,6 +26,22 @@ struct Slot {
     process: Arc<CliProcess>,
     /// `None` while busy.
     idle_since: Option<Instant>,
+    /// Pre-started and not yet given to anyone: for this `--model` (`None`: the default).
+    warm: Option<WarmKey>,
+}
+
+/// What a warm process was started for: its `--model`.
+pub type WarmKey = Option<String>;
+
+/// Makes the launch spec (fresh workspace and session id) and handler of one warm process.
+pub type WarmFactory = Box<dyn Fn(&WarmKey) -> (LaunchSpec, Arc<ControlHandler>) + Send + Sync>;
+
+struct Warm {
+    /// Processes kept ready per key.
+    size: usize,
+    keys: Vec<WarmKey>,
+    ttl: Duration,
+    factory: WarmFactory,
 }
 
 #[derive(Default)]
@@ -29,6 +49,8 @@ struct Inner {
     live: HashMap<u64, Slot>,
     /// Slots promised to spawns that are under way.
     reserved: usize,
+    /// Of those, the ones for warm processes, by key.
+    reserved_warm: Vec<WarmKey>,
 }
 
 pub struct ProcessPool {
@@ -39,6 +61,9 @@ pub struct ProcessPool {
     changed: Notify,
     waiting: AtomicUsize,
     spawned: AtomicU64,
+    cold_spawns: AtomicU64,
+    warm_hits: AtomicU64,
+    warm: OnceLock<Warm>,
 }
 
 impl ProcessPool {
@@ -51,6 +76,129 @@ impl ProcessPool {
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
             spawned: AtomicU64::new(0),
+            cold_spawns: AtomicU64::new(0),
+            warm_hits: AtomicU64::new(0),
+            warm: OnceLock::new(),
+        }
+    }
+
+    /// Keep `size` warm processes for each key (as room allows), each replaced after `ttl`.
+    pub fn enable_warm(
+        self: &Arc<Self>,
+        size: usize,
+        keys: Vec<WarmKey>,
+        ttl: Duration,
+        factory: WarmFactory,
+    ) {
+        if size > 0
+            && !keys.is_empty()
+            && self
+                .warm
+                .set(Warm {
+                    size,
+                    keys,
+                    ttl,
+                    factory,
+                })
+                .is_ok()
+        {
+            self.refill();
+        }
+    }
+
+    pub fn warm_count(&self) -> usize {
+        self.lock()
+            .live
+            .values()
+            .filter(|s| s.warm.is_some())
+            .count()
+    }
+
+    /// Processes started on a request's path (not ahead of time).
+    pub fn cold_spawn_count(&self) -> u64 {
+        self.cold_spawns.load(Ordering::Relaxed)
+    }
+
+    /// Requests served by a warm process.
+    pub fn warm_hit_count(&self) -> u64 {
+        self.warm_hits.load(Ordering::Relaxed)
+    }
+
+    /// Take a warm process started for `key` (it becomes busy), and start its replacement.
+    pub fn take_warm(self: &Arc<Self>, key: &WarmKey) -> Option<Arc<CliProcess>> {
+        let taken = {
+            let mut inner = self.lock();
+            let id = inner
+                .live
+                .iter()
+                .filter(|(_, s)| s.warm.as_ref() == Some(key) && s.process.is_alive())
+                .min_by_key(|(_, s)| s.idle_since)
+                .map(|(id, _)| *id)?;
+            let slot = inner.live.get_mut(&id)?;
+            slot.warm = None;
+            slot.idle_since = None;
+            slot.process.clone()
+        };
+        self.warm_hits.fetch_add(1, Ordering::Relaxed);
+        self.refill();
+        Some(taken)
+    }
+
+    /// Start warm processes until there are `size`, using only spare room in the budget and
+    /// never while requests wait for a slot.
+    pub fn refill(self: &Arc<Self>) {
+        let Some(warm) = self.warm.get() else { return };
+        let mut starts: Vec<WarmKey> = Vec::new();
+        {
+            let mut inner = self.lock();
+            if self.waiting.load(Ordering::Relaxed) > 0 {
+                return;
+            }
+            for key in &warm.keys {
+                let have = inner
+                    .live
+                    .values()
+                    .filter(|s| s.warm.as_ref() == Some(key))
+                    .count()
+                    + inner.reserved_warm.iter().filter(|k| *k == key).count();
+                let room = self
+                    .max_live
+                    .saturating_sub(inner.live.len() + inner.reserved);
+                let n = warm.size.saturating_sub(have).min(room);
+                for _ in 0..n {
+                    inner.reserved += 1;
+                    inner.reserved_warm.push(key.clone());
+                    starts.push(key.clone());
+                }
+            }
+        }
+        for key in starts {
+            let (spec, handler) = (warm.factory)(&key);
+            let this = self.clone();
+            tokio::spawn(async move {
+                let result = CliProcess::spawn(&spec, handler).await;
+                let mut inner = this.lock();
+                inner.reserved -= 1;
+                if let Some(i) = inner.reserved_warm.iter().position(|k| *k == key) {
+                    inner.reserved_warm.remove(i);
+                }
+                match result {
+                    Ok(p) => {
+                        this.spawned.fetch_add(1, Ordering::Relaxed);
+                        inner.live.insert(
+                            p.id,
+                            Slot {
+                                process: Arc::new(p),
+                                idle_since: Some(Instant::now()),
+                                warm: Some(key),
+                            },
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not start a warm claude process"),
+                }
+                drop(inner);
+                this.changed.notify_waiters();
+            });
         }
     }
 
@@ -89,11 +237,13 @@ impl ProcessPool {
         match result {
             Ok(p) => {
                 self.spawned.fetch_add(1, Ordering::Relaxed);
+                self.cold_spawns.fetch_add(1, Ordering::Relaxed);
                 inner.live.insert(
                     p.id,
                     Slot {
                         process: p.clone(),
                         idle_since: None,
+                        warm: None,
                     },
                 );
                 Ok(p)
@@ -110,7 +260,9 @@ impl ProcessPool {
     pub fn claim(&self, process: &CliProcess) -> bool {
         let mut inner = self.lock();
         match inner.live.get_mut(&process.id) {
-            Some(slot) if slot.idle_since.is_some() && process.is_alive() => {
+            Some(slot)
+                if slot.idle_since.is_some() && slot.warm.is_none() && process.is_alive() =>
+            {
                 slot.idle_since = None;
                 true
             }
@@ -133,17 +285,20 @@ impl ProcessPool {
         self.stop_in_background(process.clone());
     }
 
-    /// Stop idle processes unused for longer than `ttl`; also forget dead ones.
+    /// Stop idle processes unused for longer than `ttl` (warm ones after their own ttl); also
+    /// forget dead ones.
     pub fn reap_idle(&self, ttl: Duration) -> usize {
         let now = Instant::now();
+        let warm_ttl = self.warm.get().map(|w| w.ttl).unwrap_or(ttl);
         let victims: Vec<Arc<CliProcess>> = {
             let mut inner = self.lock();
             let ids: Vec<u64> = inner
                 .live
                 .iter()
                 .filter(|(_, s)| {
+                    let limit = if s.warm.is_some() { warm_ttl } else { ttl };
                     s.process.has_exited()
-                        || s.idle_since.is_some_and(|t| now.duration_since(t) >= ttl)
+                        || s.idle_since.is_some_and(|t| now.duration_since(t) >= limit)
                 })
                 .map(|(id, _)| *id)
                 .collect();
@@ -203,12 +358,13 @@ impl ProcessPool {
                 inner.reserved += 1;
                 return true;
             }
+            // Warm processes go first (they hold no conversation), then the least recently used.
             let lru = inner
                 .live
                 .iter()
-                .filter_map(|(id, s)| s.idle_since.map(|t| (t, *id)))
+                .filter_map(|(id, s)| s.idle_since.map(|t| (s.warm.is_none(), t, *id)))
                 .min()
-                .map(|(_, id)| id);
+                .map(|(_, _, id)| id);
             match lru.and_then(|id| inner.live.remove(&id)) {
                 Some(slot) => {
                     inner.reserved += 1;

@@ -54,6 +54,9 @@ struct Shared {
 pub struct CliProcess {
     /// Gateway-local id (stable, unlike pids).
     pub id: u64,
+    /// Its working directory and the session it was started with (new or resumed).
+    pub cwd: std::path::PathBuf,
+    pub session: super::args::SessionMode,
     shared: Arc<Shared>,
     next_request: AtomicU64,
     closing: AtomicBool,
@@ -109,7 +112,7 @@ impl CliProcess {
         let (exit_tx, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             pid,
-            label: handler.label.clone(),
+            label: handler.label(),
             stdin: tokio::sync::Mutex::new(Some(stdin)),
             pending: Mutex::default(),
             turn: Mutex::default(),
@@ -136,6 +139,8 @@ impl CliProcess {
         tracing::debug!(id, pid, conversation = %shared.label, "spawned claude process");
         Ok(CliProcess {
             id,
+            cwd: spec.cwd.clone(),
+            session: spec.session.clone(),
             shared,
             next_request: AtomicU64::new(1),
             closing: AtomicBool::new(false),
@@ -202,6 +207,29 @@ impl CliProcess {
     pub async fn set_model(&self, model: &str) -> Result<(), ClaudeError> {
         self.control(
             json!({"subtype": "set_model", "model": model}),
+            CONTROL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Change environment settings of a running CLI (`apply_flag_settings`); an empty value
+    /// restores the default.
+    pub async fn set_env(&self, env: &[(&str, String)]) -> Result<(), ClaudeError> {
+        let env: serde_json::Map<String, Value> =
+            env.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        self.control(
+            json!({"subtype": "apply_flag_settings", "settings": {"env": env}}),
+            CONTROL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `Some(0)` turns thinking off, `None` restores the model's default.
+    pub async fn set_max_thinking_tokens(&self, n: Option<u32>) -> Result<(), ClaudeError> {
+        self.control(
+            json!({"subtype": "set_max_thinking_tokens", "max_thinking_tokens": n}),
             CONTROL_TIMEOUT,
         )
         .await
@@ -470,6 +498,19 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             }
         }
         CliLine::ControlRequest(req) => {
+            if shared.handler.will_ask(&req) {
+                // Whoever drives the turn learns of the question, and can answer it.
+                let r = &req.request;
+                send_to_turn(
+                    shared,
+                    Event::PermissionRequest {
+                        request_id: req.request_id.clone(),
+                        tool_name: r["tool_name"].as_str().unwrap_or_default().to_string(),
+                        input: r.get("input").cloned().unwrap_or(Value::Null),
+                        tool_use_id: r["tool_use_id"].as_str().map(String::from),
+                    },
+                );
+            }
             let shared = shared.clone();
             tokio::spawn(async move { answer_control_request(&shared, req).await });
         }
@@ -479,6 +520,7 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
                 request_id,
                 "CLI withdrew a control request"
             );
+            shared.handler.cancel(&request_id);
         }
         other => {
             let Ok(mut turn) = shared.turn.lock() else {
@@ -501,6 +543,14 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             if ended {
                 turn.take();
             }
+        }
+    }
+}
+
+fn send_to_turn(shared: &Shared, ev: Event) {
+    if let Ok(turn) = shared.turn.lock() {
+        if let Some(sink) = turn.as_ref() {
+            let _ = sink.tx.send(ev);
         }
     }
 }

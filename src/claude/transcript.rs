@@ -97,6 +97,37 @@ pub fn write(
     Ok(path)
 }
 
+/// Copy a session's transcript as a new session `session_id` for a CLI running in `cwd`: the
+/// copy continues on its own, and the original file is never written again by it.
+pub fn copy_as(
+    source: &Path,
+    config_dir: &Path,
+    cwd: &Path,
+    session_id: &str,
+) -> std::io::Result<PathBuf> {
+    let text = std::fs::read_to_string(source)?;
+    let dest = session_file(config_dir, cwd, session_id);
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(mut v) => {
+                if v.get("sessionId").is_some() {
+                    v["sessionId"] = json!(session_id);
+                }
+                out.push_str(&v.to_string());
+            }
+            // A line we cannot read is kept as it is rather than lost.
+            Err(_) => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    std::fs::write(&dest, out)?;
+    Ok(dest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +137,27 @@ mod tests {
     fn project_dir_mangles_every_non_alphanumeric() {
         let d = project_dir(Path::new("/c"), Path::new("/srv/my_app.v2/ws"));
         assert_eq!(d, Path::new("/c/projects/-srv-my-app-v2-ws"));
+    }
+
+    #[test]
+    fn copy_as_renames_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.jsonl");
+        std::fs::write(
+            &src,
+            "{\"sessionId\":\"old\",\"x\":1}\n{\"type\":\"queue-operation\"}\n",
+        )
+        .unwrap();
+        let dest = copy_as(&src, dir.path(), Path::new("/w"), "new").unwrap();
+        assert!(dest.ends_with("projects/-w/new.jsonl"));
+        let text = std::fs::read_to_string(dest).unwrap();
+        assert!(text.contains("\"sessionId\":\"new\""));
+        assert!(!text.contains("old"));
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            std::fs::read_to_string(&src).unwrap().contains("old"),
+            "the original is untouched"
+        );
     }
 
     #[test]

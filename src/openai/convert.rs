@@ -6,11 +6,10 @@ use serde_json::{json, Value};
 use super::types::{ChatCompletionRequest, ChatMessage, MessageContent};
 use crate::error::ApiError;
 use crate::models::ModelTable;
-use crate::turn::{ClaudeOptions, ClientTool, Message, Role, ToolChoice, TurnRequest};
-
-/// Client tool names: what OpenAI allows, short enough that the model's `mcp__client__`
-/// prefixed name stays within the Messages API's 64 characters.
-const MAX_TOOL_NAME: usize = 64 - crate::claude::tools::PREFIX.len();
+use crate::turn::{
+    self, check_tool_name, check_tool_schema, ClaudeOptions, ClientTool, Message, Role, ToolChoice,
+    TurnRequest, IMAGE_TYPES,
+};
 
 /// Sampling parameters passed to the model as they are (through `CLAUDE_CODE_EXTRA_BODY`).
 const SAMPLING: &[(&str, f64, f64)] = &[("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)];
@@ -28,12 +27,9 @@ pub const IGNORED_PARAMS: &[&str] = &[
     "prediction",
     "modalities",
     "audio",
-    "reasoning_effort",
     "web_search_options",
     "verbosity",
 ];
-
-const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
 
 /// Parse a body, naming the field when its shape is wrong.
 pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ApiError> {
@@ -78,7 +74,11 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
     }
     let tools = client_tools(req.tools.as_ref())?;
     let tool_choice = tool_choice(req.tool_choice.as_ref(), &tools)?;
-    let builtin_tools = builtin_tools(req.extra.get("builtin_tools"))?;
+    let builtin_tools = turn::builtin_tools(req.extra.get("builtin_tools"))?;
+    let options = ClaudeOptions {
+        sampling: sampling(req)?,
+        ..claude_options(&req.extra)?
+    };
     validate_tool_results(&req.messages)?;
     let max_output_tokens = match (req.max_completion_tokens, req.max_tokens) {
         (Some(0), _) => {
@@ -151,11 +151,38 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
         builtin_tools,
         slash_commands: false,
-        options: ClaudeOptions {
-            sampling: sampling(req)?,
-            ..Default::default()
-        },
+        approved_tools: None,
+        options,
     })
+}
+
+/// The Claude options of `extra_body`, plus OpenAI's own `reasoning_effort` (`minimal` is the
+/// lowest effort Claude Code has, `low`; `none` turns thinking off). `effort` wins over it.
+fn claude_options(extra: &serde_json::Map<String, Value>) -> Result<ClaudeOptions, ApiError> {
+    let mut o = turn::claude_options(extra)?;
+    match extra.get("reasoning_effort") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v.as_str() {
+            Some("none") if o.thinking_budget.is_none() => o.thinking_budget = Some(0),
+            Some("none") => {}
+            Some("minimal") => {
+                o.effort.get_or_insert_with(|| "low".into());
+            }
+            Some(e) if turn::EFFORTS.contains(&e) => {
+                o.effort.get_or_insert_with(|| e.to_string());
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "reasoning_effort",
+                    format!(
+                        "reasoning_effort must be one of none, minimal, {}",
+                        turn::EFFORTS.join(", ")
+                    ),
+                ))
+            }
+        },
+    }
+    Ok(o)
 }
 
 /// OpenAI allows temperature up to 2; Anthropic's API takes 0..=1, so it is clamped.
@@ -181,8 +208,20 @@ fn sampling(req: &ChatCompletionRequest) -> Result<serde_json::Map<String, Value
     Ok(out)
 }
 
-/// Our own extensions, accepted as top-level fields (what `extra_body` sends).
-const EXTENSIONS: &[&str] = &["builtin_tools", "temperature", "top_p"];
+/// Our own extensions, accepted as top-level fields (what `extra_body` sends); see
+/// docs/claude-options.md.
+const EXTENSIONS: &[&str] = &[
+    "builtin_tools",
+    "temperature",
+    "top_p",
+    "thinking",
+    "effort",
+    "reasoning_effort",
+    "permission_mode",
+    "agent",
+    "max_turns",
+    "session_id",
+];
 
 fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
     let Some(tools) = tools.filter(|t| !t.is_null()) else {
@@ -207,17 +246,7 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
         let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
             ApiError::bad_request(at(".function.name"), "function.name is required")
         })?;
-        if name.is_empty()
-            || name.len() > MAX_TOOL_NAME
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(ApiError::bad_request(
-                at(".function.name"),
-                format!("Invalid tool name '{name}': use 1 to {MAX_TOOL_NAME} letters, digits, '_' or '-'"),
-            ));
-        }
+        check_tool_name(name).map_err(|why| ApiError::bad_request(at(".function.name"), why))?;
         if out.iter().any(|o| o.name == name) {
             return Err(ApiError::bad_request(
                 at(".function.name"),
@@ -227,7 +256,7 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
         let parameters = match f.get("parameters") {
             None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
             Some(p) => {
-                check_schema(p).map_err(|why| {
+                check_tool_schema(p).map_err(|why| {
                     ApiError::bad_request(
                         at(".function.parameters"),
                         format!("Invalid parameters schema for tool '{name}': {why}"),
@@ -247,35 +276,6 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
         });
     }
     Ok(out)
-}
-
-/// The model needs an object schema for tool input; catch the mistakes that would otherwise
-/// fail deep inside the CLI or upstream.
-fn check_schema(p: &Value) -> Result<(), String> {
-    let obj = p.as_object().ok_or("it must be a JSON Schema object")?;
-    match obj.get("type") {
-        Some(Value::String(t)) if t == "object" => {}
-        None if obj.contains_key("properties") => {}
-        _ => return Err("its type must be \"object\"".into()),
-    }
-    if let Some(props) = obj.get("properties") {
-        let props = props.as_object().ok_or("properties must be an object")?;
-        if let Some((k, _)) = props
-            .iter()
-            .find(|(_, v)| !v.is_object() && !v.is_boolean())
-        {
-            return Err(format!("property '{k}' must be a schema object"));
-        }
-    }
-    if let Some(req) = obj.get("required") {
-        let ok = req
-            .as_array()
-            .is_some_and(|a| a.iter().all(Value::is_string));
-        if !ok {
-            return Err("required must be an array of property names".into());
-        }
-    }
-    Ok(())
 }
 
 fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoice, ApiError> {
@@ -309,26 +309,6 @@ fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoic
             }
             Ok(ToolChoice::Named(name.to_string()))
         }
-    }
-}
-
-fn builtin_tools(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok(vec![]),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|t| t.as_str().map(String::from))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "builtin_tools",
-                    "builtin_tools must be an array of tool names",
-                )
-            }),
-        Some(_) => Err(ApiError::bad_request(
-            "builtin_tools",
-            "builtin_tools must be an array of tool names",
-        )),
     }
 }
 
@@ -773,6 +753,57 @@ mod tests {
         assert_eq!(param(bad.unwrap_err()), "builtin_tools");
     }
 
+    #[test]
+    fn claude_options_through_extra_body() {
+        let t = turn(json!({"model":"sonnet","messages":[user_msg("x")],
+            "thinking":{"type":"enabled","budget_tokens":4096},"effort":"medium",
+            "permission_mode":"plan","agent":"general-purpose","max_turns":1,"session_id":"abc"}))
+        .unwrap();
+        assert_eq!(t.options.thinking_budget, Some(4096));
+        assert_eq!(t.options.effort.as_deref(), Some("medium"));
+        assert_eq!(t.options.permission_mode.as_deref(), Some("plan"));
+        assert_eq!(t.options.agent.as_deref(), Some("general-purpose"));
+        assert_eq!(t.options.max_turns, Some(1));
+        assert_eq!(t.options.session_id.as_deref(), Some("abc"));
+        let off = turn(json!({"model":"sonnet","messages":[user_msg("x")],"thinking":{"type":"disabled"},"temperature":0.5})).unwrap();
+        assert_eq!(off.options.thinking_budget, Some(0));
+        assert_eq!(off.options.sampling["temperature"], 0.5);
+        for (bad, p) in [
+            (json!({"thinking":{"type":"on"}}), "thinking.type"),
+            (json!({"effort":"extreme"}), "effort"),
+            (json!({"permission_mode":"yolo"}), "permission_mode"),
+            (json!({"max_turns":0}), "max_turns"),
+            (json!({"agent":7}), "agent"),
+            (json!({"reasoning_effort":"ultra"}), "reasoning_effort"),
+        ] {
+            let mut body = bad.clone();
+            body["model"] = json!("sonnet");
+            body["messages"] = json!([user_msg("x")]);
+            assert_eq!(param(turn(body).unwrap_err()), p, "{bad}");
+        }
+    }
+
+    #[test]
+    fn reasoning_effort_maps_to_effort() {
+        let effort = |re: &str, extra: Value| {
+            let mut body =
+                json!({"model":"sonnet","messages":[user_msg("x")],"reasoning_effort":re});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            turn(body).unwrap().options
+        };
+        assert_eq!(effort("minimal", json!({})).effort.as_deref(), Some("low"));
+        assert_eq!(effort("low", json!({})).effort.as_deref(), Some("low"));
+        assert_eq!(effort("high", json!({})).effort.as_deref(), Some("high"));
+        assert_eq!(effort("none", json!({})).thinking_budget, Some(0));
+        // An explicit effort wins.
+        assert_eq!(
+            effort("low", json!({"effort":"max"})).effort.as_deref(),
+            Some("max")
+        );
+    }
+
     fn user_msg(t: &str) -> Value {
         json!({"role":"user","content":t})
     }
@@ -785,7 +816,7 @@ mod tests {
 
     #[test]
     fn ignored_params_are_reported() {
-        let req = parse(json!({"model":"sonnet","temperature":1,"seed":3,"messages":[{"role":"user","content":"x"}]}).to_string().as_bytes()).unwrap();
+        let req = parse(json!({"model":"sonnet","temperature":1,"seed":3,"effort":"low","reasoning_effort":"low","thinking":{"type":"disabled"},"max_turns":2,"messages":[{"role":"user","content":"x"}]}).to_string().as_bytes()).unwrap();
         let mut ignored = ignored_params(&req);
         ignored.sort();
         assert_eq!(ignored, vec!["seed"]);

@@ -31,6 +31,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         port: 0,
         data_dir: data.path().to_path_buf(),
         cli_max_retries: 0,
+        // Counts stay exact without pre-started processes; the warm-pool tests turn it on.
+        warm_pool_size: 0,
         ..Config::default()
     };
     cfg.cli_env = vec![
@@ -53,8 +55,14 @@ impl TestApp {
         self.server.as_ref().expect("server running")
     }
 
+    /// Processes given to conversations: started for a request, or taken from the warm pool.
     pub fn spawned(&self) -> u64 {
-        self.server().state.conversations.pool.spawn_count()
+        let pool = &self.server().state.conversations.pool;
+        pool.cold_spawn_count() + pool.warm_hit_count()
+    }
+
+    pub fn pool(&self) -> &ccgw::claude::pool::ProcessPool {
+        &self.server().state.conversations.pool
     }
 
     pub fn live(&self) -> usize {
@@ -85,6 +93,32 @@ impl TestApp {
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
         (status, sse_data(&text))
+    }
+
+    /// POST /v1/messages; returns status and JSON body.
+    pub async fn anthropic(&self, body: Value) -> (u16, Value) {
+        let resp = self.post("/v1/messages", &body).await;
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// A streamed /v1/messages: every SSE event as (event name, data).
+    pub async fn anthropic_stream(&self, mut body: Value) -> (u16, Vec<(String, Value)>) {
+        body["stream"] = Value::Bool(true);
+        let resp = self.post("/v1/messages", &body).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, sse_events(&text))
+    }
+
+    /// Command lines of the live CLI processes.
+    pub fn cli_cmdlines(&self) -> Vec<String> {
+        processes_under(self.data.path())
+            .into_iter()
+            .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .collect()
     }
 
     pub fn model_requests(&self) -> Vec<LoggedRequest> {
@@ -133,6 +167,26 @@ pub fn sse_data(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Named SSE events: (event name, JSON data); comments and keep-alives are skipped.
+pub fn sse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let mut name = None;
+            let mut data = Vec::new();
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = Some(n.trim().to_string());
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d));
+                }
+            }
+            let joined = data.join("\n");
+            let value = serde_json::from_str(&joined).unwrap_or(Value::String(joined));
+            Some((name?, value))
+        })
+        .collect()
+}
+
 /// Pids of live (non-zombie) processes whose working directory is under `dir`.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
@@ -154,7 +208,7 @@ pub fn pid_alive(pid: u32) -> bool {
         // Field 3 is the state; a zombie has exited.
         Ok(stat) => stat
             .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
             .unwrap_or(false),
         Err(_) => false,
     }

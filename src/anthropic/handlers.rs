@@ -1,0 +1,54 @@
+//! Anthropic endpoint handlers: extract, call the domain, render or map the error.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::convert;
+use super::render::{self, ResponseMeta};
+use super::types::CountTokensResponse;
+use crate::app::AppState;
+use crate::error::AnthropicError;
+use crate::metrics::{with_cli_wait, TurnTimer};
+
+pub async fn messages(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Response, AnthropicError> {
+    let timer = TurnTimer::start();
+    let req = convert::parse(&body)?;
+    let turn = convert::to_turn(&req, &app.models)?;
+    let ignored = convert::ignored_params(&req);
+    if !ignored.is_empty() {
+        tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");
+    }
+    let meta = ResponseMeta::new(&req.model);
+    let handle = with_cli_wait(timer.cli_wait(), app.conversations.start_turn(turn)).await?;
+    let conversation = HeaderValue::from_str(&handle.conversation_id).ok();
+    let mut resp = if req.stream.unwrap_or(false) {
+        render::stream(handle, meta, timer).await?.into_response()
+    } else {
+        let mut resp = Json(render::collect(handle, &meta).await?).into_response();
+        if let Ok(v) = HeaderValue::from_str(&timer.server_timing()) {
+            resp.headers_mut().insert("server-timing", v);
+        }
+        timer.finish();
+        resp
+    };
+    if let Some(v) = conversation {
+        resp.headers_mut().insert("x-ccgw-conversation-id", v);
+    }
+    Ok(resp)
+}
+
+pub async fn count_tokens(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Json<CountTokensResponse>, AnthropicError> {
+    let req = convert::parse(&body)?;
+    let upstream_body = convert::count_tokens_body(&req, &app.models)?;
+    let input_tokens = app.upstream.count_tokens(&upstream_body).await?;
+    Ok(Json(CountTokensResponse { input_tokens }))
+}

@@ -1,0 +1,11 @@
+//! The Anthropic-compatible API: Messages (`/v1/messages`) and token counting
+//! (`/v1/messages/count_tokens`).
+//!
+//! A thin adapter: it parses Anthropic requests into a domain [`crate::turn::TurnRequest`] and
+//! renders [`crate::claude::Event`]s back as Anthropic messages and named SSE events. It never
+//! touches processes; token counts go through [`crate::upstream`].
+
+pub mod convert;
+pub mod handlers;
+pub mod render;
+pub mod types;

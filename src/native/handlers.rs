@@ -1,0 +1,389 @@
+//! Native API handlers: extract, call the domain, render or map the error.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::{SinkExt, Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use super::types::*;
+use crate::app::AppState;
+use crate::claude::Event;
+use crate::conversation::TurnHandle;
+use crate::error::{ApiError, NativeError};
+use crate::sessions::{NewSession, SessionFilter};
+
+type Result<T> = std::result::Result<T, NativeError>;
+
+/// Parse a JSON body, naming the field when its shape is wrong.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ApiError> {
+    let v: Value = if bytes.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
+        })?
+    };
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::bad_request(
+            path.clone(),
+            format!("Invalid value for '{path}': {}", e.into_inner()),
+        )
+    })
+}
+
+pub async fn create_session(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
+    let req: CreateSession = body(&bytes)?;
+    let model_id = req.model.unwrap_or_else(|| "default".into());
+    let model = app
+        .models
+        .resolve(&model_id)
+        .ok_or_else(|| ApiError::ModelNotFound(model_id.clone()))?;
+    let spec = NewSession {
+        cli_model: model.cli_model.clone(),
+        model_id,
+        agent: req.agent,
+        system_prompt: req.system_prompt,
+        workspace: req.workspace.map(PathBuf::from),
+        permission_mode: req.permission_mode,
+        tools: req.tools,
+        allowed_tools: req.allowed_tools,
+        title: req.title,
+    };
+    let info = app.conversations.create_session(spec).await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+pub async fn list_sessions(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    let filter = SessionFilter {
+        status: q.status,
+        model: q.model,
+        limit: q.limit.unwrap_or(50),
+        cursor: q.cursor,
+    };
+    let (data, next_cursor) = app.conversations.list_sessions(&filter);
+    Ok(Json(SessionList { data, next_cursor }).into_response())
+}
+
+pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let info = app
+        .conversations
+        .session(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("No session with the id '{id}'")))?;
+    Ok(Json(info).into_response())
+}
+
+pub async fn delete_session(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    app.conversations.delete_session(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn send_message(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let req: SendMessage = body(&bytes)?;
+    let prompt = content_blocks(&req.content)?;
+    let handle = app.conversations.session_turn(&id, prompt).await?;
+    if req.stream {
+        return Ok(sse(turn_events(handle)).into_response());
+    }
+    Ok(Json(collect(id, handle).await?).into_response())
+}
+
+pub async fn interrupt(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let interrupted = app.conversations.interrupt_session(&id).await?;
+    Ok(Json(json!({"interrupted": interrupted})).into_response())
+}
+
+pub async fn history(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(json!({"data": app.conversations.history(&id)?})).into_response())
+}
+
+pub async fn fork(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let info = app.conversations.fork_session(&id).await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+pub async fn export(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response> {
+    let markdown = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("markdown") | Some("md") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "format",
+                format!("Unknown export format '{other}'; expected json or markdown"),
+            )
+            .into())
+        }
+    };
+    let text = app.conversations.export_session(&id, markdown)?;
+    let kind = if markdown {
+        "text/markdown; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    Ok(([(header::CONTENT_TYPE, kind)], text).into_response())
+}
+
+pub async fn answer_permission(
+    State(app): State<AppState>,
+    Path((id, request_id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let a: PermissionAnswer = body(&bytes)?;
+    let response = permission_response(&a.behavior, a.updated_input, a.message)?;
+    app.conversations
+        .answer_permission(&id, &request_id, response)?;
+    Ok(Json(json!({"answered": true})).into_response())
+}
+
+/// Watch a session: every event of every turn, for as long as the client stays.
+pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let rx = app.conversations.watch(&id)?;
+    Ok(sse(watch_events(rx)).into_response())
+}
+
+pub async fn websocket(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response> {
+    let rx = app.conversations.watch(&id)?;
+    Ok(ws.on_upgrade(move |socket| serve_socket(app, id, socket, rx)))
+}
+
+async fn serve_socket(
+    app: AppState,
+    id: String,
+    socket: WebSocket,
+    mut rx: broadcast::Receiver<Event>,
+) {
+    let (mut tx, mut incoming) = socket.split();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let writer = tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) => serde_json::to_value(&ev).unwrap_or(Value::Null),
+                    Err(broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "skipped": n}),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                own = out_rx.recv() => match own { Some(v) => v, None => break },
+            };
+            if tx
+                .send(WsMessage::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(msg)) = incoming.next().await {
+        let WsMessage::Text(text) = msg else { continue };
+        let reply = match serde_json::from_str::<WsCommand>(&text) {
+            Err(e) => Some(json!({"type": "error", "message": format!("invalid command: {e}")})),
+            Ok(WsCommand::Message { content }) => match content_blocks(&content) {
+                Err(e) => Some(native_error_event(&e)),
+                Ok(prompt) => match app.conversations.session_turn(&id, prompt).await {
+                    // The events reach this socket through the session's watchers; the handle
+                    // must live until the turn ends, or the turn counts as abandoned.
+                    Ok(handle) => {
+                        tokio::spawn(drain(handle));
+                        None
+                    }
+                    Err(e) => Some(native_error_event(&ApiError::from(e))),
+                },
+            },
+            Ok(WsCommand::Interrupt) => match app.conversations.interrupt_session(&id).await {
+                Ok(done) => Some(json!({"type": "interrupted", "interrupted": done})),
+                Err(e) => Some(native_error_event(&ApiError::from(e))),
+            },
+            Ok(WsCommand::Permission {
+                request_id,
+                behavior,
+                updated_input,
+                message,
+            }) => {
+                match permission_response(&behavior, updated_input, message).and_then(|r| {
+                    app.conversations
+                        .answer_permission(&id, &request_id, r)
+                        .map_err(ApiError::from)
+                }) {
+                    Ok(()) => None,
+                    Err(e) => Some(native_error_event(&e)),
+                }
+            }
+        };
+        if let Some(r) = reply {
+            let _ = out_tx.send(r);
+        }
+    }
+    writer.abort();
+}
+
+async fn drain(mut handle: TurnHandle) {
+    while let Some(ev) = handle.events.recv().await {
+        if ev.is_terminal() {
+            break;
+        }
+    }
+}
+
+fn native_error_event(e: &ApiError) -> Value {
+    let mut v = e.native_body();
+    v["type"] = json!("error");
+    v
+}
+
+fn permission_response(
+    behavior: &str,
+    updated_input: Option<Value>,
+    message: Option<String>,
+) -> std::result::Result<Value, ApiError> {
+    match behavior {
+        "allow" => {
+            let mut r = json!({"behavior": "allow"});
+            if let Some(input) = updated_input {
+                r["updatedInput"] = input;
+            }
+            Ok(r)
+        }
+        "deny" => Ok(
+            json!({"behavior": "deny", "message": message.unwrap_or_else(|| "Denied by the user.".into())}),
+        ),
+        other => Err(ApiError::bad_request(
+            "behavior",
+            format!("behavior must be allow or deny, not '{other}'"),
+        )),
+    }
+}
+
+/// A message's content: text becomes one text block; blocks pass as they are.
+fn content_blocks(content: &Value) -> std::result::Result<Vec<Value>, ApiError> {
+    match content {
+        Value::String(s) if !s.is_empty() => Ok(vec![json!({"type": "text", "text": s})]),
+        Value::Array(blocks) if !blocks.is_empty() => {
+            for (i, b) in blocks.iter().enumerate() {
+                if b.get("type").and_then(Value::as_str).is_none() {
+                    return Err(ApiError::bad_request(
+                        format!("content[{i}].type"),
+                        "every content block needs a type",
+                    ));
+                }
+            }
+            Ok(blocks.clone())
+        }
+        _ => Err(ApiError::bad_request(
+            "content",
+            "content must be non-empty text or an array of content blocks",
+        )),
+    }
+}
+
+async fn collect(
+    session_id: String,
+    mut handle: TurnHandle,
+) -> std::result::Result<MessageReply, ApiError> {
+    let mut r = MessageReply {
+        session_id,
+        ..Default::default()
+    };
+    while let Some(ev) = handle.events.recv().await {
+        match ev {
+            Event::TextDelta { text } => r.text.push_str(&text),
+            Event::ThinkingDelta { text } => r.thinking.push_str(&text),
+            Event::ToolCall {
+                id,
+                name,
+                input,
+                client,
+            } => r
+                .tool_calls
+                .push(json!({"id": id, "name": name, "input": input, "client": client})),
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } => r.tool_results.push(
+                json!({"tool_use_id": tool_use_id, "content": content, "is_error": is_error}),
+            ),
+            Event::Error(e) => return Err(e.into()),
+            Event::Done(s) => {
+                r.stop_reason = serde_json::to_value(&s.stop_reason).unwrap_or(Value::Null);
+                r.usage = serde_json::to_value(s.usage).unwrap_or(Value::Null);
+                r.cost_usd = s.cost_usd;
+                r.duration_ms = s.duration_ms;
+                r.num_turns = s.num_turns;
+                return Ok(r);
+            }
+            _ => {}
+        }
+    }
+    Err(ApiError::Claude(crate::claude::ClaudeError::protocol(
+        "the turn ended without a result",
+    )))
+}
+
+fn sse_event(ev: &Event) -> SseEvent {
+    let v = serde_json::to_value(ev).unwrap_or(Value::Null);
+    let kind = v["type"].as_str().unwrap_or("event").to_string();
+    SseEvent::default().event(kind).data(v.to_string())
+}
+
+fn sse<S: Stream<Item = std::result::Result<SseEvent, Infallible>> + Send + 'static>(
+    s: S,
+) -> impl IntoResponse {
+    Sse::new(s).keep_alive(KeepAlive::default())
+}
+
+/// The requester's own stream: ends with the turn.
+fn turn_events(
+    mut handle: TurnHandle,
+) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
+    async_stream::stream! {
+        while let Some(ev) = handle.events.recv().await {
+            let last = ev.is_terminal();
+            yield Ok(sse_event(&ev));
+            if last { break; }
+        }
+    }
+}
+
+fn watch_events(
+    mut rx: broadcast::Receiver<Event>,
+) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
+    async_stream::stream! {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => yield Ok(sse_event(&ev)),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    yield Ok(SseEvent::default().event("lagged").data(json!({"skipped": n}).to_string()));
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The native Claude Code API (`/api/...`): sessions that live on, their messages (JSON, SSE
+//! or WebSocket), watchers, permissions, history, fork and export.
+//!
+//! A thin adapter like the others: it maps HTTP onto the session functions of the domain
+//! (`crate::sessions`) and renders `claude::Event`s; it never touches processes.
+
+pub mod handlers;
+pub mod types;

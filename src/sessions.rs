@@ -1,0 +1,664 @@
+//! Native sessions: conversations with a stable id that clients address directly (the native
+//! API), rather than by their message history (the compatible APIs).
+//!
+//! A session owns a workspace (a directory the client named, or a temporary one), a CLI session
+//! and, while it is used, a live process. Its events go to the requester and to any number of
+//! watchers; a recorder keeps them as history. Tool permissions the session's policy does not
+//! settle wait for an answer over HTTP. Knows nothing about HTTP itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::claude::control::PermissionBroker;
+use crate::claude::process::CliProcess;
+use crate::claude::{transcript, Event};
+use crate::conversation::{Conversation, Conversations, TurnError, TurnHandle};
+use crate::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
+
+/// What a client asks for when it creates a session.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub model_id: String,
+    pub cli_model: Option<String>,
+    pub agent: Option<String>,
+    pub system_prompt: Option<String>,
+    /// A directory of the client's; `None` makes a temporary one.
+    pub workspace: Option<PathBuf>,
+    pub permission_mode: Option<String>,
+    /// Built-in tools the model may use (within the deployment's allowlist).
+    pub tools: Vec<String>,
+    /// Of those, the ones that run without asking.
+    pub allowed_tools: Vec<String>,
+    pub title: Option<String>,
+}
+
+/// A session as clients see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub cli_session_id: String,
+    pub workspace: String,
+    pub workspace_is_temp: bool,
+    pub model: String,
+    pub agent: Option<String>,
+    pub permission_mode: Option<String>,
+    pub system_prompt: Option<String>,
+    pub tools: Vec<String>,
+    pub allowed_tools: Vec<String>,
+    pub title: Option<String>,
+    /// idle, running, awaiting_tools or error.
+    pub status: String,
+    pub forked_from: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Whether a live process holds it right now.
+    pub live: bool,
+}
+
+/// One entry of a session's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub kind: String,
+    pub payload: Value,
+    pub at: String,
+}
+
+pub(crate) struct SessionSlot {
+    pub(crate) info: SessionInfo,
+    cli_model: Option<String>,
+    /// `None` while a turn runs in it.
+    pub(crate) conv: Option<Conversation>,
+    running: Option<Arc<CliProcess>>,
+    bus: broadcast::Sender<Event>,
+    pub(crate) history: Vec<HistoryEntry>,
+    broker: Arc<PermissionBroker>,
+}
+
+/// Which sessions to list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub status: Option<String>,
+    pub model: Option<String>,
+    pub limit: usize,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Conversations {
+    pub async fn create_session(
+        self: &Arc<Self>,
+        spec: NewSession,
+    ) -> Result<SessionInfo, TurnError> {
+        self.check_builtin_tools(&spec.tools)?;
+        if let Some(t) = spec.allowed_tools.iter().find(|t| !spec.tools.contains(t)) {
+            return Err(TurnError::invalid(
+                "allowed_tools",
+                format!("'{t}' is not among the session's tools"),
+            ));
+        }
+        if let Some(m) = spec
+            .permission_mode
+            .as_deref()
+            .filter(|m| !PERMISSION_MODES.contains(m))
+        {
+            return Err(TurnError::invalid(
+                "permission_mode",
+                format!(
+                    "Unknown permission mode '{m}'; expected one of {}",
+                    PERMISSION_MODES.join(", ")
+                ),
+            ));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let (workspace, temp) = match &spec.workspace {
+            Some(dir) => {
+                if !dir.is_absolute() || !dir.is_dir() {
+                    return Err(TurnError::invalid(
+                        "workspace",
+                        "workspace must be an existing absolute directory",
+                    ));
+                }
+                (dir.clone(), false)
+            }
+            None => (
+                crate::conversation::absolute(self.cfg.workspaces_dir().join(&id)),
+                true,
+            ),
+        };
+        let at = now();
+        let info = SessionInfo {
+            id: id.clone(),
+            cli_session_id: uuid::Uuid::new_v4().to_string(),
+            workspace: workspace.display().to_string(),
+            workspace_is_temp: temp,
+            model: spec.model_id.clone(),
+            agent: spec.agent.clone(),
+            permission_mode: spec.permission_mode.clone(),
+            system_prompt: spec.system_prompt.clone(),
+            tools: spec.tools.clone(),
+            allowed_tools: spec.allowed_tools.clone(),
+            title: spec.title.clone(),
+            status: "idle".into(),
+            forked_from: None,
+            created_at: at.clone(),
+            updated_at: at,
+            live: false,
+        };
+        let conv = self.session_conversation(&info, workspace, temp);
+        self.insert_slot(info.clone(), spec.cli_model, conv);
+        Ok(info)
+    }
+
+    pub fn session(&self, id: &str) -> Option<SessionInfo> {
+        self.sessions_lock().get(id).map(view)
+    }
+
+    /// Newest first; `next_cursor` continues after the last item of the page.
+    pub fn list_sessions(&self, f: &SessionFilter) -> (Vec<SessionInfo>, Option<String>) {
+        let mut all: Vec<SessionInfo> = self
+            .sessions_lock()
+            .values()
+            .map(view)
+            .filter(|s| f.status.as_ref().is_none_or(|st| &s.status == st))
+            .filter(|s| f.model.as_ref().is_none_or(|m| &s.model == m))
+            .collect();
+        all.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+        let start = match &f.cursor {
+            Some(c) => all
+                .iter()
+                .position(|s| &s.id == c)
+                .map(|i| i + 1)
+                .unwrap_or(all.len()),
+            None => 0,
+        };
+        let limit = f.limit.clamp(1, 500);
+        let page: Vec<SessionInfo> = all.iter().skip(start).take(limit).cloned().collect();
+        let next = (start + page.len() < all.len())
+            .then(|| page.last().map(|s| s.id.clone()))
+            .flatten();
+        (page, next)
+    }
+
+    /// Stop its process and forget it; a temporary workspace goes too.
+    pub async fn delete_session(&self, id: &str) -> Result<(), TurnError> {
+        let slot = self
+            .sessions_lock()
+            .remove(id)
+            .ok_or_else(|| not_found(id))?;
+        if let Some(p) = &slot.running {
+            let _ = p.interrupt().await;
+            self.pool.retire(p);
+        }
+        if let Some(conv) = slot.conv {
+            self.forget(conv);
+        } else if slot.info.workspace_is_temp {
+            // The running turn's conversation finds no slot when it ends and is forgotten
+            // then; the directory can go now.
+            let _ = tokio::fs::remove_dir_all(&slot.info.workspace).await;
+        }
+        Ok(())
+    }
+
+    /// Send a message to a session. 409 while another turn runs in it.
+    pub async fn session_turn(
+        self: &Arc<Self>,
+        id: &str,
+        prompt: Vec<Value>,
+    ) -> Result<TurnHandle, TurnError> {
+        let (mut conv, req, broker, bus) = {
+            let mut sessions = self.sessions_lock();
+            let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;
+            let conv = slot.conv.take().ok_or_else(|| {
+                TurnError::Busy(format!(
+                    "Session {id} is busy with a turn; wait for it or interrupt it"
+                ))
+            })?;
+            let info = &slot.info;
+            let req = TurnRequest {
+                model_id: info.model.clone(),
+                cli_model: slot.cli_model.clone(),
+                system: info.system_prompt.clone(),
+                prompt,
+                builtin_tools: info.tools.clone(),
+                approved_tools: Some(info.allowed_tools.clone()),
+                parallel_tool_calls: true,
+                slash_commands: true,
+                options: ClaudeOptions {
+                    permission_mode: info.permission_mode.clone(),
+                    agent: info.agent.clone(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            slot.info.status = "running".into();
+            slot.info.updated_at = now();
+            (conv, req, slot.broker.clone(), slot.bus.clone())
+        };
+        if conv.awaiting.is_some() {
+            self.return_session(conv, "awaiting_tools");
+            return Err(TurnError::Busy(format!(
+                "Session {id} waits for client tool results"
+            )));
+        }
+        let process = match self.acquire_process(&mut conv, &req).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.return_session(conv, "error");
+                return Err(e.into());
+            }
+        };
+        process.handler().set_broker(Some(broker));
+        if let Some(slot) = self.sessions_lock().get_mut(id) {
+            slot.running = Some(process.clone());
+        }
+        let _ = bus.send(Event::UserMessage {
+            content: Value::Array(req.prompt.clone()),
+        });
+        self.begin(conv, process, req, true).await
+    }
+
+    /// Stop the turn running in a session. False when none runs.
+    pub async fn interrupt_session(&self, id: &str) -> Result<bool, TurnError> {
+        let running = {
+            let sessions = self.sessions_lock();
+            let slot = sessions.get(id).ok_or_else(|| not_found(id))?;
+            slot.running.clone()
+        };
+        match running {
+            Some(p) => p.interrupt().await.map(|_| true).map_err(TurnError::from),
+            None => Ok(false),
+        }
+    }
+
+    /// Answer a pending permission request with a `can_use_tool` response.
+    pub fn answer_permission(
+        &self,
+        id: &str,
+        request_id: &str,
+        response: Value,
+    ) -> Result<(), TurnError> {
+        let broker = {
+            let sessions = self.sessions_lock();
+            sessions
+                .get(id)
+                .ok_or_else(|| not_found(id))?
+                .broker
+                .clone()
+        };
+        if broker.resolve(request_id, response) {
+            Ok(())
+        } else {
+            Err(TurnError::NotFound(format!(
+                "No permission request '{request_id}' is waiting in session {id}"
+            )))
+        }
+    }
+
+    pub fn watch(&self, id: &str) -> Result<broadcast::Receiver<Event>, TurnError> {
+        let sessions = self.sessions_lock();
+        Ok(sessions
+            .get(id)
+            .ok_or_else(|| not_found(id))?
+            .bus
+            .subscribe())
+    }
+
+    pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, TurnError> {
+        let sessions = self.sessions_lock();
+        Ok(sessions
+            .get(id)
+            .ok_or_else(|| not_found(id))?
+            .history
+            .clone())
+    }
+
+    /// A new session that starts from this one's conversation; the original is not changed.
+    pub async fn fork_session(self: &Arc<Self>, id: &str) -> Result<SessionInfo, TurnError> {
+        let (orig, cli_model, history) = {
+            let sessions = self.sessions_lock();
+            let slot = sessions.get(id).ok_or_else(|| not_found(id))?;
+            (
+                slot.info.clone(),
+                slot.cli_model.clone(),
+                slot.history.clone(),
+            )
+        };
+        let orig_ws = PathBuf::from(&orig.workspace);
+        let config = crate::conversation::absolute(self.cfg.claude_config_dir());
+        let source = transcript::session_file(&config, &orig_ws, &orig.cli_session_id);
+        // The CLI writes its transcript shortly after it reports a turn's result.
+        for _ in 0..30 {
+            if source.is_file() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !source.is_file() {
+            return Err(TurnError::Busy(format!(
+                "Session {id} has no conversation to fork yet"
+            )));
+        }
+        let new_id = uuid::Uuid::new_v4().to_string();
+        let (workspace, temp) = if orig.workspace_is_temp {
+            let ws = crate::conversation::absolute(self.cfg.workspaces_dir().join(&new_id));
+            copy_dir(&orig_ws, &ws)
+                .map_err(|e| TurnError::invalid("", format!("copying the workspace: {e}")))?;
+            (ws, true)
+        } else {
+            (orig_ws.clone(), false)
+        };
+        // The fork is a copy of the transcript under a new session id, in the fork's project
+        // directory. (`--resume --fork-session` is refused while the original's process lives:
+        // the CLI keeps a registry of live sessions.)
+        let fork_sid = uuid::Uuid::new_v4().to_string();
+        transcript::copy_as(&source, &config, &workspace, &fork_sid)
+            .map_err(|e| TurnError::invalid("", format!("copying the transcript: {e}")))?;
+        let at = now();
+        let info = SessionInfo {
+            id: new_id,
+            cli_session_id: fork_sid,
+            workspace: workspace.display().to_string(),
+            workspace_is_temp: temp,
+            status: "idle".into(),
+            forked_from: Some(orig.id.clone()),
+            title: orig.title.as_ref().map(|t| format!("{t} (fork)")),
+            created_at: at.clone(),
+            updated_at: at,
+            live: false,
+            ..orig.clone()
+        };
+        let mut conv = self.session_conversation(&info, workspace, temp);
+        conv.started = true;
+        self.insert_slot(info.clone(), cli_model, conv);
+        if let Some(slot) = self.sessions_lock().get_mut(&info.id) {
+            slot.history = history;
+        }
+        Ok(info)
+    }
+
+    /// JSON (`{session, history}`) or Markdown transcript.
+    pub fn export_session(&self, id: &str, markdown: bool) -> Result<String, TurnError> {
+        let info = self.session(id).ok_or_else(|| not_found(id))?;
+        let history = self.history(id)?;
+        if !markdown {
+            return Ok(json!({"session": info, "history": history}).to_string());
+        }
+        let mut md = format!(
+            "# {}\n\n- session: `{}`\n- model: `{}`\n- created: {}\n\n",
+            info.title.as_deref().unwrap_or("Claude Code session"),
+            info.id,
+            info.model,
+            info.created_at
+        );
+        for e in &history {
+            match e.kind.as_str() {
+                "user" => md.push_str(&format!(
+                    "## User\n\n{}\n\n",
+                    content_text(&e.payload["content"])
+                )),
+                "assistant" => md.push_str(&format!(
+                    "## Assistant\n\n{}\n\n",
+                    e.payload["text"].as_str().unwrap_or("")
+                )),
+                "thinking" => md.push_str(&format!(
+                    "> _thinking:_ {}\n\n",
+                    e.payload["text"]
+                        .as_str()
+                        .unwrap_or("")
+                        .replace('\n', "\n> ")
+                )),
+                "tool_call" => md.push_str(&format!(
+                    "**Tool call** `{}`\n\n```json\n{}\n```\n\n",
+                    e.payload["name"].as_str().unwrap_or(""),
+                    serde_json::to_string_pretty(&e.payload["input"]).unwrap_or_default()
+                )),
+                "tool_result" => md.push_str(&format!(
+                    "**Tool result**\n\n```\n{}\n```\n\n",
+                    content_text(&e.payload["content"])
+                )),
+                "error" => md.push_str(&format!(
+                    "**Error:** {}\n\n",
+                    e.payload["message"].as_str().unwrap_or("")
+                )),
+                _ => {}
+            }
+        }
+        Ok(md)
+    }
+
+    /// A native conversation back in its slot after a turn; a deleted session's is dropped.
+    pub(crate) fn return_session(&self, conv: Conversation, status: &str) {
+        let Some(id) = conv.native.clone() else {
+            self.forget(conv);
+            return;
+        };
+        let mut sessions = self.sessions_lock();
+        match sessions.get_mut(&id) {
+            Some(slot) => {
+                slot.info.cli_session_id = conv.cli_session_id.clone();
+                slot.info.status = status.to_string();
+                slot.info.updated_at = now();
+                slot.running = None;
+                slot.conv = Some(conv);
+            }
+            None => {
+                drop(sessions);
+                self.forget(conv);
+            }
+        }
+    }
+
+    pub(crate) fn check_builtin_tools(&self, tools: &[String]) -> Result<(), TurnError> {
+        match tools.iter().find(|t| !self.cfg.builtin_tools.contains(t)) {
+            None => Ok(()),
+            Some(t) => Err(TurnError::invalid(
+                "builtin_tools",
+                format!(
+                    "The built-in tool '{t}' is not allowed by this gateway's policy (allowed: {})",
+                    if self.cfg.builtin_tools.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.cfg.builtin_tools.join(", ")
+                    }
+                ),
+            )),
+        }
+    }
+
+    fn session_conversation(
+        &self,
+        info: &SessionInfo,
+        workspace: PathBuf,
+        temp: bool,
+    ) -> Conversation {
+        let mut conv = self.blank_conversation(
+            info.id.clone(),
+            info.cli_session_id.clone(),
+            workspace,
+            info.system_prompt.clone(),
+        );
+        conv.workspace_is_temp = temp;
+        conv.native = Some(info.id.clone());
+        conv
+    }
+
+    fn insert_slot(
+        self: &Arc<Self>,
+        info: SessionInfo,
+        cli_model: Option<String>,
+        mut conv: Conversation,
+    ) {
+        let (bus, _) = broadcast::channel(1024);
+        conv.bus = Some(bus.clone());
+        let id = info.id.clone();
+        let slot = SessionSlot {
+            info,
+            cli_model,
+            conv: Some(conv),
+            running: None,
+            bus: bus.clone(),
+            history: Vec::new(),
+            broker: PermissionBroker::new(Duration::from_secs(self.cfg.permission_timeout_secs)),
+        };
+        self.sessions_lock().insert(id.clone(), slot);
+        tokio::spawn(record(Arc::downgrade(self), id, bus.subscribe()));
+    }
+
+    fn sessions_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, SessionSlot>> {
+        // Single-step map operations only, so a poisoned lock still holds a consistent map.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn view(slot: &SessionSlot) -> SessionInfo {
+    let mut info = slot.info.clone();
+    info.live = slot.running.is_some()
+        || slot
+            .conv
+            .as_ref()
+            .and_then(|c| c.process.as_ref())
+            .is_some_and(|p| p.is_alive());
+    info
+}
+
+fn not_found(id: &str) -> TurnError {
+    TurnError::NotFound(format!("No session with the id '{id}'"))
+}
+
+fn content_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    if !from.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keep a session's events as history: deltas are joined into whole messages.
+async fn record(
+    conversations: std::sync::Weak<Conversations>,
+    id: String,
+    mut rx: broadcast::Receiver<Event>,
+) {
+    let mut text = String::new();
+    let mut thinking = String::new();
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(session = %id, skipped = n, "history recorder fell behind");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        let mut entries: Vec<(&str, Value)> = Vec::new();
+        let flush = |entries: &mut Vec<(&str, Value)>, text: &mut String, thinking: &mut String| {
+            if !thinking.is_empty() {
+                entries.push(("thinking", json!({"text": std::mem::take(thinking)})));
+            }
+            if !text.is_empty() {
+                entries.push(("assistant", json!({"text": std::mem::take(text)})));
+            }
+        };
+        match ev {
+            Event::TextDelta { text: t } => text.push_str(&t),
+            Event::ThinkingDelta { text: t } => thinking.push_str(&t),
+            Event::UserMessage { content } => entries.push(("user", json!({"content": content}))),
+            Event::ToolCall {
+                id: call,
+                name,
+                input,
+                client,
+            } => {
+                flush(&mut entries, &mut text, &mut thinking);
+                entries.push((
+                    "tool_call",
+                    json!({"id": call, "name": name, "input": input, "client": client}),
+                ));
+            }
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } => {
+                entries.push((
+                    "tool_result",
+                    json!({"tool_use_id": tool_use_id, "content": content, "is_error": is_error}),
+                ));
+            }
+            Event::PermissionRequest {
+                request_id,
+                tool_name,
+                input,
+                ..
+            } => {
+                entries.push((
+                    "permission_request",
+                    json!({"request_id": request_id, "tool_name": tool_name, "input": input}),
+                ));
+            }
+            Event::Done(s) => {
+                flush(&mut entries, &mut text, &mut thinking);
+                entries.push(("result", serde_json::to_value(&s).unwrap_or(Value::Null)));
+            }
+            Event::Error(e) => {
+                flush(&mut entries, &mut text, &mut thinking);
+                entries.push(("error", json!({"message": e.to_string(), "error": e})));
+            }
+            _ => {}
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        let Some(c) = conversations.upgrade() else {
+            break;
+        };
+        let mut sessions = c.sessions_lock();
+        let Some(slot) = sessions.get_mut(&id) else {
+            break;
+        };
+        for (kind, payload) in entries {
+            let seq = slot.history.len() as u64 + 1;
+            slot.history.push(HistoryEntry {
+                seq,
+                kind: kind.into(),
+                payload,
+                at: now(),
+            });
+        }
+    }
+}

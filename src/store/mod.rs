@@ -1,0 +1,346 @@
+//! Persistence: the records that outlive processes and restarts, and the [`Store`] trait that
+//! keeps them.
+//!
+//! Owns: sessions (what a conversation is and which CLI session serves it), the events needed
+//! to show a session's history, tool-call records and usage per request. Sessions are records;
+//! processes are a cache in front of them.
+//!
+//! Must not: know about HTTP, protocol adapters or the CLI. Records here are plain data with
+//! strings for ids (UUIDs) and `i64` unix milliseconds for timestamps, and nothing
+//! backend-specific appears in the trait, so a Postgres implementation can sit beside
+//! [`SqliteStore`]. Validating values (statuses, sources, event kinds) is the caller's job; the
+//! store only enforces identity, uniqueness and ordering.
+
+mod sqlite;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use sqlite::SqliteStore;
+
+/// Values of [`Session::status`].
+pub mod status {
+    pub const IDLE: &str = "idle";
+    pub const RUNNING: &str = "running";
+    pub const AWAITING_TOOLS: &str = "awaiting_tools";
+    pub const CLOSED: &str = "closed";
+    pub const ERROR: &str = "error";
+}
+
+/// Values of [`Session::source`]: which API created the session.
+pub mod source {
+    pub const NATIVE: &str = "native";
+    pub const OPENAI: &str = "openai";
+    pub const ANTHROPIC: &str = "anthropic";
+}
+
+/// Default and largest page size of [`Store::list_sessions`].
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// Largest number of events one [`Store::list_events`] call returns.
+pub const MAX_EVENTS_PER_CALL: u32 = 10_000;
+
+/// The store's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record asked for (or one it refers to, such as the session of an event) is missing.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The write would break a uniqueness rule (an id or a history key already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The caller passed something the store cannot use (a malformed page cursor).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// Opening the database or running its migrations failed.
+    #[error("store start-up failed: {0}")]
+    Open(String),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(d.message().to_string())
+            }
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StoreError::NotFound(format!("referenced record ({})", d.message()))
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+/// A conversation as the gateway knows it, whether or not a process serves it right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    /// The Claude Code session id (`--session-id` / `--resume`).
+    pub cli_session_id: String,
+    pub workspace: String,
+    /// The workspace was made for this session and is removed with it.
+    pub workspace_is_temp: bool,
+    pub model: String,
+    pub agent: Option<String>,
+    pub permission_mode: Option<String>,
+    pub system_prompt: Option<String>,
+    /// Built-in tools the session may use.
+    pub allowed_tools: Vec<String>,
+    pub title: Option<String>,
+    /// One of [`status`].
+    pub status: String,
+    /// Hash of the message history this session currently ends at. At most one session holds
+    /// a given key; change it only with [`Store::set_history_key`].
+    pub history_key: Option<String>,
+    /// One of [`source`].
+    pub source: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds; set by the store on every update.
+    pub updated_at: i64,
+}
+
+impl Session {
+    /// A new idle session with fresh UUIDs for `id` and `cli_session_id`, stamped now.
+    /// Every field is public: adjust the rest before [`Store::create_session`].
+    pub fn new(
+        workspace: impl Into<String>,
+        model: impl Into<String>,
+        source: impl Into<String>,
+    ) -> Session {
+        let now = now_millis();
+        Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            cli_session_id: uuid::Uuid::new_v4().to_string(),
+            workspace: workspace.into(),
+            workspace_is_temp: false,
+            model: model.into(),
+            agent: None,
+            permission_mode: None,
+            system_prompt: None,
+            allowed_tools: Vec::new(),
+            title: None,
+            status: status::IDLE.to_string(),
+            history_key: None,
+            source: source.into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// One event of a session's history (a user message, assistant text, thinking, a tool call
+/// or result, an error, a result). The payload's shape belongs to whoever writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub session_id: String,
+    /// Per session, 1-based, gapless, assigned by the store.
+    pub seq: i64,
+    pub turn_id: String,
+    pub kind: String,
+    pub payload: Value,
+    /// Unix milliseconds, assigned by the store.
+    pub created_at: i64,
+}
+
+/// One tool call the model made, and (once known) how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    /// The model's `tool_use` id (unique within a session).
+    pub id: String,
+    pub session_id: String,
+    pub turn_id: String,
+    pub tool: String,
+    /// `"client"` or `"builtin"`.
+    pub kind: String,
+    /// Size of the call's JSON input.
+    pub argument_bytes: i64,
+    /// `"ok"`, `"error"`, `"denied"` or `"expired"`; `None` while pending.
+    pub outcome: Option<String>,
+    pub duration_ms: Option<i64>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Usage of one request, as the CLI reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub id: String,
+    pub session_id: String,
+    pub turn_id: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    /// Cost the CLI reported, when it did.
+    pub cost_usd: Option<f64>,
+    pub duration_ms: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Sums over a session's [`UsageRecord`]s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Number of usage records.
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    /// Sum of the reported costs; `None` when no record reported one.
+    pub cost_usd: Option<f64>,
+    pub duration_ms: i64,
+}
+
+/// Which sessions [`Store::list_sessions`] returns, and which page of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionFilter {
+    pub status: Option<String>,
+    pub source: Option<String>,
+    pub model: Option<String>,
+    /// Page size: 0 means [`DEFAULT_PAGE_SIZE`]; more than [`MAX_PAGE_SIZE`] is capped.
+    pub limit: u32,
+    /// `next_cursor` of the previous page; `None` for the first.
+    pub cursor: Option<String>,
+}
+
+impl Default for SessionFilter {
+    fn default() -> Self {
+        SessionFilter {
+            status: None,
+            source: None,
+            model: None,
+            limit: DEFAULT_PAGE_SIZE,
+            cursor: None,
+        }
+    }
+}
+
+impl SessionFilter {
+    /// The page size actually used.
+    pub fn effective_limit(&self) -> u32 {
+        match self.limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        }
+    }
+}
+
+/// One page of a listing. `next_cursor` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where records live. Every method is safe to call from many tasks at once.
+///
+/// Reads of a missing record return `Ok(None)` (or an empty list); writes that need a missing
+/// record return [`StoreError::NotFound`].
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a new session as given (timestamps included). [`StoreError::Conflict`] when the
+    /// id, or its history key, is already taken.
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    async fn get_session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+
+    /// Writes every field except `id`, `created_at` and `history_key` (see
+    /// [`Store::set_history_key`]), sets `updated_at` to now, and returns the stored record.
+    async fn update_session(&self, session: &Session) -> Result<Session, StoreError>;
+
+    /// Deletes the session with its events, tool calls and usage.
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Newest first (`created_at` desc, then `id` desc), filtered, one page at a time.
+    /// Pagination is by keyset, so pages stay stable while sessions are added.
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<Page<Session>, StoreError>;
+
+    async fn find_session_by_history_key(&self, key: &str) -> Result<Option<Session>, StoreError>;
+
+    /// Sets (or clears, with `None`) the session's history key, taking it away from any other
+    /// session that held it, atomically. Also sets `updated_at`.
+    async fn set_history_key(&self, session_id: &str, key: Option<&str>) -> Result<(), StoreError>;
+
+    /// Appends `(kind, payload)` events in one transaction, numbered after the session's last
+    /// event with no gaps, and returns the last sequence number (the current one when `events`
+    /// is empty).
+    async fn append_events(
+        &self,
+        session_id: &str,
+        turn_id: &str,
+        events: &[(&str, Value)],
+    ) -> Result<i64, StoreError>;
+
+    /// Events with `seq > after_seq`, in order, at most `limit` (capped at
+    /// [`MAX_EVENTS_PER_CALL`]).
+    async fn list_events(
+        &self,
+        session_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Inserts a tool call, or, when one with the same session and id exists, fills in its
+    /// `outcome` and `duration_ms` (values already set stay when the new ones are `None`).
+    async fn record_tool_call(&self, call: &ToolCallRecord) -> Result<(), StoreError>;
+
+    /// A session's tool calls, oldest first.
+    async fn list_tool_calls(&self, session_id: &str) -> Result<Vec<ToolCallRecord>, StoreError>;
+
+    /// [`StoreError::Conflict`] when the id is already recorded.
+    async fn record_usage(&self, usage: &UsageRecord) -> Result<(), StoreError>;
+
+    async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError>;
+}
+
+/// Now, in unix milliseconds.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_limit_defaults_and_caps() {
+        let mut f = SessionFilter::default();
+        assert_eq!(f.effective_limit(), 50);
+        f.limit = 0;
+        assert_eq!(f.effective_limit(), 50);
+        f.limit = 7;
+        assert_eq!(f.effective_limit(), 7);
+        f.limit = 100_000;
+        assert_eq!(f.effective_limit(), 500);
+    }
+
+    #[test]
+    fn new_session_is_idle_with_fresh_ids() {
+        let a = Session::new("/w", "sonnet", source::NATIVE);
+        let b = Session::new("/w", "sonnet", source::NATIVE);
+        assert_ne!(a.id, b.id);
+        assert_ne!(a.id, a.cli_session_id);
+        assert_eq!(a.status, status::IDLE);
+        assert_eq!(a.created_at, a.updated_at);
+        assert!(a.created_at > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn store_is_dyn_compatible() {
+        fn takes(_: Option<std::sync::Arc<dyn Store>>) {}
+        takes(None);
+    }
+}

@@ -1,0 +1,84 @@
+//! End to end: the warm pool and the live-process budget (real CLI, mock upstream).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_warm_pool_hit_answers_without_a_spawn() {
+    let app = spawn_app_with(|c| c.warm_pool_size = 2).await;
+    assert!(
+        wait_for(|| app.pool().warm_count() == 2, Duration::from_secs(20)).await,
+        "the pool fills"
+    );
+    let warm_pids = app.pool().pids();
+    let cold_before = app.pool().cold_spawn_count();
+
+    let (status, body) = app
+        .chat(
+            json!({"model": "sonnet", "max_tokens": 222, "temperature": 0.5,
+            "messages": [{"role": "system", "content": "WARM-SYSTEM"}, user("hi warm")]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "hi warm");
+    assert_eq!(
+        app.pool().cold_spawn_count(),
+        cold_before,
+        "no process was started for the request"
+    );
+    assert_eq!(app.pool().warm_hit_count(), 1);
+    // Per-request settings reached the pre-started process.
+    let req = app.last_model_request();
+    assert_eq!(req["model"], "claude-sonnet-5");
+    assert_eq!(req["max_tokens"], 222);
+    assert_eq!(req["temperature"], 0.5);
+    assert!(req["system"].to_string().contains("WARM-SYSTEM"));
+    // The request was served by one of the processes that were already running.
+    let serving: Vec<u32> = processes_under(app.data.path());
+    assert!(serving.iter().any(|p| warm_pids.contains(p)));
+    // The pool refills in the background.
+    assert!(wait_for(|| app.pool().warm_count() == 2, Duration::from_secs(20)).await);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lru_eviction_then_transparent_resume() {
+    let app = spawn_app_with(|c| c.max_live_processes = 2).await;
+    let (_, a1) = app
+        .chat(json!({"model": "sonnet", "messages": [user("conversation A")]}))
+        .await;
+    let a1 = a1["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.chat(json!({"model": "sonnet", "messages": [user("conversation B")]}))
+        .await;
+    assert_eq!(app.live(), 2);
+    // A third conversation needs a slot: A, the least recently used, is stopped.
+    app.chat(json!({"model": "sonnet", "messages": [user("conversation C")]}))
+        .await;
+    assert_eq!(app.live(), 2);
+    assert_eq!(app.spawned(), 3);
+    // A continues transparently: resumed from its transcript, with its whole history.
+    let (status, r) = app
+        .chat(json!({"model": "sonnet", "messages": [user("conversation A"), assistant(&a1), user("again [[report:history]]")]}))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let got = model_messages(&app.last_model_request());
+    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "conversation A",
+            "conversation A",
+            "again [[report:history]]"
+        ]
+    );
+    assert_eq!(app.spawned(), 4, "A needed a new process");
+    assert_eq!(app.live(), 2);
+    app.stop().await;
+}
