@@ -822,10 +822,11 @@ impl Conversations {
         reply: Message,
         awaiting: Option<Awaiting>,
     ) {
-        let mut history = req.history.clone();
-        history.push(Message::user(req.prompt.clone()));
-        history.push(reply);
-        let key = history_key(conv.system.as_deref(), &history);
+        let prompt = Message::user(req.prompt.clone());
+        let key = history_key(
+            conv.system.as_deref(),
+            req.history.iter().chain([&prompt, &reply]),
+        );
         self.pool.release(&process);
         conv.process = Some(process);
         conv.awaiting = awaiting;

@@ -293,8 +293,6 @@ pub struct TurnRequest {
     /// Tools that run without asking. `None`: every requested built-in tool (the compatible
     /// endpoints, where nobody could be asked). `Some`: only these; the rest are asked about.
     pub approved_tools: Option<Vec<String>>,
-    /// Which API the request came from (`store::source`); empty means OpenAI.
-    pub source: &'static str,
     pub options: ClaudeOptions,
 }
 
@@ -374,36 +372,120 @@ pub fn split_for_transcript(history: &[Message]) -> (Vec<Message>, Vec<Message>)
 /// assistant text as a string, drop thinking, may add whitespace), so the key covers what the
 /// conversation means: roles, trimmed text, images, tool calls and results. Consecutive
 /// messages of one role count as one.
-pub fn history_key(system: Option<&str>, messages: &[Message]) -> String {
-    let mut canon: Vec<(Role, Vec<Value>)> = Vec::new();
+pub fn history_key<'a>(
+    system: Option<&str>,
+    messages: impl IntoIterator<Item = &'a Message>,
+) -> String {
+    // The digest of the compact JSON document
+    // `{"system":S,"messages":[[is_user,[block,…]],…]}` (stored keys depend on these exact
+    // bytes), written straight into the hash: building the document first cost more than the
+    // rest of a request (bench/RESULTS.md).
+    let mut w = Digest256(Sha256::new());
+    w.raw(b"{\"system\":");
+    w.json(system.map(str::trim).unwrap_or(""));
+    w.raw(b",\"messages\":[");
+    let mut group: Option<Role> = None;
     for m in messages {
-        let blocks: Vec<Value> = m.content.iter().filter_map(canonical_block).collect();
-        if blocks.is_empty() {
+        let mut blocks = m.content.iter().filter(|b| is_canonical(b)).peekable();
+        if blocks.peek().is_none() {
             continue;
         }
-        match canon.last_mut() {
-            Some((role, existing)) if *role == m.role => existing.extend(blocks),
-            _ => canon.push((m.role, blocks)),
+        match group {
+            Some(role) if role == m.role => w.raw(b","),
+            open => {
+                if open.is_some() {
+                    w.raw(b"]],");
+                }
+                w.raw(if m.role == Role::User {
+                    b"[true,["
+                } else {
+                    b"[false,["
+                });
+                group = Some(m.role);
+            }
+        }
+        for (i, b) in blocks.enumerate() {
+            if i > 0 {
+                w.raw(b",");
+            }
+            write_canonical_block(&mut w, b);
         }
     }
-    let doc = json!({
-        "system": system.map(str::trim).unwrap_or(""),
-        "messages": canon.iter().map(|(r, b)| json!([matches!(r, Role::User), b])).collect::<Vec<_>>(),
-    });
-    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+    if group.is_some() {
+        w.raw(b"]]");
+    }
+    w.raw(b"]}");
+    hex::encode(w.0.finalize())
 }
 
-fn canonical_block(b: &Value) -> Option<Value> {
-    match b.get("type").and_then(Value::as_str)? {
-        "text" => {
-            let t = b.get("text").and_then(Value::as_str)?.trim();
-            (!t.is_empty()).then(|| json!({"t": t}))
-        }
-        "image" => Some(json!({"i": b.get("source")})),
-        "tool_use" => Some(json!({"u": [b.get("id"), b.get("name"), b.get("input")]})),
-        "tool_result" => Some(json!({"r": [b.get("tool_use_id"), tool_result_text(b)]})),
-        _ => None,
+/// A SHA-256 fed by `serde_json` writers.
+struct Digest256(Sha256);
+
+impl Digest256 {
+    fn raw(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
     }
+
+    fn json<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
+        // Writing into a hash cannot fail, and these values always serialize.
+        let _ = serde_json::to_writer(&mut *self, v);
+    }
+}
+
+impl std::io::Write for Digest256 {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether a block counts for the history key (see [`write_canonical_block`]).
+fn is_canonical(b: &Value) -> bool {
+    match b.get("type").and_then(Value::as_str) {
+        Some("text") => b
+            .get("text")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.trim().is_empty()),
+        Some("image" | "tool_use" | "tool_result") => true,
+        _ => false,
+    }
+}
+
+/// A block's meaning: trimmed text `{"t":…}`, an image's source `{"i":…}`, a tool call
+/// `{"u":[id,name,input]}`, a tool result `{"r":[tool_use_id,text]}`.
+fn write_canonical_block(w: &mut Digest256, b: &Value) {
+    let field = |k: &str| b.get(k).unwrap_or(&Value::Null);
+    match b.get("type").and_then(Value::as_str) {
+        Some("text") => {
+            w.raw(b"{\"t\":");
+            w.json(b.get("text").and_then(Value::as_str).unwrap_or("").trim());
+        }
+        Some("image") => {
+            w.raw(b"{\"i\":");
+            w.json(field("source"));
+        }
+        Some("tool_use") => {
+            w.raw(b"{\"u\":[");
+            w.json(field("id"));
+            w.raw(b",");
+            w.json(field("name"));
+            w.raw(b",");
+            w.json(field("input"));
+            w.raw(b"]");
+        }
+        _ => {
+            w.raw(b"{\"r\":[");
+            w.json(field("tool_use_id"));
+            w.raw(b",");
+            w.json(&tool_result_text(b));
+            w.raw(b"]");
+        }
+    }
+    w.raw(b"}");
 }
 
 /// The text of a `tool_result` block whose content is a string or text blocks.
@@ -499,6 +581,96 @@ fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first implementation, kept as the reference the streamed key must equal.
+    fn reference_key(system: Option<&str>, messages: &[Message]) -> String {
+        let mut canon: Vec<(Role, Vec<Value>)> = Vec::new();
+        for m in messages {
+            let blocks: Vec<Value> = m.content.iter().filter_map(canonical_block).collect();
+            if blocks.is_empty() {
+                continue;
+            }
+            match canon.last_mut() {
+                Some((role, existing)) if *role == m.role => existing.extend(blocks),
+                _ => canon.push((m.role, blocks)),
+            }
+        }
+        let doc = json!({
+            "system": system.map(str::trim).unwrap_or(""),
+            "messages": canon.iter().map(|(r, b)| json!([matches!(r, Role::User), b])).collect::<Vec<_>>(),
+        });
+        hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+    }
+
+    fn canonical_block(b: &Value) -> Option<Value> {
+        match b.get("type").and_then(Value::as_str)? {
+            "text" => {
+                let t = b.get("text").and_then(Value::as_str)?.trim();
+                (!t.is_empty()).then(|| json!({"t": t}))
+            }
+            "image" => Some(json!({"i": b.get("source")})),
+            "tool_use" => Some(json!({"u": [b.get("id"), b.get("name"), b.get("input")]})),
+            "tool_result" => Some(json!({"r": [b.get("tool_use_id"), tool_result_text(b)]})),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn streamed_history_key_equals_the_reference_document_digest() {
+        let img = json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR\u{e9}=="}});
+        let call = json!({"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris", "n": 1.5, "nested": [1, {"b": null, "a": true}]}});
+        let result = json!({"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": " sunny "}, {"type": "text", "text": "\"21C\"\n"}]});
+        let blocks = [
+            json!({"type": "text", "text": "  hello \u{1f600} \"quoted\" \\ back\tslash\u{0007} "}),
+            json!({"type": "text", "text": "   "}),
+            json!({"type": "text"}),
+            json!({"type": "thinking", "thinking": "hidden"}),
+            json!({"no_type": 1}),
+            json!({"type": "image"}),
+            json!({"type": "tool_use", "name": "partial"}),
+            json!({"type": "tool_result", "tool_use_id": "t2", "content": "plain result"}),
+            json!({"type": "tool_result", "tool_use_id": "t3"}),
+            img,
+            call,
+            result,
+        ];
+        // Histories of every shape: roles repeating and alternating, empty messages, blocks
+        // that count and blocks that do not.
+        let mut histories: Vec<Vec<Message>> = vec![vec![]];
+        for n in 1..=24usize {
+            let history = (0..n)
+                .map(|i| Message {
+                    role: if (i * 7 + n) % 3 == 0 {
+                        Role::Assistant
+                    } else {
+                        Role::User
+                    },
+                    content: (0..(i + n) % 4)
+                        .map(|j| blocks[(i * 5 + j * 3 + n) % blocks.len()].clone())
+                        .collect(),
+                })
+                .collect();
+            histories.push(history);
+        }
+        for (k, h) in histories.iter().enumerate() {
+            for system in [None, Some(""), Some("  You are terse. "), Some("é\n\"s\"")] {
+                assert_eq!(
+                    history_key(system, h),
+                    reference_key(system, h),
+                    "history #{k}, system {system:?}"
+                );
+            }
+        }
+        // Chained iterators give the same key as the collected history.
+        let h = &histories[6];
+        let tail = Message::assistant_text("extra");
+        let mut whole = h.clone();
+        whole.push(tail.clone());
+        assert_eq!(
+            history_key(None, h.iter().chain([&tail])),
+            reference_key(None, &whole)
+        );
+    }
 
     fn text(role: Role, t: &str) -> Message {
         Message {
