@@ -380,7 +380,10 @@ pub fn history_key<'a>(
     // `{"system":S,"messages":[[is_user,[block,…]],…]}` (stored keys depend on these exact
     // bytes), written straight into the hash: building the document first cost more than the
     // rest of a request (bench/RESULTS.md).
-    let mut w = Digest256(Sha256::new());
+    let mut w = Digest256 {
+        hash: Sha256::new(),
+        buf: Vec::with_capacity(DIGEST_BUF),
+    };
     w.raw(b"{\"system\":");
     w.json(system.map(str::trim).unwrap_or(""));
     w.raw(b",\"messages\":[");
@@ -415,15 +418,33 @@ pub fn history_key<'a>(
         w.raw(b"]]");
     }
     w.raw(b"]}");
-    hex::encode(w.0.finalize())
+    hex::encode(w.finish())
 }
 
-/// A SHA-256 fed by `serde_json` writers.
-struct Digest256(Sha256);
+const DIGEST_BUF: usize = 8192;
+
+/// A SHA-256 fed by `serde_json` writers, through a buffer: they write a few bytes at a time.
+struct Digest256 {
+    hash: Sha256,
+    buf: Vec<u8>,
+}
 
 impl Digest256 {
     fn raw(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        if self.buf.len() + bytes.len() > DIGEST_BUF {
+            self.hash.update(&self.buf);
+            self.buf.clear();
+        }
+        if bytes.len() > DIGEST_BUF {
+            self.hash.update(bytes);
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+    }
+
+    fn finish(mut self) -> impl AsRef<[u8]> {
+        self.hash.update(&self.buf);
+        self.hash.finalize()
     }
 
     fn json<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
@@ -434,7 +455,7 @@ impl Digest256 {
 
 impl std::io::Write for Digest256 {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
+        self.raw(buf);
         Ok(buf.len())
     }
 
@@ -652,6 +673,17 @@ mod tests {
                 .collect();
             histories.push(history);
         }
+        // Long ones too: pieces larger than the hash's buffer, and many small ones.
+        let big = "x\u{e9}\"".repeat(5000);
+        histories.push(vec![
+            Message::user(vec![json!({"type": "text", "text": big})]),
+            Message::assistant_text("ok"),
+        ]);
+        histories.push(
+            (0..400)
+                .map(|i| Message::user(vec![blocks[i % blocks.len()].clone()]))
+                .collect(),
+        );
         for (k, h) in histories.iter().enumerate() {
             for system in [None, Some(""), Some("  You are terse. "), Some("é\n\"s\"")] {
                 assert_eq!(

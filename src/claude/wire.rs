@@ -129,32 +129,55 @@ pub struct ControlResponseLine {
     pub error: Option<String>,
 }
 
-/// Parse one stdout line. Errors only when the line is not a JSON object.
+/// Parse one stdout line. Errors only when the line is not JSON at all.
+///
+/// A line of a known type is read straight into its type; only lines that are not (unknown
+/// types, odd shapes) are read into a [`Value`]. Every line of every turn passes here, and
+/// reading each one twice (a `Value`, a copy, then the type) was the gateway's largest cost
+/// per streamed chunk (bench/RESULTS.md).
 pub fn parse_line(line: &str) -> Result<CliLine, serde_json::Error> {
-    let value: Value = serde_json::from_str(line)?;
-    let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
-    let parsed = match kind {
-        "system" => serde_json::from_value(value.clone()).map(CliLine::System),
-        "assistant" => serde_json::from_value(value.clone()).map(CliLine::Assistant),
-        "user" => serde_json::from_value(value.clone()).map(CliLine::User),
-        "stream_event" => serde_json::from_value(value.clone()).map(CliLine::StreamEvent),
-        "result" => serde_json::from_value(value.clone()).map(CliLine::Result),
-        "control_request" => serde_json::from_value(value.clone()).map(CliLine::ControlRequest),
-        "control_response" => match value.get("response") {
-            Some(inner) => serde_json::from_value(inner.clone()).map(CliLine::ControlResponse),
-            None => Ok(CliLine::Other(value.clone())),
-        },
-        "control_cancel_request" => Ok(match value.get("request_id").and_then(Value::as_str) {
-            Some(id) => CliLine::ControlCancel {
-                request_id: id.to_string(),
-            },
-            None => CliLine::Other(value.clone()),
-        }),
-        _ => Ok(CliLine::Other(value.clone())),
+    #[derive(Deserialize)]
+    struct Peek<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct ResponseEnvelope {
+        response: ControlResponseLine,
+    }
+    #[derive(Deserialize)]
+    struct CancelLine {
+        request_id: String,
+    }
+    // Only an object has a type (a struct would also read from an array, by position).
+    let kind = if line.trim_start().starts_with('{') {
+        serde_json::from_str::<Peek>(line).ok().and_then(|p| p.kind)
+    } else {
+        None
+    };
+    let typed = match kind.as_deref() {
+        Some("system") => serde_json::from_str(line).map(CliLine::System).ok(),
+        Some("assistant") => serde_json::from_str(line).map(CliLine::Assistant).ok(),
+        Some("user") => serde_json::from_str(line).map(CliLine::User).ok(),
+        Some("stream_event") => serde_json::from_str(line).map(CliLine::StreamEvent).ok(),
+        Some("result") => serde_json::from_str(line).map(CliLine::Result).ok(),
+        Some("control_request") => serde_json::from_str(line).map(CliLine::ControlRequest).ok(),
+        Some("control_response") => serde_json::from_str::<ResponseEnvelope>(line)
+            .map(|e| CliLine::ControlResponse(e.response))
+            .ok(),
+        Some("control_cancel_request") => serde_json::from_str::<CancelLine>(line)
+            .map(|c| CliLine::ControlCancel {
+                request_id: c.request_id,
+            })
+            .ok(),
+        _ => None,
     };
     // A known type with an unexpected shape is kept rather than dropped: tolerance over
     // strictness, since the protocol is undocumented and changes between CLI versions.
-    Ok(parsed.unwrap_or(CliLine::Other(value)))
+    match typed {
+        Some(l) => Ok(l),
+        None => Ok(CliLine::Other(serde_json::from_str(line)?)),
+    }
 }
 
 /// A user turn: `content` is a string or an array of Messages-API content blocks.
@@ -274,6 +297,25 @@ mod tests {
         // `request_id` must be a string; a number makes the typed parse fail.
         let v = parse_line(r#"{"type":"control_request","request_id":5}"#).unwrap();
         assert!(matches!(v, CliLine::Other(_)));
+        for odd in [
+            r#"["control_request","r1",{}]"#,
+            r#"{"type":5,"subtype":"init"}"#,
+            r#"{"type":"control_response"}"#,
+            r#"{"type":"control_response","response":{"subtype":"success"}}"#,
+            r#"{"type":"control_cancel_request","request_id":7}"#,
+            "42",
+        ] {
+            match parse_line(odd).unwrap() {
+                CliLine::Other(v) => assert_eq!(v, serde_json::from_str::<Value>(odd).unwrap()),
+                other => panic!("{odd}: {other:?}"),
+            }
+        }
+        assert!(parse_line(r#"{"type":"system"} trailing"#).is_err());
+        // Escapes in the type are still read.
+        assert!(matches!(
+            parse_line(r#"{"type":"syst\u0065m","subtype":"init"}"#).unwrap(),
+            CliLine::System(_)
+        ));
     }
 
     #[test]
