@@ -188,7 +188,8 @@ def gateway_env(claude_bin, data_dir, port, extra=None):
             "CCGW_DATA_DIR": data_dir,
             "CCGW_HOST": "127.0.0.1",
             "CCGW_PORT": str(port),
-            "CCGW_LOG": "warn",
+            # The gateway's default level; the log goes to a file in the data dir.
+            "CCGW_LOG": "info",
             "CCGW_LOG_FORMAT": "json",
         }
     )
@@ -196,13 +197,13 @@ def gateway_env(claude_bin, data_dir, port, extra=None):
     return env
 
 
-def start_gateway(claude_bin, extra_env=None, log_path=None):
-    """Start `ccgw serve`; returns (process, port, data_dir)."""
+def start_gateway(claude_bin, extra_env=None):
+    """Start `ccgw serve` (its log in DATA_DIR/../gateway.log); returns (process, port, data)."""
     data = tmpdir("ccgw-bench-data-")
     port = free_port()
     env = gateway_env(claude_bin, data, port, extra_env)
-    out = open(log_path, "w") if log_path else None
-    p = spawn([CCGW, "serve"], env=env, stdout=out, stderr=out)
+    out = open(os.path.join(tmpdir("ccgw-bench-log-"), "gateway.log"), "w")
+    p = spawn([CCGW, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     wait_ready(port, p)
     return p, port, data
 

@@ -42,7 +42,8 @@ def main():
     b.warn_if_busy()
     load0 = b.loadavg()
     env = {
-        "CCGW_MAX_LIVE_PROCESSES": str(args.concurrency),
+        # Room for every stream's process, plus the (default) warm pool's.
+        "CCGW_MAX_LIVE_PROCESSES": str(args.concurrency + 10),
         "CCGW_QUEUE_TIMEOUT_SECS": "60",
         "FAKE_CLAUDE_CHUNKS": str(args.chunks),
         "FAKE_CLAUDE_CHUNK_DELAY_MS": str(args.chunk_delay_ms),

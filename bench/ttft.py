@@ -4,7 +4,9 @@
 Real Claude Code CLI, and `ccgw mock-upstream` as the model for both sides (same prompts, same
 upstream, measured alternately in one run):
 
-1. New conversation: a streamed chat completion with a never-seen prompt, vs spawning
+1. New conversation: a streamed chat completion with a never-seen prompt, served from the warm
+   pool (the script waits until a warm process is ready, as it would be between requests in
+   steady use), vs spawning
    `claude -p --output-format stream-json --verbose --include-partial-messages PROMPT`.
 2. Follow-up turn: the same conversation's next message (the history is sent, so the gateway
    continues the live CLI process), vs spawning `claude -p ... --resume SESSION PROMPT`, which
@@ -27,12 +29,15 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
 
-DIRECT_FLAGS = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
+# The gateway's warm pool is kept for this model (its default `warm_models`); both sides use it.
+MODEL = "sonnet"
+DIRECT_FLAGS = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages",
+                "--model", MODEL]
 
 
 def gateway_turn(port, messages, timeout=60.0):
     """Stream one chat completion; returns (ttft seconds, full reply text)."""
-    body = json.dumps({"model": "default", "stream": True, "messages": messages}).encode()
+    body = json.dumps({"model": MODEL, "stream": True, "messages": messages}).encode()
     t0 = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     conn.request("POST", "/v1/chat/completions", body=body,
@@ -121,6 +126,18 @@ def main():
     gateway_turn(port, [{"role": "user", "content": "warm-up [[words:5]]"}])
     direct_turn(direct_env, cwd, "warm-up [[words:5]]")
 
+    def health():
+        return json.loads(b.http_request(port, "GET", "/health")[1])
+
+    def wait_warm():
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if health()["warm_processes"] > 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    h0 = health()
     new_gw, new_direct, fu_gw, fu_direct = [], [], [], []
     for i in range(args.runs):
         tag = uuid.uuid4().hex[:8]
@@ -129,6 +146,8 @@ def main():
         order = ["gw", "direct"] if i % 2 == 0 else ["direct", "gw"]
         for side in order:
             if side == "gw":
+                if not wait_warm():
+                    b.log("no warm process after 30 s: this run is a cold start")
                 t1, reply = gateway_turn(port, [{"role": "user", "content": p1}])
                 t2, _ = gateway_turn(port, [
                     {"role": "user", "content": p1},
@@ -146,7 +165,9 @@ def main():
         b.log(f"run {i + 1}/{args.runs}: gateway new "
               f"{new_gw[-1] * 1000:.0f} / follow-up {fu_gw[-1] * 1000:.0f} ms; direct new "
               f"{new_direct[-1] * 1000:.0f} / resume {fu_direct[-1] * 1000:.0f} ms")
-    spawned = json.loads(b.http_request(port, "GET", "/health")[1])["spawned_processes"]
+    h1 = health()
+    warm_hits = h1["warm_hits"] - h0["warm_hits"]
+    cold = h1["cold_spawns"] - h0["cold_spawns"]
     b.stop(gw)
 
     def ms(v):
@@ -172,8 +193,9 @@ def main():
             "direct: `claude " + " ".join(DIRECT_FLAGS) + " [--session-id ID | --resume ID] PROMPT` "
             "with a fresh CLAUDE_CONFIG_DIR, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1, "
             "CLAUDE_CODE_MAX_RETRIES=0",
-            f"gateway processes spawned during the run: {spawned} (one per new conversation; "
-            "follow-ups reuse theirs)",
+            f"gateway: {warm_hits} of {args.runs} new conversations served by a warm process, "
+            f"{cold} processes started on a request's path; follow-ups reuse their process; "
+            f"model `{MODEL}` on both sides",
             "raw TTFT (ms): gateway new " + str([round(x * 1000) for x in new_gw])
             + "; direct new " + str([round(x * 1000) for x in new_direct])
             + "; gateway follow-up " + str([round(x * 1000) for x in fu_gw])
