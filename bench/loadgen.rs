@@ -87,14 +87,14 @@ fn summary(mut v: Vec<f64>) -> Value {
     })
 }
 
-/// Milliseconds in `Server-Timing: cli;dur=<ms>`.
-fn cli_ms(headers: &reqwest::header::HeaderMap) -> Option<f64> {
+/// Milliseconds of the metric `name` in `Server-Timing: cli;dur=<ms>, gw;dur=<ms>`.
+fn timing_ms(headers: &reqwest::header::HeaderMap, name: &str) -> Option<f64> {
     headers
         .get("server-timing")?
         .to_str()
         .ok()?
         .split(',')
-        .find_map(|m| m.trim().strip_prefix("cli;dur="))?
+        .find_map(|m| m.trim().strip_prefix(name)?.strip_prefix(";dur="))?
         .parse()
         .ok()
 }
@@ -121,7 +121,9 @@ struct Sample {
     /// When the request was sent, since the measurement began.
     at: Instant,
     total_ms: f64,
+    /// The CLI's share and the gateway's own overhead, as the gateway measured them.
     cli_ms: f64,
+    gw_ms: f64,
 }
 
 async fn turn(
@@ -139,7 +141,8 @@ async fn turn(
         .await
         .map_err(|e| format!("send: {e}"))?;
     let status = resp.status();
-    let cli = cli_ms(resp.headers());
+    let cli = timing_ms(resp.headers(), "cli");
+    let gw = timing_ms(resp.headers(), "gw");
     let bytes = resp.bytes().await.map_err(|e| format!("body: {e}"))?;
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
     if !status.is_success() {
@@ -161,6 +164,7 @@ async fn turn(
         at: started,
         total_ms,
         cli_ms: cli.ok_or("no server-timing header")?,
+        gw_ms: gw.unwrap_or(f64::NAN),
     })
 }
 
@@ -274,10 +278,13 @@ async fn rate_mode(
         eprintln!("loadgen: request failed: {e}");
     }
     if let Some(path) = samples_csv {
-        let mut csv = String::from("start_ms,total_ms,cli_ms\n");
+        let mut csv = String::from("start_ms,total_ms,cli_ms,gw_ms\n");
         for s in &samples {
             let at = s.at.saturating_duration_since(started).as_secs_f64() * 1000.0;
-            csv.push_str(&format!("{at:.3},{:.3},{:.3}\n", s.total_ms, s.cli_ms));
+            csv.push_str(&format!(
+                "{at:.3},{:.3},{:.3},{:.3}\n",
+                s.total_ms, s.cli_ms, s.gw_ms
+            ));
         }
         if let Err(e) = std::fs::write(path, csv) {
             eprintln!("loadgen: writing {}: {e}", path.display());
@@ -288,6 +295,12 @@ async fn rate_mode(
     let overhead: Vec<f64> = samples
         .iter()
         .map(|s| (s.total_ms - s.cli_ms).max(0.0))
+        .collect();
+    let gw: Vec<f64> = samples.iter().map(|s| s.gw_ms).collect();
+    // What the handler did not see: HTTP parsing and writing, loopback, the client itself.
+    let outside: Vec<f64> = samples
+        .iter()
+        .map(|s| (s.total_ms - s.cli_ms - s.gw_ms).max(0.0))
         .collect();
     let max_history = idle
         .lock()
@@ -308,6 +321,8 @@ async fn rate_mode(
         "total_ms": summary(total),
         "cli_ms": summary(cli),
         "overhead_ms": summary(overhead),
+        "gateway_overhead_ms": summary(gw),
+        "outside_handler_ms": summary(outside),
         "metrics_before": metrics_before,
         "metrics_after": metrics_after,
     })
@@ -519,9 +534,14 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_cli_share_from_server_timing() {
+    fn reads_server_timing() {
         let mut h = reqwest::header::HeaderMap::new();
-        h.insert("server-timing", "db;dur=1, cli;dur=2.5".parse().unwrap());
-        assert_eq!(cli_ms(&h), Some(2.5));
+        h.insert(
+            "server-timing",
+            "cli;dur=2.5, gw;dur=0.125".parse().unwrap(),
+        );
+        assert_eq!(timing_ms(&h, "cli"), Some(2.5));
+        assert_eq!(timing_ms(&h, "gw"), Some(0.125));
+        assert_eq!(timing_ms(&h, "db"), None);
     }
 }

@@ -220,9 +220,14 @@ impl TurnTimer {
         ::metrics::histogram!(OVERHEAD).record(self.overhead().as_secs_f64());
     }
 
-    /// A `Server-Timing` header value carrying the CLI's share, in milliseconds.
+    /// A `Server-Timing` header value: the CLI's share (`cli`) and the gateway's overhead so
+    /// far (`gw`), in milliseconds.
     pub fn server_timing(&self) -> String {
-        format!("cli;dur={:.3}", self.cli_time().as_secs_f64() * 1000.0)
+        format!(
+            "cli;dur={:.3}, gw;dur={:.3}",
+            self.cli_time().as_secs_f64() * 1000.0,
+            self.overhead().as_secs_f64() * 1000.0
+        )
     }
 }
 
@@ -249,7 +254,11 @@ mod tests {
         let cli = timer.cli_time();
         assert!(cli >= Duration::from_millis(25), "{cli:?}");
         assert!(cli < Duration::from_secs(1), "{cli:?}");
-        assert!(timer.server_timing().starts_with("cli;dur="));
+        let st = timer.server_timing();
+        assert!(
+            st.starts_with("cli;dur=") && st.contains(", gw;dur="),
+            "{st}"
+        );
         // The overhead never goes negative.
         let t = TurnTimer::start();
         t.cli_wait().add(Duration::from_secs(60));

@@ -51,11 +51,14 @@ async fn overhead_histogram_and_counters_count_a_request() {
         .to_str()
         .unwrap()
         .to_string();
-    let cli_ms: f64 = timing
-        .strip_prefix("cli;dur=")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("server-timing: {timing}"));
-    assert!(cli_ms > 0.0, "{timing}");
+    let dur = |name: &str| -> f64 {
+        timing
+            .split(", ")
+            .find_map(|m| m.strip_prefix(name)?.strip_prefix(";dur=")?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in server-timing: {timing}"))
+    };
+    assert!(dur("cli") > 0.0, "{timing}");
+    assert!(dur("gw") > 0.0, "{timing}");
     let _ = resp.text().await;
 
     let (status, chunks) = app
