@@ -86,7 +86,15 @@ async fn a_session_lives_across_messages() {
     let (_, info) = get(&app, &format!("/api/sessions/{id}")).await;
     assert_eq!(info["status"], "idle");
     assert_eq!(info["live"], true);
-    let (_, h) = get(&app, &format!("/api/sessions/{id}/history")).await;
+    // History is written by a recorder that follows the session's events: give it a moment.
+    let mut h = Value::Null;
+    for _ in 0..50 {
+        h = get(&app, &format!("/api/sessions/{id}/history")).await.1;
+        if h["data"].as_array().is_some_and(|a| a.len() >= 6) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let kinds: Vec<&str> = h["data"]
         .as_array()
         .unwrap()
@@ -355,6 +363,7 @@ async fn export_as_json_and_markdown() {
     let s = create(&app, json!({"model": "sonnet", "title": "Export me"})).await;
     let id = s["id"].as_str().unwrap();
     send(&app, id, "exported words").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let j: Value = app
         .client
         .post(format!("{}/api/sessions/{id}/export", app.url))

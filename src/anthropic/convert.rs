@@ -95,6 +95,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         builtin_tools: turn::builtin_tools(req.extra.get("builtin_tools"))?,
         slash_commands: false,
         approved_tools: None,
+        source: crate::store::source::ANTHROPIC,
         options: options(req)?,
     })
 }

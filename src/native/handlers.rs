@@ -74,7 +74,7 @@ pub async fn list_sessions(
         limit: q.limit.unwrap_or(50),
         cursor: q.cursor,
     };
-    let (data, next_cursor) = app.conversations.list_sessions(&filter);
+    let (data, next_cursor) = app.conversations.list_sessions(&filter).await?;
     Ok(Json(SessionList { data, next_cursor }).into_response())
 }
 
@@ -82,6 +82,7 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) ->
     let info = app
         .conversations
         .session(&id)
+        .await
         .ok_or_else(|| ApiError::NotFound(format!("No session with the id '{id}'")))?;
     Ok(Json(info).into_response())
 }
@@ -114,7 +115,7 @@ pub async fn interrupt(State(app): State<AppState>, Path(id): Path<String>) -> R
 }
 
 pub async fn history(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(json!({"data": app.conversations.history(&id)?})).into_response())
+    Ok(Json(json!({"data": app.conversations.history(&id).await?})).into_response())
 }
 
 pub async fn fork(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
@@ -138,7 +139,7 @@ pub async fn export(
             .into())
         }
     };
-    let text = app.conversations.export_session(&id, markdown)?;
+    let text = app.conversations.export_session(&id, markdown).await?;
     let kind = if markdown {
         "text/markdown; charset=utf-8"
     } else {
@@ -161,7 +162,7 @@ pub async fn answer_permission(
 
 /// Watch a session: every event of every turn, for as long as the client stays.
 pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let rx = app.conversations.watch(&id)?;
+    let rx = app.conversations.watch(&id).await?;
     Ok(sse(watch_events(rx)).into_response())
 }
 
@@ -170,7 +171,7 @@ pub async fn websocket(
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    let rx = app.conversations.watch(&id)?;
+    let rx = app.conversations.watch(&id).await?;
     Ok(ws.on_upgrade(move |socket| serve_socket(app, id, socket, rx)))
 }
 

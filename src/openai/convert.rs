@@ -152,6 +152,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         builtin_tools,
         slash_commands: false,
         approved_tools: None,
+        source: crate::store::source::OPENAI,
         options,
     })
 }
