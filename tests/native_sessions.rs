@@ -477,3 +477,19 @@ async fn concurrent_sessions_never_cross_events() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn compatible_requests_can_attach_to_a_session() {
+    let app = spawn_app().await;
+    let s = create(&app, json!({"model": "sonnet"})).await;
+    let id = s["id"].as_str().unwrap();
+    send(&app, id, "first through the native API").await;
+    let (status, body) = app
+        .chat(json!({"model": "sonnet", "session_id": id, "messages": [user("then through OpenAI [[report:history]]")]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("first through the native API"), "the session's history reached the model: {text}");
+    assert_eq!(app.spawned(), 1, "the session's own process served both");
+    app.stop().await;
+}
