@@ -489,7 +489,10 @@ async fn compatible_requests_can_attach_to_a_session() {
         .await;
     assert_eq!(status, 200, "{body}");
     let text = body["choices"][0]["message"]["content"].as_str().unwrap();
-    assert!(text.contains("first through the native API"), "the session's history reached the model: {text}");
+    assert!(
+        text.contains("first through the native API"),
+        "the session's history reached the model: {text}"
+    );
     assert_eq!(app.spawned(), 1, "the session's own process served both");
     app.stop().await;
 }

@@ -26,20 +26,7 @@ type Result<T> = std::result::Result<T, NativeError>;
 
 /// Parse a JSON body, naming the field when its shape is wrong.
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ApiError> {
-    let v: Value = if bytes.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(bytes).map_err(|e| {
-            ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
-        })?
-    };
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::bad_request(
-            path.clone(),
-            format!("Invalid value for '{path}': {}", e.into_inner()),
-        )
-    })
+    crate::body::parse(bytes, &crate::body::NATIVE)
 }
 
 pub async fn create_session(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
