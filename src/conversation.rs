@@ -119,6 +119,9 @@ pub struct Conversations {
     pub pool: Arc<ProcessPool>,
     pub store: Arc<dyn Store>,
     registry: Mutex<HashMap<String, Conversation>>,
+    /// Ids of every compatible-API conversation this instance has held. The registry is the
+    /// truth for these; the store's history keys matter only for the others (a restart).
+    known: Mutex<HashSet<String>>,
     pub(crate) sessions: Mutex<HashMap<String, crate::sessions::SessionSlot>>,
 }
 
@@ -167,6 +170,7 @@ impl Conversations {
             pool,
             store,
             registry: Mutex::default(),
+            known: Mutex::default(),
             sessions: Mutex::default(),
         }
     }
@@ -240,7 +244,7 @@ impl Conversations {
     /// transcript are on disk, so it continues with `--resume`.
     async fn restore(&self, key: &str) -> Option<Conversation> {
         let rec = match self.store.find_session_by_history_key(key).await {
-            Ok(Some(rec)) if rec.source != store::source::NATIVE => rec,
+            Ok(Some(rec)) if rec.source != store::source::NATIVE && !self.is_known(&rec.id) => rec,
             Ok(_) => return None,
             Err(e) => {
                 tracing::warn!(error = %e, "store lookup failed; the history is replayed instead");
@@ -254,6 +258,7 @@ impl Conversations {
             return None;
         }
         tracing::info!(conversation = %rec.id, "continuing a stored conversation");
+        self.remember(&rec.id);
         let mut conv = self.blank_conversation(
             rec.id,
             rec.cli_session_id,
@@ -531,6 +536,7 @@ impl Conversations {
                 started = true;
             }
         }
+        self.remember(&id);
         let mut conv = self.blank_conversation(id, cli_session_id, workspace, req.system.clone());
         conv.source = if req.source.is_empty() {
             store::source::OPENAI
@@ -1059,6 +1065,14 @@ impl Conversations {
         } else {
             self.forget(conv);
         }
+    }
+
+    fn is_known(&self, id: &str) -> bool {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
+    }
+
+    fn remember(&self, id: &str) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string());
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
