@@ -32,6 +32,7 @@ use crate::claude::wire::Initialize;
 use crate::claude::{transcript, ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::config::Config;
 use crate::metrics::waiting_on_cli;
+use crate::store::{self, Store, ToolCallRecord, UsageRecord};
 use crate::turn::{
     history_key, split_for_transcript, tool_result_text, Message, Role, StopMatcher, TurnRequest,
 };
@@ -64,6 +65,8 @@ pub(crate) struct Awaiting {
     cli: mpsc::UnboundedReceiver<Event>,
     /// Tool-use ids the client must answer.
     pending: Vec<String>,
+    /// Their tool names and argument sizes, for the records.
+    calls: HashMap<String, (String, usize)>,
     since: Instant,
     /// Usage already reported to the client for this CLI turn.
     reported: Usage,
@@ -83,6 +86,11 @@ pub(crate) struct Conversation {
     pub(crate) native: Option<String>,
     /// Watchers of a native session.
     pub(crate) bus: Option<tokio::sync::broadcast::Sender<Event>>,
+    /// It has a record in the store (so usage and tool calls can refer to it).
+    pub(crate) persisted: bool,
+    /// Which API it came from (`store::source`).
+    pub(crate) source: String,
+    pub(crate) model_id: String,
     pub(crate) process: Option<Arc<CliProcess>>,
     /// What the live process was launched and initialized with, and its current settings.
     process_launch: String,
@@ -112,12 +120,21 @@ pub struct Conversations {
     claude_bin: PathBuf,
     cli_version: String,
     pub pool: Arc<ProcessPool>,
+    pub store: Arc<dyn Store>,
     registry: Mutex<HashMap<String, Conversation>>,
+    /// Ids of every compatible-API conversation this instance has held. The registry is the
+    /// truth for these; the store's history keys matter only for the others (a restart).
+    known: Mutex<HashSet<String>>,
     pub(crate) sessions: Mutex<HashMap<String, crate::sessions::SessionSlot>>,
 }
 
 impl Conversations {
-    pub fn new(cfg: Arc<Config>, claude_bin: PathBuf, cli_version: String) -> Self {
+    pub fn new(
+        cfg: Arc<Config>,
+        claude_bin: PathBuf,
+        cli_version: String,
+        store: Arc<dyn Store>,
+    ) -> Self {
         let pool = Arc::new(ProcessPool::new(
             cfg.max_live_processes,
             Duration::from_secs(cfg.queue_timeout_secs),
@@ -154,7 +171,9 @@ impl Conversations {
             claude_bin,
             cli_version,
             pool,
+            store,
             registry: Mutex::default(),
+            known: Mutex::default(),
             sessions: Mutex::default(),
         }
     }
@@ -211,7 +230,49 @@ impl Conversations {
                 }
             };
         }
+        if let Some(conv) = self.restore(&key).await {
+            let mut conv = conv;
+            return match self.acquire_process(&mut conv, &req).await {
+                Ok(p) => self.begin(conv, p, req, true).await,
+                Err(e) => {
+                    self.forget(conv);
+                    Err(e.into())
+                }
+            };
+        }
         self.start_fresh(req).await
+    }
+
+    /// A conversation this gateway kept before it restarted: its record and the CLI's
+    /// transcript are on disk, so it continues with `--resume`.
+    async fn restore(&self, key: &str) -> Option<Conversation> {
+        let rec = match self.store.find_session_by_history_key(key).await {
+            Ok(Some(rec)) if rec.source != store::source::NATIVE && !self.is_known(&rec.id) => rec,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "store lookup failed; the history is replayed instead");
+                return None;
+            }
+        };
+        // Take the key, so a concurrent request with the same history does not resume the
+        // same CLI session a second time.
+        if let Err(e) = self.store.set_history_key(&rec.id, None).await {
+            tracing::warn!(error = %e, "could not take a stored conversation");
+            return None;
+        }
+        tracing::info!(conversation = %rec.id, "continuing a stored conversation");
+        self.remember(&rec.id);
+        let mut conv = self.blank_conversation(
+            rec.id,
+            rec.cli_session_id,
+            PathBuf::from(rec.workspace),
+            rec.system_prompt,
+        );
+        conv.started = true;
+        conv.persisted = true;
+        conv.source = rec.source;
+        conv.model_id = rec.model;
+        Some(conv)
     }
 
     /// Background upkeep: stop idle processes past their lifetime, give up on tool calls
@@ -401,6 +462,28 @@ impl Conversations {
         let Some(aw) = conv.awaiting.take() else {
             return Ok(None);
         };
+        if conv.persisted {
+            let calls: Vec<ToolCallRecord> = results
+                .iter()
+                .map(|(id, o)| ToolCallRecord {
+                    id: id.clone(),
+                    session_id: conv.id.clone(),
+                    turn_id: String::new(),
+                    tool: aw.calls.get(id).map(|c| c.0.clone()).unwrap_or_default(),
+                    kind: "client".into(),
+                    argument_bytes: aw.calls.get(id).map(|c| c.1 as i64).unwrap_or(0),
+                    outcome: Some(if o.is_error { "error" } else { "ok" }.into()),
+                    duration_ms: Some(aw.since.elapsed().as_millis() as i64),
+                    created_at: store::now_millis(),
+                })
+                .collect();
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                for c in calls {
+                    let _ = store.record_tool_call(&c).await;
+                }
+            });
+        }
         if let Some(server) = &conv.tool_server {
             for (id, outcome) in results {
                 server.resolve(&id, outcome);
@@ -461,7 +544,15 @@ impl Conversations {
                 started = true;
             }
         }
+        self.remember(&id);
         let mut conv = self.blank_conversation(id, cli_session_id, workspace, req.system.clone());
+        conv.source = if req.source.is_empty() {
+            store::source::OPENAI
+        } else {
+            req.source
+        }
+        .to_string();
+        conv.model_id = req.model_id.clone();
         conv.started = started;
         conv.resumable = replay_tail.is_empty();
         conv.replay_tail = replay_tail;
@@ -485,6 +576,9 @@ impl Conversations {
             started: false,
             native: None,
             bus: None,
+            persisted: false,
+            source: store::source::OPENAI.to_string(),
+            model_id: String::new(),
             process: None,
             process_launch: String::new(),
             process_runtime: Runtime::default(),
@@ -655,7 +749,8 @@ impl Conversations {
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs);
         let mut stops = StopMatcher::new(req.stop.clone());
         let mut reply = String::new();
-        let mut step = ToolStep::new(&req);
+        let turn_id = uuid::Uuid::new_v4().to_string();
+        let mut step = ToolStep::new(&req, &conv.id, &turn_id);
         let mut step_usage = Usage::default();
 
         enum End {
@@ -749,7 +844,24 @@ impl Conversations {
                 if !summary.session_id.is_empty() {
                     conv.cli_session_id = summary.session_id.clone();
                 }
-                self.keep(conv, process, &req, assistant_message(&reply, &[]), None);
+                let usage = usage_record(
+                    &conv,
+                    &req,
+                    &turn_id,
+                    summary.usage,
+                    summary.cost_usd,
+                    started,
+                );
+                let calls = step.take_records();
+                self.keep(
+                    conv,
+                    process,
+                    &req,
+                    assistant_message(&reply, &[]),
+                    None,
+                    usage,
+                    calls,
+                );
                 "completed"
             }
             End::Pause(calls) => {
@@ -762,15 +874,25 @@ impl Conversations {
                 let awaiting = Awaiting {
                     cli,
                     pending: calls.iter().map(|(id, _, _)| id.clone()).collect(),
+                    calls: calls
+                        .iter()
+                        .map(|(id, name, input)| {
+                            (id.clone(), (name.clone(), input.to_string().len()))
+                        })
+                        .collect(),
                     since: Instant::now(),
                     reported: plus(reported, usage),
                 };
+                let usage = usage_record(&conv, &req, &turn_id, usage, None, started);
+                let records = step.take_records();
                 self.keep(
                     conv,
                     process,
                     &req,
                     assistant_message(&reply, &calls),
                     Some(awaiting),
+                    usage,
+                    records,
                 );
                 "tool_calls"
             }
@@ -814,6 +936,7 @@ impl Conversations {
     }
 
     /// The conversation continues from its new history (possibly paused on tool calls).
+    #[allow(clippy::too_many_arguments)]
     fn keep(
         &self,
         mut conv: Conversation,
@@ -821,6 +944,8 @@ impl Conversations {
         req: &TurnRequest,
         reply: Message,
         awaiting: Option<Awaiting>,
+        usage: UsageRecord,
+        tool_calls: Vec<ToolCallRecord>,
     ) {
         let prompt = Message::user(req.prompt.clone());
         let key = history_key(
@@ -831,6 +956,14 @@ impl Conversations {
         conv.process = Some(process);
         conv.awaiting = awaiting;
         conv.last_used = Instant::now();
+        self.persist_turn(
+            &conv,
+            (conv.native.is_none() && conv.resumable && conv.awaiting.is_none())
+                .then_some(key.clone()),
+            usage,
+            tool_calls,
+        );
+        conv.persisted = true;
         if conv.native.is_some() {
             let status = if conv.awaiting.is_some() {
                 "awaiting_tools"
@@ -843,8 +976,70 @@ impl Conversations {
         self.registry().insert(key, conv);
     }
 
+    /// Record a finished turn: the conversation (created on its first turn), the history key
+    /// it now ends at (when a restart could continue it), its usage and its tool calls. In the
+    /// background and in this order, since the records refer to the conversation.
+    fn persist_turn(
+        &self,
+        conv: &Conversation,
+        key: Option<String>,
+        usage: UsageRecord,
+        tool_calls: Vec<ToolCallRecord>,
+    ) {
+        let store = self.store.clone();
+        let rec = (!conv.persisted && conv.native.is_none()).then(|| store::Session {
+            id: conv.id.clone(),
+            cli_session_id: conv.cli_session_id.clone(),
+            workspace: conv.workspace.display().to_string(),
+            workspace_is_temp: conv.workspace_is_temp,
+            model: conv.model_id.clone(),
+            system_prompt: conv.system.clone(),
+            source: conv.source.clone(),
+            ..store::Session::new("", "", "")
+        });
+        let (id, native) = (conv.id.clone(), conv.native.is_some());
+        let status = if conv.awaiting.is_some() {
+            store::status::AWAITING_TOOLS
+        } else {
+            store::status::IDLE
+        };
+        tokio::spawn(async move {
+            let result = async {
+                if let Some(rec) = rec {
+                    store.create_session(&rec).await?;
+                } else if !native {
+                    if let Some(mut s) = store.get_session(&id).await? {
+                        s.status = status.to_string();
+                        store.update_session(&s).await?;
+                    }
+                }
+                if !native {
+                    store.set_history_key(&id, key.as_deref()).await?;
+                }
+                store.record_usage(&usage).await?;
+                for c in &tool_calls {
+                    store.record_tool_call(c).await?;
+                }
+                Ok::<(), store::StoreError>(())
+            };
+            if let Err(e) = result.await {
+                tracing::warn!(conversation = %id, error = %e, "could not record a turn");
+            }
+        });
+    }
+
     /// Drop a conversation for good: its process and its workspace.
     pub(crate) fn forget(&self, conv: Conversation) {
+        if conv.persisted && conv.native.is_none() {
+            let (store, id) = (self.store.clone(), conv.id.clone());
+            tokio::spawn(async move {
+                let _ = store.set_history_key(&id, None).await;
+                if let Ok(Some(mut s)) = store.get_session(&id).await {
+                    s.status = store::status::CLOSED.to_string();
+                    let _ = store.update_session(&s).await;
+                }
+            });
+        }
         if let Some(s) = &conv.tool_server {
             s.cancel_all();
         }
@@ -882,6 +1077,20 @@ impl Conversations {
         }
     }
 
+    fn is_known(&self, id: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
+    }
+
+    fn remember(&self, id: &str) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
+    }
+
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
         // Single-step map operations only, so a poisoned lock still holds a consistent map.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
@@ -892,17 +1101,23 @@ impl Conversations {
 /// collected; with `parallel_tool_calls: false` every client call after the first is answered
 /// with an error at once and hidden from the client.
 struct ToolStep {
+    session_id: String,
+    turn_id: String,
+    records: Vec<ToolCallRecord>,
     offered: HashSet<String>,
     parallel: bool,
     calls: Vec<(String, String, Value)>,
     shown: HashSet<String>,
     suppressed: HashSet<String>,
-    builtin_started: HashMap<String, (String, Instant)>,
+    builtin_started: HashMap<String, (String, Instant, usize)>,
 }
 
 impl ToolStep {
-    fn new(req: &TurnRequest) -> Self {
+    fn new(req: &TurnRequest, session_id: &str, turn_id: &str) -> Self {
         ToolStep {
+            session_id: session_id.to_string(),
+            turn_id: turn_id.to_string(),
+            records: vec![],
             offered: req.offered_tools().into_iter().map(|t| t.name).collect(),
             parallel: req.parallel_tool_calls,
             calls: vec![],
@@ -910,6 +1125,32 @@ impl ToolStep {
             suppressed: HashSet::new(),
             builtin_started: HashMap::new(),
         }
+    }
+
+    fn take_records(&mut self) -> Vec<ToolCallRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    fn record(
+        &mut self,
+        id: &str,
+        tool: &str,
+        kind: &str,
+        argument_bytes: usize,
+        outcome: Option<&str>,
+        duration_ms: Option<u128>,
+    ) {
+        self.records.push(ToolCallRecord {
+            id: id.to_string(),
+            session_id: self.session_id.clone(),
+            turn_id: self.turn_id.clone(),
+            tool: tool.to_string(),
+            kind: kind.to_string(),
+            argument_bytes: argument_bytes as i64,
+            outcome: outcome.map(String::from),
+            duration_ms: duration_ms.map(|d| d as i64),
+            created_at: store::now_millis(),
+        });
     }
 
     fn take_calls(&mut self) -> Vec<(String, String, Value)> {
@@ -1009,8 +1250,10 @@ impl ToolStep {
                             argument_bytes = input.to_string().len(),
                             "tool call started"
                         );
-                        self.builtin_started
-                            .insert(id.clone(), (name.clone(), Instant::now()));
+                        self.builtin_started.insert(
+                            id.clone(),
+                            (name.clone(), Instant::now(), input.to_string().len()),
+                        );
                         vec![Event::ToolCall {
                             id,
                             name,
@@ -1025,7 +1268,18 @@ impl ToolStep {
                 content,
                 is_error,
             } => {
-                if let Some((name, since)) = self.builtin_started.remove(&tool_use_id) {
+                if let Some((name, since, argument_bytes)) =
+                    self.builtin_started.remove(&tool_use_id)
+                {
+                    let outcome = if is_error { "error" } else { "ok" };
+                    self.record(
+                        &tool_use_id,
+                        &name,
+                        "builtin",
+                        argument_bytes,
+                        Some(outcome),
+                        Some(since.elapsed().as_millis()),
+                    );
                     tracing::info!(
                         target: "ccgw::tools",
                         conversation,
@@ -1058,6 +1312,29 @@ fn escape_slash(mut content: Vec<Value>) -> Vec<Value> {
         }
     }
     content
+}
+
+fn usage_record(
+    conv: &Conversation,
+    req: &TurnRequest,
+    turn_id: &str,
+    usage: Usage,
+    cost_usd: Option<f64>,
+    started: Instant,
+) -> UsageRecord {
+    UsageRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        session_id: conv.id.clone(),
+        turn_id: turn_id.to_string(),
+        model: req.model_id.clone(),
+        input_tokens: usage.input_tokens as i64,
+        output_tokens: usage.output_tokens as i64,
+        cache_creation_input_tokens: usage.cache_creation_input_tokens as i64,
+        cache_read_input_tokens: usage.cache_read_input_tokens as i64,
+        cost_usd,
+        duration_ms: started.elapsed().as_millis() as i64,
+        created_at: store::now_millis(),
+    }
 }
 
 /// What the client will send back as this response's assistant message.

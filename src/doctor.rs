@@ -79,7 +79,14 @@ pub async fn run(mut cfg: Config) -> bool {
     };
     cfg.data_dir = data.clone();
     cfg.warm_pool_size = 0;
-    let conv = Arc::new(Conversations::new(Arc::new(cfg), bin, version));
+    let store = match crate::store::SqliteStore::open_in_memory().await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            println!("FAIL       could not open a store: {e}");
+            return false;
+        }
+    };
+    let conv = Arc::new(Conversations::new(Arc::new(cfg), bin, version, store));
     let started = Instant::now();
     let req = TurnRequest {
         model_id: "default".into(),

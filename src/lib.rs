@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod claude;
 pub mod config;
 pub mod conversation;

@@ -116,7 +116,16 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(cfg.claude_config_dir())?;
 
     let cfg = Arc::new(cfg);
-    let conversations = Arc::new(Conversations::new(cfg.clone(), bin, version));
+    let db = cfg.data_dir.join("ccgw.db");
+    let store = crate::store::SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("opening the store {}", db.display()))?;
+    let conversations = Arc::new(Conversations::new(
+        cfg.clone(),
+        bin,
+        version,
+        Arc::new(store),
+    ));
     conversations.spawn_reaper();
     let state = AppState {
         models: Arc::new(ModelTable::new(&cfg.models)),

@@ -18,6 +18,7 @@ use crate::claude::control::PermissionBroker;
 use crate::claude::process::CliProcess;
 use crate::claude::{transcript, Event};
 use crate::conversation::{Conversation, Conversations, TurnError, TurnHandle};
+use crate::store::{self, StoreError};
 use crate::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
 
 /// What a client asks for when it creates a session.
@@ -76,7 +77,6 @@ pub(crate) struct SessionSlot {
     pub(crate) conv: Option<Conversation>,
     running: Option<Arc<CliProcess>>,
     bus: broadcast::Sender<Event>,
-    pub(crate) history: Vec<HistoryEntry>,
     broker: Arc<PermissionBroker>,
 }
 
@@ -156,47 +156,81 @@ impl Conversations {
             updated_at: at,
             live: false,
         };
+        self.store
+            .create_session(&session_record(&info))
+            .await
+            .map_err(store_error)?;
         let conv = self.session_conversation(&info, workspace, temp);
         self.insert_slot(info.clone(), spec.cli_model, conv);
         Ok(info)
     }
 
-    pub fn session(&self, id: &str) -> Option<SessionInfo> {
+    pub async fn session(self: &Arc<Self>, id: &str) -> Option<SessionInfo> {
+        self.ensure_slot(id).await;
         self.sessions_lock().get(id).map(view)
     }
 
-    /// Newest first; `next_cursor` continues after the last item of the page.
-    pub fn list_sessions(&self, f: &SessionFilter) -> (Vec<SessionInfo>, Option<String>) {
-        let mut all: Vec<SessionInfo> = self
-            .sessions_lock()
-            .values()
-            .map(view)
-            .filter(|s| f.status.as_ref().is_none_or(|st| &s.status == st))
-            .filter(|s| f.model.as_ref().is_none_or(|m| &s.model == m))
-            .collect();
-        all.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
-        let start = match &f.cursor {
-            Some(c) => all
-                .iter()
-                .position(|s| &s.id == c)
-                .map(|i| i + 1)
-                .unwrap_or(all.len()),
-            None => 0,
+    /// After a restart a session exists only in the store: bring it back (without a process;
+    /// its next turn resumes the CLI session from its transcript).
+    async fn ensure_slot(self: &Arc<Self>, id: &str) {
+        if self.sessions_lock().contains_key(id) {
+            return;
+        }
+        let rec = match self.store.get_session(id).await {
+            Ok(Some(rec)) if rec.source == store::source::NATIVE => rec,
+            _ => return,
         };
-        let limit = f.limit.clamp(1, 500);
-        let page: Vec<SessionInfo> = all.iter().skip(start).take(limit).cloned().collect();
-        let next = (start + page.len() < all.len())
-            .then(|| page.last().map(|s| s.id.clone()))
-            .flatten();
-        (page, next)
+        let info = info_from(&rec);
+        let workspace = PathBuf::from(&info.workspace);
+        let mut conv = self.session_conversation(&info, workspace.clone(), info.workspace_is_temp);
+        let config = crate::conversation::absolute(self.cfg.claude_config_dir());
+        conv.started =
+            transcript::session_file(&config, &workspace, &info.cli_session_id).is_file();
+        let cli_model = crate::models::ModelTable::new(&self.cfg.models)
+            .resolve(&info.model)
+            .and_then(|m| m.cli_model.clone());
+        if !self.sessions_lock().contains_key(id) {
+            self.insert_slot(info, cli_model, conv);
+        }
+    }
+
+    /// Newest first; `next_cursor` continues after the last item of the page.
+    pub async fn list_sessions(
+        &self,
+        f: &SessionFilter,
+    ) -> Result<(Vec<SessionInfo>, Option<String>), TurnError> {
+        let filter = store::SessionFilter {
+            status: f.status.clone(),
+            source: Some(store::source::NATIVE.into()),
+            model: f.model.clone(),
+            limit: f.limit as u32,
+            cursor: f.cursor.clone(),
+        };
+        let page = self
+            .store
+            .list_sessions(&filter)
+            .await
+            .map_err(store_error)?;
+        let sessions = self.sessions_lock();
+        let items = page
+            .items
+            .iter()
+            .map(|rec| match sessions.get(&rec.id) {
+                Some(slot) => view(slot),
+                None => info_from(rec),
+            })
+            .collect();
+        Ok((items, page.next_cursor))
     }
 
     /// Stop its process and forget it; a temporary workspace goes too.
-    pub async fn delete_session(&self, id: &str) -> Result<(), TurnError> {
+    pub async fn delete_session(self: &Arc<Self>, id: &str) -> Result<(), TurnError> {
+        self.ensure_slot(id).await;
         let slot = self
             .sessions_lock()
             .remove(id)
             .ok_or_else(|| not_found(id))?;
+        self.store.delete_session(id).await.map_err(store_error)?;
         if let Some(p) = &slot.running {
             let _ = p.interrupt().await;
             self.pool.retire(p);
@@ -217,6 +251,7 @@ impl Conversations {
         id: &str,
         prompt: Vec<Value>,
     ) -> Result<TurnHandle, TurnError> {
+        self.ensure_slot(id).await;
         let (mut conv, req, broker, bus) = {
             let mut sessions = self.sessions_lock();
             let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;
@@ -270,7 +305,8 @@ impl Conversations {
     }
 
     /// Stop the turn running in a session. False when none runs.
-    pub async fn interrupt_session(&self, id: &str) -> Result<bool, TurnError> {
+    pub async fn interrupt_session(self: &Arc<Self>, id: &str) -> Result<bool, TurnError> {
+        self.ensure_slot(id).await;
         let running = {
             let sessions = self.sessions_lock();
             let slot = sessions.get(id).ok_or_else(|| not_found(id))?;
@@ -306,7 +342,11 @@ impl Conversations {
         }
     }
 
-    pub fn watch(&self, id: &str) -> Result<broadcast::Receiver<Event>, TurnError> {
+    pub async fn watch(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Result<broadcast::Receiver<Event>, TurnError> {
+        self.ensure_slot(id).await;
         let sessions = self.sessions_lock();
         Ok(sessions
             .get(id)
@@ -315,26 +355,40 @@ impl Conversations {
             .subscribe())
     }
 
-    pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, TurnError> {
-        let sessions = self.sessions_lock();
-        Ok(sessions
-            .get(id)
-            .ok_or_else(|| not_found(id))?
-            .history
-            .clone())
+    pub async fn history(self: &Arc<Self>, id: &str) -> Result<Vec<HistoryEntry>, TurnError> {
+        self.ensure_slot(id).await;
+        if !self.sessions_lock().contains_key(id) {
+            return Err(not_found(id));
+        }
+        let events = self
+            .store
+            .list_events(id, 0, store::MAX_EVENTS_PER_CALL)
+            .await
+            .map_err(store_error)?;
+        Ok(events
+            .into_iter()
+            .map(|e| HistoryEntry {
+                seq: e.seq as u64,
+                kind: e.kind,
+                payload: e.payload,
+                at: millis_to_rfc3339(e.created_at),
+            })
+            .collect())
     }
 
     /// A new session that starts from this one's conversation; the original is not changed.
     pub async fn fork_session(self: &Arc<Self>, id: &str) -> Result<SessionInfo, TurnError> {
-        let (orig, cli_model, history) = {
+        self.ensure_slot(id).await;
+        let (orig, cli_model) = {
             let sessions = self.sessions_lock();
             let slot = sessions.get(id).ok_or_else(|| not_found(id))?;
-            (
-                slot.info.clone(),
-                slot.cli_model.clone(),
-                slot.history.clone(),
-            )
+            (slot.info.clone(), slot.cli_model.clone())
         };
+        let history = self
+            .store
+            .list_events(id, 0, store::MAX_EVENTS_PER_CALL)
+            .await
+            .map_err(store_error)?;
         let orig_ws = PathBuf::from(&orig.workspace);
         let config = crate::conversation::absolute(self.cfg.claude_config_dir());
         let source = transcript::session_file(&config, &orig_ws, &orig.cli_session_id);
@@ -379,19 +433,30 @@ impl Conversations {
             live: false,
             ..orig.clone()
         };
+        self.store
+            .create_session(&session_record(&info))
+            .await
+            .map_err(store_error)?;
+        for e in history {
+            let _ = self
+                .store
+                .append_events(&info.id, &e.turn_id, &[(e.kind.as_str(), e.payload)])
+                .await;
+        }
         let mut conv = self.session_conversation(&info, workspace, temp);
         conv.started = true;
         self.insert_slot(info.clone(), cli_model, conv);
-        if let Some(slot) = self.sessions_lock().get_mut(&info.id) {
-            slot.history = history;
-        }
         Ok(info)
     }
 
     /// JSON (`{session, history}`) or Markdown transcript.
-    pub fn export_session(&self, id: &str, markdown: bool) -> Result<String, TurnError> {
-        let info = self.session(id).ok_or_else(|| not_found(id))?;
-        let history = self.history(id)?;
+    pub async fn export_session(
+        self: &Arc<Self>,
+        id: &str,
+        markdown: bool,
+    ) -> Result<String, TurnError> {
+        let info = self.session(id).await.ok_or_else(|| not_found(id))?;
+        let history = self.history(id).await?;
         if !markdown {
             return Ok(json!({"session": info, "history": history}).to_string());
         }
@@ -452,6 +517,12 @@ impl Conversations {
                 slot.info.updated_at = now();
                 slot.running = None;
                 slot.conv = Some(conv);
+                let (store, rec) = (self.store.clone(), session_record(&slot.info));
+                tokio::spawn(async move {
+                    if let Err(e) = store.update_session(&rec).await {
+                        tracing::warn!(session = %rec.id, error = %e, "could not save a session");
+                    }
+                });
             }
             None => {
                 drop(sessions);
@@ -509,7 +580,6 @@ impl Conversations {
             conv: Some(conv),
             running: None,
             bus: bus.clone(),
-            history: Vec::new(),
             broker: PermissionBroker::new(Duration::from_secs(self.cfg.permission_timeout_secs)),
         };
         self.sessions_lock().insert(id.clone(), slot);
@@ -533,6 +603,81 @@ fn view(slot: &SessionSlot) -> SessionInfo {
             .and_then(|c| c.process.as_ref())
             .is_some_and(|p| p.is_alive());
     info
+}
+
+fn store_error(e: StoreError) -> TurnError {
+    match e {
+        StoreError::NotFound(m) => TurnError::NotFound(m),
+        StoreError::Invalid(m) => TurnError::invalid("cursor", m),
+        other => TurnError::Claude(crate::claude::ClaudeError::protocol(format!(
+            "store: {other}"
+        ))),
+    }
+}
+
+fn millis_to_rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn rfc3339_to_millis(s: &str) -> i64 {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or_else(|_| store::now_millis())
+}
+
+/// The store's record of a session.
+fn session_record(info: &SessionInfo) -> store::Session {
+    store::Session {
+        id: info.id.clone(),
+        cli_session_id: info.cli_session_id.clone(),
+        workspace: info.workspace.clone(),
+        workspace_is_temp: info.workspace_is_temp,
+        model: info.model.clone(),
+        agent: info.agent.clone(),
+        permission_mode: info.permission_mode.clone(),
+        system_prompt: info.system_prompt.clone(),
+        allowed_tools: info.allowed_tools.clone(),
+        tools: info.tools.clone(),
+        forked_from: info.forked_from.clone(),
+        title: info.title.clone(),
+        status: info.status.clone(),
+        history_key: None,
+        source: store::source::NATIVE.into(),
+        created_at: rfc3339_to_millis(&info.created_at),
+        updated_at: rfc3339_to_millis(&info.updated_at),
+    }
+}
+
+fn info_from(rec: &store::Session) -> SessionInfo {
+    SessionInfo {
+        id: rec.id.clone(),
+        cli_session_id: rec.cli_session_id.clone(),
+        workspace: rec.workspace.clone(),
+        workspace_is_temp: rec.workspace_is_temp,
+        model: rec.model.clone(),
+        agent: rec.agent.clone(),
+        permission_mode: rec.permission_mode.clone(),
+        system_prompt: rec.system_prompt.clone(),
+        tools: rec.tools.clone(),
+        allowed_tools: rec.allowed_tools.clone(),
+        title: rec.title.clone(),
+        // A turn that was running when the gateway stopped is over.
+        status: if rec.status == store::status::RUNNING {
+            store::status::IDLE.into()
+        } else {
+            rec.status.clone()
+        },
+        forked_from: rec.forked_from.clone(),
+        created_at: millis_to_rfc3339(rec.created_at),
+        updated_at: millis_to_rfc3339(rec.updated_at),
+        live: false,
+    }
 }
 
 fn not_found(id: &str) -> TurnError {
@@ -576,6 +721,7 @@ async fn record(
 ) {
     let mut text = String::new();
     let mut thinking = String::new();
+    let mut turn_id = uuid::Uuid::new_v4().to_string();
     loop {
         let ev = match rx.recv().await {
             Ok(ev) => ev,
@@ -597,7 +743,10 @@ async fn record(
         match ev {
             Event::TextDelta { text: t } => text.push_str(&t),
             Event::ThinkingDelta { text: t } => thinking.push_str(&t),
-            Event::UserMessage { content } => entries.push(("user", json!({"content": content}))),
+            Event::UserMessage { content } => {
+                turn_id = uuid::Uuid::new_v4().to_string();
+                entries.push(("user", json!({"content": content})))
+            }
             Event::ToolCall {
                 id: call,
                 name,
@@ -647,18 +796,11 @@ async fn record(
         let Some(c) = conversations.upgrade() else {
             break;
         };
-        let mut sessions = c.sessions_lock();
-        let Some(slot) = sessions.get_mut(&id) else {
-            break;
-        };
-        for (kind, payload) in entries {
-            let seq = slot.history.len() as u64 + 1;
-            slot.history.push(HistoryEntry {
-                seq,
-                kind: kind.into(),
-                payload,
-                at: now(),
-            });
+        if let Err(e) = c.store.append_events(&id, &turn_id, &entries).await {
+            tracing::warn!(session = %id, error = %e, "could not record history");
+            if matches!(e, StoreError::NotFound(_)) {
+                break;
+            }
         }
     }
 }

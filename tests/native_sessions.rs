@@ -86,7 +86,15 @@ async fn a_session_lives_across_messages() {
     let (_, info) = get(&app, &format!("/api/sessions/{id}")).await;
     assert_eq!(info["status"], "idle");
     assert_eq!(info["live"], true);
-    let (_, h) = get(&app, &format!("/api/sessions/{id}/history")).await;
+    // History is written by a recorder that follows the session's events: give it a moment.
+    let mut h = Value::Null;
+    for _ in 0..50 {
+        h = get(&app, &format!("/api/sessions/{id}/history")).await.1;
+        if h["data"].as_array().is_some_and(|a| a.len() >= 6) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let kinds: Vec<&str> = h["data"]
         .as_array()
         .unwrap()
@@ -355,6 +363,7 @@ async fn export_as_json_and_markdown() {
     let s = create(&app, json!({"model": "sonnet", "title": "Export me"})).await;
     let id = s["id"].as_str().unwrap();
     send(&app, id, "exported words").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let j: Value = app
         .client
         .post(format!("{}/api/sessions/{id}/export", app.url))
@@ -466,5 +475,24 @@ async fn concurrent_sessions_never_cross_events() {
         let (i, got) = t.await.unwrap();
         assert_eq!(got, format!("session-{i} says hello"));
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn compatible_requests_can_attach_to_a_session() {
+    let app = spawn_app().await;
+    let s = create(&app, json!({"model": "sonnet"})).await;
+    let id = s["id"].as_str().unwrap();
+    send(&app, id, "first through the native API").await;
+    let (status, body) = app
+        .chat(json!({"model": "sonnet", "session_id": id, "messages": [user("then through OpenAI [[report:history]]")]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("first through the native API"),
+        "the session's history reached the model: {text}"
+    );
+    assert_eq!(app.spawned(), 1, "the session's own process served both");
     app.stop().await;
 }

@@ -31,29 +31,7 @@ const EXTENSIONS: &[&str] = &[
 
 /// Parse a body, naming the field when its shape is wrong.
 pub fn parse(body: &[u8]) -> Result<MessagesRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "",
-            "The request body must be a JSON object",
-        ));
-    }
-    for required in ["model", "messages"] {
-        if value.get(required).is_none_or(Value::is_null) {
-            return Err(ApiError::bad_request(required, "Field required"));
-        }
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = dotted(&e.path().to_string());
-        ApiError::bad_request(path, e.into_inner().to_string())
-    })
-}
-
-/// `messages[1].content` → `messages.1.content`, the way Anthropic names fields.
-fn dotted(path: &str) -> String {
-    path.replace('[', ".").replace(']', "")
+    crate::body::parse(body, &crate::body::ANTHROPIC)
 }
 
 /// Build the domain turn. `models` resolves the public model id.
@@ -95,6 +73,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         builtin_tools: turn::builtin_tools(req.extra.get("builtin_tools"))?,
         slash_commands: false,
         approved_tools: None,
+        source: crate::store::source::ANTHROPIC,
         options: options(req)?,
     })
 }

@@ -26,20 +26,7 @@ type Result<T> = std::result::Result<T, NativeError>;
 
 /// Parse a JSON body, naming the field when its shape is wrong.
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ApiError> {
-    let v: Value = if bytes.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(bytes).map_err(|e| {
-            ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
-        })?
-    };
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::bad_request(
-            path.clone(),
-            format!("Invalid value for '{path}': {}", e.into_inner()),
-        )
-    })
+    crate::body::parse(bytes, &crate::body::NATIVE)
 }
 
 pub async fn create_session(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
@@ -74,7 +61,7 @@ pub async fn list_sessions(
         limit: q.limit.unwrap_or(50),
         cursor: q.cursor,
     };
-    let (data, next_cursor) = app.conversations.list_sessions(&filter);
+    let (data, next_cursor) = app.conversations.list_sessions(&filter).await?;
     Ok(Json(SessionList { data, next_cursor }).into_response())
 }
 
@@ -82,6 +69,7 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) ->
     let info = app
         .conversations
         .session(&id)
+        .await
         .ok_or_else(|| ApiError::NotFound(format!("No session with the id '{id}'")))?;
     Ok(Json(info).into_response())
 }
@@ -114,7 +102,7 @@ pub async fn interrupt(State(app): State<AppState>, Path(id): Path<String>) -> R
 }
 
 pub async fn history(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(json!({"data": app.conversations.history(&id)?})).into_response())
+    Ok(Json(json!({"data": app.conversations.history(&id).await?})).into_response())
 }
 
 pub async fn fork(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
@@ -138,7 +126,7 @@ pub async fn export(
             .into())
         }
     };
-    let text = app.conversations.export_session(&id, markdown)?;
+    let text = app.conversations.export_session(&id, markdown).await?;
     let kind = if markdown {
         "text/markdown; charset=utf-8"
     } else {
@@ -161,7 +149,7 @@ pub async fn answer_permission(
 
 /// Watch a session: every event of every turn, for as long as the client stays.
 pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let rx = app.conversations.watch(&id)?;
+    let rx = app.conversations.watch(&id).await?;
     Ok(sse(watch_events(rx)).into_response())
 }
 
@@ -170,7 +158,7 @@ pub async fn websocket(
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    let rx = app.conversations.watch(&id)?;
+    let rx = app.conversations.watch(&id).await?;
     Ok(ws.on_upgrade(move |socket| serve_socket(app, id, socket, rx)))
 }
 

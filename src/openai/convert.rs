@@ -33,37 +33,7 @@ pub const IGNORED_PARAMS: &[&str] = &[
 
 /// Parse a body, naming the field when its shape is wrong.
 pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ApiError> {
-    // A well-formed request is read straight from the bytes; the slower path through a `Value`
-    // below only runs to find what is wrong with one that is not.
-    if body.trim_ascii_start().starts_with(b"{") {
-        if let Ok(req) = serde_json::from_slice(body) {
-            return Ok(req);
-        }
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "",
-            "The request body must be a JSON object",
-        ));
-    }
-    for required in ["model", "messages"] {
-        if value.get(required).is_none() {
-            return Err(ApiError::bad_request(
-                required,
-                format!("Missing required parameter: '{required}'"),
-            ));
-        }
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::bad_request(
-            path.clone(),
-            format!("Invalid value for '{path}': {}", e.into_inner()),
-        )
-    })
+    crate::body::parse(body, &crate::body::OPENAI)
 }
 
 /// Build the domain turn. `models` resolves the public model id.
@@ -159,6 +129,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         builtin_tools,
         slash_commands: false,
         approved_tools: None,
+        source: crate::store::source::OPENAI,
         options,
     })
 }

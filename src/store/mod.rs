@@ -91,8 +91,11 @@ pub struct Session {
     pub agent: Option<String>,
     pub permission_mode: Option<String>,
     pub system_prompt: Option<String>,
-    /// Built-in tools the session may use.
+    /// Built-in tools that run without a permission request.
     pub allowed_tools: Vec<String>,
+    /// Built-in tools the model may use (native sessions).
+    pub tools: Vec<String>,
+    pub forked_from: Option<String>,
     pub title: Option<String>,
     /// One of [`status`].
     pub status: String,
@@ -126,6 +129,8 @@ impl Session {
             permission_mode: None,
             system_prompt: None,
             allowed_tools: Vec::new(),
+            tools: Vec::new(),
+            forked_from: None,
             title: None,
             status: status::IDLE.to_string(),
             history_key: None,

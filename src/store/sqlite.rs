@@ -37,7 +37,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SESSION_COLUMNS: &str = "id, cli_session_id, workspace, workspace_is_temp, model, agent, \
      permission_mode, system_prompt, allowed_tools, title, status, history_key, source, \
-     created_at, updated_at";
+     created_at, updated_at, tools, forked_from";
 
 /// A [`Store`] in a SQLite database. Cheap to clone (it is a handle to one pool).
 #[derive(Clone, Debug)]
@@ -119,6 +119,8 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, sqlx::Error> {
         permission_mode: row.try_get("permission_mode")?,
         system_prompt: row.try_get("system_prompt")?,
         allowed_tools: row.try_get::<Json<Vec<String>>, _>("allowed_tools")?.0,
+        tools: row.try_get::<Json<Vec<String>>, _>("tools")?.0,
+        forked_from: row.try_get("forked_from")?,
         title: row.try_get("title")?,
         status: row.try_get("status")?,
         history_key: row.try_get("history_key")?,
@@ -181,8 +183,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO sessions (id, cli_session_id, workspace, workspace_is_temp, model, agent, \
              permission_mode, system_prompt, allowed_tools, title, status, history_key, source, \
-             created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at, tools, forked_from) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.cli_session_id)
@@ -199,6 +201,8 @@ impl Store for SqliteStore {
         .bind(&s.source)
         .bind(s.created_at)
         .bind(s.updated_at)
+        .bind(Json(&s.tools))
+        .bind(&s.forked_from)
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -223,7 +227,7 @@ impl Store for SqliteStore {
         let sql = format!(
             "UPDATE sessions SET cli_session_id = ?, workspace = ?, workspace_is_temp = ?, \
              model = ?, agent = ?, permission_mode = ?, system_prompt = ?, allowed_tools = ?, \
-             title = ?, status = ?, source = ?, updated_at = ? \
+             title = ?, status = ?, source = ?, updated_at = ?, tools = ?, forked_from = ? \
              WHERE id = ? RETURNING {SESSION_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -239,6 +243,8 @@ impl Store for SqliteStore {
             .bind(&s.status)
             .bind(&s.source)
             .bind(now_millis())
+            .bind(Json(&s.tools))
+            .bind(&s.forked_from)
             .bind(&s.id)
             .fetch_optional(&self.pool)
             .await?;

@@ -10,6 +10,7 @@ use ccgw::server::RunningServer;
 use serde_json::Value;
 
 pub struct TestApp {
+    pub cfg: Config,
     pub url: String,
     pub client: reqwest::Client,
     pub mock: MockUpstream,
@@ -40,8 +41,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         ("ANTHROPIC_API_KEY".into(), "sk-test".into()),
     ];
     tweak(&mut cfg);
-    let server = ccgw::server::start(cfg).await.expect("gateway starts");
+    let server = ccgw::server::start(cfg.clone())
+        .await
+        .expect("gateway starts");
     TestApp {
+        cfg,
         url: server.url(),
         client: reqwest::Client::new(),
         mock,
@@ -131,6 +135,26 @@ impl TestApp {
             .expect("the model was called")
             .body
             .clone()
+    }
+
+    /// Stop the gateway and start a new one on the same data dir and upstream.
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        assert!(
+            wait_for(
+                || processes_under(self.data.path()).is_empty(),
+                Duration::from_secs(10)
+            )
+            .await,
+            "the first gateway left processes behind"
+        );
+        let server = ccgw::server::start(self.cfg.clone())
+            .await
+            .expect("gateway restarts");
+        self.url = server.url();
+        self.server = Some(server);
     }
 
     /// Stop the server and check that no CLI process it started is still alive.

@@ -1,0 +1,163 @@
+//! Request bodies: JSON parsing that names the offending field, shared by every adapter. Each
+//! API words its errors its own way, so the wording comes from a [`Dialect`].
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+/// How an API names fields and words a missing one.
+pub struct Dialect {
+    /// Fields that must be present and not null.
+    pub required: &'static [&'static str],
+    /// Whether an empty body counts as `{}`.
+    pub empty_is_object: bool,
+    /// `messages[1].content` → the API's own way of writing a field path.
+    pub path: fn(&str) -> String,
+    pub missing: fn(&str) -> String,
+    pub invalid: fn(&str, &str) -> String,
+}
+
+/// OpenAI: `messages[1].content`, "Missing required parameter: 'model'".
+pub const OPENAI: Dialect = Dialect {
+    required: &["model", "messages"],
+    empty_is_object: false,
+    path: |p| p.to_string(),
+    missing: |f| format!("Missing required parameter: '{f}'"),
+    invalid: |p, why| format!("Invalid value for '{p}': {why}"),
+};
+
+/// Anthropic: `messages.1.content`, "Field required".
+pub const ANTHROPIC: Dialect = Dialect {
+    required: &["model", "messages"],
+    empty_is_object: false,
+    path: |p| p.replace('[', ".").replace(']', ""),
+    missing: |_| "Field required".to_string(),
+    invalid: |_, why| why.to_string(),
+};
+
+/// The native API: every field optional at this level; an empty body is `{}`.
+pub const NATIVE: Dialect = Dialect {
+    required: &[],
+    empty_is_object: true,
+    path: |p| p.to_string(),
+    missing: |f| format!("'{f}' is required"),
+    invalid: |p, why| format!("Invalid value for '{p}': {why}"),
+};
+
+pub fn parse<T: DeserializeOwned>(bytes: &[u8], d: &Dialect) -> Result<T, ApiError> {
+    if let Some(parsed) = parse_well_formed(bytes, d) {
+        return Ok(parsed);
+    }
+    let value: Value = if bytes.is_empty() && d.empty_is_object {
+        json!({})
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
+        })?
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "",
+            "The request body must be a JSON object",
+        ));
+    }
+    if let Some(f) = d
+        .required
+        .iter()
+        .find(|f| value.get(**f).is_none_or(Value::is_null))
+    {
+        return Err(ApiError::bad_request(*f, (d.missing)(f)));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = (d.path)(&e.path().to_string());
+        let why = e.into_inner().to_string();
+        ApiError::bad_request(path.clone(), (d.invalid)(&path, &why))
+    })
+}
+
+/// A well-formed body, read straight into its type: the path through a `Value` above only runs
+/// to explain what is wrong with one that is not (and cost a third of a chat turn's CPU in the
+/// benchmarks, bench/RESULTS.md). `None`: take that path.
+fn parse_well_formed<T: DeserializeOwned>(bytes: &[u8], d: &Dialect) -> Option<T> {
+    // Only an object (a struct would also read from an array, by position).
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    if !d.required.is_empty() {
+        // The top-level keys, and whether each is null, without building the values.
+        let top: std::collections::HashMap<&str, Option<serde::de::IgnoredAny>> =
+            serde_json::from_slice(bytes).ok()?;
+        if d.required
+            .iter()
+            .any(|f| !matches!(top.get(f), Some(Some(_))))
+        {
+            return None;
+        }
+    }
+    serde_json::from_slice(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct R {
+        model: String,
+        messages: Vec<u32>,
+    }
+
+    fn param(e: ApiError) -> Option<String> {
+        match e {
+            ApiError::BadRequest { param, .. } => param,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_fields_in_each_dialect() {
+        let missing = parse::<R>(br#"{"messages":[]}"#, &OPENAI).unwrap_err();
+        assert!(missing.to_string().contains("'model'"));
+        let bad = br#"{"model":"m","messages":[1,"x"]}"#;
+        assert_eq!(
+            param(parse::<R>(bad, &OPENAI).unwrap_err()).as_deref(),
+            Some("messages[1]")
+        );
+        assert_eq!(
+            param(parse::<R>(bad, &ANTHROPIC).unwrap_err()).as_deref(),
+            Some("messages.1")
+        );
+        assert!(parse::<R>(b"[]", &OPENAI).is_err());
+        assert!(parse::<R>(b"", &OPENAI).is_err());
+        assert!(parse::<serde_json::Map<String, Value>>(b"", &NATIVE).is_ok());
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Opt {
+        model: Option<String>,
+        messages: Vec<u32>,
+    }
+
+    #[test]
+    fn the_straight_read_keeps_every_rule_of_the_value_path() {
+        // Well-formed: both paths agree.
+        let ok = br#" {"model":"m","messages":[1,2]}"#;
+        let v: Opt = parse(ok, &OPENAI).unwrap();
+        assert_eq!(v.messages, vec![1, 2]);
+        // A required field that the type leaves optional must still be present and not null.
+        let null = parse::<Opt>(br#"{"model":null,"messages":[]}"#, &OPENAI).unwrap_err();
+        assert_eq!(param(null).as_deref(), Some("model"));
+        let absent = parse::<Opt>(br#"{"messages":[]}"#, &ANTHROPIC).unwrap_err();
+        assert_eq!(param(absent).as_deref(), Some("model"));
+        // An array never reads as a struct, even one that would fit by position.
+        assert!(parse::<Opt>(br#"["m",[1]]"#, &OPENAI).is_err());
+        // Duplicate keys: the last one wins, as in the Value path.
+        let dup: Opt = parse(br#"{"model":"a","model":"b","messages":[]}"#, &OPENAI).unwrap();
+        assert_eq!(dup.model.as_deref(), Some("b"));
+        // Escaped keys still count.
+        let esc: Opt = parse(br#"{"mod\u0065l":"m","messages":[]}"#, &OPENAI).unwrap();
+        assert_eq!(esc.model.as_deref(), Some("m"));
+    }
+}
