@@ -839,8 +839,9 @@ impl Conversations {
         crate::metrics::add_cli_wait(started.elapsed());
 
         let outcome = match end {
+            // The conversation is registered under its new history before the client hears the
+            // turn is done, so an immediate follow-up finds its live process.
             End::Clean(summary) => {
-                emit(Event::Done(summary.clone()));
                 if !summary.session_id.is_empty() {
                     conv.cli_session_id = summary.session_id.clone();
                 }
@@ -862,15 +863,16 @@ impl Conversations {
                     usage,
                     calls,
                 );
+                emit(Event::Done(summary));
                 "completed"
             }
             End::Pause(calls) => {
                 let usage = step_usage;
-                emit(Event::Done(TurnSummary {
+                let done = Event::Done(TurnSummary {
                     stop_reason: StopReason::ToolUse,
                     usage,
                     ..empty_summary(&conv)
-                }));
+                });
                 let awaiting = Awaiting {
                     cli,
                     pending: calls.iter().map(|(id, _, _)| id.clone()).collect(),
@@ -894,6 +896,7 @@ impl Conversations {
                     usage,
                     records,
                 );
+                emit(done);
                 "tool_calls"
             }
             End::CliError(e) => {

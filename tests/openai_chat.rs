@@ -586,19 +586,30 @@ async fn slash_text_is_text_not_a_command() {
 #[tokio::test]
 async fn a_branch_from_an_earlier_point_never_alters_the_original() {
     let app = spawn_app().await;
-    let (_, r1) = app.chat(json!({"model": "sonnet", "messages": [user("root")]})).await;
-    let a1 = r1["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let (_, r1) = app
+        .chat(json!({"model": "sonnet", "messages": [user("root")]}))
+        .await;
+    let a1 = r1["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, r2) = app
         .chat(json!({"model": "sonnet", "messages": [user("root"), assistant(&a1), user("main line")]}))
         .await;
-    let a2 = r2["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let a2 = r2["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // A branch: the same first exchange, then something else.
     let (status, rb) = app
         .chat(json!({"model": "sonnet", "messages": [user("root"), assistant(&a1), user("side branch [[report:history]]")]}))
         .await;
     assert_eq!(status, 200, "{rb}");
     let branch_view = rb["choices"][0]["message"]["content"].as_str().unwrap();
-    assert!(!branch_view.contains("main line"), "the branch does not see the main line: {branch_view}");
+    assert!(
+        !branch_view.contains("main line"),
+        "the branch does not see the main line: {branch_view}"
+    );
     // The original goes on from where it was, without the branch.
     let (status, r3) = app
         .chat(json!({"model": "sonnet", "messages": [user("root"), assistant(&a1), user("main line"), assistant(&a2), user("continue [[report:history]]")]}))
@@ -606,7 +617,20 @@ async fn a_branch_from_an_earlier_point_never_alters_the_original() {
     assert_eq!(status, 200, "{r3}");
     let got = model_messages(&app.last_model_request());
     let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
-    assert_eq!(texts, vec!["root", "root", "main line", "main line", "continue [[report:history]]"]);
-    assert_eq!(app.spawned(), 2, "the original continued in its own process; the branch got its own");
+    assert_eq!(
+        texts,
+        vec![
+            "root",
+            "root",
+            "main line",
+            "main line",
+            "continue [[report:history]]"
+        ]
+    );
+    assert_eq!(
+        app.spawned(),
+        2,
+        "the original continued in its own process; the branch got its own"
+    );
     app.stop().await;
 }
