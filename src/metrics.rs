@@ -220,6 +220,16 @@ impl TurnTimer {
         ::metrics::histogram!(OVERHEAD).record(self.overhead().as_secs_f64());
     }
 
+    /// A whole (non-streamed) response is ready: record the overhead and say it in a
+    /// `Server-Timing` header; name the conversation that served it.
+    pub fn stamp(&self, resp: &mut axum::response::Response, conversation_id: &str) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&self.server_timing()) {
+            resp.headers_mut().insert("server-timing", v);
+        }
+        self.finish();
+        stamp_conversation(resp, conversation_id);
+    }
+
     /// A `Server-Timing` header value: the CLI's share (`cli`) and the gateway's overhead so
     /// far (`gw`), in milliseconds.
     pub fn server_timing(&self) -> String {
@@ -228,6 +238,13 @@ impl TurnTimer {
             self.cli_time().as_secs_f64() * 1000.0,
             self.overhead().as_secs_f64() * 1000.0
         )
+    }
+}
+
+/// The `x-ccgw-conversation-id` header: which conversation (or session) served a response.
+pub fn stamp_conversation(resp: &mut axum::response::Response, conversation_id: &str) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(conversation_id) {
+        resp.headers_mut().insert("x-ccgw-conversation-id", v);
     }
 }
 

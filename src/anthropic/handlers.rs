@@ -2,7 +2,6 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -26,20 +25,16 @@ pub async fn messages(
     }
     let meta = ResponseMeta::new(&req.model);
     let handle = with_cli_wait(timer.cli_wait(), app.conversations.start_turn(turn)).await?;
-    let conversation = HeaderValue::from_str(&handle.conversation_id).ok();
-    let mut resp = if req.stream.unwrap_or(false) {
-        render::stream(handle, meta, timer).await?.into_response()
+    let conversation = handle.conversation_id.clone();
+    let resp = if req.stream.unwrap_or(false) {
+        let mut resp = render::stream(handle, meta, timer).await?.into_response();
+        crate::metrics::stamp_conversation(&mut resp, &conversation);
+        resp
     } else {
         let mut resp = Json(render::collect(handle, &meta).await?).into_response();
-        if let Ok(v) = HeaderValue::from_str(&timer.server_timing()) {
-            resp.headers_mut().insert("server-timing", v);
-        }
-        timer.finish();
+        timer.stamp(&mut resp, &conversation);
         resp
     };
-    if let Some(v) = conversation {
-        resp.headers_mut().insert("x-ccgw-conversation-id", v);
-    }
     Ok(resp)
 }
 

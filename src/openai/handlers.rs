@@ -3,7 +3,6 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -30,20 +29,16 @@ pub async fn chat_completions(
         req.stream_options.as_ref().is_some_and(|o| o.include_usage),
     );
     let handle = with_cli_wait(timer.cli_wait(), app.conversations.start_turn(turn)).await?;
-    let conversation = HeaderValue::from_str(&handle.conversation_id).ok();
-    let mut resp = if req.stream.unwrap_or(false) {
-        render::stream(handle, meta, timer).into_response()
+    let conversation = handle.conversation_id.clone();
+    let resp = if req.stream.unwrap_or(false) {
+        let mut resp = render::stream(handle, meta, timer).into_response();
+        crate::metrics::stamp_conversation(&mut resp, &conversation);
+        resp
     } else {
         let mut resp = Json(render::collect(handle, &meta).await?).into_response();
-        if let Ok(v) = HeaderValue::from_str(&timer.server_timing()) {
-            resp.headers_mut().insert("server-timing", v);
-        }
-        timer.finish();
+        timer.stamp(&mut resp, &conversation);
         resp
     };
-    if let Some(v) = conversation {
-        resp.headers_mut().insert("x-ccgw-conversation-id", v);
-    }
     Ok(resp)
 }
 
