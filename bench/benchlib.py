@@ -281,7 +281,8 @@ def git_commit():
         return r.stdout.strip()
 
     sha = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    # The results file itself does not make the code dirty.
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md")
     return sha + ("-dirty" if dirty else "")
 
 
