@@ -27,10 +27,9 @@ use super::{
     UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
 };
 
-/// The files of `migrations/`, embedded at compile time. Edits to an embedded file trigger a
-/// rebuild, but on stable Rust a *new* file does not: touch this file (or give the crate a
-/// build script printing `cargo:rerun-if-changed=migrations`) after adding one. Never edit a
-/// migration that has shipped: its checksum is recorded, and start-up fails on a mismatch.
+/// The files of `migrations/`, embedded at compile time (`build.rs` makes a new file trigger a
+/// rebuild). Never edit a migration that has shipped: its checksum is recorded, and start-up
+/// fails on a mismatch.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connections in the pool of a file-backed store.
