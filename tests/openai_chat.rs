@@ -495,15 +495,7 @@ async fn api_keys_guard_the_api_but_not_health() {
 #[tokio::test]
 async fn models_and_health_endpoints() {
     let app = spawn_app().await;
-    let list: Value = app
-        .client
-        .get(format!("{}/v1/models", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/v1/models").await;
     assert_eq!(list["object"], "list");
     let ids: Vec<&str> = list["data"]
         .as_array()
@@ -514,27 +506,11 @@ async fn models_and_health_endpoints() {
     for id in ["sonnet", "opus", "haiku", "default", "claude-sonnet-5"] {
         assert!(ids.contains(&id), "{id} listed");
     }
-    let one: Value = app
-        .client
-        .get(format!("{}/v1/models/haiku", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_json("/v1/models/haiku").await;
     assert_eq!(one["id"], "haiku");
     assert_eq!(one["object"], "model");
     for path in ["/health", "/v1/health"] {
-        let h: Value = app
-            .client
-            .get(format!("{}{path}", app.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let h: Value = app.get_json(path).await;
         assert_eq!(h["status"], "ok");
         assert_eq!(h["cli_version"], "2.1.197");
         assert_eq!(h["live_processes"], 0);

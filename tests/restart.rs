@@ -80,26 +80,10 @@ async fn a_native_session_continues_after_a_restart() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     app.restart().await;
 
-    let info: Value = app
-        .client
-        .get(format!("{}/api/sessions/{id}", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = app.get_json(&format!("/api/sessions/{id}")).await;
     assert_eq!(info["title"], "durable");
     assert_eq!(info["live"], false);
-    let list: Value = app
-        .client
-        .get(format!("{}/api/sessions", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/sessions").await;
     assert_eq!(list["data"][0]["id"], id.as_str());
     let r: Value = app
         .post(
@@ -111,15 +95,7 @@ async fn a_native_session_continues_after_a_restart() {
         .await
         .unwrap();
     assert!(r["text"].as_str().unwrap().contains("remember me"), "{r}");
-    let h: Value = app
-        .client
-        .get(format!("{}/api/sessions/{id}/history", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = app.get_json(&format!("/api/sessions/{id}/history")).await;
     assert!(h["data"]
         .as_array()
         .unwrap()

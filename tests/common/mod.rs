@@ -82,6 +82,18 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// GET a path and read its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     /// POST /v1/chat/completions; returns status and JSON body.
     pub async fn chat(&self, body: Value) -> (u16, Value) {
         let resp = self.post("/v1/chat/completions", &body).await;
