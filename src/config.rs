@@ -240,6 +240,16 @@ impl Config {
         Ok(())
     }
 
+    /// Resolve a relative `data_dir` against the current directory, once, at start-up: the CLI
+    /// runs in other directories and must be given absolute paths.
+    pub fn make_paths_absolute(&mut self) {
+        if self.data_dir.is_relative() {
+            if let Ok(cwd) = std::env::current_dir() {
+                self.data_dir = cwd.join(&self.data_dir);
+            }
+        }
+    }
+
     pub fn claude_config_dir(&self) -> PathBuf {
         self.data_dir.join("claude")
     }
@@ -311,6 +321,20 @@ mod tests {
             ..Config::default()
         };
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn relative_data_dir_becomes_absolute_once() {
+        let mut cfg = Config::default();
+        cfg.make_paths_absolute();
+        assert!(cfg.data_dir.is_absolute());
+        assert!(cfg.claude_config_dir().is_absolute());
+        let mut abs = Config {
+            data_dir: "/srv/ccgw".into(),
+            ..Config::default()
+        };
+        abs.make_paths_absolute();
+        assert_eq!(abs.data_dir, PathBuf::from("/srv/ccgw"));
     }
 
     #[test]

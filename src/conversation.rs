@@ -121,6 +121,7 @@ pub struct Conversations {
     cli_version: String,
     pub pool: Arc<ProcessPool>,
     pub store: Arc<dyn Store>,
+    pub(crate) models: crate::models::ModelTable,
     registry: Mutex<HashMap<String, Conversation>>,
     /// Ids of every compatible-API conversation this instance has held. The registry is the
     /// truth for these; the store's history keys matter only for the others (a restart).
@@ -129,6 +130,7 @@ pub struct Conversations {
 }
 
 impl Conversations {
+    /// `cfg.data_dir` must be absolute (`Config::make_paths_absolute`): CLIs run elsewhere.
     pub fn new(
         cfg: Arc<Config>,
         claude_bin: PathBuf,
@@ -156,7 +158,7 @@ impl Conversations {
                 let mut spec = base_spec(
                     &warm_cfg,
                     &warm_bin,
-                    absolute(warm_cfg.workspaces_dir().join(&id)),
+                    warm_cfg.workspaces_dir().join(&id),
                     SessionMode::New(uuid::Uuid::new_v4().to_string()),
                 );
                 spec.model = model.clone();
@@ -172,6 +174,7 @@ impl Conversations {
             cli_version,
             pool,
             store,
+            models,
             registry: Mutex::default(),
             known: Mutex::default(),
             sessions: Mutex::default(),
@@ -495,7 +498,7 @@ impl Conversations {
     pub(crate) fn new_conversation(&self, req: &TurnRequest) -> Result<Conversation, ClaudeError> {
         let id = uuid::Uuid::new_v4().to_string();
         // The directory is made when a process starts in it.
-        let workspace = absolute(self.cfg.workspaces_dir().join(&id));
+        let workspace = self.cfg.workspaces_dir().join(&id);
         let cli_session_id = uuid::Uuid::new_v4().to_string();
         let mut replay_tail = Vec::new();
         let mut started = false;
@@ -532,7 +535,7 @@ impl Conversations {
                     })
                     .collect();
                 transcript::write(
-                    &absolute(self.cfg.claude_config_dir()),
+                    &self.cfg.claude_config_dir(),
                     &workspace,
                     &cli_session_id,
                     &head,
@@ -1392,7 +1395,7 @@ fn base_spec(
     LaunchSpec {
         program: bin.to_path_buf(),
         cwd,
-        config_dir: absolute(cfg.claude_config_dir()),
+        config_dir: cfg.claude_config_dir(),
         model: None,
         session,
         builtin_tools: vec![],
@@ -1515,13 +1518,5 @@ fn error_label(e: &ClaudeError) -> &'static str {
         ClaudeError::Timeout { .. } => "timeout",
         ClaudeError::Protocol { .. } => "protocol_error",
         ClaudeError::AtCapacity { .. } => "at_capacity",
-    }
-}
-
-pub(crate) fn absolute(p: PathBuf) -> PathBuf {
-    if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
     }
 }

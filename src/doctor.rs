@@ -78,6 +78,7 @@ pub async fn run(mut cfg: Config) -> bool {
         }
     };
     cfg.data_dir = data.clone();
+    cfg.make_paths_absolute();
     cfg.warm_pool_size = 0;
     let store = match crate::store::SqliteStore::open_in_memory().await {
         Ok(s) => Arc::new(s),

@@ -89,6 +89,7 @@ pub async fn cli_version(bin: &Path) -> anyhow::Result<String> {
 
 pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     cfg.validate()?;
+    cfg.make_paths_absolute();
     let demo_upstream = if cfg.demo {
         let mock = MockUpstream::start(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await

@@ -132,10 +132,7 @@ impl Conversations {
                 }
                 (dir.clone(), false)
             }
-            None => (
-                crate::conversation::absolute(self.cfg.workspaces_dir().join(&id)),
-                true,
-            ),
+            None => (self.cfg.workspaces_dir().join(&id), true),
         };
         let at = now();
         let info = SessionInfo {
@@ -183,10 +180,11 @@ impl Conversations {
         let info = info_from(&rec);
         let workspace = PathBuf::from(&info.workspace);
         let mut conv = self.session_conversation(&info, workspace.clone(), info.workspace_is_temp);
-        let config = crate::conversation::absolute(self.cfg.claude_config_dir());
+        let config = self.cfg.claude_config_dir();
         conv.started =
             transcript::session_file(&config, &workspace, &info.cli_session_id).is_file();
-        let cli_model = crate::models::ModelTable::new(&self.cfg.models)
+        let cli_model = self
+            .models
             .resolve(&info.model)
             .and_then(|m| m.cli_model.clone());
         if !self.sessions_lock().contains_key(id) {
@@ -390,7 +388,7 @@ impl Conversations {
             .await
             .map_err(store_error)?;
         let orig_ws = PathBuf::from(&orig.workspace);
-        let config = crate::conversation::absolute(self.cfg.claude_config_dir());
+        let config = self.cfg.claude_config_dir();
         let source = transcript::session_file(&config, &orig_ws, &orig.cli_session_id);
         // The CLI writes its transcript shortly after it reports a turn's result.
         for _ in 0..30 {
@@ -406,7 +404,7 @@ impl Conversations {
         }
         let new_id = uuid::Uuid::new_v4().to_string();
         let (workspace, temp) = if orig.workspace_is_temp {
-            let ws = crate::conversation::absolute(self.cfg.workspaces_dir().join(&new_id));
+            let ws = self.cfg.workspaces_dir().join(&new_id);
             copy_dir(&orig_ws, &ws)
                 .map_err(|e| TurnError::invalid("", format!("copying the workspace: {e}")))?;
             (ws, true)
