@@ -122,6 +122,9 @@ pub struct Conversations {
     pub pool: Arc<ProcessPool>,
     pub store: Arc<dyn Store>,
     pub(crate) models: crate::models::ModelTable,
+    /// Store writes run one after another, in the order they were made: later records refer to
+    /// earlier ones (a tool call's outcome to its conversation), so they must not race.
+    writes: mpsc::UnboundedSender<futures::future::BoxFuture<'static, ()>>,
     registry: Mutex<HashMap<String, Conversation>>,
     /// Ids of every compatible-API conversation this instance has held. The registry is the
     /// truth for these; the store's history keys matter only for the others (a restart).
@@ -168,6 +171,13 @@ impl Conversations {
                 )
             }),
         );
+        let (writes, mut queued) =
+            mpsc::unbounded_channel::<futures::future::BoxFuture<'static, ()>>();
+        tokio::spawn(async move {
+            while let Some(write) = queued.recv().await {
+                write.await;
+            }
+        });
         Conversations {
             cfg,
             claude_bin,
@@ -175,6 +185,7 @@ impl Conversations {
             pool,
             store,
             models,
+            writes,
             registry: Mutex::default(),
             known: Mutex::default(),
             sessions: Mutex::default(),
@@ -314,7 +325,22 @@ impl Conversations {
         })
     }
 
+    /// Queue a store write behind every earlier one.
+    pub(crate) fn write(&self, w: impl std::future::Future<Output = ()> + Send + 'static) {
+        let _ = self.writes.send(Box::pin(w));
+    }
+
+    /// Wait until every store write queued so far is done.
+    pub async fn flush_writes(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.write(async move {
+            let _ = tx.send(());
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+    }
+
     pub async fn shutdown(&self) {
+        self.flush_writes().await;
         let all: Vec<Conversation> = self.registry().drain().map(|(_, c)| c).collect();
         for c in all {
             if let Some(s) = &c.tool_server {
@@ -481,7 +507,7 @@ impl Conversations {
                 })
                 .collect();
             let store = self.store.clone();
-            tokio::spawn(async move {
+            self.write(async move {
                 for c in calls {
                     let _ = store.record_tool_call(&c).await;
                 }
@@ -1009,7 +1035,7 @@ impl Conversations {
         } else {
             store::status::IDLE
         };
-        tokio::spawn(async move {
+        self.write(async move {
             let result = async {
                 if let Some(rec) = rec {
                     store.create_session(&rec).await?;
@@ -1038,7 +1064,7 @@ impl Conversations {
     pub(crate) fn forget(&self, conv: Conversation) {
         if conv.persisted && conv.native.is_none() {
             let (store, id) = (self.store.clone(), conv.id.clone());
-            tokio::spawn(async move {
+            self.write(async move {
                 let _ = store.set_history_key(&id, None).await;
                 if let Ok(Some(mut s)) = store.get_session(&id).await {
                     s.status = store::status::CLOSED.to_string();

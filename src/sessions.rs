@@ -516,7 +516,7 @@ impl Conversations {
                 slot.running = None;
                 slot.conv = Some(conv);
                 let (store, rec) = (self.store.clone(), session_record(&slot.info));
-                tokio::spawn(async move {
+                self.write(async move {
                     if let Err(e) = store.update_session(&rec).await {
                         tracing::warn!(session = %rec.id, error = %e, "could not save a session");
                     }
