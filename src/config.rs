@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::models;
+use crate::domain::models;
 
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,27 +1,26 @@
-//! ccgw: the Claude Code CLI as an OpenAI- and Anthropic-compatible API.
+//! ccgw: the Claude Code CLI as an OpenAI- and Anthropic-compatible API, a native session API
+//! and (soon) a web console.
 //!
-//! Layout: `claude/` drives the CLI and knows nothing about HTTP; `conversation` is the domain
-//! that maps requests onto CLI sessions; `openai/` and `anthropic/` are thin protocol adapters;
-//! `upstream` calls the Messages API directly for what the CLI cannot do (token counts); `app`
-//! wires routes to handlers; `server` starts it all.
+//! Layers, top to bottom (each uses only the ones below it):
+//! - `server` (start-up, shutdown) and `http/` (router, auth, body parsing, errors, health,
+//!   metrics);
+//! - `api/`: thin protocol adapters (`openai`, `anthropic`, `native`);
+//! - `domain/`: conversations, turns, sessions, the model table; knows no HTTP;
+//! - `claude/`: the CLI driver (processes, pool, stream-json and control protocol); knows no
+//!   HTTP and no conversations;
+//! - `store/`: the records that outlive processes; `upstream`: a direct Messages API client
+//!   for what the CLI cannot do (token counts); `config`.
+//!
+//! `mock_upstream` is the scripted Anthropic-compatible model behind the tests, the benches and
+//! `--demo`.
 
-pub mod anthropic;
-pub mod app;
-pub mod auth;
-pub mod body;
+pub mod api;
 pub mod claude;
 pub mod config;
-pub mod conversation;
 pub mod doctor;
-pub mod error;
-pub mod health;
-pub mod metrics;
+pub mod domain;
+pub mod http;
 pub mod mock_upstream;
-pub mod models;
-pub mod native;
-pub mod openai;
 pub mod server;
-pub mod sessions;
 pub mod store;
-pub mod turn;
 pub mod upstream;

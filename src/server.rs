@@ -14,11 +14,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::{self, AppState};
+use crate::http::{self, AppState};
 use crate::config::Config;
-use crate::conversation::Conversations;
+use crate::domain::conversations::Conversations;
 use crate::mock_upstream::MockUpstream;
-use crate::models::ModelTable;
+use crate::domain::models::ModelTable;
 use crate::upstream::Upstream;
 
 /// A running gateway. Stop it with [`RunningServer::stop`] so no CLI process is left behind.
@@ -144,7 +144,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {}:{}", cfg.host, cfg.port))?;
     let addr = listener.local_addr()?;
-    let router = with_layers(app::router(state.clone()), &cfg);
+    let router = with_layers(http::router(state.clone()), &cfg);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, router)

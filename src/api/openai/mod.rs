@@ -1,6 +1,6 @@
 //! The OpenAI-compatible API: Chat Completions and Models.
 //!
-//! A thin adapter: it parses OpenAI requests into a domain [`crate::turn::TurnRequest`] and
+//! A thin adapter: it parses OpenAI requests into a domain [`crate::domain::turn::TurnRequest`] and
 //! renders [`crate::claude::Event`]s back as OpenAI responses. It never touches processes.
 
 pub mod convert;

@@ -1,26 +1,10 @@
-//! Application state and the router: path → handler lines only.
-
-use std::sync::Arc;
+//! The router: path → handler lines only.
 
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-use crate::config::Config;
-use crate::conversation::Conversations;
-use crate::models::ModelTable;
-use crate::upstream::Upstream;
-use crate::{anthropic, auth, health, metrics, native, openai};
-
-#[derive(Clone)]
-pub struct AppState {
-    pub cfg: Arc<Config>,
-    pub conversations: Arc<Conversations>,
-    pub models: Arc<ModelTable>,
-    /// The upstream Messages API, called directly for token counts.
-    pub upstream: Arc<Upstream>,
-    pub started_unix: u64,
-    pub started: std::time::Instant,
-}
+use super::{auth, health, metrics, AppState};
+use crate::api::{anthropic, native, openai};
 
 pub fn router(state: AppState) -> Router {
     metrics::install();

@@ -2,7 +2,7 @@
 //! or WebSocket), watchers, permissions, history, fork and export.
 //!
 //! A thin adapter like the others: it maps HTTP onto the session functions of the domain
-//! (`crate::sessions`) and renders `claude::Event`s; it never touches processes.
+//! (`crate::domain::sessions`) and renders `claude::Event`s; it never touches processes.
 
 pub mod handlers;
 pub mod types;

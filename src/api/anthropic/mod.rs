@@ -1,7 +1,7 @@
 //! The Anthropic-compatible API: Messages (`/v1/messages`) and token counting
 //! (`/v1/messages/count_tokens`).
 //!
-//! A thin adapter: it parses Anthropic requests into a domain [`crate::turn::TurnRequest`] and
+//! A thin adapter: it parses Anthropic requests into a domain [`crate::domain::turn::TurnRequest`] and
 //! renders [`crate::claude::Event`]s back as Anthropic messages and named SSE events. It never
 //! touches processes; token counts go through [`crate::upstream`].
 

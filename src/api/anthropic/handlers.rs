@@ -8,9 +8,9 @@ use axum::Json;
 use super::convert;
 use super::render::{self, ResponseMeta};
 use super::types::CountTokensResponse;
-use crate::app::AppState;
-use crate::error::AnthropicError;
-use crate::metrics::{with_cli_wait, TurnTimer};
+use crate::http::AppState;
+use crate::http::error::AnthropicError;
+use crate::http::metrics::{with_cli_wait, TurnTimer};
 
 pub async fn messages(
     State(app): State<AppState>,
@@ -28,7 +28,7 @@ pub async fn messages(
     let conversation = handle.conversation_id.clone();
     let resp = if req.stream.unwrap_or(false) {
         let mut resp = render::stream(handle, meta, timer).await?.into_response();
-        crate::metrics::stamp_conversation(&mut resp, &conversation);
+        crate::http::metrics::stamp_conversation(&mut resp, &conversation);
         resp
     } else {
         let mut resp = Json(render::collect(handle, &meta).await?).into_response();

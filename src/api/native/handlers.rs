@@ -16,17 +16,17 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::types::*;
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::claude::Event;
-use crate::conversation::TurnHandle;
-use crate::error::{ApiError, NativeError};
-use crate::sessions::{NewSession, SessionFilter};
+use crate::domain::conversations::TurnHandle;
+use crate::http::error::{ApiError, NativeError};
+use crate::domain::sessions::{NewSession, SessionFilter};
 
 type Result<T> = std::result::Result<T, NativeError>;
 
 /// Parse a JSON body, naming the field when its shape is wrong.
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ApiError> {
-    crate::body::parse(bytes, &crate::body::NATIVE)
+    crate::http::body::parse(bytes, &crate::http::body::NATIVE)
 }
 
 pub async fn create_session(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {

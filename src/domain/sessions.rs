@@ -17,9 +17,9 @@ use tokio::sync::broadcast;
 use crate::claude::control::PermissionBroker;
 use crate::claude::process::CliProcess;
 use crate::claude::{transcript, Event};
-use crate::conversation::{Conversation, Conversations, TurnError, TurnHandle};
+use crate::domain::conversations::{Conversation, Conversations, TurnError, TurnHandle};
 use crate::store::{self, StoreError};
-use crate::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
+use crate::domain::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
 
 /// What a client asks for when it creates a session.
 #[derive(Debug, Clone, Default)]

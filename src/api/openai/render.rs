@@ -13,9 +13,9 @@ use super::types::{
     FunctionCallOut, FunctionDeltaOut, ToolCallDeltaOut, ToolCallOut, UsageOut,
 };
 use crate::claude::{Event, StopReason};
-use crate::conversation::TurnHandle;
-use crate::error::ApiError;
-use crate::metrics::TurnTimer;
+use crate::domain::conversations::TurnHandle;
+use crate::http::error::ApiError;
+use crate::http::metrics::TurnTimer;
 
 pub const FINGERPRINT: &str = concat!("ccgw-", env!("CARGO_PKG_VERSION"));
 

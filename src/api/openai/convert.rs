@@ -4,9 +4,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::types::{ChatCompletionRequest, ChatMessage, MessageContent};
-use crate::error::ApiError;
-use crate::models::ModelTable;
-use crate::turn::{
+use crate::http::error::ApiError;
+use crate::domain::models::ModelTable;
+use crate::domain::turn::{
     self, check_tool_name, check_tool_schema, ClaudeOptions, ClientTool, Message, Role, ToolChoice,
     TurnRequest, IMAGE_TYPES,
 };
@@ -33,7 +33,7 @@ pub const IGNORED_PARAMS: &[&str] = &[
 
 /// Parse a body, naming the field when its shape is wrong.
 pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ApiError> {
-    crate::body::parse(body, &crate::body::OPENAI)
+    crate::http::body::parse(body, &crate::http::body::OPENAI)
 }
 
 /// Build the domain turn. `models` resolves the public model id.
@@ -553,7 +553,7 @@ fn response_format_instruction(rf: Option<&Value>) -> Result<Option<String>, Api
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{default_table, ModelTable};
+    use crate::domain::models::{default_table, ModelTable};
 
     fn turn(body: Value) -> Result<TurnRequest, ApiError> {
         let req = parse(body.to_string().as_bytes())?;

@@ -28,7 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 pub const OVERHEAD: &str = "ccgw_gateway_overhead_seconds";
 pub const REQUESTS: &str = "ccgw_requests_total";

@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// How an API names fields and words a missing one.
 pub struct Dialect {

@@ -31,9 +31,9 @@ use crate::claude::tools::{self, ClientToolServer, ToolOutcome};
 use crate::claude::wire::Initialize;
 use crate::claude::{transcript, ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::config::Config;
-use crate::metrics::waiting_on_cli;
+use crate::http::metrics::waiting_on_cli;
 use crate::store::{self, Store, ToolCallRecord, UsageRecord};
-use crate::turn::{
+use crate::domain::turn::{
     history_key, split_for_transcript, tool_result_text, Message, Role, StopMatcher, TurnRequest,
 };
 
@@ -111,7 +111,7 @@ pub struct TurnHandle {
     /// Events until (and including) one `Done` or `Error`. Dropping it interrupts the turn.
     pub events: mpsc::UnboundedReceiver<Event>,
     /// Time this request has waited on the CLI; complete once `Done` arrives (see `metrics`).
-    pub cli_wait: crate::metrics::CliWait,
+    pub cli_wait: crate::http::metrics::CliWait,
 }
 
 /// The domain service every adapter calls.
@@ -121,7 +121,7 @@ pub struct Conversations {
     cli_version: String,
     pub pool: Arc<ProcessPool>,
     pub store: Arc<dyn Store>,
-    pub(crate) models: crate::models::ModelTable,
+    pub(crate) models: crate::domain::models::ModelTable,
     /// Store writes run one after another, in the order they were made: later records refer to
     /// earlier ones (a tool call's outcome to its conversation), so they must not race.
     writes: mpsc::UnboundedSender<futures::future::BoxFuture<'static, ()>>,
@@ -129,7 +129,7 @@ pub struct Conversations {
     /// Ids of every compatible-API conversation this instance has held. The registry is the
     /// truth for these; the store's history keys matter only for the others (a restart).
     known: Mutex<HashSet<String>>,
-    pub(crate) sessions: Mutex<HashMap<String, crate::sessions::SessionSlot>>,
+    pub(crate) sessions: Mutex<HashMap<String, crate::domain::sessions::SessionSlot>>,
 }
 
 impl Conversations {
@@ -146,7 +146,7 @@ impl Conversations {
             Duration::from_secs(cfg.shutdown_grace_secs),
         ));
         let (warm_cfg, warm_bin) = (cfg.clone(), claude_bin.clone());
-        let models = crate::models::ModelTable::new(&cfg.models);
+        let models = crate::domain::models::ModelTable::new(&cfg.models);
         let keys = cfg
             .warm_models
             .iter()
@@ -420,8 +420,8 @@ impl Conversations {
         let (tx, rx) = mpsc::unbounded_channel();
         let conversation_id = conv.id.clone();
         let this = self.clone();
-        let cli_wait = crate::metrics::current_cli_wait();
-        tokio::spawn(crate::metrics::with_cli_wait(
+        let cli_wait = crate::http::metrics::current_cli_wait();
+        tokio::spawn(crate::http::metrics::with_cli_wait(
             cli_wait.clone(),
             async move { this.drive(conv, process, req, cli, reported, tx).await },
         ));
@@ -865,7 +865,7 @@ impl Conversations {
             }
         };
         // Until here the turn was the CLI's; counted before `Done` goes out (see `metrics`).
-        crate::metrics::add_cli_wait(started.elapsed());
+        crate::http::metrics::add_cli_wait(started.elapsed());
 
         let outcome = match end {
             // The conversation is registered under its new history before the client hears the
@@ -1467,7 +1467,7 @@ impl Runtime {
 
 /// The Messages API refuses a temperature other than 1 while thinking is on, so setting one
 /// turns thinking off unless a budget was asked for explicitly.
-fn thinking_budget(o: &crate::turn::ClaudeOptions) -> Option<u32> {
+fn thinking_budget(o: &crate::domain::turn::ClaudeOptions) -> Option<u32> {
     let sampling_needs_it_off = o
         .sampling
         .get("temperature")

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::claude::ClaudeError;
-use crate::conversation::TurnError;
-use crate::turn::InvalidField;
+use crate::domain::conversations::TurnError;
+use crate::domain::turn::InvalidField;
 use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,8 @@ use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 
 #[derive(Serialize)]
 pub struct Health {

@@ -9,9 +9,9 @@ use axum::Json;
 use super::convert;
 use super::render::{self, ResponseMeta};
 use super::types::{ModelList, ModelObject};
-use crate::app::AppState;
-use crate::error::{ApiError, OpenAiError};
-use crate::metrics::{with_cli_wait, TurnTimer};
+use crate::http::AppState;
+use crate::http::error::{ApiError, OpenAiError};
+use crate::http::metrics::{with_cli_wait, TurnTimer};
 
 pub async fn chat_completions(
     State(app): State<AppState>,
@@ -32,7 +32,7 @@ pub async fn chat_completions(
     let conversation = handle.conversation_id.clone();
     let resp = if req.stream.unwrap_or(false) {
         let mut resp = render::stream(handle, meta, timer).into_response();
-        crate::metrics::stamp_conversation(&mut resp, &conversation);
+        crate::http::metrics::stamp_conversation(&mut resp, &conversation);
         resp
     } else {
         let mut resp = Json(render::collect(handle, &meta).await?).into_response();

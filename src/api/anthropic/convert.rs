@@ -10,9 +10,9 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::types::{MessageContent, MessagesRequest, SystemPrompt};
-use crate::error::ApiError;
-use crate::models::{self, ModelTable};
-use crate::turn::{
+use crate::http::error::ApiError;
+use crate::domain::models::{self, ModelTable};
+use crate::domain::turn::{
     self, check_tool_name, check_tool_schema, merge_roles, ClaudeOptions, ClientTool, Message,
     Role, ToolChoice, TurnRequest, IMAGE_TYPES,
 };
@@ -31,7 +31,7 @@ const EXTENSIONS: &[&str] = &[
 
 /// Parse a body, naming the field when its shape is wrong.
 pub fn parse(body: &[u8]) -> Result<MessagesRequest, ApiError> {
-    crate::body::parse(body, &crate::body::ANTHROPIC)
+    crate::http::body::parse(body, &crate::http::body::ANTHROPIC)
 }
 
 /// Build the domain turn. `models` resolves the public model id.
@@ -646,7 +646,7 @@ fn tool_choice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::default_table;
+    use crate::domain::models::default_table;
 
     fn table() -> ModelTable {
         ModelTable::new(&default_table())

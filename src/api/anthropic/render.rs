@@ -19,9 +19,9 @@ use super::types::{
     BlockDelta, ContentBlock, MessageDeltaBody, MessageResponse, StreamEvent, UsageOut,
 };
 use crate::claude::{ClaudeError, Event, StopReason, TurnSummary};
-use crate::conversation::TurnHandle;
-use crate::error::ApiError;
-use crate::metrics::TurnTimer;
+use crate::domain::conversations::TurnHandle;
+use crate::http::error::ApiError;
+use crate::http::metrics::TurnTimer;
 
 /// What every event of one response shares.
 #[derive(Debug, Clone)]

@@ -1,0 +1,13 @@
+//! The HTTP layer: the router, authentication, body parsing, the error type and its wire
+//! shapes, health and metrics. It knows the domain's service but never a CLI process.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod router;
+pub mod state;
+
+pub use router::router;
+pub use state::AppState;

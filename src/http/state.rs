@@ -1,0 +1,21 @@
+//! What every handler can reach: the settings, the domain service, the model table and the
+//! direct upstream client. Built once at start-up by `server`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domain::conversations::Conversations;
+use crate::domain::models::ModelTable;
+use crate::upstream::Upstream;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub conversations: Arc<Conversations>,
+    pub models: Arc<ModelTable>,
+    /// The upstream Messages API, called directly for token counts.
+    pub upstream: Arc<Upstream>,
+    pub started_unix: u64,
+    pub started: std::time::Instant,
+}
+
