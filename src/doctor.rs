@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::claude::{ClaudeError, Event};
 use crate::config::Config;
 use crate::domain::conversations::{Conversations, TurnError};
+use crate::domain::turn::TurnRequest;
 use crate::mock_upstream::MockUpstream;
 use crate::server::cli_version;
-use crate::domain::turn::TurnRequest;
 
 /// The CLI version this gateway is built and tested against.
 pub const PINNED_CLI_VERSION: &str = "2.1.197";

@@ -14,11 +14,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::http::{self, AppState};
 use crate::config::Config;
 use crate::domain::conversations::Conversations;
-use crate::mock_upstream::MockUpstream;
 use crate::domain::models::ModelTable;
+use crate::http::{self, AppState};
+use crate::mock_upstream::MockUpstream;
 use crate::upstream::Upstream;
 
 /// A running gateway. Stop it with [`RunningServer::stop`] so no CLI process is left behind.

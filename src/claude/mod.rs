@@ -8,6 +8,7 @@
 pub mod args;
 pub mod control;
 pub mod event;
+pub mod message;
 pub mod pool;
 pub mod process;
 pub mod tools;

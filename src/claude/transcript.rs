@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::domain::turn::{merge_roles, Message, Role};
+use super::message::{merge_roles, Message, Role};
 
 /// The CLI stores a session under `projects/<cwd with every non-alphanumeric char as '-'>/`.
 pub fn project_dir(config_dir: &Path, cwd: &Path) -> PathBuf {

@@ -31,11 +31,11 @@ use crate::claude::tools::{self, ClientToolServer, ToolOutcome};
 use crate::claude::wire::Initialize;
 use crate::claude::{transcript, ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::config::Config;
-use crate::http::metrics::waiting_on_cli;
-use crate::store::{self, Store, ToolCallRecord, UsageRecord};
+use crate::domain::cli_wait::waiting_on_cli;
 use crate::domain::turn::{
     history_key, split_for_transcript, tool_result_text, Message, Role, StopMatcher, TurnRequest,
 };
+use crate::store::{self, Store, ToolCallRecord, UsageRecord};
 
 /// The domain's error: a CLI failure, or a request the domain cannot accept.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,7 @@ pub struct TurnHandle {
     /// Events until (and including) one `Done` or `Error`. Dropping it interrupts the turn.
     pub events: mpsc::UnboundedReceiver<Event>,
     /// Time this request has waited on the CLI; complete once `Done` arrives (see `metrics`).
-    pub cli_wait: crate::http::metrics::CliWait,
+    pub cli_wait: crate::domain::cli_wait::CliWait,
 }
 
 /// The domain service every adapter calls.
@@ -420,8 +420,8 @@ impl Conversations {
         let (tx, rx) = mpsc::unbounded_channel();
         let conversation_id = conv.id.clone();
         let this = self.clone();
-        let cli_wait = crate::http::metrics::current_cli_wait();
-        tokio::spawn(crate::http::metrics::with_cli_wait(
+        let cli_wait = crate::domain::cli_wait::current_cli_wait();
+        tokio::spawn(crate::domain::cli_wait::with_cli_wait(
             cli_wait.clone(),
             async move { this.drive(conv, process, req, cli, reported, tx).await },
         ));
@@ -865,7 +865,7 @@ impl Conversations {
             }
         };
         // Until here the turn was the CLI's; counted before `Done` goes out (see `metrics`).
-        crate::http::metrics::add_cli_wait(started.elapsed());
+        crate::domain::cli_wait::add_cli_wait(started.elapsed());
 
         let outcome = match end {
             // The conversation is registered under its new history before the client hears the

@@ -18,8 +18,8 @@ use crate::claude::control::PermissionBroker;
 use crate::claude::process::CliProcess;
 use crate::claude::{transcript, Event};
 use crate::domain::conversations::{Conversation, Conversations, TurnError, TurnHandle};
-use crate::store::{self, StoreError};
 use crate::domain::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
+use crate::store::{self, StoreError};
 
 /// What a client asks for when it creates a session.
 #[derive(Debug, Clone, Default)]

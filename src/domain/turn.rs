@@ -5,9 +5,10 @@
 //! here: the history key that finds a conversation again, and stop-sequence matching, which
 //! the gateway enforces itself because the CLI has no option for it.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use crate::claude::message::{merge_roles, Message, Role};
 pub use crate::claude::tools::ClientTool;
 
 /// Which client tools the model is offered (OpenAI `tool_choice`).
@@ -21,35 +22,6 @@ pub enum ToolChoice {
     Required,
     /// Only this tool is offered, and the model is told to call it.
     Named(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Assistant,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub role: Role,
-    /// Anthropic content blocks.
-    pub content: Vec<Value>,
-}
-
-impl Message {
-    pub fn user(content: Vec<Value>) -> Self {
-        Message {
-            role: Role::User,
-            content,
-        }
-    }
-
-    pub fn assistant_text(text: &str) -> Self {
-        Message {
-            role: Role::Assistant,
-            content: vec![json!({"type": "text", "text": text})],
-        }
-    }
 }
 
 /// Claude Code features beyond what the compatible APIs can say: `extra_body` on the OpenAI
@@ -334,18 +306,6 @@ impl TurnRequest {
     }
 }
 
-/// Consecutive messages of one role as one message (the Messages API wants them alternating).
-pub fn merge_roles(messages: &[Message]) -> Vec<Message> {
-    let mut out: Vec<Message> = Vec::new();
-    for m in messages.iter().filter(|m| !m.content.is_empty()) {
-        match out.last_mut() {
-            Some(last) if last.role == m.role => last.content.extend(m.content.iter().cloned()),
-            _ => out.push(m.clone()),
-        }
-    }
-    out
-}
-
 /// Where a history must be split for a CLI to load it faithfully: the head can go into a
 /// transcript file, which must end with a complete assistant message (the CLI drops a trailing
 /// `tool_use` whose result is not in the file, and invents a reply after a trailing user
@@ -604,6 +564,7 @@ fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// The first implementation, kept as the reference the streamed key must equal.
     fn reference_key(system: Option<&str>, messages: &[Message]) -> String {

@@ -7,8 +7,8 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::AppState;
 
 pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
     if app.cfg.api_keys.is_empty() {

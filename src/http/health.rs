@@ -6,8 +6,8 @@ use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
 
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::AppState;
 
 #[derive(Serialize)]
 pub struct Health {

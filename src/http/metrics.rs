@@ -11,14 +11,12 @@
 //!   read from the process pool when `/metrics` is scraped, so they cost nothing on the
 //!   request path.
 //!
-//! The CLI time of a request accumulates in a [`CliWait`] cell. An adapter opens one per request
-//! with [`TurnTimer`] and runs the domain call inside [`with_cli_wait`]; the domain marks its
-//! waits with [`waiting_on_cli`] / [`add_cli_wait`] and hands the same cell back in its
-//! `TurnHandle`. The recorder is global (one per process) and has no listener of its own.
+//! The CLI time of a request accumulates in a [`CliWait`] cell (`domain::cli_wait`). An adapter
+//! opens one per request with [`TurnTimer`] and runs the domain call inside `with_cli_wait`; the
+//! domain marks its waits and hands the same cell back in its `TurnHandle`.
+//! The recorder is global (one per process) and has no listener of its own.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -28,6 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+pub use crate::domain::cli_wait::CliWait;
 use crate::http::AppState;
 
 pub const OVERHEAD: &str = "ccgw_gateway_overhead_seconds";
@@ -141,49 +140,6 @@ fn status_label(s: StatusCode) -> String {
     s.as_str().to_string()
 }
 
-/// Nanoseconds one request spent waiting on the CLI. Cheap to clone; shared by the adapter,
-/// the domain call and the task that drives the turn.
-#[derive(Debug, Clone, Default)]
-pub struct CliWait(Arc<AtomicU64>);
-
-impl CliWait {
-    pub fn add(&self, d: Duration) {
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.0.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::Relaxed))
-    }
-}
-
-tokio::task_local! {
-    static CLI_WAIT: CliWait;
-}
-
-/// Run `f` with `wait` as the cell that [`waiting_on_cli`] and [`add_cli_wait`] add to.
-pub async fn with_cli_wait<F: Future>(wait: CliWait, f: F) -> F::Output {
-    CLI_WAIT.scope(wait, f).await
-}
-
-/// The current request's cell; a fresh one outside [`with_cli_wait`].
-pub fn current_cli_wait() -> CliWait {
-    CLI_WAIT.try_with(CliWait::clone).unwrap_or_default()
-}
-
-/// Count `d` as time spent waiting on the CLI (no-op outside [`with_cli_wait`]).
-pub fn add_cli_wait(d: Duration) {
-    let _ = CLI_WAIT.try_with(|w| w.add(d));
-}
-
-/// Await `f`, counting its time as time spent waiting on the CLI.
-pub async fn waiting_on_cli<F: Future>(f: F) -> F::Output {
-    let started = Instant::now();
-    let out = f.await;
-    add_cli_wait(started.elapsed());
-    out
-}
-
 /// One request's clock: started when the adapter's handler starts, finished when the
 /// response's last byte is handed to the server.
 #[derive(Debug, Clone)]
@@ -251,32 +207,21 @@ pub fn stamp_conversation(resp: &mut axum::response::Response, conversation_id: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::cli_wait::{add_cli_wait, with_cli_wait};
 
     #[tokio::test]
-    async fn cli_wait_accumulates_inside_its_scope_only() {
+    async fn overhead_is_total_minus_cli_time_and_never_negative() {
         let timer = TurnTimer::start();
-        add_cli_wait(Duration::from_secs(5)); // outside any scope: ignored
         with_cli_wait(timer.cli_wait(), async {
-            add_cli_wait(Duration::from_millis(3));
-            waiting_on_cli(tokio::time::sleep(Duration::from_millis(20))).await;
-            // A task spawned with the same cell adds to it too.
-            let cell = current_cli_wait();
-            tokio::spawn(with_cli_wait(cell, async {
-                add_cli_wait(Duration::from_millis(2))
-            }))
-            .await
-            .unwrap();
+            add_cli_wait(Duration::from_millis(3))
         })
         .await;
-        let cli = timer.cli_time();
-        assert!(cli >= Duration::from_millis(25), "{cli:?}");
-        assert!(cli < Duration::from_secs(1), "{cli:?}");
+        assert!(timer.cli_time() >= Duration::from_millis(3));
         let st = timer.server_timing();
         assert!(
             st.starts_with("cli;dur=") && st.contains(", gw;dur="),
             "{st}"
         );
-        // The overhead never goes negative.
         let t = TurnTimer::start();
         t.cli_wait().add(Duration::from_secs(60));
         assert_eq!(t.overhead(), Duration::ZERO);

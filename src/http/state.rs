@@ -18,4 +18,3 @@ pub struct AppState {
     pub started_unix: u64,
     pub started: std::time::Instant,
 }
-

@@ -10,12 +10,12 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::types::{MessageContent, MessagesRequest, SystemPrompt};
-use crate::http::error::ApiError;
 use crate::domain::models::{self, ModelTable};
 use crate::domain::turn::{
     self, check_tool_name, check_tool_schema, merge_roles, ClaudeOptions, ClientTool, Message,
     Role, ToolChoice, TurnRequest, IMAGE_TYPES,
 };
+use crate::http::error::ApiError;
 
 /// Our own fields on `/v1/messages` (see docs/claude-options.md), besides Anthropic's.
 const EXTENSIONS: &[&str] = &[

@@ -8,9 +8,10 @@ use axum::Json;
 use super::convert;
 use super::render::{self, ResponseMeta};
 use super::types::CountTokensResponse;
-use crate::http::AppState;
+use crate::domain::cli_wait::with_cli_wait;
 use crate::http::error::AnthropicError;
-use crate::http::metrics::{with_cli_wait, TurnTimer};
+use crate::http::metrics::TurnTimer;
+use crate::http::AppState;
 
 pub async fn messages(
     State(app): State<AppState>,

@@ -16,11 +16,11 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::types::*;
-use crate::http::AppState;
 use crate::claude::Event;
 use crate::domain::conversations::TurnHandle;
-use crate::http::error::{ApiError, NativeError};
 use crate::domain::sessions::{NewSession, SessionFilter};
+use crate::http::error::{ApiError, NativeError};
+use crate::http::AppState;
 
 type Result<T> = std::result::Result<T, NativeError>;
 

@@ -4,12 +4,12 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::types::{ChatCompletionRequest, ChatMessage, MessageContent};
-use crate::http::error::ApiError;
 use crate::domain::models::ModelTable;
 use crate::domain::turn::{
     self, check_tool_name, check_tool_schema, ClaudeOptions, ClientTool, Message, Role, ToolChoice,
     TurnRequest, IMAGE_TYPES,
 };
+use crate::http::error::ApiError;
 
 /// Sampling parameters passed to the model as they are (through `CLAUDE_CODE_EXTRA_BODY`).
 const SAMPLING: &[(&str, f64, f64)] = &[("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)];

@@ -9,9 +9,10 @@ use axum::Json;
 use super::convert;
 use super::render::{self, ResponseMeta};
 use super::types::{ModelList, ModelObject};
-use crate::http::AppState;
+use crate::domain::cli_wait::with_cli_wait;
 use crate::http::error::{ApiError, OpenAiError};
-use crate::http::metrics::{with_cli_wait, TurnTimer};
+use crate::http::metrics::TurnTimer;
+use crate::http::AppState;
 
 pub async fn chat_completions(
     State(app): State<AppState>,
