@@ -1,8 +1,19 @@
 //! The domain: conversations and the life of a turn, native sessions, the request model every
 //! adapter builds, and the model table. Knows no HTTP; drives the CLI through `claude`.
+//!
+//! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
+//! `session_table` and `writes` (what the service holds), `conversations` (the service and the
+//! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
+//! life), `sessions` (native sessions), with `tool_step` and `cli_wait` beside them.
 
 pub mod cli_wait;
+pub mod conversation;
 pub mod conversations;
+mod drive;
+mod launch;
 pub mod models;
+pub mod session_table;
 pub mod sessions;
+mod tool_step;
 pub mod turn;
+mod writes;

@@ -14,10 +14,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use super::conversation::{Conversation, TurnError, TurnHandle};
+use super::conversations::Conversations;
+pub use super::session_table::SessionInfo;
+use super::session_table::{info_from, millis_to_rfc3339, now, session_record, view, SessionSlot};
 use crate::claude::control::PermissionBroker;
-use crate::claude::process::CliProcess;
 use crate::claude::{transcript, Event};
-use crate::domain::conversations::{Conversation, Conversations, TurnError, TurnHandle};
 use crate::domain::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
 use crate::store::{self, StoreError};
 
@@ -38,29 +40,6 @@ pub struct NewSession {
     pub title: Option<String>,
 }
 
-/// A session as clients see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionInfo {
-    pub id: String,
-    pub cli_session_id: String,
-    pub workspace: String,
-    pub workspace_is_temp: bool,
-    pub model: String,
-    pub agent: Option<String>,
-    pub permission_mode: Option<String>,
-    pub system_prompt: Option<String>,
-    pub tools: Vec<String>,
-    pub allowed_tools: Vec<String>,
-    pub title: Option<String>,
-    /// idle, running, awaiting_tools or error.
-    pub status: String,
-    pub forked_from: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    /// Whether a live process holds it right now.
-    pub live: bool,
-}
-
 /// One entry of a session's history.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
@@ -68,16 +47,6 @@ pub struct HistoryEntry {
     pub kind: String,
     pub payload: Value,
     pub at: String,
-}
-
-pub(crate) struct SessionSlot {
-    pub(crate) info: SessionInfo,
-    cli_model: Option<String>,
-    /// `None` while a turn runs in it.
-    pub(crate) conv: Option<Conversation>,
-    running: Option<Arc<CliProcess>>,
-    bus: broadcast::Sender<Event>,
-    broker: Arc<PermissionBroker>,
 }
 
 /// Which sessions to list.
@@ -88,12 +57,6 @@ pub struct SessionFilter {
     pub limit: usize,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 impl Conversations {
@@ -164,13 +127,13 @@ impl Conversations {
 
     pub async fn session(self: &Arc<Self>, id: &str) -> Option<SessionInfo> {
         self.ensure_slot(id).await;
-        self.sessions_lock().get(id).map(view)
+        self.sessions.lock().get(id).map(view)
     }
 
     /// After a restart a session exists only in the store: bring it back (without a process;
     /// its next turn resumes the CLI session from its transcript).
     async fn ensure_slot(self: &Arc<Self>, id: &str) {
-        if self.sessions_lock().contains_key(id) {
+        if self.sessions.lock().contains_key(id) {
             return;
         }
         let rec = match self.store.get_session(id).await {
@@ -187,7 +150,7 @@ impl Conversations {
             .models
             .resolve(&info.model)
             .and_then(|m| m.cli_model.clone());
-        if !self.sessions_lock().contains_key(id) {
+        if !self.sessions.lock().contains_key(id) {
             self.insert_slot(info, cli_model, conv);
         }
     }
@@ -209,7 +172,7 @@ impl Conversations {
             .list_sessions(&filter)
             .await
             .map_err(store_error)?;
-        let sessions = self.sessions_lock();
+        let sessions = self.sessions.lock();
         let items = page
             .items
             .iter()
@@ -225,7 +188,8 @@ impl Conversations {
     pub async fn delete_session(self: &Arc<Self>, id: &str) -> Result<(), TurnError> {
         self.ensure_slot(id).await;
         let slot = self
-            .sessions_lock()
+            .sessions
+            .lock()
             .remove(id)
             .ok_or_else(|| not_found(id))?;
         self.store.delete_session(id).await.map_err(store_error)?;
@@ -251,7 +215,7 @@ impl Conversations {
     ) -> Result<TurnHandle, TurnError> {
         self.ensure_slot(id).await;
         let (mut conv, req, broker, bus) = {
-            let mut sessions = self.sessions_lock();
+            let mut sessions = self.sessions.lock();
             let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;
             let conv = slot.conv.take().ok_or_else(|| {
                 TurnError::Busy(format!(
@@ -293,7 +257,7 @@ impl Conversations {
             }
         };
         process.handler().set_broker(Some(broker));
-        if let Some(slot) = self.sessions_lock().get_mut(id) {
+        if let Some(slot) = self.sessions.lock().get_mut(id) {
             slot.running = Some(process.clone());
         }
         let _ = bus.send(Event::UserMessage {
@@ -306,7 +270,7 @@ impl Conversations {
     pub async fn interrupt_session(self: &Arc<Self>, id: &str) -> Result<bool, TurnError> {
         self.ensure_slot(id).await;
         let running = {
-            let sessions = self.sessions_lock();
+            let sessions = self.sessions.lock();
             let slot = sessions.get(id).ok_or_else(|| not_found(id))?;
             slot.running.clone()
         };
@@ -324,7 +288,7 @@ impl Conversations {
         response: Value,
     ) -> Result<(), TurnError> {
         let broker = {
-            let sessions = self.sessions_lock();
+            let sessions = self.sessions.lock();
             sessions
                 .get(id)
                 .ok_or_else(|| not_found(id))?
@@ -345,7 +309,7 @@ impl Conversations {
         id: &str,
     ) -> Result<broadcast::Receiver<Event>, TurnError> {
         self.ensure_slot(id).await;
-        let sessions = self.sessions_lock();
+        let sessions = self.sessions.lock();
         Ok(sessions
             .get(id)
             .ok_or_else(|| not_found(id))?
@@ -355,7 +319,7 @@ impl Conversations {
 
     pub async fn history(self: &Arc<Self>, id: &str) -> Result<Vec<HistoryEntry>, TurnError> {
         self.ensure_slot(id).await;
-        if !self.sessions_lock().contains_key(id) {
+        if !self.sessions.lock().contains_key(id) {
             return Err(not_found(id));
         }
         let events = self
@@ -378,7 +342,7 @@ impl Conversations {
     pub async fn fork_session(self: &Arc<Self>, id: &str) -> Result<SessionInfo, TurnError> {
         self.ensure_slot(id).await;
         let (orig, cli_model) = {
-            let sessions = self.sessions_lock();
+            let sessions = self.sessions.lock();
             let slot = sessions.get(id).ok_or_else(|| not_found(id))?;
             (slot.info.clone(), slot.cli_model.clone())
         };
@@ -501,34 +465,6 @@ impl Conversations {
         Ok(md)
     }
 
-    /// A native conversation back in its slot after a turn; a deleted session's is dropped.
-    pub(crate) fn return_session(&self, conv: Conversation, status: &str) {
-        let Some(id) = conv.native.clone() else {
-            self.forget(conv);
-            return;
-        };
-        let mut sessions = self.sessions_lock();
-        match sessions.get_mut(&id) {
-            Some(slot) => {
-                slot.info.cli_session_id = conv.cli_session_id.clone();
-                slot.info.status = status.to_string();
-                slot.info.updated_at = now();
-                slot.running = None;
-                slot.conv = Some(conv);
-                let (store, rec) = (self.store.clone(), session_record(&slot.info));
-                self.write(async move {
-                    if let Err(e) = store.update_session(&rec).await {
-                        tracing::warn!(session = %rec.id, error = %e, "could not save a session");
-                    }
-                });
-            }
-            None => {
-                drop(sessions);
-                self.forget(conv);
-            }
-        }
-    }
-
     pub(crate) fn check_builtin_tools(&self, tools: &[String]) -> Result<(), TurnError> {
         match tools.iter().find(|t| !self.cfg.builtin_tools.contains(t)) {
             None => Ok(()),
@@ -552,7 +488,7 @@ impl Conversations {
         workspace: PathBuf,
         temp: bool,
     ) -> Conversation {
-        let mut conv = self.blank_conversation(
+        let mut conv = Conversation::blank(
             info.id.clone(),
             info.cli_session_id.clone(),
             workspace,
@@ -580,27 +516,9 @@ impl Conversations {
             bus: bus.clone(),
             broker: PermissionBroker::new(Duration::from_secs(self.cfg.permission_timeout_secs)),
         };
-        self.sessions_lock().insert(id.clone(), slot);
+        self.sessions.lock().insert(id.clone(), slot);
         tokio::spawn(record(Arc::downgrade(self), id, bus.subscribe()));
     }
-
-    fn sessions_lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, SessionSlot>> {
-        // Single-step map operations only, so a poisoned lock still holds a consistent map.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-fn view(slot: &SessionSlot) -> SessionInfo {
-    let mut info = slot.info.clone();
-    info.live = slot.running.is_some()
-        || slot
-            .conv
-            .as_ref()
-            .and_then(|c| c.process.as_ref())
-            .is_some_and(|p| p.is_alive());
-    info
 }
 
 fn store_error(e: StoreError) -> TurnError {
@@ -610,71 +528,6 @@ fn store_error(e: StoreError) -> TurnError {
         other => TurnError::Claude(crate::claude::ClaudeError::protocol(format!(
             "store: {other}"
         ))),
-    }
-}
-
-fn millis_to_rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-fn rfc3339_to_millis(s: &str) -> i64 {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .unwrap_or_else(|_| store::now_millis())
-}
-
-/// The store's record of a session.
-fn session_record(info: &SessionInfo) -> store::Session {
-    store::Session {
-        id: info.id.clone(),
-        cli_session_id: info.cli_session_id.clone(),
-        workspace: info.workspace.clone(),
-        workspace_is_temp: info.workspace_is_temp,
-        model: info.model.clone(),
-        agent: info.agent.clone(),
-        permission_mode: info.permission_mode.clone(),
-        system_prompt: info.system_prompt.clone(),
-        allowed_tools: info.allowed_tools.clone(),
-        tools: info.tools.clone(),
-        forked_from: info.forked_from.clone(),
-        title: info.title.clone(),
-        status: info.status.clone(),
-        history_key: None,
-        source: store::source::NATIVE.into(),
-        created_at: rfc3339_to_millis(&info.created_at),
-        updated_at: rfc3339_to_millis(&info.updated_at),
-    }
-}
-
-fn info_from(rec: &store::Session) -> SessionInfo {
-    SessionInfo {
-        id: rec.id.clone(),
-        cli_session_id: rec.cli_session_id.clone(),
-        workspace: rec.workspace.clone(),
-        workspace_is_temp: rec.workspace_is_temp,
-        model: rec.model.clone(),
-        agent: rec.agent.clone(),
-        permission_mode: rec.permission_mode.clone(),
-        system_prompt: rec.system_prompt.clone(),
-        tools: rec.tools.clone(),
-        allowed_tools: rec.allowed_tools.clone(),
-        title: rec.title.clone(),
-        // A turn that was running when the gateway stopped is over.
-        status: if rec.status == store::status::RUNNING {
-            store::status::IDLE.into()
-        } else {
-            rec.status.clone()
-        },
-        forked_from: rec.forked_from.clone(),
-        created_at: millis_to_rfc3339(rec.created_at),
-        updated_at: millis_to_rfc3339(rec.updated_at),
-        live: false,
     }
 }
 

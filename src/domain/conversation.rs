@@ -1,0 +1,187 @@
+//! One conversation's state between turns, and what a turn hands back to its adapter. Pure
+//! data: the service that moves conversations through their turns is `conversations`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::claude::args::LaunchSpec;
+use crate::claude::process::CliProcess;
+use crate::claude::tools::ClientToolServer;
+use crate::claude::{ClaudeError, Event, Usage};
+use crate::domain::turn::{Message, Role, TurnRequest};
+use crate::store;
+
+/// The domain's error: a CLI failure, or a request the domain cannot accept.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error(transparent)]
+    Claude(#[from] ClaudeError),
+    #[error("{message}")]
+    Invalid { param: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The session is busy with another turn.
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl TurnError {
+    pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        TurnError::Invalid {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A CLI turn paused on client tool calls.
+pub(crate) struct Awaiting {
+    pub(crate) cli: mpsc::UnboundedReceiver<Event>,
+    /// Tool-use ids the client must answer.
+    pub(crate) pending: Vec<String>,
+    /// Their tool names and argument sizes, for the records.
+    pub(crate) calls: HashMap<String, (String, usize)>,
+    pub(crate) since: Instant,
+    /// Usage already reported to the client for this CLI turn.
+    pub(crate) reported: Usage,
+}
+
+/// A conversation between turns. Owned by the registry, or by the one turn running in it.
+pub(crate) struct Conversation {
+    pub(crate) id: String,
+    pub(crate) cli_session_id: String,
+    pub(crate) workspace: PathBuf,
+    /// Made by the gateway (removed with the conversation), not a directory the user named.
+    pub(crate) workspace_is_temp: bool,
+    pub(crate) system: Option<String>,
+    /// The CLI has a session file for it (so a new process must `--resume`).
+    pub(crate) started: bool,
+    /// A native session's id: the conversation lives in the session table, not the registry.
+    pub(crate) native: Option<String>,
+    /// Watchers of a native session.
+    pub(crate) bus: Option<tokio::sync::broadcast::Sender<Event>>,
+    /// It has a record in the store (so usage and tool calls can refer to it).
+    pub(crate) persisted: bool,
+    /// Which API it came from (`store::source`).
+    pub(crate) source: String,
+    pub(crate) model_id: String,
+    pub(crate) process: Option<Arc<CliProcess>>,
+    /// What the live process was launched and initialized with, and its current settings.
+    pub(crate) process_launch: String,
+    pub(crate) process_runtime: Runtime,
+    pub(crate) tool_server: Option<Arc<ClientToolServer>>,
+    pub(crate) awaiting: Option<Awaiting>,
+    /// History to replay over stdin into the next new process (see `split_for_transcript`).
+    pub(crate) replay_tail: Vec<Message>,
+    /// Whether `--resume` gives the model the whole conversation. Not after a stdin replay:
+    /// the CLI does not write replayed lines to its transcript.
+    pub(crate) resumable: bool,
+    pub(crate) last_used: Instant,
+}
+
+impl Conversation {
+    /// A conversation with no process and no history yet.
+    pub(crate) fn blank(
+        id: String,
+        cli_session_id: String,
+        workspace: PathBuf,
+        system: Option<String>,
+    ) -> Conversation {
+        Conversation {
+            id,
+            cli_session_id,
+            workspace,
+            workspace_is_temp: true,
+            system,
+            started: false,
+            native: None,
+            bus: None,
+            persisted: false,
+            source: store::source::OPENAI.to_string(),
+            model_id: String::new(),
+            process: None,
+            process_launch: String::new(),
+            process_runtime: Runtime::default(),
+            tool_server: None,
+            awaiting: None,
+            resumable: true,
+            replay_tail: vec![],
+            last_used: Instant::now(),
+        }
+    }
+}
+
+/// What a started turn gives its adapter.
+pub struct TurnHandle {
+    pub conversation_id: String,
+    /// Events until (and including) one `Done` or `Error`. Dropping it interrupts the turn.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    /// Time this request has waited on the CLI; complete once `Done` arrives (see `metrics`).
+    pub cli_wait: crate::domain::cli_wait::CliWait,
+}
+
+/// The CLI runs a user message whose last text block starts with `/` as a slash command. On
+/// the compatible endpoints that is just text: a leading space keeps it text.
+pub(crate) fn escape_slash(mut content: Vec<Value>) -> Vec<Value> {
+    if let Some(last) = content.iter_mut().rev().find(|b| b["type"] == "text") {
+        if let Some(t) = last["text"].as_str().filter(|t| t.starts_with('/')) {
+            last["text"] = json!(format!(" {t}"));
+        }
+    }
+    content
+}
+
+/// What the client will send back as this response's assistant message.
+pub(crate) fn assistant_message(text: &str, calls: &[(String, String, Value)]) -> Message {
+    let mut content = vec![json!({"type": "text", "text": text})];
+    content.extend(calls.iter().map(
+        |(id, name, input)| json!({"type": "tool_use", "id": id, "name": name, "input": input}),
+    ));
+    Message {
+        role: Role::Assistant,
+        content,
+    }
+}
+
+/// Settings a running CLI can change between turns (control requests) without leaving a trace
+/// in the conversation, so they are not part of the launch fingerprint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Runtime {
+    pub(crate) max_output_tokens: Option<u32>,
+    pub(crate) extra_body: Option<Value>,
+    pub(crate) thinking: Option<u32>,
+}
+
+impl Runtime {
+    pub(crate) fn of(req: &TurnRequest) -> Self {
+        Runtime {
+            max_output_tokens: req.max_output_tokens,
+            extra_body: (!req.options.sampling.is_empty())
+                .then(|| Value::Object(req.options.sampling.clone())),
+            thinking: thinking_budget(&req.options),
+        }
+    }
+
+    /// Set at launch instead (flags and env), for a process started for this request.
+    pub(crate) fn apply_to(&self, spec: &mut LaunchSpec) {
+        spec.max_output_tokens = self.max_output_tokens;
+        spec.extra_body = self.extra_body.clone();
+        spec.max_thinking_tokens = self.thinking;
+    }
+}
+
+/// The Messages API refuses a temperature other than 1 while thinking is on, so setting one
+/// turns thinking off unless a budget was asked for explicitly.
+fn thinking_budget(o: &crate::domain::turn::ClaudeOptions) -> Option<u32> {
+    let sampling_needs_it_off = o
+        .sampling
+        .get("temperature")
+        .and_then(Value::as_f64)
+        .is_some_and(|t| (t - 1.0).abs() > f64::EPSILON);
+    o.thinking_budget.or(sampling_needs_it_off.then_some(0))
+}

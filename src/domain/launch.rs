@@ -1,0 +1,184 @@
+//! Setting up a process for a conversation's next turn: its live one, a warm one, or a new
+//! one; `initialize` with the conversation's system prompt and client tools; and the settings a
+//! running CLI can change between turns. What only a new process can change is the launch
+//! fingerprint.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::conversation::{Conversation, Runtime};
+use super::conversations::{base_spec, Conversations};
+use crate::claude::args::SessionMode;
+use crate::claude::control::{ControlHandler, ToolPolicy};
+use crate::claude::process::CliProcess;
+use crate::claude::tools::{self, ClientToolServer};
+use crate::claude::wire::Initialize;
+use crate::claude::ClaudeError;
+use crate::domain::cli_wait::waiting_on_cli;
+use crate::domain::turn::TurnRequest;
+
+impl Conversations {
+    /// A process for this conversation's next turn: its live one, a warm one, or a new one.
+    pub(crate) async fn acquire_process(
+        &self,
+        conv: &mut Conversation,
+        req: &TurnRequest,
+    ) -> Result<Arc<CliProcess>, ClaudeError> {
+        let launch = launch_fingerprint(req);
+        let runtime = Runtime::of(req);
+        if let Some(p) = conv.process.take() {
+            if self.pool.claim(&p) {
+                // Flags and `initialize` are fixed at start: a change needs a new process.
+                if conv.process_launch == launch {
+                    return self.apply_runtime(conv, p, runtime).await;
+                }
+                self.pool.retire(&p);
+            }
+        }
+        let offered = req.offered_tools();
+        let mut allowed = req
+            .approved_tools
+            .clone()
+            .unwrap_or_else(|| req.builtin_tools.clone());
+        allowed.push(format!("mcp__{}", tools::SERVER_NAME));
+        let policy = ToolPolicy { allowed };
+        let server = (!offered.is_empty()).then(|| ClientToolServer::new(conv.id.clone(), offered));
+
+        let warm = if !conv.started && conv.workspace_is_temp && launch_is_default(req) {
+            self.pool.take_warm(&req.cli_model)
+        } else {
+            None
+        };
+        let (p, current) = match warm {
+            Some(p) => {
+                // The warm process's own workspace and session become the conversation's.
+                conv.workspace = p.cwd.clone();
+                if let SessionMode::New(id) = &p.session {
+                    conv.cli_session_id = id.clone();
+                }
+                p.handler().set_label(&conv.id);
+                p.handler().set_policy(policy);
+                (p, Runtime::default())
+            }
+            None => {
+                let mut spec = base_spec(
+                    &self.cfg,
+                    &self.claude_bin,
+                    conv.workspace.clone(),
+                    if conv.started {
+                        SessionMode::Resume {
+                            id: conv.cli_session_id.clone(),
+                            fork: false,
+                        }
+                    } else {
+                        SessionMode::New(conv.cli_session_id.clone())
+                    },
+                );
+                spec.model = req.cli_model.clone();
+                spec.builtin_tools = req.builtin_tools.clone();
+                spec.permission_mode = req.options.permission_mode.clone();
+                spec.effort = req.options.effort.clone();
+                spec.agent = req.options.agent.clone();
+                spec.max_turns = req.options.max_turns;
+                runtime.apply_to(&mut spec);
+                let handler = Arc::new(ControlHandler::new(conv.id.clone(), policy));
+                (self.pool.spawn(&spec, handler).await?, runtime.clone())
+            }
+        };
+        if let Some(s) = &server {
+            p.handler()
+                .register_mcp_server(tools::SERVER_NAME, s.clone());
+        }
+        let init = Initialize {
+            system_prompt: conv.system.clone(),
+            append_system_prompt: req.tool_instructions(),
+            sdk_mcp_servers: server
+                .iter()
+                .map(|_| tools::SERVER_NAME.to_string())
+                .collect(),
+            ..Default::default()
+        };
+        if let Err(e) = waiting_on_cli(p.initialize(&init)).await {
+            self.pool.retire(&p);
+            return Err(e);
+        }
+        if let Some(old) = std::mem::replace(&mut conv.tool_server, server) {
+            old.cancel_all();
+        }
+        conv.process_launch = launch;
+        conv.process_runtime = current;
+        self.apply_runtime(conv, p, runtime).await
+    }
+
+    /// Bring a process's changeable settings to what this request asks for.
+    pub(crate) async fn apply_runtime(
+        &self,
+        conv: &mut Conversation,
+        p: Arc<CliProcess>,
+        want: Runtime,
+    ) -> Result<Arc<CliProcess>, ClaudeError> {
+        let have = &conv.process_runtime;
+        let mut result = Ok(());
+        if have.max_output_tokens != want.max_output_tokens || have.extra_body != want.extra_body {
+            let max = want
+                .max_output_tokens
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let body = want
+                .extra_body
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into());
+            result = waiting_on_cli(p.set_env(&[
+                ("CLAUDE_CODE_MAX_OUTPUT_TOKENS", max),
+                ("CLAUDE_CODE_EXTRA_BODY", body),
+            ]))
+            .await;
+        }
+        if result.is_ok() && have.thinking != want.thinking {
+            result = waiting_on_cli(p.set_max_thinking_tokens(want.thinking)).await;
+        }
+        match result {
+            Ok(()) => {
+                conv.process_runtime = want;
+                Ok(p)
+            }
+            Err(e) => {
+                self.pool.retire(&p);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Everything about a request that only a new process can change.
+pub(crate) fn launch_fingerprint(req: &TurnRequest) -> String {
+    let tools: Vec<Value> = req
+        .offered_tools()
+        .iter()
+        .map(|t| json!([t.name, t.description, t.parameters]))
+        .collect();
+    let o = &req.options;
+    // The model belongs here, not in `Runtime`: `set_model` makes the CLI insert a `/model`
+    // command transcript into the next user message (see docs/cli-notes.md).
+    let doc = json!([
+        tools,
+        req.tool_instructions(),
+        req.builtin_tools,
+        req.cli_model,
+        [&o.effort, &o.permission_mode, &o.agent, o.max_turns],
+    ]);
+    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+/// Whether a warm process (started with the default launch spec) can serve this request.
+pub(crate) fn launch_is_default(req: &TurnRequest) -> bool {
+    let o = &req.options;
+    req.builtin_tools.is_empty()
+        && o.effort.is_none()
+        && o.permission_mode.is_none()
+        && o.agent.is_none()
+        && o.max_turns.is_none()
+}
