@@ -45,6 +45,10 @@ const LOG_MAX_ENTRIES: usize = 10_000;
 /// Only the newest entries keep their body (CLI bodies are 10-100 KB each);
 /// older ones have `body: Null`.
 const LOG_MAX_BODIES: usize = 1_000;
+/// The model's context window, in the mock's own token estimate (characters
+/// of message text / 4): a request over it gets the real API's 400 "prompt is
+/// too long", whatever its directives say.
+pub const CONTEXT_WINDOW_TOKENS: u64 = 200_000;
 /// `[[report:…]]` subjects, in the order they are documented.
 const REPORT_KINDS: &[&str] = &[
     "tools",
@@ -442,6 +446,14 @@ async fn messages(shared: &Shared, seen: Seen, body: Option<Value>) -> Response 
     let newest_text = newest.map(user_text).unwrap_or_default();
     let directives = Directives::parse(&newest_text);
 
+    let tokens = estimate_input_tokens(message_list(&req));
+    if tokens > CONTEXT_WINDOW_TOKENS {
+        shared.record(seen, 400, None);
+        let message =
+            format!("prompt is too long: {tokens} tokens > {CONTEXT_WINDOW_TOKENS} maximum");
+        return error_response(400, &message, Some(n));
+    }
+
     if let Some(fail) = &directives.fail {
         if shared.should_fail(&newest_text, fail.times) {
             let message = format!(
@@ -715,14 +727,18 @@ struct UsageDirective {
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
     Text(String),
-    Words(usize),
+    /// `count` words, each padded with `x` to at least `size` characters.
+    Words {
+        count: usize,
+        size: usize,
+    },
     Report(String),
 }
 
 /// Everything the newest user text asks of the mock.
 ///
 /// Directives: `[[text:T]]`, `[[think:T]]`, `[[tool:NAME {json}]]`,
-/// `[[slow:MS]]`, `[[words:N]]`, `[[fail:STATUS]]`, `[[fail:STATUS:K]]`,
+/// `[[slow:MS]]`, `[[words:N]]`, `[[words:N:SIZE]]`, `[[fail:STATUS]]`, `[[fail:STATUS:K]]`,
 /// `[[hang]]`, `[[stop:REASON]]`, `[[usage:IN,OUT]]`,
 /// `[[usage:IN,OUT,CACHE_READ,CACHE_CREATE]]`, `[[report:WHAT]]`.
 /// Unknown names (`[[wiki link]]`) are plain text. Malformed arguments of
@@ -793,7 +809,8 @@ impl Directives {
             }
             "tool" => parse_tool(arg.unwrap_or_default()).map(|t| self.tools.push(t)),
             "slow" => parse_u64(arg).map(|ms| self.slow_ms = Some(ms)),
-            "words" => parse_u64(arg).map(|n| self.pieces.push(Piece::Words(n as usize))),
+            "words" => parse_words(arg.unwrap_or_default())
+                .map(|(count, size)| self.pieces.push(Piece::Words { count, size })),
             "fail" => parse_fail(arg.unwrap_or_default()).map(|f| self.fail = Some(f)),
             "hang" => {
                 self.hang = true;
@@ -888,6 +905,17 @@ fn parse_u64(arg: Option<&str>) -> Result<u64, String> {
     let arg = arg.unwrap_or_default().trim();
     arg.parse::<u64>()
         .map_err(|_| format!("expected a non-negative integer, got {arg:?}"))
+}
+
+/// `N` or `N:SIZE`.
+fn parse_words(arg: &str) -> Result<(usize, usize), String> {
+    let mut parts = arg.splitn(2, ':');
+    let count = parse_u64(parts.next())? as usize;
+    let size = match parts.next() {
+        Some(size) => parse_u64(Some(size))? as usize,
+        None => 0,
+    };
+    Ok((count, size))
 }
 
 fn parse_fail(arg: &str) -> Result<FailDirective, String> {
@@ -1026,7 +1054,7 @@ fn plan_reply(req: &Value, conversation: &[&Value], d: &Directives, n: u64) -> R
                 .iter()
                 .map(|p| match p {
                     Piece::Text(t) => t.clone(),
-                    Piece::Words(count) => numbered_words(*count),
+                    Piece::Words { count, size } => numbered_words(*count, *size),
                     Piece::Report(what) => report(what, req, conversation),
                 })
                 .collect();
@@ -1072,10 +1100,15 @@ fn plan_reply(req: &Value, conversation: &[&Value], d: &Directives, n: u64) -> R
     }
 }
 
-/// `w1 w2 … wN`.
-fn numbered_words(count: usize) -> String {
+/// `w1 w2 … wN`; with a `size`, each word padded with `x` to that many characters (a long
+/// reply in few, large deltas).
+fn numbered_words(count: usize, size: usize) -> String {
     (1..=count)
-        .map(|i| format!("w{i}"))
+        .map(|i| {
+            let w = format!("w{i}");
+            let pad = size.saturating_sub(w.len());
+            w + &"x".repeat(pad)
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -1636,6 +1669,9 @@ mod tests {
         let w = plan(&request(json!([user(json!("[[words:3]]"))])));
         assert_eq!(reply_text(&w), "w1 w2 w3");
         assert_eq!(w.usage.output, 3);
+        let big = plan(&request(json!([user(json!("[[words:2:5]]"))])));
+        assert_eq!(reply_text(&big), "w1xxx w2xxx");
+        assert_eq!(big.usage.output, 2);
     }
 
     #[test]
@@ -1932,9 +1968,26 @@ mod tests {
             .expect("count json");
         assert_eq!(count, json!({"input_tokens": 2}));
 
+        // Over the context window: the real API's 400, whatever the directives say.
+        let huge = "word ".repeat(CONTEXT_WINDOW_TOKENS as usize);
+        let too_long = client
+            .post(&url)
+            .json(&json!({"model": "m", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": huge}]}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(too_long.status(), 400);
+        let too_long: Value = too_long.json().await.expect("error json");
+        assert_eq!(too_long["error"]["type"], "invalid_request_error");
+        assert!(too_long["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("prompt is too long: "));
+
         let statuses: Vec<u16> = mock.requests().iter().map(|r| r.status).collect();
-        assert_eq!(statuses, vec![429, 200, 400, 200]);
-        assert_eq!(mock.messages_requests().len(), 3);
+        assert_eq!(statuses, vec![429, 200, 400, 200, 400]);
+        assert_eq!(mock.messages_requests().len(), 4);
     }
 
     #[tokio::test]
