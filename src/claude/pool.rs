@@ -9,6 +9,11 @@
 //! The warm pool: processes started ahead of time with a default launch spec print nothing
 //! until their first input, so a new conversation that takes one skips the CLI's ~0.6 s start.
 //! Warm processes fill only spare room in the budget and are the first to be evicted.
+//!
+//! Every count is kept by a guard, so a caller that is dropped at any await (a client that
+//! went away) gives everything back: a place in the queue ([`Queued`]), a slot promised to a
+//! spawn under way ([`Reservation`]), and a busy process ([`Lease`]), which is retired unless
+//! it is handed on to a running turn.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -33,6 +38,100 @@ struct Slot {
 /// What a warm process was started for: its `--model`.
 pub type WarmKey = Option<String>;
 
+/// A busy process, held by whoever sets up or runs a turn in it. Dropped without being handed
+/// on (its holder was cancelled mid-set-up), it is retired: what state it was left in is
+/// unknown, so it never serves anyone again.
+pub struct Lease {
+    pool: Arc<ProcessPool>,
+    process: Arc<CliProcess>,
+    armed: bool,
+}
+
+impl Lease {
+    /// The turn that now runs in the process owns it; it ends with `release` or `retire`.
+    pub fn hand_on(mut self) -> Arc<CliProcess> {
+        self.armed = false;
+        self.process.clone()
+    }
+
+    /// Give the process up at once.
+    pub fn retire(mut self) {
+        self.armed = false;
+        self.pool.retire(&self.process);
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Arc<CliProcess>;
+
+    fn deref(&self) -> &Arc<CliProcess> {
+        &self.process
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::debug!(
+                pid = self.process.pid(),
+                "a turn's set-up was abandoned; its process is retired"
+            );
+            self.pool.retire(&self.process);
+        }
+    }
+}
+
+/// A slot promised to a spawn under way; given back if the spawn never lands in it.
+struct Reservation {
+    pool: Arc<ProcessPool>,
+    /// For a warm process of this key.
+    warm: Option<WarmKey>,
+    armed: bool,
+}
+
+impl Reservation {
+    /// The spawned process takes the promised slot (in one step, so the budget never
+    /// counts it twice or not at all).
+    fn fill(mut self, process: Arc<CliProcess>) {
+        self.armed = false;
+        let mut inner = self.pool.lock();
+        inner.give_back(self.warm.as_ref());
+        inner.live.insert(
+            process.id,
+            Slot {
+                process,
+                idle_since: self.warm.is_some().then(Instant::now),
+                warm: self.warm.clone(),
+            },
+        );
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pool.lock().give_back(self.warm.as_ref());
+            self.pool.changed.notify_waiters();
+        }
+    }
+}
+
+/// A caller waiting in the queue for a slot; counted in `queue_depth` while it exists.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn join(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Queued(waiting)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Makes the launch spec (fresh workspace and session id) and handler of one warm process.
 pub type WarmFactory = Box<dyn Fn(&WarmKey) -> (LaunchSpec, Arc<ControlHandler>) + Send + Sync>;
 
@@ -51,6 +150,18 @@ struct Inner {
     reserved: usize,
     /// Of those, the ones for warm processes, by key.
     reserved_warm: Vec<WarmKey>,
+}
+
+impl Inner {
+    /// A reservation ends (filled or abandoned).
+    fn give_back(&mut self, warm: Option<&WarmKey>) {
+        self.reserved = self.reserved.saturating_sub(1);
+        if let Some(key) = warm {
+            if let Some(i) = self.reserved_warm.iter().position(|k| k == key) {
+                self.reserved_warm.remove(i);
+            }
+        }
+    }
 }
 
 pub struct ProcessPool {
@@ -125,7 +236,7 @@ impl ProcessPool {
     }
 
     /// Take a warm process started for `key` (it becomes busy), and start its replacement.
-    pub fn take_warm(self: &Arc<Self>, key: &WarmKey) -> Option<Arc<CliProcess>> {
+    pub fn take_warm(self: &Arc<Self>, key: &WarmKey) -> Option<Lease> {
         let taken = {
             let mut inner = self.lock();
             let id = inner
@@ -141,14 +252,22 @@ impl ProcessPool {
         };
         self.warm_hits.fetch_add(1, Ordering::Relaxed);
         self.refill();
-        Some(taken)
+        Some(self.lease(taken))
+    }
+
+    fn lease(self: &Arc<Self>, process: Arc<CliProcess>) -> Lease {
+        Lease {
+            pool: self.clone(),
+            process,
+            armed: true,
+        }
     }
 
     /// Start warm processes until there are `size`, using only spare room in the budget and
     /// never while requests wait for a slot.
     pub fn refill(self: &Arc<Self>) {
         let Some(warm) = self.warm.get() else { return };
-        let mut starts: Vec<WarmKey> = Vec::new();
+        let mut starts: Vec<(WarmKey, Reservation)> = Vec::new();
         {
             let mut inner = self.lock();
             if self.waiting.load(Ordering::Relaxed) > 0 {
@@ -168,35 +287,26 @@ impl ProcessPool {
                 for _ in 0..n {
                     inner.reserved += 1;
                     inner.reserved_warm.push(key.clone());
-                    starts.push(key.clone());
+                    let reservation = Reservation {
+                        pool: self.clone(),
+                        warm: Some(key.clone()),
+                        armed: true,
+                    };
+                    starts.push((key.clone(), reservation));
                 }
             }
         }
-        for key in starts {
+        for (key, reservation) in starts {
             let (spec, handler) = (warm.factory)(&key);
             let this = self.clone();
             tokio::spawn(async move {
-                let result = CliProcess::spawn(&spec, handler).await;
-                let mut inner = this.lock();
-                inner.reserved -= 1;
-                if let Some(i) = inner.reserved_warm.iter().position(|k| *k == key) {
-                    inner.reserved_warm.remove(i);
-                }
-                match result {
+                match CliProcess::spawn(&spec, handler).await {
                     Ok(p) => {
                         this.spawned.fetch_add(1, Ordering::Relaxed);
-                        inner.live.insert(
-                            p.id,
-                            Slot {
-                                process: Arc::new(p),
-                                idle_since: Some(Instant::now()),
-                                warm: Some(key),
-                            },
-                        );
+                        reservation.fill(Arc::new(p));
                     }
                     Err(e) => tracing::warn!(error = %e, "could not start a warm claude process"),
                 }
-                drop(inner);
                 this.changed.notify_waiters();
             });
         }
@@ -226,47 +336,30 @@ impl ProcessPool {
 
     /// Spawn a new process for a turn, waiting for room in the budget. It starts busy.
     pub async fn spawn(
-        &self,
+        self: &Arc<Self>,
         spec: &LaunchSpec,
         handler: Arc<ControlHandler>,
-    ) -> Result<Arc<CliProcess>, ClaudeError> {
-        self.reserve().await?;
-        let result = CliProcess::spawn(spec, handler).await.map(Arc::new);
-        let mut inner = self.lock();
-        inner.reserved -= 1;
-        match result {
-            Ok(p) => {
-                self.spawned.fetch_add(1, Ordering::Relaxed);
-                self.cold_spawns.fetch_add(1, Ordering::Relaxed);
-                inner.live.insert(
-                    p.id,
-                    Slot {
-                        process: p.clone(),
-                        idle_since: None,
-                        warm: None,
-                    },
-                );
-                Ok(p)
-            }
-            Err(e) => {
-                drop(inner);
-                self.changed.notify_waiters();
-                Err(e)
-            }
-        }
+    ) -> Result<Lease, ClaudeError> {
+        let reservation = self.reserve().await?;
+        let process = Arc::new(CliProcess::spawn(spec, handler).await?);
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.cold_spawns.fetch_add(1, Ordering::Relaxed);
+        reservation.fill(process.clone());
+        Ok(self.lease(process))
     }
 
-    /// Take an idle process for a new turn. False when it was evicted or has died.
-    pub fn claim(&self, process: &CliProcess) -> bool {
+    /// Take an idle process for a new turn. `None` when it was evicted or has died.
+    pub fn claim(self: &Arc<Self>, process: &Arc<CliProcess>) -> Option<Lease> {
         let mut inner = self.lock();
         match inner.live.get_mut(&process.id) {
             Some(slot)
                 if slot.idle_since.is_some() && slot.warm.is_none() && process.is_alive() =>
             {
                 slot.idle_since = None;
-                true
+                drop(inner);
+                Some(self.lease(process.clone()))
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -324,31 +417,30 @@ impl ProcessPool {
         futures::future::join_all(all.iter().map(|p| p.shutdown(grace))).await;
     }
 
-    async fn reserve(&self) -> Result<(), ClaudeError> {
+    async fn reserve(self: &Arc<Self>) -> Result<Reservation, ClaudeError> {
         let deadline = tokio::time::Instant::now() + self.queue_timeout;
-        let mut queued = false;
-        let result = loop {
+        let mut queued: Option<Queued> = None;
+        loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.try_reserve() {
-                break Ok(());
+                return Ok(Reservation {
+                    pool: self.clone(),
+                    warm: None,
+                    armed: true,
+                });
             }
-            if !queued {
-                queued = true;
-                self.waiting.fetch_add(1, Ordering::Relaxed);
+            if queued.is_none() {
+                queued = Some(Queued::join(&self.waiting));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                break Err(ClaudeError::AtCapacity {
+                return Err(ClaudeError::AtCapacity {
                     max: self.max_live,
                     retry_after: 1,
                 });
             }
-        };
-        if queued {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
-        result
     }
 
     fn try_reserve(&self) -> bool {
@@ -390,5 +482,30 @@ impl ProcessPool {
         // A panic while holding this lock cannot leave the map inconsistent (no multi-step
         // updates), so a poisoned lock is still safe to use.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancelled_wait_gives_back_its_queue_place_and_reservation() {
+        let pool = Arc::new(ProcessPool::new(
+            1,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        ));
+        let first = pool.reserve().await.unwrap();
+        assert_eq!(pool.lock().reserved, 1);
+        // The second waits in the queue, and its caller goes away.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), pool.reserve()).await;
+        assert!(waiting.is_err());
+        assert_eq!(pool.queue_depth(), 0);
+        // An abandoned reservation frees its slot for the next caller.
+        drop(first);
+        assert_eq!(pool.lock().reserved, 0);
+        let next = tokio::time::timeout(Duration::from_millis(50), pool.reserve()).await;
+        assert!(next.is_ok_and(|r| r.is_ok()));
     }
 }

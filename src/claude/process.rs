@@ -172,31 +172,25 @@ impl CliProcess {
         self.shared.turn.lock().map(|t| t.is_some()).unwrap_or(true)
     }
 
-    /// Send a control request and wait for its answer.
+    /// Send a control request and wait for its answer. Dropped while waiting, it forgets the
+    /// request (the answer, if one comes, is ignored).
     pub async fn control(&self, request: Value, timeout: Duration) -> Result<Value, ClaudeError> {
         let id = format!("ccgw_{}", self.next_request.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.shared.pending.lock() {
             p.insert(id.clone(), tx);
         }
+        let _pending = scopeguard::guard(id.clone(), |id| self.forget_request(&id));
         let subtype = request["subtype"].as_str().unwrap_or("?").to_string();
-        if let Err(e) = self
-            .write_line(&wire::control_request_line(&id, &request))
-            .await
-        {
-            self.forget_request(&id);
-            return Err(e);
-        }
+        self.write_line(&wire::control_request_line(&id, &request))
+            .await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(msg))) => Err(ClaudeError::protocol(format!("{subtype} refused: {msg}"))),
             Ok(Err(_)) => Err(self.exited_error().await),
-            Err(_) => {
-                self.forget_request(&id);
-                Err(ClaudeError::Timeout {
-                    what: format!("control request {subtype}"),
-                })
-            }
+            Err(_) => Err(ClaudeError::Timeout {
+                what: format!("control request {subtype}"),
+            }),
         }
     }
 

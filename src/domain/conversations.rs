@@ -17,8 +17,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
+use scopeguard::ScopeGuard;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -40,6 +43,27 @@ use crate::domain::turn::{
 };
 use crate::store::{self, Store, ToolCallRecord};
 
+/// Points of a turn's start where a request can be held open (tests drop requests there, see
+/// [`Conversations::set_stage_hook`]). Every await of a turn's start is next to one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// `initialize` is about to go to the turn's new (or warm) process.
+    Initialize,
+    /// The process's run-time settings are about to be brought to the request's.
+    Configure,
+    /// An earlier message is about to be replayed into a new process.
+    Replay,
+    /// The user message is about to be written.
+    Begin,
+}
+
+/// Awaited at every [`Stage`] of a turn's start.
+pub type StageHook = Box<dyn Fn(Stage) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A conversation taken for a turn's start. Dropped before the turn starts (its request was
+/// cancelled at an await), it goes back where it came from: see [`Conversations::abandon`].
+pub(crate) type Held = ScopeGuard<Conversation, Box<dyn FnOnce(Conversation) + Send>>;
+
 /// The domain service every adapter calls.
 pub struct Conversations {
     pub(crate) cfg: Arc<Config>,
@@ -57,6 +81,7 @@ pub struct Conversations {
     pub(crate) known: Mutex<HashSet<String>>,
     /// Native sessions with their state (see `sessions`).
     pub(crate) sessions: SessionTable,
+    stage_hook: OnceLock<StageHook>,
 }
 
 impl Conversations {
@@ -109,6 +134,51 @@ impl Conversations {
             registry: Mutex::default(),
             known: Mutex::default(),
             sessions: SessionTable::default(),
+            stage_hook: OnceLock::new(),
+        }
+    }
+
+    /// Hold every turn's start at each [`Stage`] until `hook`'s future ends (for tests).
+    #[doc(hidden)]
+    pub fn set_stage_hook(&self, hook: StageHook) {
+        let _ = self.stage_hook.set(hook);
+    }
+
+    pub(crate) async fn stage(&self, stage: Stage) {
+        if let Some(hook) = self.stage_hook.get() {
+            hook(stage).await;
+        }
+    }
+
+    /// Guard a conversation through its turn's start; `key` is where a compatible-API one was
+    /// registered.
+    pub(crate) fn hold(self: &Arc<Self>, conv: Conversation, key: Option<String>) -> Held {
+        let this = self.clone();
+        scopeguard::guard(conv, Box::new(move |conv| this.abandon(conv, key)))
+    }
+
+    /// A conversation whose turn never started, because its request was dropped during the
+    /// set-up: its process (if it had one) is already retired by its lease. A native one goes
+    /// back to its session; a compatible-API one that can resume from its transcript goes back
+    /// under its history key (the CLI never answered the user line it may have been given,
+    /// and a resume starts before it); any other is forgotten.
+    pub(crate) fn abandon(&self, conv: Conversation, key: Option<String>) {
+        tracing::info!(conversation = %conv.id, "a request was dropped before its turn started");
+        if conv.native.is_some() {
+            self.return_session(conv, store::status::IDLE);
+            return;
+        }
+        match key {
+            Some(key) if conv.started && conv.resumable => {
+                if conv.persisted {
+                    let (store, id, k) = (self.store.clone(), conv.id.clone(), key.clone());
+                    self.write(async move {
+                        let _ = store.set_history_key(&id, Some(&k)).await;
+                    });
+                }
+                self.registry().insert(key, conv);
+            }
+            _ => self.forget(conv),
         }
     }
 
@@ -151,30 +221,35 @@ impl Conversations {
                 self.forget(conv);
                 return self.start_fresh(req).await;
             }
-            return match self.acquire_process(&mut conv, &req).await {
-                Ok(p) => self.begin(conv, p, req, true).await,
-                Err(e) => {
-                    if matches!(e, ClaudeError::AtCapacity { .. }) {
-                        // Nothing changed: the conversation stays continuable.
-                        self.registry().insert(key, conv);
-                    } else {
-                        self.forget(conv);
-                    }
-                    Err(e.into())
-                }
-            };
+            return self.continue_turn(conv, key, req).await;
         }
         if let Some(conv) = self.restore(&key).await {
-            let mut conv = conv;
-            return match self.acquire_process(&mut conv, &req).await {
-                Ok(p) => self.begin(conv, p, req, true).await,
-                Err(e) => {
-                    self.forget(conv);
-                    Err(e.into())
-                }
-            };
+            return self.continue_turn(conv, key, req).await;
         }
         self.start_fresh(req).await
+    }
+
+    /// The next turn of a conversation this gateway holds.
+    async fn continue_turn(
+        self: &Arc<Self>,
+        conv: Conversation,
+        key: String,
+        req: TurnRequest,
+    ) -> Result<TurnHandle, TurnError> {
+        let mut conv = self.hold(conv, Some(key.clone()));
+        match self.acquire_process(&mut conv, &req).await {
+            Ok(p) => self.begin(conv, p, req, true).await,
+            Err(e) => {
+                let conv = ScopeGuard::into_inner(conv);
+                if matches!(e, ClaudeError::AtCapacity { .. }) {
+                    // Nothing changed: the conversation stays continuable.
+                    self.abandon(conv, Some(key));
+                } else {
+                    self.forget(conv);
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// A conversation this gateway kept before it restarted: its record and the CLI's
@@ -270,23 +345,25 @@ impl Conversations {
         self: &Arc<Self>,
         req: TurnRequest,
     ) -> Result<TurnHandle, TurnError> {
-        let mut conv = self.new_conversation(&req)?;
+        let conv = self.new_conversation(&req)?;
+        let mut conv = self.hold(conv, None);
         let process = match self.acquire_process(&mut conv, &req).await {
             Ok(p) => p,
             Err(e) => {
-                self.forget(conv);
+                self.forget(ScopeGuard::into_inner(conv));
                 return Err(e.into());
             }
         };
         for m in std::mem::take(&mut conv.replay_tail) {
+            self.stage(Stage::Replay).await;
             let content = Value::Array(escape_slash(m.content));
             let replayed = match m.role {
                 Role::User => waiting_on_cli(process.replay_user(&content)).await,
                 Role::Assistant => waiting_on_cli(process.replay_assistant(&content)).await,
             };
             if let Err(e) = replayed {
-                self.pool.retire(&process);
-                self.forget(conv);
+                // The lease retires the process.
+                self.forget(ScopeGuard::into_inner(conv));
                 return Err(e.into());
             }
         }
@@ -343,11 +420,14 @@ impl Conversations {
             ));
         }
         let process = match conv.process.take() {
-            Some(p) if self.pool.claim(&p) => p,
-            other => {
-                conv.process = other;
-                return Ok(None);
-            }
+            Some(p) => match self.pool.claim(&p) {
+                Some(lease) => lease.hand_on(),
+                None => {
+                    conv.process = Some(p);
+                    return Ok(None);
+                }
+            },
+            None => return Ok(None),
         };
         let Some(aw) = conv.awaiting.take() else {
             return Ok(None);

@@ -5,25 +5,28 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use scopeguard::ScopeGuard;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::conversation::{
     assistant_message, escape_slash, Awaiting, Conversation, TurnError, TurnHandle,
 };
-use super::conversations::Conversations;
+use super::conversations::{Conversations, Held, Stage};
 use super::tool_step::ToolStep;
+use crate::claude::pool::Lease;
 use crate::claude::process::CliProcess;
 use crate::claude::{ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::domain::turn::{history_key, Message, StopMatcher, TurnRequest};
 use crate::store::{self, ToolCallRecord, UsageRecord};
 
 impl Conversations {
-    /// Send the new user message and start driving the turn.
+    /// Send the new user message and start driving the turn. Until the line is written the
+    /// request can still be dropped: the guard and the lease then give everything back.
     pub(crate) async fn begin(
         self: &Arc<Self>,
-        mut conv: Conversation,
-        process: Arc<CliProcess>,
+        conv: Held,
+        process: Lease,
         req: TurnRequest,
         continued: bool,
     ) -> Result<TurnHandle, TurnError> {
@@ -32,7 +35,11 @@ impl Conversations {
         } else {
             escape_slash(req.prompt.clone())
         };
-        match process.start_turn(&Value::Array(prompt)).await {
+        self.stage(Stage::Begin).await;
+        let started = process.start_turn(&Value::Array(prompt)).await;
+        let mut conv = ScopeGuard::into_inner(conv);
+        let process = process.hand_on();
+        match started {
             Ok(cli) => {
                 conv.started = true;
                 Ok(self.launch(conv, process, req, cli, Usage::default(), continued))

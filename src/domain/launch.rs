@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::conversation::{Conversation, Runtime};
-use super::conversations::{base_spec, Conversations};
+use super::conversations::{base_spec, Conversations, Stage};
 use crate::claude::args::SessionMode;
 use crate::claude::control::{ControlHandler, ToolPolicy};
-use crate::claude::process::CliProcess;
+use crate::claude::pool::Lease;
 use crate::claude::tools::{self, ClientToolServer};
 use crate::claude::wire::Initialize;
 use crate::claude::ClaudeError;
@@ -21,20 +21,21 @@ use crate::domain::turn::TurnRequest;
 
 impl Conversations {
     /// A process for this conversation's next turn: its live one, a warm one, or a new one.
+    /// Cancel-safe: dropped at any await, the lease retires the process it holds.
     pub(crate) async fn acquire_process(
         &self,
         conv: &mut Conversation,
         req: &TurnRequest,
-    ) -> Result<Arc<CliProcess>, ClaudeError> {
+    ) -> Result<Lease, ClaudeError> {
         let launch = launch_fingerprint(req);
         let runtime = Runtime::of(req);
         if let Some(p) = conv.process.take() {
-            if self.pool.claim(&p) {
+            if let Some(lease) = self.pool.claim(&p) {
                 // Flags and `initialize` are fixed at start: a change needs a new process.
                 if conv.process_launch == launch {
-                    return self.apply_runtime(conv, p, runtime).await;
+                    return self.apply_runtime(conv, lease, runtime).await;
                 }
-                self.pool.retire(&p);
+                lease.retire();
             }
         }
         let offered = req.offered_tools();
@@ -100,10 +101,9 @@ impl Conversations {
                 .collect(),
             ..Default::default()
         };
-        if let Err(e) = waiting_on_cli(p.initialize(&init)).await {
-            self.pool.retire(&p);
-            return Err(e);
-        }
+        self.stage(Stage::Initialize).await;
+        // On an error the lease retires the process.
+        waiting_on_cli(p.initialize(&init)).await?;
         if let Some(old) = std::mem::replace(&mut conv.tool_server, server) {
             old.cancel_all();
         }
@@ -116,9 +116,10 @@ impl Conversations {
     pub(crate) async fn apply_runtime(
         &self,
         conv: &mut Conversation,
-        p: Arc<CliProcess>,
+        p: Lease,
         want: Runtime,
-    ) -> Result<Arc<CliProcess>, ClaudeError> {
+    ) -> Result<Lease, ClaudeError> {
+        self.stage(Stage::Configure).await;
         let have = &conv.process_runtime;
         let mut result = Ok(());
         if have.max_output_tokens != want.max_output_tokens || have.extra_body != want.extra_body {
@@ -140,16 +141,10 @@ impl Conversations {
         if result.is_ok() && have.thinking != want.thinking {
             result = waiting_on_cli(p.set_max_thinking_tokens(want.thinking)).await;
         }
-        match result {
-            Ok(()) => {
-                conv.process_runtime = want;
-                Ok(p)
-            }
-            Err(e) => {
-                self.pool.retire(&p);
-                Err(e)
-            }
-        }
+        // On an error the lease retires the process.
+        result?;
+        conv.process_runtime = want;
+        Ok(p)
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use scopeguard::ScopeGuard;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -214,7 +215,7 @@ impl Conversations {
         prompt: Vec<Value>,
     ) -> Result<TurnHandle, TurnError> {
         self.ensure_slot(id).await;
-        let (mut conv, req, broker, bus) = {
+        let (conv, req, broker, bus) = {
             let mut sessions = self.sessions.lock();
             let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;
             let conv = slot.conv.take().ok_or_else(|| {
@@ -249,16 +250,27 @@ impl Conversations {
                 "Session {id} waits for client tool results"
             )));
         }
+        let mut conv = self.hold(conv, None);
         let process = match self.acquire_process(&mut conv, &req).await {
             Ok(p) => p,
             Err(e) => {
-                self.return_session(conv, "error");
+                self.return_session(ScopeGuard::into_inner(conv), "error");
                 return Err(e.into());
             }
         };
         process.handler().set_broker(Some(broker));
-        if let Some(slot) = self.sessions.lock().get_mut(id) {
-            slot.running = Some(process.clone());
+        {
+            let mut sessions = self.sessions.lock();
+            match sessions.get_mut(id) {
+                Some(slot) => slot.running = Some(Arc::clone(&process)),
+                None => {
+                    // Deleted while its process was set up: the turn never starts.
+                    drop(sessions);
+                    process.retire();
+                    self.forget(ScopeGuard::into_inner(conv));
+                    return Err(not_found(id));
+                }
+            }
         }
         let _ = bus.send(Event::UserMessage {
             content: Value::Array(req.prompt.clone()),
