@@ -33,6 +33,8 @@ pub struct Config {
     pub queue_timeout_secs: u64,
     pub turn_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    /// How long a client may stop reading a turn's stream before the turn is ended.
+    pub stream_lag_timeout_secs: u64,
     pub process_idle_ttl_secs: u64,
     pub conversation_ttl_secs: u64,
     pub cli_max_retries: u32,
@@ -71,6 +73,7 @@ impl Default for Config {
             queue_timeout_secs: 30,
             turn_timeout_secs: 600,
             idle_timeout_secs: 180,
+            stream_lag_timeout_secs: 60,
             process_idle_ttl_secs: 600,
             conversation_ttl_secs: 86_400,
             cli_max_retries: 2,
@@ -106,6 +109,7 @@ impl std::fmt::Debug for Config {
             .field("queue_timeout_secs", &self.queue_timeout_secs)
             .field("turn_timeout_secs", &self.turn_timeout_secs)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("stream_lag_timeout_secs", &self.stream_lag_timeout_secs)
             .field("process_idle_ttl_secs", &self.process_idle_ttl_secs)
             .field("conversation_ttl_secs", &self.conversation_ttl_secs)
             .field("cli_max_retries", &self.cli_max_retries)
@@ -203,6 +207,7 @@ impl Config {
             queue_timeout_secs => "CCGW_QUEUE_TIMEOUT_SECS",
             turn_timeout_secs => "CCGW_TURN_TIMEOUT_SECS",
             idle_timeout_secs => "CCGW_IDLE_TIMEOUT_SECS",
+            stream_lag_timeout_secs => "CCGW_STREAM_LAG_TIMEOUT_SECS",
             process_idle_ttl_secs => "CCGW_PROCESS_IDLE_TTL_SECS",
             conversation_ttl_secs => "CCGW_CONVERSATION_TTL_SECS",
             cli_max_retries => "CCGW_CLI_MAX_RETRIES",
@@ -218,8 +223,11 @@ impl Config {
         if self.max_live_processes == 0 {
             bail!("max_live_processes must be at least 1");
         }
-        if self.turn_timeout_secs == 0 || self.idle_timeout_secs == 0 {
-            bail!("turn_timeout_secs and idle_timeout_secs must be at least 1");
+        if self.turn_timeout_secs == 0
+            || self.idle_timeout_secs == 0
+            || self.stream_lag_timeout_secs == 0
+        {
+            bail!("turn_timeout_secs, idle_timeout_secs and stream_lag_timeout_secs must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "auto" | "json" | "text") {
             bail!(

@@ -193,6 +193,7 @@ pub fn explain(e: &ClaudeError) -> &'static str {
             "The CLI produced no answer in time: check the upstream's reachability."
         }
         ClaudeError::AtCapacity { .. } => "No process slot was free.",
+        ClaudeError::ClientLagged { .. } => "The answer was not read in time.",
         ClaudeError::Cli { .. } | ClaudeError::Exited { .. } | ClaudeError::Protocol { .. } => {
             "The CLI failed; run with CCGW_LOG=debug to see its stderr."
         }

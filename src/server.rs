@@ -87,8 +87,20 @@ pub async fn cli_version(bin: &Path) -> anyhow::Result<String> {
         .to_string())
 }
 
+/// Large buffers (a long CLI line, a big request body) go back to the OS when freed. glibc
+/// otherwise raises its mmap threshold after the first such free and keeps later ones in the
+/// heap, so a gateway that once carried a long answer would stay that size.
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     cfg.validate()?;
+    return_large_buffers();
     cfg.make_paths_absolute();
     let demo_upstream = if cfg.demo {
         let mock = MockUpstream::start(SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -50,6 +50,10 @@ pub enum ClaudeError {
     /// Every process slot is busy and the request waited as long as it may.
     #[error("all {max} Claude Code processes are busy; try again shortly")]
     AtCapacity { max: usize, retry_after: u64 },
+    /// Whoever consumes a turn's events stopped taking them for too long (a client that
+    /// stopped reading its stream), so the turn was stopped.
+    #[error("the client did not read the stream for {secs} s; the turn was stopped")]
+    ClientLagged { secs: u64 },
 }
 
 impl ClaudeError {

@@ -2,7 +2,9 @@
 //!
 //! A reader task owns stdout: it answers control requests (concurrently: the SDK MCP handshake
 //! happens while our `initialize` is still waiting), resolves our own control requests, and
-//! feeds the current turn's lines through a [`Translator`] into an event channel. A waiter
+//! feeds the current turn's lines through a [`Translator`] into an event channel. The channel
+//! is bounded ([`TURN_BUFFER`]): when whoever drives the turn falls behind, the reader stops
+//! reading, and back-pressure reaches the CLI through its stdout pipe. A waiter
 //! task owns the child and records its exit. The process runs in its own process group, so
 //! stopping it also stops any shell the CLI started; dropping the last handle kills the group.
 
@@ -25,6 +27,9 @@ use super::wire::{self, CliLine, ControlRequestLine, Initialize};
 use super::ClaudeError;
 
 const STDERR_TAIL_BYTES: usize = 4096;
+/// Events a turn buffers between the CLI's stdout and its driver (and between its driver and
+/// the client). A CLI line is at most a few tens of kB, so this bounds a turn's memory.
+pub const TURN_BUFFER: usize = 64;
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -32,7 +37,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 type Pending = Mutex<HashMap<String, oneshot::Sender<Result<Value, String>>>>;
 
 struct TurnSink {
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::Sender<Event>,
     translator: Translator,
 }
 
@@ -243,10 +248,7 @@ impl CliProcess {
     }
 
     /// Start a turn; events arrive on the returned channel, ending with `Done` or `Error`.
-    pub async fn start_turn(
-        &self,
-        content: &Value,
-    ) -> Result<mpsc::UnboundedReceiver<Event>, ClaudeError> {
+    pub async fn start_turn(&self, content: &Value) -> Result<mpsc::Receiver<Event>, ClaudeError> {
         self.start_turn_line(&wire::user_line(content)).await
     }
 
@@ -281,11 +283,8 @@ impl CliProcess {
             .await
     }
 
-    async fn start_turn_line(
-        &self,
-        line: &str,
-    ) -> Result<mpsc::UnboundedReceiver<Event>, ClaudeError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    async fn start_turn_line(&self, line: &str) -> Result<mpsc::Receiver<Event>, ClaudeError> {
+        let (tx, rx) = mpsc::channel(TURN_BUFFER);
         {
             let mut t = self
                 .shared
@@ -445,13 +444,22 @@ async fn read_stdout(shared: Arc<Shared>, stdout: tokio::process::ChildStdout) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        if !buf.ends_with(b"\n") {
+            // The process was stopped in the middle of a line: nothing to read in it.
+            tracing::debug!(
+                pid = shared.pid,
+                bytes = buf.len(),
+                "partial last line of a stopped CLI"
+            );
+            break;
+        }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
         match wire::parse_line(line) {
-            Ok(parsed) => dispatch(&shared, parsed),
+            Ok(parsed) => dispatch(&shared, parsed).await,
             Err(e) => {
                 tracing::warn!(pid = shared.pid, error = %e, line = %truncate(line, 200), "unparseable CLI output line skipped")
             }
@@ -470,11 +478,14 @@ async fn read_stdout(shared: Arc<Shared>, stdout: tokio::process::ChildStdout) {
     }
     let sink = shared.turn.lock().ok().and_then(|mut t| t.take());
     if let Some(sink) = sink {
-        let _ = sink.tx.send(Event::Error(exited(&shared, status)));
+        let _ = sink.tx.send(Event::Error(exited(&shared, status))).await;
     }
 }
 
-fn dispatch(shared: &Arc<Shared>, line: CliLine) {
+/// Handle one stdout line. A turn's events are sent after the turn's lock is let go, and a
+/// full channel makes this wait (that is the back-pressure); a consumer that went away makes
+/// the send fail at once, and its events are dropped (the turn's owner interrupts it).
+async fn dispatch(shared: &Arc<Shared>, line: CliLine) {
     match line {
         CliLine::ControlResponse(r) => {
             let waiter = shared
@@ -495,15 +506,20 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             if shared.handler.will_ask(&req) {
                 // Whoever drives the turn learns of the question, and can answer it.
                 let r = &req.request;
-                send_to_turn(
-                    shared,
-                    Event::PermissionRequest {
-                        request_id: req.request_id.clone(),
-                        tool_name: r["tool_name"].as_str().unwrap_or_default().to_string(),
-                        input: r.get("input").cloned().unwrap_or(Value::Null),
-                        tool_use_id: r["tool_use_id"].as_str().map(String::from),
-                    },
-                );
+                let ask = Event::PermissionRequest {
+                    request_id: req.request_id.clone(),
+                    tool_name: r["tool_name"].as_str().unwrap_or_default().to_string(),
+                    input: r.get("input").cloned().unwrap_or(Value::Null),
+                    tool_use_id: r["tool_use_id"].as_str().map(String::from),
+                };
+                let tx = shared
+                    .turn
+                    .lock()
+                    .ok()
+                    .and_then(|t| t.as_ref().map(|sink| sink.tx.clone()));
+                if let Some(tx) = tx {
+                    let _ = tx.send(ask).await;
+                }
             }
             let shared = shared.clone();
             tokio::spawn(async move { answer_control_request(&shared, req).await });
@@ -517,34 +533,27 @@ fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             shared.handler.cancel(&request_id);
         }
         other => {
-            let Ok(mut turn) = shared.turn.lock() else {
-                return;
+            let (tx, events) = {
+                let Ok(mut turn) = shared.turn.lock() else {
+                    return;
+                };
+                let Some(sink) = turn.as_mut() else {
+                    tracing::debug!(pid = shared.pid, "CLI output outside a turn ignored");
+                    return;
+                };
+                let mut events = sink.translator.on_line(&other);
+                let tx = sink.tx.clone();
+                if let Some(end) = events.iter().position(Event::is_terminal) {
+                    events.truncate(end + 1);
+                    turn.take();
+                }
+                (tx, events)
             };
-            let Some(sink) = turn.as_mut() else {
-                tracing::debug!(pid = shared.pid, "CLI output outside a turn ignored");
-                return;
-            };
-            let events = sink.translator.on_line(&other);
-            let mut ended = false;
             for ev in events {
-                ended |= ev.is_terminal();
-                // A closed receiver means the consumer went away; the turn owner interrupts.
-                let _ = sink.tx.send(ev);
-                if ended {
+                if tx.send(ev).await.is_err() {
                     break;
                 }
             }
-            if ended {
-                turn.take();
-            }
-        }
-    }
-}
-
-fn send_to_turn(shared: &Shared, ev: Event) {
-    if let Ok(turn) = shared.turn.lock() {
-        if let Some(sink) = turn.as_ref() {
-            let _ = sink.tx.send(ev);
         }
     }
 }

@@ -13,7 +13,8 @@ use crate::claude::args::LaunchSpec;
 use crate::claude::process::CliProcess;
 use crate::claude::tools::ClientToolServer;
 use crate::claude::{ClaudeError, Event, Usage};
-use crate::domain::turn::{Message, Role, TurnRequest};
+pub use crate::domain::outlet::TurnEvents;
+use crate::domain::turn::{Message, TurnRequest};
 use crate::store;
 
 /// The domain's error: a CLI failure, or a request the domain cannot accept.
@@ -41,7 +42,7 @@ impl TurnError {
 
 /// A CLI turn paused on client tool calls.
 pub(crate) struct Awaiting {
-    pub(crate) cli: mpsc::UnboundedReceiver<Event>,
+    pub(crate) cli: mpsc::Receiver<Event>,
     /// Tool-use ids the client must answer.
     pub(crate) pending: Vec<String>,
     /// Their tool names and argument sizes, for the records.
@@ -120,7 +121,7 @@ impl Conversation {
 pub struct TurnHandle {
     pub conversation_id: String,
     /// Events until (and including) one `Done` or `Error`. Dropping it interrupts the turn.
-    pub events: mpsc::UnboundedReceiver<Event>,
+    pub events: TurnEvents,
     /// Time this request has waited on the CLI; complete once `Done` arrives (see `metrics`).
     pub cli_wait: crate::domain::cli_wait::CliWait,
 }
@@ -134,18 +135,6 @@ pub(crate) fn escape_slash(mut content: Vec<Value>) -> Vec<Value> {
         }
     }
     content
-}
-
-/// What the client will send back as this response's assistant message.
-pub(crate) fn assistant_message(text: &str, calls: &[(String, String, Value)]) -> Message {
-    let mut content = vec![json!({"type": "text", "text": text})];
-    content.extend(calls.iter().map(
-        |(id, name, input)| json!({"type": "tool_use", "id": id, "name": name, "input": input}),
-    ));
-    Message {
-        role: Role::Assistant,
-        content,
-    }
 }
 
 /// Settings a running CLI can change between turns (control requests) without leaving a trace

@@ -38,9 +38,8 @@ use crate::claude::tools::{self, ToolOutcome};
 use crate::claude::{transcript, ClaudeError, Event, Usage};
 use crate::config::Config;
 use crate::domain::cli_wait::waiting_on_cli;
-use crate::domain::turn::{
-    history_key, split_for_transcript, tool_result_text, Message, Role, TurnRequest,
-};
+use crate::domain::history_key::history_key;
+use crate::domain::turn::{split_for_transcript, tool_result_text, Message, Role, TurnRequest};
 use crate::store::{self, Store, ToolCallRecord};
 
 /// Points of a turn's start where a request can be held open (tests drop requests there, see
@@ -376,7 +375,7 @@ impl Conversations {
         &self,
         conv: &mut Conversation,
         req: &TurnRequest,
-    ) -> Result<Option<(Arc<CliProcess>, mpsc::UnboundedReceiver<Event>, Usage)>, TurnError> {
+    ) -> Result<Option<(Arc<CliProcess>, mpsc::Receiver<Event>, Usage)>, TurnError> {
         let pending: Vec<String> = conv
             .awaiting
             .as_ref()

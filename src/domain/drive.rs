@@ -9,15 +9,15 @@ use scopeguard::ScopeGuard;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::conversation::{
-    assistant_message, escape_slash, Awaiting, Conversation, TurnError, TurnHandle,
-};
+use super::conversation::{escape_slash, Awaiting, Conversation, TurnError, TurnHandle};
 use super::conversations::{Conversations, Held, Stage};
+use super::outlet::{outlet, Gone, Outlet};
 use super::tool_step::ToolStep;
 use crate::claude::pool::Lease;
 use crate::claude::process::CliProcess;
 use crate::claude::{ClaudeError, Event, StopReason, TurnSummary, Usage};
-use crate::domain::turn::{history_key, Message, StopMatcher, TurnRequest};
+use crate::domain::history_key::KeyWriter;
+use crate::domain::turn::{Message, StopMatcher, TurnRequest};
 use crate::store::{self, ToolCallRecord, UsageRecord};
 
 impl Conversations {
@@ -56,7 +56,7 @@ impl Conversations {
         conv: Conversation,
         process: Arc<CliProcess>,
         req: TurnRequest,
-        cli: mpsc::UnboundedReceiver<Event>,
+        cli: mpsc::Receiver<Event>,
         reported: Usage,
         continued: bool,
     ) -> TurnHandle {
@@ -69,7 +69,8 @@ impl Conversations {
             user = req.client_user.as_deref().unwrap_or(""),
             "turn started"
         );
-        let (tx, rx) = mpsc::unbounded_channel();
+        let lag = Duration::from_secs(self.cfg.stream_lag_timeout_secs);
+        let (tx, rx) = outlet(conv.bus.clone(), lag);
         let conversation_id = conv.id.clone();
         let this = self.clone();
         let cli_wait = crate::domain::cli_wait::current_cli_wait();
@@ -92,39 +93,32 @@ impl Conversations {
         mut conv: Conversation,
         process: Arc<CliProcess>,
         req: TurnRequest,
-        mut cli: mpsc::UnboundedReceiver<Event>,
+        mut cli: mpsc::Receiver<Event>,
         reported: Usage,
-        out: mpsc::UnboundedSender<Event>,
+        mut out: Outlet,
     ) {
         let started = Instant::now();
         let pid = process.pid();
-        // Native sessions' watchers see every event the requester sees.
-        let bus = conv.bus.clone();
-        let emit = |ev: Event| {
-            if let Some(b) = &bus {
-                let _ = b.send(ev.clone());
-            }
-            let _ = out.send(ev);
-        };
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.turn_timeout_secs);
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs);
         let mut stops = StopMatcher::new(req.stop.clone());
-        let mut reply = String::new();
+        // The history key the conversation will have after this turn, hashed as the reply
+        // streams: a long answer is never held here.
+        let mut reply = {
+            let mut k = KeyWriter::new(conv.system.as_deref());
+            for m in req
+                .history
+                .iter()
+                .chain([&Message::user(req.prompt.clone())])
+            {
+                k.message(m);
+            }
+            k.reply()
+        };
         let turn_id = uuid::Uuid::new_v4().to_string();
         let mut step = ToolStep::new(&req, &conv.id, &turn_id);
         let mut step_usage = Usage::default();
-
-        enum End {
-            Clean(TurnSummary),
-            /// A model step ended calling client tools; the CLI turn waits for results.
-            Pause(Vec<(String, String, Value)>),
-            /// The CLI turn already ended with this error.
-            CliError(ClaudeError),
-            /// We end the turn early: send this (or nothing, when the client is gone).
-            Abort(Option<ClaudeError>),
-            Stop(String),
-        }
 
         let end = loop {
             let next = tokio::select! {
@@ -160,8 +154,10 @@ impl Conversations {
                 Event::TextDelta { text } => {
                     let shown = stops.push(&text);
                     if !shown.is_empty() {
-                        reply.push_str(&shown);
-                        emit(Event::TextDelta { text: shown });
+                        reply.push(&shown);
+                        if let Err(g) = out.send(Event::TextDelta { text: shown }).await {
+                            break gone(&out, g);
+                        }
                     }
                     if let Some(s) = stops.matched() {
                         break End::Stop(s.to_string());
@@ -174,8 +170,10 @@ impl Conversations {
                     if stop_reason.as_deref() == Some("tool_use") && !calls.is_empty() {
                         let rest = stops.finish();
                         if !rest.is_empty() {
-                            reply.push_str(&rest);
-                            emit(Event::TextDelta { text: rest });
+                            reply.push(&rest);
+                            if let Err(g) = out.send(Event::TextDelta { text: rest }).await {
+                                break gone(&out, g);
+                            }
                         }
                         break End::Pause(calls);
                     }
@@ -183,16 +181,25 @@ impl Conversations {
                 Event::Done(mut summary) => {
                     let rest = stops.finish();
                     if !rest.is_empty() {
-                        reply.push_str(&rest);
-                        emit(Event::TextDelta { text: rest });
+                        reply.push(&rest);
+                        if let Err(g) = out.send(Event::TextDelta { text: rest }).await {
+                            break gone(&out, g);
+                        }
                     }
                     summary.usage = minus(summary.usage, reported);
                     break End::Clean(summary);
                 }
                 Event::Error(e) => break End::CliError(e),
                 other => {
+                    let mut failed = None;
                     for ev in step.route(other, conv.tool_server.as_deref(), &conv.id) {
-                        emit(ev);
+                        if let Err(g) = out.send(ev).await {
+                            failed = Some(g);
+                            break;
+                        }
+                    }
+                    if let Some(g) = failed {
+                        break gone(&out, g);
                     }
                 }
             }
@@ -216,16 +223,8 @@ impl Conversations {
                     started,
                 );
                 let calls = step.take_records();
-                self.keep(
-                    conv,
-                    process,
-                    &req,
-                    assistant_message(&reply, &[]),
-                    None,
-                    usage,
-                    calls,
-                );
-                emit(Event::Done(summary));
+                self.keep(conv, process, reply.finish(&[]), None, usage, calls);
+                out.finish(Event::Done(summary)).await;
                 "completed"
             }
             End::Pause(calls) => {
@@ -252,27 +251,27 @@ impl Conversations {
                 self.keep(
                     conv,
                     process,
-                    &req,
-                    assistant_message(&reply, &calls),
+                    reply.finish(&calls),
                     Some(awaiting),
                     usage,
                     records,
                 );
-                emit(done);
+                out.finish(done).await;
                 "tool_calls"
             }
             End::CliError(e) => {
                 let label = error_label(&e);
-                emit(Event::Error(e));
+                out.finish(Event::Error(e)).await;
                 self.end_failed(conv, &process);
                 label
             }
             End::Stop(seq) => {
                 let summary = interrupt_and_wait(&process, &mut cli).await;
-                emit(Event::Done(TurnSummary {
+                out.finish(Event::Done(TurnSummary {
                     stop_reason: StopReason::StopSequence(seq),
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
-                }));
+                }))
+                .await;
                 self.end_failed(conv, &process);
                 "stop_sequence"
             }
@@ -286,7 +285,7 @@ impl Conversations {
                 }
                 let _ = interrupt_and_wait(&process, &mut cli).await;
                 if let Some(e) = err {
-                    emit(Event::Error(e));
+                    out.finish(Event::Error(e)).await;
                 }
                 self.end_failed(conv, &process);
                 label
@@ -306,17 +305,11 @@ impl Conversations {
         &self,
         mut conv: Conversation,
         process: Arc<CliProcess>,
-        req: &TurnRequest,
-        reply: Message,
+        key: String,
         awaiting: Option<Awaiting>,
         usage: UsageRecord,
         tool_calls: Vec<ToolCallRecord>,
     ) {
-        let prompt = Message::user(req.prompt.clone());
-        let key = history_key(
-            conv.system.as_deref(),
-            req.history.iter().chain([&prompt, &reply]),
-        );
         self.pool.release(&process);
         conv.process = Some(process);
         conv.awaiting = awaiting;
@@ -408,6 +401,26 @@ impl Conversations {
     }
 }
 
+/// How a turn's loop ended.
+enum End {
+    Clean(TurnSummary),
+    /// A model step ended calling client tools; the CLI turn waits for results.
+    Pause(Vec<(String, String, Value)>),
+    /// The CLI turn already ended with this error.
+    CliError(ClaudeError),
+    /// We end the turn early: send this (or nothing, when the client is gone).
+    Abort(Option<ClaudeError>),
+    Stop(String),
+}
+
+/// The end of a turn whose requester cannot take events.
+fn gone(out: &Outlet, g: Gone) -> End {
+    End::Abort(match g {
+        Gone::Left => None,
+        Gone::Lagged => Some(out.lag_error()),
+    })
+}
+
 fn usage_record(
     conv: &Conversation,
     req: &TurnRequest,
@@ -454,28 +467,34 @@ fn plus(a: Usage, b: Usage) -> Usage {
 }
 
 /// Interrupt the CLI's turn and wait briefly for it to end; returns its summary if it came.
+/// The turn's events are drained meanwhile: a reader blocked on a full channel would
+/// otherwise never read the interrupt's answer.
 async fn interrupt_and_wait(
     process: &CliProcess,
-    cli: &mut mpsc::UnboundedReceiver<Event>,
+    cli: &mut mpsc::Receiver<Event>,
 ) -> Option<TurnSummary> {
-    if let Err(e) = process.interrupt().await {
-        tracing::debug!(pid = process.pid(), error = %e, "interrupt failed");
-        return None;
-    }
-    let wait = async {
-        while let Some(ev) = cli.recv().await {
-            match ev {
-                Event::Done(s) => return Some(s),
-                Event::Error(_) => return None,
-                _ => {}
+    let interrupt = process.interrupt();
+    tokio::pin!(interrupt);
+    let mut asked = false;
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            r = &mut interrupt, if !asked => {
+                asked = true;
+                if let Err(e) = r {
+                    tracing::debug!(pid = process.pid(), error = %e, "interrupt failed");
+                    return None;
+                }
             }
+            ev = cli.recv() => match ev {
+                Some(Event::Done(s)) => return Some(s),
+                Some(Event::Error(_)) | None => return None,
+                Some(_) => {}
+            },
+            _ = &mut deadline => return None,
         }
-        None
-    };
-    tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .ok()
-        .flatten()
+    }
 }
 
 fn empty_summary(conv: &Conversation) -> TurnSummary {
@@ -499,5 +518,6 @@ fn error_label(e: &ClaudeError) -> &'static str {
         ClaudeError::Timeout { .. } => "timeout",
         ClaudeError::Protocol { .. } => "protocol_error",
         ClaudeError::AtCapacity { .. } => "at_capacity",
+        ClaudeError::ClientLagged { .. } => "client_lagged",
     }
 }

@@ -4,14 +4,17 @@
 //! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
-//! life), `sessions` (native sessions), with `tool_step` and `cli_wait` beside them.
+//! life), `sessions` (native sessions), with `tool_step`, `outlet` (where a turn's events go)
+//! and `cli_wait` beside them.
 
 pub mod cli_wait;
 pub mod conversation;
 pub mod conversations;
 mod drive;
+pub mod history_key;
 mod launch;
 pub mod models;
+mod outlet;
 pub mod session_table;
 pub mod sessions;
 mod tool_step;

@@ -101,7 +101,9 @@ impl ApiError {
                     _ => StatusCode::BAD_GATEWAY,
                 },
                 ClaudeError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
-                ClaudeError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                ClaudeError::Timeout { .. } | ClaudeError::ClientLagged { .. } => {
+                    StatusCode::GATEWAY_TIMEOUT
+                }
                 ClaudeError::Spawn { .. }
                 | ClaudeError::Cli { .. }
                 | ClaudeError::Exited { .. }
@@ -143,6 +145,7 @@ impl ApiError {
                 },
                 ClaudeError::AtCapacity { .. } => "gateway_at_capacity",
                 ClaudeError::Timeout { .. } => "timeout",
+                ClaudeError::ClientLagged { .. } => "stream_lagged",
                 ClaudeError::Spawn { .. } => "cli_unavailable",
                 ClaudeError::Cli { .. }
                 | ClaudeError::Exited { .. }

@@ -95,12 +95,16 @@ pub struct External {
 
 impl External {
     pub fn start(data: &Path, mock: &MockUpstream, env: &[(&str, &str)]) -> External {
+        Self::start_with_upstream(data, &mock.base_url(), env)
+    }
+
+    pub fn start_with_upstream(data: &Path, upstream: &str, env: &[(&str, &str)]) -> External {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccgw"));
         cmd.args(["serve", "--port", "0", "--data-dir"])
             .arg(data)
             .env("CCGW_LOG_FORMAT", "json")
             .env("CCGW_CLI_MAX_RETRIES", "0")
-            .env("ANTHROPIC_BASE_URL", mock.base_url())
+            .env("ANTHROPIC_BASE_URL", upstream)
             .env("ANTHROPIC_API_KEY", "sk-test")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -176,6 +180,46 @@ impl Drop for External {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The mock upstream in a process of its own (`ccgw mock-upstream`), so that its work never
+/// competes with the test's own timing.
+pub struct ExternalMock {
+    child: Child,
+    pub url: String,
+}
+
+impl ExternalMock {
+    pub fn start() -> ExternalMock {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ccgw"))
+            .args(["mock-upstream", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the mock starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["message"] == "mock upstream listening" {
+                        let _ = tx.send(v["url"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the mock says where it listens");
+        ExternalMock { child, url }
+    }
+}
+
+impl Drop for ExternalMock {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -169,7 +169,7 @@ async fn serve_socket(
     mut rx: broadcast::Receiver<Event>,
 ) {
     let (mut tx, mut incoming) = socket.split();
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Value>(16);
     let writer = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
@@ -226,7 +226,9 @@ async fn serve_socket(
             }
         };
         if let Some(r) = reply {
-            let _ = out_tx.send(r);
+            if out_tx.send(r).await.is_err() {
+                break;
+            }
         }
     }
     writer.abort();

@@ -1,0 +1,205 @@
+//! Where a turn's events go: to its requester through a bounded channel, and to a native
+//! session's watchers. A requester that stops reading holds the turn back (and through it the
+//! CLI) for at most the lag limit; then the turn ends with a clear error that the requester
+//! still gets, after whatever was buffered. Memory per stream stays bounded either way.
+
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::claude::process::TURN_BUFFER;
+use crate::claude::{ClaudeError, Event};
+
+/// Why events could not be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gone {
+    /// The requester went away.
+    Left,
+    /// The requester stopped reading for longer than the lag limit.
+    Lagged,
+}
+
+/// The sending half, owned by the task that drives the turn.
+pub(crate) struct Outlet {
+    out: Option<mpsc::Sender<Event>>,
+    tail: Option<oneshot::Sender<Event>>,
+    bus: Option<broadcast::Sender<Event>>,
+    lag: Duration,
+    lagged: bool,
+}
+
+/// A turn's events for its adapter: until (and including) one `Done` or `Error`. Dropping it
+/// ends the turn.
+pub struct TurnEvents {
+    rx: mpsc::Receiver<Event>,
+    /// The last event, when the turn had to end while the requester was not reading.
+    tail: Option<oneshot::Receiver<Event>>,
+}
+
+impl TurnEvents {
+    pub async fn recv(&mut self) -> Option<Event> {
+        if let Some(ev) = self.rx.recv().await {
+            return Some(ev);
+        }
+        match self.tail.take() {
+            Some(tail) => tail.await.ok(),
+            None => None,
+        }
+    }
+}
+
+/// A connected pair; `bus` also gets every event (native sessions' watchers).
+pub(crate) fn outlet(bus: Option<broadcast::Sender<Event>>, lag: Duration) -> (Outlet, TurnEvents) {
+    let (tx, rx) = mpsc::channel(TURN_BUFFER);
+    let (tail_tx, tail_rx) = oneshot::channel();
+    (
+        Outlet {
+            out: Some(tx),
+            tail: Some(tail_tx),
+            bus,
+            lag,
+            lagged: false,
+        },
+        TurnEvents {
+            rx,
+            tail: Some(tail_rx),
+        },
+    )
+}
+
+impl Outlet {
+    /// Deliver one event, waiting at most the lag limit for room.
+    pub(crate) async fn send(&mut self, ev: Event) -> Result<(), Gone> {
+        if let Some(b) = &self.bus {
+            let _ = b.send(ev.clone());
+        }
+        let Some(out) = &self.out else {
+            return Err(Gone::Left);
+        };
+        match tokio::time::timeout(self.lag, out.reserve()).await {
+            Ok(Ok(permit)) => {
+                permit.send(ev);
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Gone::Left),
+            Err(_) => {
+                self.lagged = true;
+                Err(Gone::Lagged)
+            }
+        }
+    }
+
+    /// Deliver the turn's last event: in order when the requester reads, else after what it
+    /// has not read yet. Nothing is sent after it.
+    pub(crate) async fn finish(&mut self, ev: Event) {
+        if let Some(b) = &self.bus {
+            let _ = b.send(ev.clone());
+        }
+        let Some(out) = self.out.take() else { return };
+        let permit = if self.lagged {
+            None
+        } else {
+            tokio::time::timeout(self.lag, out.reserve())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        match permit {
+            Some(permit) => permit.send(ev),
+            None => {
+                if let Some(tail) = self.tail.take() {
+                    let _ = tail.send(ev);
+                }
+            }
+        }
+    }
+
+    /// Resolves when the requester went away.
+    pub(crate) async fn closed(&self) {
+        match &self.out {
+            Some(out) => out.closed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The error a turn ends with when its requester lagged.
+    pub(crate) fn lag_error(&self) -> ClaudeError {
+        ClaudeError::ClientLagged {
+            secs: self.lag.as_secs(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outlet as pair;
+    use super::*;
+    use crate::claude::{StopReason, TurnSummary};
+
+    fn text(i: usize) -> Event {
+        Event::TextDelta {
+            text: format!("t{i}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_gets_what_was_buffered_then_the_error() {
+        let (mut outlet, mut events) = pair(None, Duration::from_millis(50));
+        let mut sent = 0;
+        let gone = loop {
+            match outlet.send(text(sent)).await {
+                Ok(()) => sent += 1,
+                Err(g) => break g,
+            }
+        };
+        assert_eq!(gone, Gone::Lagged);
+        assert_eq!(sent, TURN_BUFFER);
+        let err = outlet.lag_error();
+        outlet.finish(Event::Error(err)).await;
+        drop(outlet);
+        let mut got = Vec::new();
+        while let Some(ev) = events.recv().await {
+            got.push(ev);
+        }
+        assert_eq!(got.len(), TURN_BUFFER + 1);
+        assert!(matches!(
+            got.last(),
+            Some(Event::Error(ClaudeError::ClientLagged { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_reading_client_gets_every_event_in_order_and_a_gone_one_is_noticed() {
+        let (mut outlet, mut events) = pair(None, Duration::from_secs(5));
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(ev) = events.recv().await {
+                if ev.is_terminal() {
+                    return n;
+                }
+                n += 1;
+            }
+            n
+        });
+        for i in 0..TURN_BUFFER * 3 {
+            outlet.send(text(i)).await.unwrap();
+        }
+        outlet
+            .finish(Event::Done(TurnSummary {
+                stop_reason: StopReason::EndTurn,
+                usage: Default::default(),
+                cost_usd: None,
+                duration_ms: None,
+                num_turns: None,
+                session_id: String::new(),
+                result_text: String::new(),
+            }))
+            .await;
+        assert_eq!(reader.await.unwrap(), TURN_BUFFER * 3);
+
+        let (mut outlet, events) = pair(None, Duration::from_secs(5));
+        drop(events);
+        assert_eq!(outlet.send(text(0)).await, Err(Gone::Left));
+        outlet.closed().await;
+    }
+}
