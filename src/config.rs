@@ -45,6 +45,12 @@ pub struct Config {
     /// How long a native session's permission request waits for an answer before it is denied.
     pub permission_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request's head, from its first byte.
+    pub header_read_timeout_secs: u64,
+    /// An idle keep-alive connection (no request in flight) is closed after this long.
+    pub keep_alive_timeout_secs: u64,
+    /// Most client connections at once (lowered to what the open-file limit allows).
+    pub max_connections: usize,
     pub shutdown_grace_secs: u64,
     /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
     pub log_format: String,
@@ -81,6 +87,9 @@ impl Default for Config {
             tool_call_timeout_secs: 600,
             permission_timeout_secs: 120,
             max_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout_secs: 30,
+            keep_alive_timeout_secs: 60,
+            max_connections: 4096,
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
             models: models::default_table(),
@@ -117,6 +126,9 @@ impl std::fmt::Debug for Config {
             .field("tool_call_timeout_secs", &self.tool_call_timeout_secs)
             .field("permission_timeout_secs", &self.permission_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
+            .field("max_connections", &self.max_connections)
             .field("models", &self.models.keys().collect::<Vec<_>>())
             .field("demo", &self.demo)
             .finish()
@@ -214,6 +226,9 @@ impl Config {
             tool_call_timeout_secs => "CCGW_TOOL_CALL_TIMEOUT_SECS",
             permission_timeout_secs => "CCGW_PERMISSION_TIMEOUT_SECS",
             max_body_bytes => "CCGW_MAX_BODY_BYTES",
+            header_read_timeout_secs => "CCGW_HEADER_READ_TIMEOUT_SECS",
+            keep_alive_timeout_secs => "CCGW_KEEP_ALIVE_TIMEOUT_SECS",
+            max_connections => "CCGW_MAX_CONNECTIONS",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
         );
         Ok(())
@@ -228,6 +243,12 @@ impl Config {
             || self.stream_lag_timeout_secs == 0
         {
             bail!("turn_timeout_secs, idle_timeout_secs and stream_lag_timeout_secs must be at least 1");
+        }
+        if self.header_read_timeout_secs == 0
+            || self.keep_alive_timeout_secs == 0
+            || self.max_connections == 0
+        {
+            bail!("header_read_timeout_secs, keep_alive_timeout_secs and max_connections must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "auto" | "json" | "text") {
             bail!(

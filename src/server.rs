@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -27,7 +27,7 @@ pub struct RunningServer {
     pub state: AppState,
     /// The built-in upstream of `--demo` mode.
     pub demo_upstream: Option<MockUpstream>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -39,7 +39,7 @@ impl RunningServer {
     /// Stop accepting requests, then stop every CLI process.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            tx.send_replace(true);
         }
         // In-flight streams may hold the server open; don't wait on them forever.
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
@@ -152,22 +152,28 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         cfg: cfg.clone(),
     };
 
+    let open_files = http::listener::raise_open_file_limit();
+    let max_connections =
+        http::listener::fitting_cap(cfg.max_connections, open_files, cfg.max_live_processes);
+    if max_connections < cfg.max_connections {
+        tracing::warn!(
+            max_connections,
+            configured = cfg.max_connections,
+            "connection cap lowered to fit the open-file limit"
+        );
+    }
+    let limits = http::listener::Limits {
+        header_read: Duration::from_secs(cfg.header_read_timeout_secs),
+        idle: Duration::from_secs(cfg.keep_alive_timeout_secs),
+        max_connections,
+    };
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("binding {}:{}", cfg.host, cfg.port))?;
     let addr = listener.local_addr()?;
     let router = with_layers(http::router(state.clone()), &cfg);
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server error");
-        }
-    });
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(http::listener::serve(listener, router, limits, rx));
     tracing::info!(%addr, "ccgw listening");
     Ok(RunningServer {
         addr,

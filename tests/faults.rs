@@ -6,6 +6,8 @@ mod common;
 
 #[path = "faults/capacity.rs"]
 mod capacity;
+#[path = "faults/conn.rs"]
+mod conn;
 #[path = "faults/input.rs"]
 mod input;
 #[path = "faults/kill.rs"]

@@ -1,10 +1,12 @@
 //! The HTTP layer: the router, authentication, body parsing, the error type and its wire
-//! shapes, health and metrics. It knows the domain's service but never a CLI process.
+//! shapes, health and metrics, and the listener that accepts connections within their limits.
+//! It knows the domain's service but never a CLI process.
 
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod listener;
 pub mod metrics;
 pub mod router;
 pub mod state;
