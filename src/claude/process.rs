@@ -7,6 +7,8 @@
 //! reading, and back-pressure reaches the CLI through its stdout pipe. A waiter
 //! task owns the child and records its exit. The process runs in its own process group, so
 //! stopping it also stops any shell the CLI started; dropping the last handle kills the group.
+//! It is started through the supervisor (`supervise`), which kills what the CLI left behind
+//! even when the gateway itself is killed.
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -22,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::args::{LaunchSpec, SCRUBBED_ENV_PREFIXES};
 use super::control::ControlHandler;
 use super::event::Event;
+use super::supervise;
 use super::translate::Translator;
 use super::wire::{self, CliLine, ControlRequestLine, Initialize};
 use super::ClaudeError;
@@ -43,7 +46,11 @@ struct TurnSink {
 
 /// State shared between the handle and the background tasks.
 struct Shared {
+    /// The process we started: the supervisor (leader of the process group), or the CLI.
     pid: u32,
+    /// The CLI's own pid, once known.
+    cli_pid: std::sync::OnceLock<u32>,
+    supervised: bool,
     label: String,
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     pending: Pending,
@@ -81,7 +88,17 @@ impl CliProcess {
         std::fs::create_dir_all(&spec.cwd).map_err(spawn_err)?;
         std::fs::create_dir_all(&spec.config_dir).map_err(spawn_err)?;
 
-        let mut cmd = Command::new(&spec.program);
+        // Through the supervisor when there is one, so that nothing the CLI starts outlives
+        // the gateway (see `supervise`).
+        let supervisor = supervise::binary();
+        let mut cmd = match supervisor {
+            Some(bin) => {
+                let mut c = Command::new(bin);
+                c.args(supervise::prefix(&spec.program));
+                c
+            }
+            None => Command::new(&spec.program),
+        };
         cmd.args(spec.args())
             .current_dir(&spec.cwd)
             .stdin(Stdio::piped())
@@ -100,10 +117,16 @@ impl CliProcess {
             cmd.env(k, v);
         }
         // SAFETY: prctl is async-signal-safe and touches no memory of ours. It makes the
-        // kernel kill the CLI if the gateway dies without running any cleanup (SIGKILL, OOM).
+        // kernel signal the process if the gateway dies without running any cleanup (SIGKILL,
+        // OOM): the supervisor then cleans up; an unsupervised CLI is killed.
+        let death_signal = if supervisor.is_some() {
+            libc::SIGTERM
+        } else {
+            libc::SIGKILL
+        };
         unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, death_signal, 0, 0, 0);
                 Ok(())
             });
         }
@@ -117,6 +140,8 @@ impl CliProcess {
         let (exit_tx, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             pid,
+            cli_pid: std::sync::OnceLock::new(),
+            supervised: supervisor.is_some(),
             label: handler.label(),
             stdin: tokio::sync::Mutex::new(Some(stdin)),
             pending: Mutex::default(),
@@ -152,8 +177,18 @@ impl CliProcess {
         })
     }
 
+    /// The CLI's pid (below its supervisor, when it has one).
     pub fn pid(&self) -> u32 {
-        self.shared.pid
+        if !self.shared.supervised {
+            return self.shared.pid;
+        }
+        if let Some(pid) = self.shared.cli_pid.get() {
+            return *pid;
+        }
+        match supervise::child_of(self.shared.pid) {
+            Some(pid) => *self.shared.cli_pid.get_or_init(|| pid),
+            None => self.shared.pid,
+        }
     }
 
     pub fn handler(&self) -> &Arc<ControlHandler> {
@@ -167,6 +202,7 @@ impl CliProcess {
             && !self.closing.load(Ordering::Relaxed)
             && !self.shared.stdout_closed.load(Ordering::Relaxed)
             && os_alive(self.shared.pid)
+            && os_alive(self.pid())
     }
 
     pub fn has_exited(&self) -> bool {
