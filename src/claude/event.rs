@@ -148,4 +148,8 @@ pub struct TurnSummary {
     pub session_id: String,
     /// The CLI's final `result` text (the last assistant text).
     pub result_text: String,
+    /// The uuid of the turn's last main-thread message line (the CLI's transcript ends there
+    /// once it has written the turn), when the turn had one.
+    #[serde(skip)]
+    pub leaf: Option<String>,
 }

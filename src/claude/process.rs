@@ -209,6 +209,12 @@ impl CliProcess {
         self.shared.exit.borrow().is_some()
     }
 
+    /// Wait, at most `limit`, until the process has exited.
+    pub async fn wait_exit(&self, limit: Duration) {
+        let mut rx = self.shared.exit.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await;
+    }
+
     pub fn is_busy(&self) -> bool {
         self.shared.turn.lock().map(|t| t.is_some()).unwrap_or(true)
     }
@@ -284,8 +290,13 @@ impl CliProcess {
     }
 
     /// Start a turn; events arrive on the returned channel, ending with `Done` or `Error`.
-    pub async fn start_turn(&self, content: &Value) -> Result<mpsc::Receiver<Event>, ClaudeError> {
-        self.start_turn_line(&wire::user_line(content)).await
+    /// The user message gets `uuid` in the CLI's transcript.
+    pub async fn start_turn(
+        &self,
+        content: &Value,
+        uuid: &str,
+    ) -> Result<mpsc::Receiver<Event>, ClaudeError> {
+        self.start_turn_line(&wire::user_line(content, uuid)).await
     }
 
     /// Add an earlier user message to the history without asking the model.

@@ -76,42 +76,103 @@ pub fn lines(cwd: &Path, session_id: &str, history: &[Message], cli_version: &st
     out
 }
 
-/// Write `history` as the session `session_id` for a CLI that will run in `cwd`.
+/// Write `history` as the session `session_id` for a CLI that will run in `cwd`; returns the
+/// uuid of its last line (where the conversation ends).
 pub fn write(
     config_dir: &Path,
     cwd: &Path,
     session_id: &str,
     history: &[Message],
     cli_version: &str,
-) -> std::io::Result<PathBuf> {
+) -> std::io::Result<Option<String>> {
     let path = session_file(config_dir, cwd, session_id);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut f = std::fs::File::create(&path)?;
-    for line in lines(cwd, session_id, history, cli_version) {
+    let lines = lines(cwd, session_id, history, cli_version);
+    for line in &lines {
         f.write_all(line.as_bytes())?;
         f.write_all(b"\n")?;
     }
     f.sync_all()?;
-    Ok(path)
+    Ok(lines.last().and_then(|l| line_uuid(l)))
 }
 
-/// Copy a session's transcript as a new session `session_id` for a CLI running in `cwd`: the
-/// copy continues on its own, and the original file is never written again by it.
-pub fn copy_as(
-    source: &Path,
+/// Where a transcript stands against what its conversation says it should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// It ends where the conversation does: resume it.
+    AsIs,
+    /// It held a turn that never ended; the rest was copied under this new session id.
+    Cut(String),
+    /// It does not hold the conversation's last clean turn (not written yet, or lost).
+    Missing,
+}
+
+/// Make the session `session_id`'s transcript end where its conversation does: it must hold
+/// `leaf` (the last line of the last clean turn, when known), and a turn that began with the
+/// user line `mark` and never ended is cut off. The cut goes into a copy under a new session
+/// id rather than into the file itself, which a stopping process may still be writing.
+pub fn make_resumable(
     config_dir: &Path,
     cwd: &Path,
     session_id: &str,
-) -> std::io::Result<PathBuf> {
-    let text = std::fs::read_to_string(source)?;
-    let dest = session_file(config_dir, cwd, session_id);
+    leaf: Option<&str>,
+    mark: Option<&str>,
+) -> std::io::Result<Resume> {
+    let path = session_file(config_dir, cwd, session_id);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Resume::Missing),
+        Err(e) => return Err(e),
+    };
+    let Some((prefix, cut)) = clean_prefix(&text, leaf, mark) else {
+        return Ok(Resume::Missing);
+    };
+    if !cut {
+        return Ok(Resume::AsIs);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    write_lines(&prefix, &session_file(config_dir, cwd, &id), &id)?;
+    Ok(Resume::Cut(id))
+}
+
+/// The lines of a transcript as of its conversation's last clean turn, and whether a turn
+/// that never ended was left out; `None` when it does not hold `leaf`.
+fn clean_prefix<'a>(
+    text: &'a str,
+    leaf: Option<&str>,
+    mark: Option<&str>,
+) -> Option<(Vec<&'a str>, bool)> {
+    let mut kept = Vec::new();
+    let mut has_leaf = leaf.is_none();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let uuid = line_uuid(line);
+        if mark.is_some() && uuid.as_deref() == mark {
+            return has_leaf.then_some((kept, true));
+        }
+        has_leaf |= leaf.is_some() && uuid.as_deref() == leaf;
+        kept.push(line);
+    }
+    has_leaf.then_some((kept, false))
+}
+
+fn line_uuid(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        uuid: Option<String>,
+    }
+    serde_json::from_str::<Line>(line).ok()?.uuid
+}
+
+/// Write transcript lines as the session `session_id` (a copy continues on its own).
+fn write_lines(lines: &[&str], dest: &Path, session_id: &str) -> std::io::Result<()> {
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    let mut out = String::new();
+    for line in lines {
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(mut v) => {
                 if v.get("sessionId").is_some() {
@@ -124,8 +185,27 @@ pub fn copy_as(
         }
         out.push('\n');
     }
-    std::fs::write(&dest, out)?;
-    Ok(dest)
+    std::fs::write(dest, out)
+}
+
+/// Copy a session's transcript, as of its last clean turn (see [`make_resumable`]), as a new
+/// session `session_id` for a CLI running in `cwd`: the copy continues on its own, and the
+/// original file is never written again by it. `None` when the source does not hold `leaf`.
+pub fn copy_as(
+    source: &Path,
+    config_dir: &Path,
+    cwd: &Path,
+    session_id: &str,
+    leaf: Option<&str>,
+    mark: Option<&str>,
+) -> std::io::Result<Option<PathBuf>> {
+    let text = std::fs::read_to_string(source)?;
+    let Some((lines, _)) = clean_prefix(&text, leaf, mark) else {
+        return Ok(None);
+    };
+    let dest = session_file(config_dir, cwd, session_id);
+    write_lines(&lines, &dest, session_id)?;
+    Ok(Some(dest))
 }
 
 #[cfg(test)]
@@ -148,7 +228,9 @@ mod tests {
             "{\"sessionId\":\"old\",\"x\":1}\n{\"type\":\"queue-operation\"}\n",
         )
         .unwrap();
-        let dest = copy_as(&src, dir.path(), Path::new("/w"), "new").unwrap();
+        let dest = copy_as(&src, dir.path(), Path::new("/w"), "new", None, None)
+            .unwrap()
+            .unwrap();
         assert!(dest.ends_with("projects/-w/new.jsonl"));
         let text = std::fs::read_to_string(dest).unwrap();
         assert!(text.contains("\"sessionId\":\"new\""));
@@ -158,6 +240,59 @@ mod tests {
             std::fs::read_to_string(&src).unwrap().contains("old"),
             "the original is untouched"
         );
+    }
+
+    #[test]
+    fn a_turn_that_never_ended_is_cut_into_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = Path::new("/w");
+        let h = vec![
+            Message::user(vec![json!({"type":"text","text":"a"})]),
+            Message::assistant_text("b"),
+        ];
+        let leaf = write(dir.path(), cwd, "s1", &h, "2.1.197")
+            .unwrap()
+            .unwrap();
+        let path = session_file(dir.path(), cwd, "s1");
+        let mark = "mark-1";
+        // A clean transcript resumes as it is; one without the leaf is not resumable.
+        assert_eq!(
+            make_resumable(dir.path(), cwd, "s1", Some(&leaf), Some(mark)).unwrap(),
+            Resume::AsIs
+        );
+        assert_eq!(
+            make_resumable(dir.path(), cwd, "s1", Some("other"), Some(mark)).unwrap(),
+            Resume::Missing
+        );
+        assert_eq!(
+            make_resumable(dir.path(), cwd, "nope", None, None).unwrap(),
+            Resume::Missing
+        );
+        // The CLI began a turn (its user line carries the mark) and died.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!(
+            "{{\"type\":\"user\",\"uuid\":\"{mark}\",\"sessionId\":\"s1\"}}\n{{\"type\":\"assistant\",\"uuid\":\"x\",\"sessionId\":\"s1\"}}\n"
+        ));
+        std::fs::write(&path, &text).unwrap();
+        let Resume::Cut(id) =
+            make_resumable(dir.path(), cwd, "s1", Some(&leaf), Some(mark)).unwrap()
+        else {
+            panic!("cut")
+        };
+        let copy = std::fs::read_to_string(session_file(dir.path(), cwd, &id)).unwrap();
+        assert_eq!(copy.lines().count(), 2);
+        assert!(!copy.contains(mark) && copy.contains(&leaf));
+        assert!(copy.contains(&format!("\"sessionId\":\"{id}\"")));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "the original is untouched"
+        );
+        // A fork copies the same clean part.
+        let forked = copy_as(&path, dir.path(), cwd, "f", Some(&leaf), Some(mark))
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(forked).unwrap().lines().count(), 2);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Translator {
     /// Content-block index → tool_use id, for routing `input_json_delta`s of the current message.
     tool_blocks: std::collections::HashMap<u64, String>,
     step_usage: Usage,
+    /// The uuid of the last main-thread message line (see `TurnSummary::leaf`).
+    leaf: Option<String>,
 }
 
 impl Translator {
@@ -153,6 +155,9 @@ impl Translator {
     }
 
     fn on_assistant(&mut self, m: &MessageLine) -> Vec<Event> {
+        if let Some(uuid) = m.extra.get("uuid").and_then(Value::as_str) {
+            self.leaf = Some(uuid.to_string());
+        }
         let streamed = m
             .message_id()
             .is_some_and(|id| self.streamed_messages.contains(id));
@@ -191,6 +196,7 @@ impl Translator {
             num_turns: r.num_turns,
             session_id: r.session_id.clone(),
             result_text: text.clone(),
+            leaf: self.leaf.clone(),
         };
         match r.subtype.as_str() {
             "error_during_execution" if self.interrupted => {
@@ -208,6 +214,10 @@ impl Translator {
                     r.errors.join("; ")
                 };
                 vec![Event::Error(ClaudeError::Cli { message })]
+            }
+            // The CLI's own wording for the API's 400 "prompt is too long".
+            _ if r.is_error && text.to_lowercase().starts_with("prompt is too long") => {
+                vec![Event::Error(ClaudeError::PromptTooLong { message: text })]
             }
             _ if r.is_error => vec![Event::Error(ClaudeError::Upstream {
                 status: r.api_error_status,
@@ -311,6 +321,15 @@ mod tests {
     }
 
     #[test]
+    fn the_last_assistant_line_is_where_the_transcript_ends() {
+        let with_uuid = r#"{"type":"assistant","uuid":"u-9","message":{"id":"m1","model":"x","content":[{"type":"text","text":"hello"}]},"parent_tool_use_id":null}"#;
+        match run(&[START, DELTA, with_uuid, OK]).last().unwrap() {
+            Event::Done(s) => assert_eq!(s.leaf.as_deref(), Some("u-9")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn unstreamed_assistant_text_is_emitted_whole() {
         let ev = run(&[ASSISTANT, OK]);
         assert_eq!(texts(&ev), "hello");
@@ -332,6 +351,15 @@ mod tests {
         // ...but synthetic text of a successful turn (slash commands) is the answer.
         let ev = run(&[synthetic, OK]);
         assert_eq!(texts(&ev), "API Error: 529 Overloaded");
+    }
+
+    #[test]
+    fn a_prompt_over_the_context_window_is_its_own_error() {
+        let failed = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":400,"result":"Prompt is too long · the request is ~250076 tokens (limit 200000)","session_id":"s"}"#;
+        assert!(matches!(
+            run(&[failed]).last().unwrap(),
+            Event::Error(ClaudeError::PromptTooLong { .. })
+        ));
     }
 
     #[test]

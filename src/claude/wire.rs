@@ -180,13 +180,15 @@ pub fn parse_line(line: &str) -> Result<CliLine, serde_json::Error> {
     }
 }
 
-/// A user turn: `content` is a string or an array of Messages-API content blocks.
-pub fn user_line(content: &Value) -> String {
+/// A user turn: `content` is a string or an array of Messages-API content blocks. The CLI
+/// gives the message the `uuid` in its transcript, so a turn that never ended can be found.
+pub fn user_line(content: &Value, uuid: &str) -> String {
     json!({
         "type": "user",
         "message": {"role": "user", "content": content},
         "parent_tool_use_id": null,
         "session_id": "",
+        "uuid": uuid,
     })
     .to_string()
 }
@@ -350,8 +352,9 @@ mod tests {
 
     #[test]
     fn builds_input_lines() {
-        let u: Value = serde_json::from_str(&user_line(&json!("hi"))).unwrap();
+        let u: Value = serde_json::from_str(&user_line(&json!("hi"), "u-1")).unwrap();
         assert_eq!(u["type"], "user");
+        assert_eq!(u["uuid"], "u-1");
         assert_eq!(u["message"]["content"], "hi");
         let init = Initialize {
             system_prompt: Some("S".into()),

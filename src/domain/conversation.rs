@@ -60,8 +60,15 @@ pub(crate) struct Conversation {
     /// Made by the gateway (removed with the conversation), not a directory the user named.
     pub(crate) workspace_is_temp: bool,
     pub(crate) system: Option<String>,
-    /// The CLI has a session file for it (so a new process must `--resume`).
+    /// A turn of it ended cleanly, so the CLI has a transcript of it (a new process must
+    /// `--resume`). Set at a clean end, never at a turn's start: a first turn that fails
+    /// leaves nothing to resume.
     pub(crate) started: bool,
+    /// The uuid of the last transcript line of its last clean turn, when known.
+    pub(crate) leaf: Option<String>,
+    /// The uuid its next user line carries (a new one after every clean turn): a transcript
+    /// holding it holds a turn that never ended, which a resume cuts off.
+    pub(crate) turn_mark: String,
     /// A native session's id: the conversation lives in the session table, not the registry.
     pub(crate) native: Option<String>,
     /// Watchers of a native session.
@@ -100,6 +107,8 @@ impl Conversation {
             workspace_is_temp: true,
             system,
             started: false,
+            leaf: None,
+            turn_mark: uuid::Uuid::new_v4().to_string(),
             native: None,
             bus: None,
             persisted: false,

@@ -235,6 +235,15 @@ impl Conversations {
         key: String,
         req: TurnRequest,
     ) -> Result<TurnHandle, TurnError> {
+        let live = conv.process.as_ref().is_some_and(|p| p.is_alive());
+        let mut conv = conv;
+        if !live && conv.started && !self.ready_to_resume(&mut conv).await {
+            // Its transcript does not end where the client's history does (the CLI never
+            // wrote it, or it was lost): load the client's history into a new session instead.
+            tracing::info!(conversation = %conv.id, "transcript unusable; the history is replayed");
+            self.forget(conv);
+            return self.start_fresh(req).await;
+        }
         let mut conv = self.hold(conv, Some(key.clone()));
         match self.acquire_process(&mut conv, &req).await {
             Ok(p) => self.begin(conv, p, req, true).await,
@@ -277,6 +286,10 @@ impl Conversations {
             rec.system_prompt,
         );
         conv.started = true;
+        conv.leaf = rec.transcript_leaf;
+        if let Some(mark) = rec.turn_mark {
+            conv.turn_mark = mark;
+        }
         conv.persisted = true;
         conv.source = rec.source;
         conv.model_id = rec.model;
@@ -468,6 +481,7 @@ impl Conversations {
         let cli_session_id = uuid::Uuid::new_v4().to_string();
         let mut replay_tail = Vec::new();
         let mut started = false;
+        let mut leaf = None;
         if !req.history.is_empty() {
             // The model knows client tools by their MCP names.
             let client: HashSet<&str> = req.tools.iter().map(|t| t.name.as_str()).collect();
@@ -500,7 +514,7 @@ impl Conversations {
                         content: escape_slash(m.content),
                     })
                     .collect();
-                transcript::write(
+                leaf = transcript::write(
                     &self.cfg.claude_config_dir(),
                     &workspace,
                     &cli_session_id,
@@ -523,6 +537,7 @@ impl Conversations {
         .to_string();
         conv.model_id = req.model_id.clone();
         conv.started = started;
+        conv.leaf = leaf;
         conv.resumable = replay_tail.is_empty();
         conv.replay_tail = replay_tail;
         Ok(conv)
@@ -558,6 +573,7 @@ impl Conversations {
         if let Some(s) = &conv.tool_server {
             s.cancel_all();
         }
+        let process = conv.process.clone();
         if let Some(p) = conv.process {
             if conv.awaiting.is_some() {
                 // The CLI is mid-turn: stop the turn before the process.
@@ -571,9 +587,20 @@ impl Conversations {
             }
         }
         if conv.workspace_is_temp {
-            let dir = conv.workspace;
+            // The workspace and the CLI's transcripts of it go once its process is gone (a
+            // stopping CLI may still write there).
+            let dirs = [
+                transcript::project_dir(&self.cfg.claude_config_dir(), &conv.workspace),
+                conv.workspace,
+            ];
+            let grace = Duration::from_secs(self.cfg.shutdown_grace_secs + 5);
             tokio::spawn(async move {
-                let _ = tokio::fs::remove_dir_all(&dir).await;
+                if let Some(p) = process {
+                    p.wait_exit(grace).await;
+                }
+                for dir in dirs {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                }
             });
         }
     }

@@ -11,12 +11,12 @@ use tokio::sync::mpsc;
 
 use super::conversation::{escape_slash, Awaiting, Conversation, TurnError, TurnHandle};
 use super::conversations::{Conversations, Held, Stage};
-use super::outlet::{outlet, Gone, Outlet};
+use super::outlet::{outlet, Gone, History, Outlet};
 use super::tool_step::ToolStep;
 use crate::claude::pool::Lease;
 use crate::claude::process::CliProcess;
 use crate::claude::{ClaudeError, Event, StopReason, TurnSummary, Usage};
-use crate::domain::history_key::KeyWriter;
+use crate::domain::history_key::{history_key, KeyWriter};
 use crate::domain::turn::{Message, StopMatcher, TurnRequest};
 use crate::store::{self, ToolCallRecord, UsageRecord};
 
@@ -36,16 +36,15 @@ impl Conversations {
             escape_slash(req.prompt.clone())
         };
         self.stage(Stage::Begin).await;
-        let started = process.start_turn(&Value::Array(prompt)).await;
-        let mut conv = ScopeGuard::into_inner(conv);
+        let started = process
+            .start_turn(&Value::Array(prompt), &conv.turn_mark)
+            .await;
+        let conv = ScopeGuard::into_inner(conv);
         let process = process.hand_on();
         match started {
-            Ok(cli) => {
-                conv.started = true;
-                Ok(self.launch(conv, process, req, cli, Usage::default(), continued))
-            }
+            Ok(cli) => Ok(self.launch(conv, process, req, cli, Usage::default(), continued)),
             Err(e) => {
-                self.end_failed(conv, &process);
+                self.end_failed(conv, &process, &req);
                 Err(e.into())
             }
         }
@@ -69,14 +68,31 @@ impl Conversations {
             user = req.client_user.as_deref().unwrap_or(""),
             "turn started"
         );
+        let turn_id = uuid::Uuid::new_v4().to_string();
         let lag = Duration::from_secs(self.cfg.stream_lag_timeout_secs);
-        let (tx, rx) = outlet(conv.bus.clone(), lag);
+        let history = conv.native.clone().map(|session| History {
+            recorder: Default::default(),
+            store: self.store.clone(),
+            writes: self.writes.clone(),
+            session,
+            turn: turn_id.clone(),
+        });
+        let (mut tx, rx) = outlet(conv.bus.clone(), history, lag);
+        if conv.native.is_some() {
+            // Watchers and the history see what was asked.
+            tx.announce(Event::UserMessage {
+                content: Value::Array(req.prompt.clone()),
+            });
+        }
         let conversation_id = conv.id.clone();
         let this = self.clone();
         let cli_wait = crate::domain::cli_wait::current_cli_wait();
         tokio::spawn(crate::domain::cli_wait::with_cli_wait(
             cli_wait.clone(),
-            async move { this.drive(conv, process, req, cli, reported, tx).await },
+            async move {
+                this.drive(conv, process, req, cli, reported, tx, turn_id)
+                    .await
+            },
         ));
         TurnHandle {
             conversation_id,
@@ -88,6 +104,7 @@ impl Conversations {
     /// Run one turn to its end (or to a pause on client tools): forward events, enforce stop
     /// sequences and deadlines, notice a client that went away, and leave the conversation
     /// continuable only after a clean end.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn drive(
         self: Arc<Self>,
         mut conv: Conversation,
@@ -96,6 +113,7 @@ impl Conversations {
         mut cli: mpsc::Receiver<Event>,
         reported: Usage,
         mut out: Outlet,
+        turn_id: String,
     ) {
         let started = Instant::now();
         let pid = process.pid();
@@ -116,7 +134,6 @@ impl Conversations {
             }
             k.reply()
         };
-        let turn_id = uuid::Uuid::new_v4().to_string();
         let mut step = ToolStep::new(&req, &conv.id, &turn_id);
         let mut step_usage = Usage::default();
 
@@ -214,6 +231,12 @@ impl Conversations {
                 if !summary.session_id.is_empty() {
                     conv.cli_session_id = summary.session_id.clone();
                 }
+                // The transcript now ends with this turn; the next one gets a new mark.
+                conv.started = true;
+                if summary.leaf.is_some() {
+                    conv.leaf = summary.leaf.clone();
+                }
+                conv.turn_mark = uuid::Uuid::new_v4().to_string();
                 let usage = usage_record(
                     &conv,
                     &req,
@@ -223,8 +246,13 @@ impl Conversations {
                     started,
                 );
                 let calls = step.take_records();
+                // What the client is told is durable before it is told: the history entries,
+                // the conversation's record and its history key are committed first.
+                let done = Event::Done(summary);
+                out.record(&done);
                 self.keep(conv, process, reply.finish(&[]), None, usage, calls);
-                out.finish(Event::Done(summary)).await;
+                self.flush_writes().await;
+                out.deliver(done).await;
                 "completed"
             }
             End::Pause(calls) => {
@@ -248,6 +276,7 @@ impl Conversations {
                 };
                 let usage = usage_record(&conv, &req, &turn_id, usage, None, started);
                 let records = step.take_records();
+                out.record(&done);
                 self.keep(
                     conv,
                     process,
@@ -256,13 +285,14 @@ impl Conversations {
                     usage,
                     records,
                 );
-                out.finish(done).await;
+                self.flush_writes().await;
+                out.deliver(done).await;
                 "tool_calls"
             }
             End::CliError(e) => {
                 let label = error_label(&e);
                 out.finish(Event::Error(e)).await;
-                self.end_failed(conv, &process);
+                self.end_failed(conv, &process, &req);
                 label
             }
             End::Stop(seq) => {
@@ -272,7 +302,7 @@ impl Conversations {
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
                 }))
                 .await;
-                self.end_failed(conv, &process);
+                self.end_failed(conv, &process, &req);
                 "stop_sequence"
             }
             End::Abort(err) => {
@@ -287,7 +317,7 @@ impl Conversations {
                 if let Some(e) = err {
                     out.finish(Event::Error(e)).await;
                 }
-                self.end_failed(conv, &process);
+                self.end_failed(conv, &process, &req);
                 label
             }
         };
@@ -345,7 +375,7 @@ impl Conversations {
         tool_calls: Vec<ToolCallRecord>,
     ) {
         let store = self.store.clone();
-        let rec = (!conv.persisted && conv.native.is_none()).then(|| store::Session {
+        let rec = store::Session {
             id: conv.id.clone(),
             cli_session_id: conv.cli_session_id.clone(),
             workspace: conv.workspace.display().to_string(),
@@ -353,8 +383,11 @@ impl Conversations {
             model: conv.model_id.clone(),
             system_prompt: conv.system.clone(),
             source: conv.source.clone(),
+            transcript_leaf: conv.leaf.clone(),
+            turn_mark: Some(conv.turn_mark.clone()),
             ..store::Session::new("", "", "")
-        });
+        };
+        let create = !conv.persisted && conv.native.is_none();
         let (id, native) = (conv.id.clone(), conv.native.is_some());
         let status = if conv.awaiting.is_some() {
             store::status::AWAITING_TOOLS
@@ -363,11 +396,16 @@ impl Conversations {
         };
         self.write(async move {
             let result = async {
-                if let Some(rec) = rec {
+                if create {
                     store.create_session(&rec).await?;
                 } else if !native {
+                    // Where its transcript now ends, and where its next turn starts.
                     if let Some(mut s) = store.get_session(&id).await? {
                         s.status = status.to_string();
+                        s.cli_session_id = rec.cli_session_id;
+                        s.workspace = rec.workspace;
+                        s.transcript_leaf = rec.transcript_leaf;
+                        s.turn_mark = rec.turn_mark;
                         store.update_session(&s).await?;
                     }
                 }
@@ -386,17 +424,38 @@ impl Conversations {
         });
     }
 
-    /// A turn that did not end cleanly: a compatible-API conversation is dropped (its CLI
-    /// history no longer matches the client's); a native session keeps its session and loses
-    /// only its process.
-    pub(crate) fn end_failed(&self, mut conv: Conversation, process: &Arc<CliProcess>) {
+    /// A turn that did not end cleanly. Its process is retired: the CLI's history now holds
+    /// a turn the client never got. The conversation stays, as of its last clean turn: its
+    /// next process resumes the transcript without the failed turn (cut at its mark). A
+    /// compatible-API conversation goes back under the history it had before the turn (when
+    /// it can resume at all); a native session keeps its session.
+    pub(crate) fn end_failed(
+        &self,
+        mut conv: Conversation,
+        process: &Arc<CliProcess>,
+        req: &TurnRequest,
+    ) {
+        conv.awaiting = None;
+        if let Some(s) = conv.tool_server.take() {
+            s.cancel_all();
+        }
+        if !conv.started {
+            // Nothing to resume; whatever the CLI wrote under this id is not the session's.
+            conv.cli_session_id = uuid::Uuid::new_v4().to_string();
+        }
+        if conv.native.is_none() && !(conv.started && conv.resumable) {
+            // Forgotten with its process, so its workspace goes once the process is gone.
+            conv.process = Some(process.clone());
+            self.forget(conv);
+            return;
+        }
         self.pool.retire(process);
+        conv.process = None;
         if conv.native.is_some() {
-            conv.process = None;
-            conv.awaiting = None;
             self.return_session(conv, "error");
         } else {
-            self.forget(conv);
+            let key = history_key(conv.system.as_deref(), &req.history);
+            self.registry().insert(key, conv);
         }
     }
 }
@@ -506,6 +565,7 @@ fn empty_summary(conv: &Conversation) -> TurnSummary {
         num_turns: None,
         session_id: conv.cli_session_id.clone(),
         result_text: String::new(),
+        leaf: None,
     }
 }
 
@@ -519,5 +579,6 @@ fn error_label(e: &ClaudeError) -> &'static str {
         ClaudeError::Protocol { .. } => "protocol_error",
         ClaudeError::AtCapacity { .. } => "at_capacity",
         ClaudeError::ClientLagged { .. } => "client_lagged",
+        ClaudeError::PromptTooLong { .. } => "prompt_too_long",
     }
 }

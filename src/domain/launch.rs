@@ -4,6 +4,7 @@
 //! fingerprint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -14,6 +15,7 @@ use crate::claude::args::SessionMode;
 use crate::claude::control::{ControlHandler, ToolPolicy};
 use crate::claude::pool::Lease;
 use crate::claude::tools::{self, ClientToolServer};
+use crate::claude::transcript::{self, Resume};
 use crate::claude::wire::Initialize;
 use crate::claude::ClaudeError;
 use crate::domain::cli_wait::waiting_on_cli;
@@ -47,11 +49,22 @@ impl Conversations {
         let policy = ToolPolicy { allowed };
         let server = (!offered.is_empty()).then(|| ClientToolServer::new(conv.id.clone(), offered));
 
-        let warm = if !conv.started && conv.workspace_is_temp && launch_is_default(req) {
+        // A warm process has its own workspace: only a conversation that has none yet (nothing
+        // of it is on disk) can move into it.
+        let warm = if !conv.started
+            && conv.workspace_is_temp
+            && !conv.workspace.exists()
+            && launch_is_default(req)
+        {
             self.pool.take_warm(&req.cli_model)
         } else {
             None
         };
+        if warm.is_none() && conv.started && !self.ready_to_resume(conv).await {
+            return Err(ClaudeError::protocol(
+                "the conversation's transcript is missing",
+            ));
+        }
         let (p, current) = match warm {
             Some(p) => {
                 // The warm process's own workspace and session become the conversation's.
@@ -110,6 +123,42 @@ impl Conversations {
         conv.process_launch = launch;
         conv.process_runtime = current;
         self.apply_runtime(conv, p, runtime).await
+    }
+
+    /// Whether a new process can resume this conversation's transcript: it holds the last
+    /// clean turn, and a turn that never ended is cut off (the conversation then continues
+    /// under the copy's session id). The CLI writes a turn's lines shortly after its result,
+    /// and a process being stopped may still be writing: give it a moment.
+    pub(crate) async fn ready_to_resume(&self, conv: &mut Conversation) -> bool {
+        let config = self.cfg.claude_config_dir();
+        for _ in 0..20 {
+            match transcript::make_resumable(
+                &config,
+                &conv.workspace,
+                &conv.cli_session_id,
+                conv.leaf.as_deref(),
+                Some(&conv.turn_mark),
+            ) {
+                Ok(Resume::AsIs) => return true,
+                Ok(Resume::Cut(id)) => {
+                    tracing::info!(
+                        conversation = %conv.id,
+                        from = %conv.cli_session_id,
+                        to = %id,
+                        "a turn that never ended was cut off the transcript"
+                    );
+                    conv.cli_session_id = id;
+                    return true;
+                }
+                Ok(Resume::Missing) => {}
+                Err(e) => {
+                    tracing::warn!(conversation = %conv.id, error = %e, "could not read a transcript");
+                    return false;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
     }
 
     /// Bring a process's changeable settings to what this request asks for.

@@ -11,6 +11,7 @@ pub mod cli_wait;
 pub mod conversation;
 pub mod conversations;
 mod drive;
+mod history;
 pub mod history_key;
 mod launch;
 pub mod models;

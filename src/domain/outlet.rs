@@ -1,14 +1,47 @@
-//! Where a turn's events go: to its requester through a bounded channel, and to a native
-//! session's watchers. A requester that stops reading holds the turn back (and through it the
-//! CLI) for at most the lag limit; then the turn ends with a clear error that the requester
-//! still gets, after whatever was buffered. Memory per stream stays bounded either way.
+//! Where a turn's events go: to its requester through a bounded channel, and for a native
+//! session to its watchers and its history. A requester that stops reading holds the turn back
+//! (and through it the CLI) for at most the lag limit; then the turn ends with a clear error
+//! that the requester still gets, after whatever was buffered. Memory per stream stays bounded
+//! either way.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::history::Recorder;
+use super::writes::WriteQueue;
 use crate::claude::process::TURN_BUFFER;
 use crate::claude::{ClaudeError, Event};
+use crate::store::{Store, StoreError};
+
+/// A native session's history, written in order through the store queue as its turn goes.
+pub(crate) struct History {
+    pub(crate) recorder: Recorder,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) writes: WriteQueue,
+    pub(crate) session: String,
+    pub(crate) turn: String,
+}
+
+impl History {
+    fn record(&mut self, ev: &Event) {
+        let entries = self.recorder.entries(ev);
+        if entries.is_empty() {
+            return;
+        }
+        let (store, session, turn) = (self.store.clone(), self.session.clone(), self.turn.clone());
+        self.writes.push(async move {
+            match store.append_events(&session, &turn, &entries).await {
+                // Deleted meanwhile: nothing to keep.
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(session = %session, error = %e, "could not record history")
+                }
+            }
+        });
+    }
+}
 
 /// Why events could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +57,7 @@ pub(crate) struct Outlet {
     out: Option<mpsc::Sender<Event>>,
     tail: Option<oneshot::Sender<Event>>,
     bus: Option<broadcast::Sender<Event>>,
+    history: Option<History>,
     lag: Duration,
     lagged: bool,
 }
@@ -48,8 +82,12 @@ impl TurnEvents {
     }
 }
 
-/// A connected pair; `bus` also gets every event (native sessions' watchers).
-pub(crate) fn outlet(bus: Option<broadcast::Sender<Event>>, lag: Duration) -> (Outlet, TurnEvents) {
+/// A connected pair; `bus` (native sessions' watchers) and `history` also get every event.
+pub(crate) fn outlet(
+    bus: Option<broadcast::Sender<Event>>,
+    history: Option<History>,
+    lag: Duration,
+) -> (Outlet, TurnEvents) {
     let (tx, rx) = mpsc::channel(TURN_BUFFER);
     let (tail_tx, tail_rx) = oneshot::channel();
     (
@@ -57,6 +95,7 @@ pub(crate) fn outlet(bus: Option<broadcast::Sender<Event>>, lag: Duration) -> (O
             out: Some(tx),
             tail: Some(tail_tx),
             bus,
+            history,
             lag,
             lagged: false,
         },
@@ -68,8 +107,24 @@ pub(crate) fn outlet(bus: Option<broadcast::Sender<Event>>, lag: Duration) -> (O
 }
 
 impl Outlet {
+    /// Record an event in the session's history only.
+    pub(crate) fn record(&mut self, ev: &Event) {
+        if let Some(h) = &mut self.history {
+            h.record(ev);
+        }
+    }
+
+    /// Tell the watchers and the history, not the requester (what it sent itself).
+    pub(crate) fn announce(&mut self, ev: Event) {
+        self.record(&ev);
+        if let Some(b) = &self.bus {
+            let _ = b.send(ev);
+        }
+    }
+
     /// Deliver one event, waiting at most the lag limit for room.
     pub(crate) async fn send(&mut self, ev: Event) -> Result<(), Gone> {
+        self.record(&ev);
         if let Some(b) = &self.bus {
             let _ = b.send(ev.clone());
         }
@@ -89,9 +144,15 @@ impl Outlet {
         }
     }
 
-    /// Deliver the turn's last event: in order when the requester reads, else after what it
-    /// has not read yet. Nothing is sent after it.
+    /// Record and deliver the turn's last event (see [`Outlet::deliver`]).
     pub(crate) async fn finish(&mut self, ev: Event) {
+        self.record(&ev);
+        self.deliver(ev).await;
+    }
+
+    /// Deliver the turn's last event, already recorded: in order when the requester reads,
+    /// else after what it has not read yet. Nothing is sent after it.
+    pub(crate) async fn deliver(&mut self, ev: Event) {
         if let Some(b) = &self.bus {
             let _ = b.send(ev.clone());
         }
@@ -144,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_that_stops_gets_what_was_buffered_then_the_error() {
-        let (mut outlet, mut events) = pair(None, Duration::from_millis(50));
+        let (mut outlet, mut events) = pair(None, None, Duration::from_millis(50));
         let mut sent = 0;
         let gone = loop {
             match outlet.send(text(sent)).await {
@@ -170,7 +231,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reading_client_gets_every_event_in_order_and_a_gone_one_is_noticed() {
-        let (mut outlet, mut events) = pair(None, Duration::from_secs(5));
+        let (mut outlet, mut events) = pair(None, None, Duration::from_secs(5));
         let reader = tokio::spawn(async move {
             let mut n = 0;
             while let Some(ev) = events.recv().await {
@@ -193,11 +254,12 @@ mod tests {
                 num_turns: None,
                 session_id: String::new(),
                 result_text: String::new(),
+                leaf: None,
             }))
             .await;
         assert_eq!(reader.await.unwrap(), TURN_BUFFER * 3);
 
-        let (mut outlet, events) = pair(None, Duration::from_secs(5));
+        let (mut outlet, events) = pair(None, None, Duration::from_secs(5));
         drop(events);
         assert_eq!(outlet.send(text(0)).await, Err(Gone::Left));
         outlet.closed().await;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -36,6 +37,11 @@ pub struct SessionInfo {
     pub updated_at: String,
     /// Whether a live process holds it right now.
     pub live: bool,
+    /// Where its transcript ends and where its next turn starts (see `Conversation`).
+    #[serde(skip)]
+    pub(crate) transcript_leaf: Option<String>,
+    #[serde(skip)]
+    pub(crate) turn_mark: Option<String>,
 }
 
 pub(crate) struct SessionSlot {
@@ -52,9 +58,29 @@ pub(crate) struct SessionSlot {
 #[derive(Default)]
 pub(crate) struct SessionTable {
     slots: Mutex<HashMap<String, SessionSlot>>,
+    /// Sessions deleted lately: a read of the store that began before a delete must not bring
+    /// the session back. Kept for a while, then forgotten.
+    deleted: Mutex<HashMap<String, Instant>>,
 }
 
+/// How long a deleted session's id is remembered.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(300);
+
 impl SessionTable {
+    /// Call with the slots locked, so that a check made under the same lock sees it.
+    pub(crate) fn mark_deleted(&self, id: &str) {
+        let mut deleted = self.deleted.lock().unwrap_or_else(|e| e.into_inner());
+        deleted.retain(|_, at| at.elapsed() < TOMBSTONE_TTL);
+        deleted.insert(id.to_string(), Instant::now());
+    }
+
+    pub(crate) fn is_deleted(&self, id: &str) -> bool {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<String, SessionSlot>> {
         // Single-step map operations only, so a poisoned lock still holds a consistent map.
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
@@ -75,7 +101,11 @@ impl SessionTable {
         let Some(slot) = slots.get_mut(&id) else {
             return Err(Box::new(conv));
         };
+        // A warm process brought its own workspace and session id: they are the session's.
         slot.info.cli_session_id = conv.cli_session_id.clone();
+        slot.info.workspace = conv.workspace.display().to_string();
+        slot.info.transcript_leaf = conv.leaf.clone();
+        slot.info.turn_mark = Some(conv.turn_mark.clone());
         slot.info.status = status.to_string();
         slot.info.updated_at = now();
         slot.running = None;
@@ -135,6 +165,8 @@ pub(crate) fn session_record(info: &SessionInfo) -> store::Session {
         status: info.status.clone(),
         history_key: None,
         source: store::source::NATIVE.into(),
+        transcript_leaf: info.transcript_leaf.clone(),
+        turn_mark: info.turn_mark.clone(),
         created_at: rfc3339_to_millis(&info.created_at),
         updated_at: rfc3339_to_millis(&info.updated_at),
     }
@@ -163,5 +195,7 @@ pub(crate) fn info_from(rec: &store::Session) -> SessionInfo {
         created_at: millis_to_rfc3339(rec.created_at),
         updated_at: millis_to_rfc3339(rec.updated_at),
         live: false,
+        transcript_leaf: rec.transcript_leaf.clone(),
+        turn_mark: rec.turn_mark.clone(),
     }
 }

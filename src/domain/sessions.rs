@@ -116,6 +116,8 @@ impl Conversations {
             created_at: at.clone(),
             updated_at: at,
             live: false,
+            transcript_leaf: None,
+            turn_mark: None,
         };
         self.store
             .create_session(&session_record(&info))
@@ -132,9 +134,10 @@ impl Conversations {
     }
 
     /// After a restart a session exists only in the store: bring it back (without a process;
-    /// its next turn resumes the CLI session from its transcript).
+    /// its next turn resumes the CLI session from its transcript). A session deleted meanwhile
+    /// is never brought back, even by a read that began before the delete.
     async fn ensure_slot(self: &Arc<Self>, id: &str) {
-        if self.sessions.lock().contains_key(id) {
+        if self.sessions.lock().contains_key(id) || self.sessions.is_deleted(id) {
             return;
         }
         let rec = match self.store.get_session(id).await {
@@ -145,15 +148,19 @@ impl Conversations {
         let workspace = PathBuf::from(&info.workspace);
         let mut conv = self.session_conversation(&info, workspace.clone(), info.workspace_is_temp);
         let config = self.cfg.claude_config_dir();
-        conv.started =
-            transcript::session_file(&config, &workspace, &info.cli_session_id).is_file();
+        // A clean turn was recorded (or, for a session recorded before these were kept, the
+        // CLI has a transcript); the next resume checks the transcript against it.
+        conv.started = info.transcript_leaf.is_some()
+            || transcript::session_file(&config, &workspace, &info.cli_session_id).is_file();
+        conv.leaf = info.transcript_leaf.clone();
+        if let Some(mark) = &info.turn_mark {
+            conv.turn_mark = mark.clone();
+        }
         let cli_model = self
             .models
             .resolve(&info.model)
             .and_then(|m| m.cli_model.clone());
-        if !self.sessions.lock().contains_key(id) {
-            self.insert_slot(info, cli_model, conv);
-        }
+        self.insert_slot(info, cli_model, conv);
     }
 
     /// Newest first; `next_cursor` continues after the last item of the page.
@@ -185,25 +192,25 @@ impl Conversations {
         Ok((items, page.next_cursor))
     }
 
-    /// Stop its process and forget it; a temporary workspace goes too.
+    /// Stop its process and forget it; a temporary workspace goes too, once its process is
+    /// gone. A delete wins over a message racing it: the session is marked deleted before
+    /// anything else, so nothing brings it back, and a turn still being set up never starts.
     pub async fn delete_session(self: &Arc<Self>, id: &str) -> Result<(), TurnError> {
         self.ensure_slot(id).await;
-        let slot = self
-            .sessions
-            .lock()
-            .remove(id)
-            .ok_or_else(|| not_found(id))?;
+        let slot = {
+            let mut sessions = self.sessions.lock();
+            let slot = sessions.remove(id).ok_or_else(|| not_found(id))?;
+            self.sessions.mark_deleted(id);
+            slot
+        };
         self.store.delete_session(id).await.map_err(store_error)?;
         if let Some(p) = &slot.running {
             let _ = p.interrupt().await;
             self.pool.retire(p);
         }
+        // A running turn's conversation finds no slot when it ends, and is forgotten then.
         if let Some(conv) = slot.conv {
             self.forget(conv);
-        } else if slot.info.workspace_is_temp {
-            // The running turn's conversation finds no slot when it ends and is forgotten
-            // then; the directory can go now.
-            let _ = tokio::fs::remove_dir_all(&slot.info.workspace).await;
         }
         Ok(())
     }
@@ -214,8 +221,9 @@ impl Conversations {
         id: &str,
         prompt: Vec<Value>,
     ) -> Result<TurnHandle, TurnError> {
+        refuse_shared_settings(&prompt)?;
         self.ensure_slot(id).await;
-        let (conv, req, broker, bus) = {
+        let (conv, req, broker) = {
             let mut sessions = self.sessions.lock();
             let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;
             let conv = slot.conv.take().ok_or_else(|| {
@@ -242,7 +250,7 @@ impl Conversations {
             };
             slot.info.status = "running".into();
             slot.info.updated_at = now();
-            (conv, req, slot.broker.clone(), slot.bus.clone())
+            (conv, req, slot.broker.clone())
         };
         if conv.awaiting.is_some() {
             self.return_session(conv, "awaiting_tools");
@@ -251,6 +259,10 @@ impl Conversations {
             )));
         }
         let mut conv = self.hold(conv, None);
+        let live = conv.process.as_ref().is_some_and(|p| p.is_alive());
+        if conv.started && !live && !self.ready_to_resume(&mut conv).await {
+            self.rebuild_transcript(&mut conv).await;
+        }
         let process = match self.acquire_process(&mut conv, &req).await {
             Ok(p) => p,
             Err(e) => {
@@ -262,7 +274,12 @@ impl Conversations {
         {
             let mut sessions = self.sessions.lock();
             match sessions.get_mut(id) {
-                Some(slot) => slot.running = Some(Arc::clone(&process)),
+                Some(slot) => {
+                    slot.running = Some(Arc::clone(&process));
+                    // A warm process brings its own workspace and session id.
+                    slot.info.workspace = conv.workspace.display().to_string();
+                    slot.info.cli_session_id = conv.cli_session_id.clone();
+                }
                 None => {
                     // Deleted while its process was set up: the turn never starts.
                     drop(sessions);
@@ -272,10 +289,49 @@ impl Conversations {
                 }
             }
         }
-        let _ = bus.send(Event::UserMessage {
-            content: Value::Array(req.prompt.clone()),
-        });
         self.begin(conv, process, req, true).await
+    }
+
+    /// The CLI lost a session's transcript (or never wrote its last turn, the gateway having
+    /// been killed first): write it again from the session's history in the store, which has
+    /// every turn a client was told about. Without one, the session starts a new CLI session.
+    async fn rebuild_transcript(&self, conv: &mut Conversation) {
+        let events = match self
+            .store
+            .list_events(&conv.id, 0, store::MAX_EVENTS_PER_CALL)
+            .await
+        {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(session = %conv.id, error = %e, "could not read a session's history");
+                vec![]
+            }
+        };
+        let messages = super::history::messages(&events);
+        let sid = uuid::Uuid::new_v4().to_string();
+        let written = if messages.is_empty() {
+            Ok(None)
+        } else {
+            transcript::write(
+                &self.cfg.claude_config_dir(),
+                &conv.workspace,
+                &sid,
+                &messages,
+                &self.cli_version,
+            )
+        };
+        conv.cli_session_id = sid;
+        match written {
+            Ok(Some(leaf)) => {
+                tracing::info!(session = %conv.id, messages = messages.len(), "transcript rebuilt from the session's history");
+                conv.leaf = Some(leaf);
+            }
+            Ok(None) => conv.started = false,
+            Err(e) => {
+                tracing::warn!(session = %conv.id, error = %e, "could not rebuild a transcript; the session starts afresh");
+                conv.started = false;
+            }
+        }
     }
 
     /// Stop the turn running in a session. False when none runs.
@@ -366,33 +422,41 @@ impl Conversations {
         let orig_ws = PathBuf::from(&orig.workspace);
         let config = self.cfg.claude_config_dir();
         let source = transcript::session_file(&config, &orig_ws, &orig.cli_session_id);
-        // The CLI writes its transcript shortly after it reports a turn's result.
+        let new_id = uuid::Uuid::new_v4().to_string();
+        let (workspace, temp) = if orig.workspace_is_temp {
+            (self.cfg.workspaces_dir().join(&new_id), true)
+        } else {
+            (orig_ws.clone(), false)
+        };
+        // The fork is a copy of the transcript as of its last clean turn, under a new session
+        // id, in the fork's project directory. (`--resume --fork-session` is refused while the
+        // original's process lives: the CLI keeps a registry of live sessions.) The CLI
+        // writes a turn's lines shortly after it reports the turn's result.
+        let fork_sid = uuid::Uuid::new_v4().to_string();
+        let mut copied = false;
         for _ in 0..30 {
-            if source.is_file() {
+            if let Ok(Some(_)) = transcript::copy_as(
+                &source,
+                &config,
+                &workspace,
+                &fork_sid,
+                orig.transcript_leaf.as_deref(),
+                orig.turn_mark.as_deref(),
+            ) {
+                copied = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if !source.is_file() {
+        if !copied {
             return Err(TurnError::Busy(format!(
                 "Session {id} has no conversation to fork yet"
             )));
         }
-        let new_id = uuid::Uuid::new_v4().to_string();
-        let (workspace, temp) = if orig.workspace_is_temp {
-            let ws = self.cfg.workspaces_dir().join(&new_id);
-            copy_dir(&orig_ws, &ws)
+        if temp {
+            copy_dir(&orig_ws, &workspace)
                 .map_err(|e| TurnError::invalid("", format!("copying the workspace: {e}")))?;
-            (ws, true)
-        } else {
-            (orig_ws.clone(), false)
-        };
-        // The fork is a copy of the transcript under a new session id, in the fork's project
-        // directory. (`--resume --fork-session` is refused while the original's process lives:
-        // the CLI keeps a registry of live sessions.)
-        let fork_sid = uuid::Uuid::new_v4().to_string();
-        transcript::copy_as(&source, &config, &workspace, &fork_sid)
-            .map_err(|e| TurnError::invalid("", format!("copying the transcript: {e}")))?;
+        }
         let at = now();
         let info = SessionInfo {
             id: new_id,
@@ -405,6 +469,7 @@ impl Conversations {
             created_at: at.clone(),
             updated_at: at,
             live: false,
+            turn_mark: None,
             ..orig.clone()
         };
         self.store
@@ -419,6 +484,7 @@ impl Conversations {
         }
         let mut conv = self.session_conversation(&info, workspace, temp);
         conv.started = true;
+        conv.leaf = info.transcript_leaf.clone();
         self.insert_slot(info.clone(), cli_model, conv);
         Ok(info)
     }
@@ -511,6 +577,7 @@ impl Conversations {
         conv
     }
 
+    /// Hold a session's slot (a deleted session is never brought back).
     fn insert_slot(
         self: &Arc<Self>,
         info: SessionInfo,
@@ -525,12 +592,37 @@ impl Conversations {
             cli_model,
             conv: Some(conv),
             running: None,
-            bus: bus.clone(),
+            bus,
             broker: PermissionBroker::new(Duration::from_secs(self.cfg.permission_timeout_secs)),
         };
-        self.sessions.lock().insert(id.clone(), slot);
-        tokio::spawn(record(Arc::downgrade(self), id, bus.subscribe()));
+        let mut sessions = self.sessions.lock();
+        if !sessions.contains_key(&id) && !self.sessions.is_deleted(&id) {
+            sessions.insert(id, slot);
+        }
     }
+}
+
+/// `/config` (`/settings`) writes the CLI's settings file, which every session of this
+/// gateway shares, and switches the running process's model: a session's commands must change
+/// that session only. The CLI runs the last text block as a command when it starts with `/`.
+fn refuse_shared_settings(prompt: &[Value]) -> Result<(), TurnError> {
+    let last = prompt
+        .iter()
+        .rev()
+        .find(|b| b["type"] == "text")
+        .and_then(|b| b["text"].as_str())
+        .unwrap_or("");
+    let command = last.split_whitespace().next().unwrap_or("");
+    if last.starts_with('/') && matches!(command, "/config" | "/settings") {
+        return Err(TurnError::invalid(
+            "content",
+            format!(
+                "{command} would change the CLI settings every session shares; a session's \
+                 model and permissions are set when it is created"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn store_error(e: StoreError) -> TurnError {
@@ -574,96 +666,4 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Keep a session's events as history: deltas are joined into whole messages.
-async fn record(
-    conversations: std::sync::Weak<Conversations>,
-    id: String,
-    mut rx: broadcast::Receiver<Event>,
-) {
-    let mut text = String::new();
-    let mut thinking = String::new();
-    let mut turn_id = uuid::Uuid::new_v4().to_string();
-    loop {
-        let ev = match rx.recv().await {
-            Ok(ev) => ev,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(session = %id, skipped = n, "history recorder fell behind");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
-        };
-        let mut entries: Vec<(&str, Value)> = Vec::new();
-        let flush = |entries: &mut Vec<(&str, Value)>, text: &mut String, thinking: &mut String| {
-            if !thinking.is_empty() {
-                entries.push(("thinking", json!({"text": std::mem::take(thinking)})));
-            }
-            if !text.is_empty() {
-                entries.push(("assistant", json!({"text": std::mem::take(text)})));
-            }
-        };
-        match ev {
-            Event::TextDelta { text: t } => text.push_str(&t),
-            Event::ThinkingDelta { text: t } => thinking.push_str(&t),
-            Event::UserMessage { content } => {
-                turn_id = uuid::Uuid::new_v4().to_string();
-                entries.push(("user", json!({"content": content})))
-            }
-            Event::ToolCall {
-                id: call,
-                name,
-                input,
-                client,
-            } => {
-                flush(&mut entries, &mut text, &mut thinking);
-                entries.push((
-                    "tool_call",
-                    json!({"id": call, "name": name, "input": input, "client": client}),
-                ));
-            }
-            Event::ToolResult {
-                tool_use_id,
-                content,
-                is_error,
-            } => {
-                entries.push((
-                    "tool_result",
-                    json!({"tool_use_id": tool_use_id, "content": content, "is_error": is_error}),
-                ));
-            }
-            Event::PermissionRequest {
-                request_id,
-                tool_name,
-                input,
-                ..
-            } => {
-                entries.push((
-                    "permission_request",
-                    json!({"request_id": request_id, "tool_name": tool_name, "input": input}),
-                ));
-            }
-            Event::Done(s) => {
-                flush(&mut entries, &mut text, &mut thinking);
-                entries.push(("result", serde_json::to_value(&s).unwrap_or(Value::Null)));
-            }
-            Event::Error(e) => {
-                flush(&mut entries, &mut text, &mut thinking);
-                entries.push(("error", json!({"message": e.to_string(), "error": e})));
-            }
-            _ => {}
-        }
-        if entries.is_empty() {
-            continue;
-        }
-        let Some(c) = conversations.upgrade() else {
-            break;
-        };
-        if let Err(e) = c.store.append_events(&id, &turn_id, &entries).await {
-            tracing::warn!(session = %id, error = %e, "could not record history");
-            if matches!(e, StoreError::NotFound(_)) {
-                break;
-            }
-        }
-    }
 }

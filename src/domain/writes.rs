@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+#[derive(Clone)]
 pub(crate) struct WriteQueue {
     tx: mpsc::UnboundedSender<BoxFuture<'static, ()>>,
 }

@@ -83,6 +83,15 @@ impl ApiError {
         }
     }
 
+    /// The message a client gets. The CLI's own words stay in the log (see
+    /// [`ClaudeError::public_message`]).
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Claude(e) => e.public_message(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -101,6 +110,7 @@ impl ApiError {
                     _ => StatusCode::BAD_GATEWAY,
                 },
                 ClaudeError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
+                ClaudeError::PromptTooLong { .. } => StatusCode::BAD_REQUEST,
                 ClaudeError::Timeout { .. } | ClaudeError::ClientLagged { .. } => {
                     StatusCode::GATEWAY_TIMEOUT
                 }
@@ -144,6 +154,7 @@ impl ApiError {
                     _ => "upstream_error",
                 },
                 ClaudeError::AtCapacity { .. } => "gateway_at_capacity",
+                ClaudeError::PromptTooLong { .. } => "context_length_exceeded",
                 ClaudeError::Timeout { .. } => "timeout",
                 ClaudeError::ClientLagged { .. } => "stream_lagged",
                 ClaudeError::Spawn { .. } => "cli_unavailable",
@@ -170,7 +181,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) => Some("model".into()),
             _ => None,
         };
-        json!({"error": {"message": self.to_string(), "type": kind, "param": param, "code": self.code()}})
+        json!({"error": {"message": self.public_message(), "type": kind, "param": param, "code": self.code()}})
     }
 }
 
@@ -181,7 +192,7 @@ impl ApiError {
             ApiError::BadRequest { param, .. } => param.clone(),
             _ => None,
         };
-        json!({"error": {"code": self.code(), "message": self.to_string(), "param": param}})
+        json!({"error": {"code": self.code(), "message": self.public_message(), "param": param}})
     }
 }
 
@@ -216,7 +227,7 @@ impl ApiError {
             400..=499 => "invalid_request_error",
             _ => "api_error",
         };
-        let text = self.to_string();
+        let text = self.public_message();
         let param = match self {
             ApiError::BadRequest { param, .. } => param.as_deref(),
             ApiError::ModelNotFound(_) => Some("model"),
@@ -283,7 +294,8 @@ fn with_status(err: &ApiError, mut resp: Response) -> Response {
             resp.headers_mut().insert("retry-after", v);
         }
     }
-    if resp.status().is_server_error() {
+    // The whole error, CLI internals included, goes to the log only.
+    if resp.status().is_server_error() || matches!(err, ApiError::Claude(_)) {
         tracing::warn!(status = resp.status().as_u16(), error = %err, "request failed");
     }
     resp

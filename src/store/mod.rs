@@ -104,6 +104,11 @@ pub struct Session {
     pub history_key: Option<String>,
     /// One of [`source`].
     pub source: String,
+    /// The uuid of the last transcript line of the last turn that ended cleanly.
+    pub transcript_leaf: Option<String>,
+    /// The uuid the next user line carries: a transcript holding it holds a turn that never
+    /// ended, and is cut back to the line before it.
+    pub turn_mark: Option<String>,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds; set by the store on every update.
@@ -135,6 +140,8 @@ impl Session {
             status: status::IDLE.to_string(),
             history_key: None,
             source: source.into(),
+            transcript_leaf: None,
+            turn_mark: None,
             created_at: now,
             updated_at: now,
         }

@@ -40,7 +40,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SESSION_COLUMNS: &str = "id, cli_session_id, workspace, workspace_is_temp, model, agent, \
      permission_mode, system_prompt, allowed_tools, title, status, history_key, source, \
-     created_at, updated_at, tools, forked_from";
+     created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark";
 
 /// A [`Store`] in a SQLite database. Cheap to clone (it is a handle to one pool).
 #[derive(Clone, Debug)]
@@ -128,6 +128,8 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, sqlx::Error> {
         status: row.try_get("status")?,
         history_key: row.try_get("history_key")?,
         source: row.try_get("source")?,
+        transcript_leaf: row.try_get("transcript_leaf")?,
+        turn_mark: row.try_get("turn_mark")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -186,8 +188,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO sessions (id, cli_session_id, workspace, workspace_is_temp, model, agent, \
              permission_mode, system_prompt, allowed_tools, title, status, history_key, source, \
-             created_at, updated_at, tools, forked_from) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.cli_session_id)
@@ -206,6 +208,8 @@ impl Store for SqliteStore {
         .bind(s.updated_at)
         .bind(Json(&s.tools))
         .bind(&s.forked_from)
+        .bind(&s.transcript_leaf)
+        .bind(&s.turn_mark)
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -230,8 +234,8 @@ impl Store for SqliteStore {
         let sql = format!(
             "UPDATE sessions SET cli_session_id = ?, workspace = ?, workspace_is_temp = ?, \
              model = ?, agent = ?, permission_mode = ?, system_prompt = ?, allowed_tools = ?, \
-             title = ?, status = ?, source = ?, updated_at = ?, tools = ?, forked_from = ? \
-             WHERE id = ? RETURNING {SESSION_COLUMNS}"
+             title = ?, status = ?, source = ?, updated_at = ?, tools = ?, forked_from = ?, \
+             transcript_leaf = ?, turn_mark = ? WHERE id = ? RETURNING {SESSION_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&s.cli_session_id)
@@ -248,6 +252,8 @@ impl Store for SqliteStore {
             .bind(now_millis())
             .bind(Json(&s.tools))
             .bind(&s.forked_from)
+            .bind(&s.transcript_leaf)
+            .bind(&s.turn_mark)
             .bind(&s.id)
             .fetch_optional(&self.pool)
             .await?;
@@ -567,6 +573,8 @@ mod tests {
         s.title = Some("A title with 'quotes' and ünïcode".into());
         s.status = status::RUNNING.into();
         s.history_key = Some("abc123".into());
+        s.transcript_leaf = Some("leaf-uuid".into());
+        s.turn_mark = Some("mark-uuid".into());
         store.create_session(&s).await.unwrap();
 
         assert_eq!(store.get_session(&s.id).await.unwrap(), Some(s.clone()));
@@ -608,6 +616,8 @@ mod tests {
         changed.cli_session_id = "fork-1".into();
         changed.model = "haiku".into();
         changed.agent = Some("a".into());
+        changed.transcript_leaf = Some("l".into());
+        changed.turn_mark = Some("m".into());
         changed.created_at = 5; // ignored
         changed.history_key = None; // ignored: set_history_key owns it
         let stored = store.update_session(&changed).await.unwrap();
@@ -618,6 +628,8 @@ mod tests {
         assert_eq!(stored.cli_session_id, "fork-1");
         assert_eq!(stored.model, "haiku");
         assert_eq!(stored.agent.as_deref(), Some("a"));
+        assert_eq!(stored.transcript_leaf.as_deref(), Some("l"));
+        assert_eq!(stored.turn_mark.as_deref(), Some("m"));
         assert_eq!(stored.created_at, 1_000);
         assert_eq!(stored.history_key.as_deref(), Some("hk"));
         assert!(stored.updated_at >= now_millis() - 60_000);

@@ -308,7 +308,7 @@ fn text_block(b: &Value, at: &str) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("{at}.text"), "text must be a string"))
 }
 
-fn user_block(b: &Value, at: &str) -> Result<Value, ApiError> {
+pub(crate) fn user_block(b: &Value, at: &str) -> Result<Value, ApiError> {
     match block_type(b, at)? {
         "text" => text_block(b, at),
         "image" => image_block(b, at),

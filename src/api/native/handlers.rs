@@ -271,21 +271,27 @@ fn permission_response(
     }
 }
 
-/// A message's content: text becomes one text block; blocks pass as they are.
+/// A message's content: text becomes one text block; blocks are checked as the Messages API
+/// checks a user message's (the same rules as `/v1/messages`), with fields named
+/// `content[0].text` and so on, so a malformed block never reaches the CLI. Tool results have
+/// no place here: a session has no client tools.
 fn content_blocks(content: &Value) -> std::result::Result<Vec<Value>, ApiError> {
     match content {
         Value::String(s) if !s.is_empty() => Ok(vec![json!({"type": "text", "text": s})]),
-        Value::Array(blocks) if !blocks.is_empty() => {
-            for (i, b) in blocks.iter().enumerate() {
-                if b.get("type").and_then(Value::as_str).is_none() {
+        Value::Array(blocks) if !blocks.is_empty() => blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let at = format!("content[{i}]");
+                if b.get("type").and_then(Value::as_str) == Some("tool_result") {
                     return Err(ApiError::bad_request(
-                        format!("content[{i}].type"),
-                        "every content block needs a type",
+                        format!("{at}.type"),
+                        "a session's message cannot carry tool results",
                     ));
                 }
-            }
-            Ok(blocks.clone())
-        }
+                crate::api::anthropic::convert::user_block(b, &at)
+            })
+            .collect(),
         _ => Err(ApiError::bad_request(
             "content",
             "content must be non-empty text or an array of content blocks",
