@@ -150,6 +150,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
             .unwrap_or(0),
         started: Instant::now(),
         cfg: cfg.clone(),
+        tickets: Arc::default(),
     };
 
     let open_files = http::listener::raise_open_file_limit();
@@ -186,8 +187,12 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
 
 fn with_layers(router: axum::Router, cfg: &Config) -> axum::Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let limit = cfg.max_body_bytes;
     let mut router = router
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            http::error::shape_errors(limit, req, next)
+        }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req

@@ -46,15 +46,15 @@ pub const NATIVE: Dialect = Dialect {
 };
 
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], d: &Dialect) -> Result<T, ApiError> {
+    // A byte order mark may be read past (RFC 8259 §8.1).
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Some(parsed) = parse_well_formed(bytes, d) {
         return Ok(parsed);
     }
     let value: Value = if bytes.is_empty() && d.empty_is_object {
         json!({})
     } else {
-        serde_json::from_slice(bytes).map_err(|e| {
-            ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
-        })?
+        read_value(bytes, d)?
     };
     if !value.is_object() {
         return Err(ApiError::bad_request(
@@ -74,6 +74,27 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], d: &Dialect) -> Result<T, ApiErr
         let why = e.into_inner().to_string();
         ApiError::bad_request(path.clone(), (d.invalid)(&path, &why))
     })
+}
+
+/// The body as JSON; when it is not, the error names the field whose value broke it (a lone
+/// surrogate escape in `messages[0].content`, a number out of range in `temperature`).
+fn read_value(bytes: &[u8], d: &Dialect) -> Result<Value, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: Value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let why = format!("The request body is not valid JSON: {}", e.inner());
+        match path.as_str() {
+            "." | "" => ApiError::bad_request("", why),
+            _ => {
+                let path = (d.path)(&path);
+                ApiError::bad_request(path.clone(), (d.invalid)(&path, &why))
+            }
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::bad_request("", format!("The request body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
 }
 
 /// A well-formed body, read straight into its type: the path through a `Value` above only runs
@@ -130,6 +151,19 @@ mod tests {
             Some("messages.1")
         );
         assert!(parse::<R>(b"[]", &OPENAI).is_err());
+        // Broken JSON inside a value names its field; a byte order mark is read past.
+        let surrogate = br#"{"model":"m","messages":[1,"\ud800"]}"#;
+        assert_eq!(
+            param(parse::<R>(surrogate, &OPENAI).unwrap_err()).as_deref(),
+            Some("messages[1]")
+        );
+        let big = br#"{"model":"m","messages":[1e400]}"#;
+        assert_eq!(
+            param(parse::<R>(big, &ANTHROPIC).unwrap_err()).as_deref(),
+            Some("messages.0")
+        );
+        assert!(param(parse::<R>(b"{nope", &OPENAI).unwrap_err()).is_none());
+        assert!(parse::<R>(b"\xEF\xBB\xBF{\"model\":\"m\",\"messages\":[]}", &OPENAI).is_ok());
         assert!(parse::<R>(b"", &OPENAI).is_err());
         assert!(parse::<serde_json::Map<String, Value>>(b"", &NATIVE).is_ok());
     }

@@ -28,6 +28,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
+    /// The HTTP layer refused the request before any handler saw it (a body over the limit,
+    /// a method a route does not take).
+    #[error("{message}")]
+    Rejected { status: u16, message: String },
     #[error(transparent)]
     Claude(#[from] ClaudeError),
 }
@@ -98,6 +102,9 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Rejected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(400) => StatusCode::BAD_REQUEST,
@@ -143,6 +150,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "invalid_api_key",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Rejected { status: 413, .. } => "request_too_large",
+            ApiError::Rejected { .. } => "invalid_request",
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(401) => "upstream_authentication_failed",
@@ -168,7 +177,7 @@ impl ApiError {
     /// OpenAI's `{"error": {message, type, param, code}}`.
     pub fn openai_body(&self) -> Value {
         let kind = match self.status().as_u16() {
-            400 | 404 | 409 | 413 => "invalid_request_error",
+            400 | 404 | 405 | 409 | 413 | 415 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             429 => "rate_limit_error",
@@ -250,6 +259,52 @@ impl ApiError {
             OpenAiError(self).into_response()
         }
     }
+}
+
+/// Every error in the protocol's own shape: a response the HTTP layer made itself before a
+/// handler ran (axum's rejections are plain text) gets the shape of the API its path belongs
+/// to, with its status. `max_body_bytes` words the body limit's refusal.
+pub async fn shape_errors(
+    max_body_bytes: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    // Only errors: a 101 to a WebSocket, a text/event-stream, every success pass untouched.
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!(
+                "The request body is larger than this gateway's limit of {max_body_bytes} bytes"
+            )
+        }
+        StatusCode::METHOD_NOT_ALLOWED => format!("{path} does not take this method"),
+        other => {
+            let body = axum::body::to_bytes(resp.into_body(), 4096)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&body).trim().to_string();
+            if text.is_empty() {
+                other.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                text
+            }
+        }
+    };
+    ApiError::Rejected {
+        status: status.as_u16(),
+        message,
+    }
+    .response_for_path(&path)
 }
 
 /// Paths of the Anthropic-compatible API, whose clients expect Anthropic's error shape.

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/fork", post(native::handlers::fork))
         .route("/api/sessions/{id}/events", get(native::handlers::events))
         .route("/api/sessions/{id}/ws", get(native::handlers::websocket))
+        .route("/api/ws-tickets", post(auth::issue_ws_ticket))
         .route(
             "/api/sessions/{id}/export",
             post(native::handlers::export).get(native::handlers::export),

@@ -17,4 +17,6 @@ pub struct AppState {
     pub upstream: Arc<Upstream>,
     pub started_unix: u64,
     pub started: std::time::Instant,
+    /// WebSocket tickets issued by `POST /api/ws-tickets`.
+    pub tickets: Arc<crate::http::auth::Tickets>,
 }

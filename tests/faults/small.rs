@@ -73,3 +73,90 @@ async fn config_in_a_session_changes_nothing_else() {
         .exists());
     app.stop().await;
 }
+
+/// A WebSocket upgrade to a session, with extra request headers; the handshake's answer.
+async fn ws_connect(
+    url: &str,
+    protocols: Option<&str>,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    u16,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    if let Some(p) = protocols {
+        req.headers_mut()
+            .insert("sec-websocket-protocol", p.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(ok) => Ok(ok),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_browser_can_authenticate_a_websocket() {
+    let app = spawn_app_with(|c| c.api_keys = vec![KEY.into()]).await;
+    let c = &app.client;
+    let bearer = format!("Bearer {KEY}");
+    let s: serde_json::Value = c
+        .post(format!("{}/api/sessions", app.url))
+        .header("authorization", &bearer)
+        .json(&json!({"model": "sonnet"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = s["id"].as_str().unwrap();
+    let ws = format!(
+        "{}/api/sessions/{id}/ws",
+        app.url.replace("http://", "ws://")
+    );
+    // Without credentials, and with a key in the query string: refused.
+    assert_eq!(ws_connect(&ws, None).await.err(), Some(401));
+    assert_eq!(
+        ws_connect(&format!("{ws}?key={KEY}"), None).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        ws_connect(&ws, Some("ccgw, ccgw.bearer.wrong-key-0000"))
+            .await
+            .err(),
+        Some(401)
+    );
+    // The key as a subprotocol: accepted, and answered with `ccgw` (the key is not echoed).
+    let (_socket, resp) = ws_connect(&ws, Some(&format!("ccgw, ccgw.bearer.{KEY}")))
+        .await
+        .expect("the subprotocol key is accepted");
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "ccgw");
+    // A ticket from an authenticated POST: good once.
+    let t: serde_json::Value = c
+        .post(format!("{}/api/ws-tickets", app.url))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(t["expires_in"].as_u64().unwrap() > 0);
+    let with_ticket = format!("{ws}?ticket={}", t["ticket"].as_str().unwrap());
+    assert!(ws_connect(&with_ticket, None).await.is_ok());
+    assert_eq!(ws_connect(&with_ticket, None).await.err(), Some(401));
+    // Tickets are only for authenticated callers.
+    let anon = c
+        .post(format!("{}/api/ws-tickets", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status().as_u16(), 401);
+    app.stop().await;
+}

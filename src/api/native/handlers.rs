@@ -19,6 +19,7 @@ use super::types::*;
 use crate::claude::Event;
 use crate::domain::conversations::TurnHandle;
 use crate::domain::sessions::{NewSession, SessionFilter};
+use crate::http::auth;
 use crate::http::error::{ApiError, NativeError};
 use crate::http::AppState;
 
@@ -156,9 +157,26 @@ pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 pub async fn websocket(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     let rx = app.conversations.watch(&id).await?;
+    // A browser must get back one of the subprotocols it offered: `ccgw` when it offered it
+    // (so a key it sent as `ccgw.bearer.<key>` is never echoed), else the one it sent.
+    let offered: Vec<String> = auth::subprotocols(&headers).map(String::from).collect();
+    let chosen = offered
+        .iter()
+        .find(|p| *p == auth::WS_PROTOCOL)
+        .or_else(|| {
+            offered
+                .iter()
+                .find(|p| p.starts_with(auth::WS_BEARER_PREFIX))
+        })
+        .cloned();
+    let ws = match chosen {
+        Some(p) => ws.protocols([p]),
+        None => ws,
+    };
     Ok(ws.on_upgrade(move |socket| serve_socket(app, id, socket, rx)))
 }
 
