@@ -81,12 +81,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], d: &Dialect) -> Result<T, ApiErr
 fn read_value(bytes: &[u8], d: &Dialect) -> Result<Value, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: Value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        // Up to the segment it could not name (`?`: a key that did not parse).
+        let full = e.path().to_string();
+        let path = full.split('?').next().unwrap_or("").trim_end_matches('.');
         let why = format!("The request body is not valid JSON: {}", e.inner());
-        match path.as_str() {
+        match path {
             "." | "" => ApiError::bad_request("", why),
             _ => {
-                let path = (d.path)(&path);
+                let path = (d.path)(path);
                 ApiError::bad_request(path.clone(), (d.invalid)(&path, &why))
             }
         }
