@@ -133,6 +133,8 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     let store = crate::store::SqliteStore::open(&db)
         .await
         .with_context(|| format!("opening the store {}", db.display()))?;
+    // Before any process starts: what a killed gateway left behind.
+    crate::domain::conversations::sweep_workspaces(&cfg, &store).await;
     let conversations = Arc::new(Conversations::new(
         cfg.clone(),
         bin,

@@ -625,6 +625,55 @@ impl Conversations {
     }
 }
 
+/// Remove the temporary workspaces (and the CLI's transcripts of them) that no session holds:
+/// those of warm processes and of conversations that never finished a turn, left behind by a
+/// gateway that was killed. Run at start, before any process starts in the workspaces dir.
+pub async fn sweep_workspaces(cfg: &Config, store: &dyn Store) {
+    let mut held: HashSet<PathBuf> = HashSet::new();
+    let mut filter = store::SessionFilter {
+        limit: store::MAX_PAGE_SIZE,
+        ..Default::default()
+    };
+    loop {
+        match store.list_sessions(&filter).await {
+            Ok(page) => {
+                held.extend(page.items.iter().map(|s| PathBuf::from(&s.workspace)));
+                match page.next_cursor {
+                    Some(c) => filter.cursor = Some(c),
+                    None => break,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list sessions; no workspace is swept");
+                return;
+            }
+        }
+    }
+    let config = cfg.claude_config_dir();
+    let mut swept = 0;
+    for entry in std::fs::read_dir(cfg.workspaces_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = entry.path();
+        // Only directories the gateway made (named by a uuid) that no session holds.
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| uuid::Uuid::parse_str(n).is_ok());
+        if ours && dir.is_dir() && !held.contains(&dir) {
+            let _ = std::fs::remove_dir_all(transcript::project_dir(&config, &dir));
+            if std::fs::remove_dir_all(&dir).is_ok() {
+                swept += 1;
+            }
+        }
+    }
+    if swept > 0 {
+        tracing::info!(swept, "removed workspaces no session holds");
+    }
+}
+
 /// The launch spec every process starts from: hygiene flags, the gateway's env, no tools.
 pub(crate) fn base_spec(
     cfg: &Config,

@@ -81,6 +81,19 @@ async fn no_descendant_of_a_cli_outlives_a_killed_gateway() {
             .collect::<Vec<_>>()
     );
     turn.abort();
+    // A restart sweeps the workspaces nobody holds: the killed turn's, the warm processes'.
+    assert_eq!(
+        workspace_dirs(data.path()).len(),
+        3,
+        "the turn's and two warm ones"
+    );
+    let gw = External::start(data.path(), &mock, &[("CCGW_BUILTIN_TOOLS", "Bash")]);
+    gw.wait_warm(2).await;
+    assert_eq!(
+        workspace_dirs(data.path()).len(),
+        2,
+        "only the new warm processes' workspaces are left"
+    );
 }
 
 #[tokio::test]
