@@ -48,6 +48,11 @@ pub struct Config {
     pub log_format: String,
     /// Public model id → CLI `--model` value (empty: the CLI's default).
     pub models: BTreeMap<String, String>,
+    /// Directories a session's workspace must lie in; empty: the data dir's `workspaces/`.
+    pub workspace_roots: Vec<PathBuf>,
+    /// A Claude Code config dir (e.g. `~/.claude`) whose sessions the console and
+    /// `/api/claude-sessions` show; unset: none are shown.
+    pub claude_sessions_dir: Option<PathBuf>,
     /// Environment for the CLI on top of the gateway's own (set by `--demo`).
     #[serde(skip)]
     pub cli_env: Vec<(String, String)>,
@@ -81,6 +86,8 @@ impl Default for Config {
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
             models: models::default_table(),
+            workspace_roots: vec![],
+            claude_sessions_dir: None,
             cli_env: vec![],
             demo: false,
         }
@@ -114,6 +121,8 @@ impl std::fmt::Debug for Config {
             .field("permission_timeout_secs", &self.permission_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models", &self.models.keys().collect::<Vec<_>>())
+            .field("workspace_roots", &self.workspace_roots)
+            .field("claude_sessions_dir", &self.claude_sessions_dir)
             .field("demo", &self.demo)
             .finish()
     }
@@ -187,6 +196,12 @@ impl Config {
         if let Some(v) = get("CCGW_BUILTIN_TOOLS") {
             self.builtin_tools = list(&v);
         }
+        if let Some(v) = get("CCGW_WORKSPACE_ROOTS") {
+            self.workspace_roots = list(&v).into_iter().map(PathBuf::from).collect();
+        }
+        if let Some(v) = get("CCGW_CLAUDE_SESSIONS_DIR") {
+            self.claude_sessions_dir = (!v.trim().is_empty()).then(|| PathBuf::from(v.trim()));
+        }
         if let Some(v) = get("CCGW_LOG_FORMAT") {
             self.log_format = v;
         }
@@ -256,6 +271,15 @@ impl Config {
 
     pub fn workspaces_dir(&self) -> PathBuf {
         self.data_dir.join("workspaces")
+    }
+
+    /// The allowed workspace roots: the configured ones, else the data dir's `workspaces/`.
+    pub fn workspace_roots(&self) -> Vec<PathBuf> {
+        if self.workspace_roots.is_empty() {
+            vec![self.workspaces_dir()]
+        } else {
+            self.workspace_roots.clone()
+        }
     }
 
     /// The CLI to run: the configured one, else the copy the setup script installed, else

@@ -128,7 +128,10 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         Arc::new(store),
     ));
     conversations.spawn_reaper();
+    conversations.spawn_feed_recorder();
     let state = AppState {
+        ws_tickets: Arc::default(),
+        stats: Arc::default(),
         models: Arc::new(ModelTable::new(&cfg.models)),
         upstream: Arc::new(Upstream::from_config(&cfg)),
         conversations,
@@ -139,6 +142,13 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         started: Instant::now(),
         cfg: cfg.clone(),
     };
+
+    http::stats::spawn_sampler(state.stats.clone(), Arc::downgrade(&state.conversations));
+    if !http::console::is_built() {
+        tracing::warn!(
+            "the web console is not built into this binary: /admin explains how to build it"
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await

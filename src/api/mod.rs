@@ -1,6 +1,7 @@
 //! Thin protocol adapters. Each turns its wire format into a domain request and the domain's
 //! events back into its wire format; none of them touches a CLI process.
 
+pub mod admin;
 pub mod anthropic;
 pub mod native;
 pub mod openai;

@@ -28,6 +28,9 @@ pub enum TurnError {
     /// The session is busy with another turn.
     #[error("{0}")]
     Busy(String),
+    /// Outside what this gateway allows (a path outside the workspace roots).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl TurnError {

@@ -57,6 +57,10 @@ pub struct Conversations {
     pub(crate) known: Mutex<HashSet<String>>,
     /// Native sessions with their state (see `sessions`).
     pub(crate) sessions: SessionTable,
+    /// Every turn's events, gateway-wide (see `feed`).
+    pub feed: Arc<super::feed::Feed>,
+    /// What every conversation is doing, kept from the feed (see `activity`).
+    pub activity: Arc<super::activity::Activity>,
 }
 
 impl Conversations {
@@ -98,7 +102,15 @@ impl Conversations {
                 )
             }),
         );
+        let activity = Arc::new(super::activity::Activity::default());
+        let observed = activity.clone();
+        let feed = Arc::new(super::feed::Feed::new(
+            super::feed::FEED_CAPACITY,
+            Some(Box::new(move |item| observed.observe(item))),
+        ));
         Conversations {
+            feed,
+            activity,
             cfg,
             claude_bin,
             cli_version,
@@ -125,7 +137,7 @@ impl Conversations {
     pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
         if let Some(id) = req.options.session_id.clone() {
             // Attached to a native session: the session holds the history.
-            return self.session_turn(&id, req.prompt).await;
+            return self.session_turn(&id, req.prompt, req.key).await;
         }
         self.check_builtin_tools(&req.builtin_tools)?;
         let key = history_key(req.system.as_deref(), &req.history);

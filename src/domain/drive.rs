@@ -93,7 +93,13 @@ impl Conversations {
         let pid = process.pid();
         // Native sessions' watchers see every event the requester sees.
         let bus = conv.bus.clone();
+        let turn_id = uuid::Uuid::new_v4().to_string();
+        let feed = self
+            .feed
+            .turn(super::feed::turn_meta(&conv, &req, &turn_id));
+        feed.user_message(&req.prompt);
         let emit = |ev: Event| {
+            feed.publish(&ev);
             if let Some(b) = &bus {
                 let _ = b.send(ev.clone());
             }
@@ -104,7 +110,6 @@ impl Conversations {
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs);
         let mut stops = StopMatcher::new(req.stop.clone());
         let mut reply = String::new();
-        let turn_id = uuid::Uuid::new_v4().to_string();
         let mut step = ToolStep::new(&req, &conv.id, &turn_id);
         let mut step_usage = Usage::default();
 

@@ -4,14 +4,22 @@
 //! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
-//! life), `sessions` (native sessions), with `tool_step` and `cli_wait` beside them.
+//! life), `sessions` (native sessions), with `tool_step` and `cli_wait` beside them. `feed` is
+//! the gateway-wide live feed every turn publishes to, with `activity` (live state kept from
+//! it) and `recorder` (history of the compatible APIs' conversations, from it);
+//! `claude_sessions` reads the machine's own Claude Code transcripts.
 
+pub mod activity;
+pub mod claude_sessions;
 pub mod cli_wait;
 pub mod conversation;
 pub mod conversations;
 mod drive;
+pub mod feed;
 mod launch;
 pub mod models;
+pub mod overview;
+mod recorder;
 pub mod session_table;
 pub mod sessions;
 mod tool_step;

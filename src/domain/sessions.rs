@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::conversation::{Conversation, TurnError, TurnHandle};
 use super::conversations::Conversations;
+use super::recorder::Joiner;
 pub use super::session_table::SessionInfo;
 use super::session_table::{info_from, millis_to_rfc3339, now, session_record, view, SessionSlot};
 use crate::claude::control::PermissionBroker;
@@ -47,6 +48,17 @@ pub struct HistoryEntry {
     pub kind: String,
     pub payload: Value,
     pub at: String,
+}
+
+impl From<store::StoredEvent> for HistoryEntry {
+    fn from(e: store::StoredEvent) -> Self {
+        HistoryEntry {
+            seq: e.seq as u64,
+            kind: e.kind,
+            payload: e.payload,
+            at: millis_to_rfc3339(e.created_at),
+        }
+    }
 }
 
 /// Which sessions to list.
@@ -212,6 +224,7 @@ impl Conversations {
         self: &Arc<Self>,
         id: &str,
         prompt: Vec<Value>,
+        key: Option<String>,
     ) -> Result<TurnHandle, TurnError> {
         self.ensure_slot(id).await;
         let (mut conv, req, broker, bus) = {
@@ -232,6 +245,7 @@ impl Conversations {
                 approved_tools: Some(info.allowed_tools.clone()),
                 parallel_tool_calls: true,
                 slash_commands: true,
+                key,
                 options: ClaudeOptions {
                     permission_mode: info.permission_mode.clone(),
                     agent: info.agent.clone(),
@@ -327,15 +341,7 @@ impl Conversations {
             .list_events(id, 0, store::MAX_EVENTS_PER_CALL)
             .await
             .map_err(store_error)?;
-        Ok(events
-            .into_iter()
-            .map(|e| HistoryEntry {
-                seq: e.seq as u64,
-                kind: e.kind,
-                payload: e.payload,
-                at: millis_to_rfc3339(e.created_at),
-            })
-            .collect())
+        Ok(events.into_iter().map(HistoryEntry::from).collect())
     }
 
     /// A new session that starts from this one's conversation; the original is not changed.
@@ -482,7 +488,7 @@ impl Conversations {
         }
     }
 
-    fn session_conversation(
+    pub(crate) fn session_conversation(
         &self,
         info: &SessionInfo,
         workspace: PathBuf,
@@ -499,7 +505,7 @@ impl Conversations {
         conv
     }
 
-    fn insert_slot(
+    pub(crate) fn insert_slot(
         self: &Arc<Self>,
         info: SessionInfo,
         cli_model: Option<String>,
@@ -570,8 +576,7 @@ async fn record(
     id: String,
     mut rx: broadcast::Receiver<Event>,
 ) {
-    let mut text = String::new();
-    let mut thinking = String::new();
+    let mut joiner = Joiner::default();
     let mut turn_id = uuid::Uuid::new_v4().to_string();
     loop {
         let ev = match rx.recv().await {
@@ -582,65 +587,10 @@ async fn record(
             }
             Err(broadcast::error::RecvError::Closed) => break,
         };
-        let mut entries: Vec<(&str, Value)> = Vec::new();
-        let flush = |entries: &mut Vec<(&str, Value)>, text: &mut String, thinking: &mut String| {
-            if !thinking.is_empty() {
-                entries.push(("thinking", json!({"text": std::mem::take(thinking)})));
-            }
-            if !text.is_empty() {
-                entries.push(("assistant", json!({"text": std::mem::take(text)})));
-            }
-        };
-        match ev {
-            Event::TextDelta { text: t } => text.push_str(&t),
-            Event::ThinkingDelta { text: t } => thinking.push_str(&t),
-            Event::UserMessage { content } => {
-                turn_id = uuid::Uuid::new_v4().to_string();
-                entries.push(("user", json!({"content": content})))
-            }
-            Event::ToolCall {
-                id: call,
-                name,
-                input,
-                client,
-            } => {
-                flush(&mut entries, &mut text, &mut thinking);
-                entries.push((
-                    "tool_call",
-                    json!({"id": call, "name": name, "input": input, "client": client}),
-                ));
-            }
-            Event::ToolResult {
-                tool_use_id,
-                content,
-                is_error,
-            } => {
-                entries.push((
-                    "tool_result",
-                    json!({"tool_use_id": tool_use_id, "content": content, "is_error": is_error}),
-                ));
-            }
-            Event::PermissionRequest {
-                request_id,
-                tool_name,
-                input,
-                ..
-            } => {
-                entries.push((
-                    "permission_request",
-                    json!({"request_id": request_id, "tool_name": tool_name, "input": input}),
-                ));
-            }
-            Event::Done(s) => {
-                flush(&mut entries, &mut text, &mut thinking);
-                entries.push(("result", serde_json::to_value(&s).unwrap_or(Value::Null)));
-            }
-            Event::Error(e) => {
-                flush(&mut entries, &mut text, &mut thinking);
-                entries.push(("error", json!({"message": e.to_string(), "error": e})));
-            }
-            _ => {}
+        if let Event::UserMessage { .. } = ev {
+            turn_id = uuid::Uuid::new_v4().to_string();
         }
+        let entries = joiner.push(&ev);
         if entries.is_empty() {
             continue;
         }

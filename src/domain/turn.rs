@@ -253,6 +253,8 @@ pub struct TurnRequest {
     pub stop: Vec<String>,
     /// Who asked, for the logs (`user` / `metadata` of the request).
     pub client_user: Option<String>,
+    /// Which API key sent it: a short fingerprint (`http::auth::key_id`), never the secret.
+    pub key: Option<String>,
     /// The client's function tools.
     pub tools: Vec<ClientTool>,
     pub tool_choice: ToolChoice,

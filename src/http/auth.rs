@@ -8,13 +8,18 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::http::error::ApiError;
+use crate::http::ws_auth;
 use crate::http::AppState;
 
-pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     if app.cfg.api_keys.is_empty() {
         return next.run(req).await;
     }
-    let refusal = match presented_key(req.headers()) {
+    // Browsers' WebSockets carry the key in a subprotocol or a ticket (see `ws_auth`).
+    let presented = presented_key(req.headers())
+        .map(String::from)
+        .or_else(|| ws_auth::protocol_key(req.headers()));
+    let refusal = match presented {
         Some(k)
             if app
                 .cfg
@@ -22,12 +27,19 @@ pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) 
                 .iter()
                 .any(|valid| ct_eq(valid.as_bytes(), k.as_bytes())) =>
         {
-            return next.run(req).await
+            ws_auth::mark(&mut req, &k);
+            return next.run(req).await;
         }
         Some(_) => ApiError::Unauthorized("Invalid API key".into()),
-        None => ApiError::Unauthorized(
-            "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'".into(),
-        ),
+        None => match ws_auth::redeem_ticket(&app, &mut req) {
+            ws_auth::TicketCheck::Valid => return next.run(req).await,
+            ws_auth::TicketCheck::Invalid => {
+                ApiError::Unauthorized("Invalid or expired WebSocket ticket".into())
+            }
+            ws_auth::TicketCheck::Absent => ApiError::Unauthorized(
+                "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'".into(),
+            ),
+        },
     };
     // Each API's clients get the error in the shape they parse.
     refusal.response_for_path(req.uri().path())

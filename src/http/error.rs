@@ -28,6 +28,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Claude(#[from] ClaudeError),
 }
@@ -39,6 +41,7 @@ impl From<TurnError> for ApiError {
             TurnError::Invalid { param, message } => ApiError::bad_request(param, message),
             TurnError::NotFound(m) => ApiError::NotFound(m),
             TurnError::Busy(m) => ApiError::Conflict(m),
+            TurnError::Forbidden(m) => ApiError::Forbidden(m),
         }
     }
 }
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(400) => StatusCode::BAD_REQUEST,
@@ -131,6 +135,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "invalid_api_key",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(401) => "upstream_authentication_failed",
@@ -230,7 +235,7 @@ impl ApiError {
     pub fn response_for_path(self, path: &str) -> Response {
         if is_anthropic_path(path) {
             AnthropicError(self).into_response()
-        } else if path.starts_with("/api/") {
+        } else if path.starts_with("/api/") || path.starts_with("/admin/") {
             NativeError(self).into_response()
         } else {
             OpenAiError(self).into_response()

@@ -1,13 +1,16 @@
 //! The HTTP layer: the router, authentication, body parsing, the error type and its wire
-//! shapes, health and metrics. It knows the domain's service but never a CLI process.
+//! shapes, health and metrics, the console's assets and stats, and browser WebSocket auth. It knows the domain's service but never a CLI process.
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod router;
 pub mod state;
+pub mod stats;
+pub mod ws_auth;
 
 pub use router::router;
 pub use state::AppState;

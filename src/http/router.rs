@@ -3,8 +3,8 @@
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-use super::{auth, health, metrics, AppState};
-use crate::api::{anthropic, native, openai};
+use super::{auth, console, health, metrics, stats, ws_auth, AppState};
+use crate::api::{admin, anthropic, native, openai};
 
 pub fn router(state: AppState) -> Router {
     metrics::install();
@@ -43,6 +43,31 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{id}/permissions/{request_id}",
             post(native::handlers::answer_permission),
         )
+        .route("/api/ws-tickets", post(ws_auth::create_ticket))
+        .route("/api/claude-sessions", get(native::claude_sessions::list))
+        .route(
+            "/api/claude-sessions/{id}",
+            get(native::claude_sessions::get),
+        )
+        .route(
+            "/api/claude-sessions/{id}/continue",
+            post(native::claude_sessions::resume),
+        )
+        .route("/admin/api/events", get(admin::handlers::events))
+        .route("/admin/ws", get(admin::handlers::websocket))
+        .route("/admin/api/stats", get(stats::stats))
+        .route(
+            "/admin/api/conversations",
+            get(admin::handlers::conversations),
+        )
+        .route(
+            "/admin/api/conversations/{id}",
+            get(admin::handlers::conversation),
+        )
+        .route(
+            "/admin/api/conversations/{id}/events",
+            get(admin::handlers::conversation_events),
+        )
         .route("/v1/messages", post(anthropic::handlers::messages))
         .route(
             "/v1/messages/count_tokens",
@@ -56,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/v1/health", get(health::health))
         .route("/metrics", get(metrics::render))
+        .route("/admin", get(console::app))
+        .route("/admin/", get(console::app))
+        .route("/admin/{*path}", get(console::asset))
         .merge(api)
         .fallback(health::not_found)
         .layer(middleware::from_fn(metrics::count_requests))

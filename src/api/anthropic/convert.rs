@@ -67,6 +67,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         max_output_tokens,
         stop,
         client_user,
+        key: None,
         tools,
         tool_choice,
         parallel_tool_calls,

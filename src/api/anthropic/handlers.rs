@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::convert;
 use super::render::{self, ResponseMeta};
@@ -11,15 +11,18 @@ use super::types::CountTokensResponse;
 use crate::domain::cli_wait::with_cli_wait;
 use crate::http::error::AnthropicError;
 use crate::http::metrics::TurnTimer;
+use crate::http::ws_auth::{key_of, KeyId};
 use crate::http::AppState;
 
 pub async fn messages(
     State(app): State<AppState>,
+    key: Option<Extension<KeyId>>,
     body: Bytes,
 ) -> Result<Response, AnthropicError> {
     let timer = TurnTimer::start();
     let req = convert::parse(&body)?;
-    let turn = convert::to_turn(&req, &app.models)?;
+    let mut turn = convert::to_turn(&req, &app.models)?;
+    turn.key = key_of(key);
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::{SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -20,6 +20,7 @@ use crate::claude::Event;
 use crate::domain::conversations::TurnHandle;
 use crate::domain::sessions::{NewSession, SessionFilter};
 use crate::http::error::{ApiError, NativeError};
+use crate::http::ws_auth::{self, key_of, KeyId};
 use crate::http::AppState;
 
 type Result<T> = std::result::Result<T, NativeError>;
@@ -85,11 +86,15 @@ pub async fn delete_session(
 pub async fn send_message(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    key: Option<Extension<KeyId>>,
     bytes: Bytes,
 ) -> Result<Response> {
     let req: SendMessage = body(&bytes)?;
     let prompt = content_blocks(&req.content)?;
-    let handle = app.conversations.session_turn(&id, prompt).await?;
+    let handle = app
+        .conversations
+        .session_turn(&id, prompt, key_of(key))
+        .await?;
     if req.stream {
         return Ok(sse(turn_events(handle)).into_response());
     }
@@ -156,15 +161,20 @@ pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 pub async fn websocket(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    key: Option<Extension<KeyId>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     let rx = app.conversations.watch(&id).await?;
-    Ok(ws.on_upgrade(move |socket| serve_socket(app, id, socket, rx)))
+    let key = key_of(key);
+    Ok(ws
+        .protocols([ws_auth::PROTOCOL])
+        .on_upgrade(move |socket| serve_socket(app, id, key, socket, rx)))
 }
 
 async fn serve_socket(
     app: AppState,
     id: String,
+    key: Option<String>,
     socket: WebSocket,
     mut rx: broadcast::Receiver<Event>,
 ) {
@@ -195,7 +205,11 @@ async fn serve_socket(
             Err(e) => Some(json!({"type": "error", "message": format!("invalid command: {e}")})),
             Ok(WsCommand::Message { content }) => match content_blocks(&content) {
                 Err(e) => Some(native_error_event(&e)),
-                Ok(prompt) => match app.conversations.session_turn(&id, prompt).await {
+                Ok(prompt) => match app
+                    .conversations
+                    .session_turn(&id, prompt, key.clone())
+                    .await
+                {
                     // The events reach this socket through the session's watchers; the handle
                     // must live until the turn ends, or the turn counts as abandoned.
                     Ok(handle) => {

@@ -123,6 +123,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         max_output_tokens,
         stop,
         client_user: req.user.clone(),
+        key: None,
         tools,
         tool_choice,
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),

@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::convert;
 use super::render::{self, ResponseMeta};
@@ -12,15 +12,18 @@ use super::types::{ModelList, ModelObject};
 use crate::domain::cli_wait::with_cli_wait;
 use crate::http::error::{ApiError, OpenAiError};
 use crate::http::metrics::TurnTimer;
+use crate::http::ws_auth::{key_of, KeyId};
 use crate::http::AppState;
 
 pub async fn chat_completions(
     State(app): State<AppState>,
+    key: Option<Extension<KeyId>>,
     body: Bytes,
 ) -> Result<Response, OpenAiError> {
     let timer = TurnTimer::start();
     let req = convert::parse(&body)?;
-    let turn = convert::to_turn(&req, &app.models)?;
+    let mut turn = convert::to_turn(&req, &app.models)?;
+    turn.key = key_of(key);
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");
