@@ -166,6 +166,10 @@ impl Conversations {
                     }
                 }
                 Event::StepEnd { stop_reason, usage } => {
+                    feed.publish(&Event::StepEnd {
+                        stop_reason: stop_reason.clone(),
+                        usage,
+                    });
                     step_usage.input_tokens += usage.input_tokens;
                     step_usage.output_tokens += usage.output_tokens;
                     let calls = step.take_calls();
