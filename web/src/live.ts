@@ -1,0 +1,67 @@
+// One conversation's timeline kept live: its recorded history, then the feed's events for it.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { subscribe, type FeedItem } from "./feed";
+import { historyEvent, Timeline, type HistoryEntry } from "./timeline";
+
+/** Milliseconds from a feed item's arrival to its row being on screen (for the benchmark). */
+export const latencies: number[] = [];
+
+export function useConversation(id: string | undefined, load: (id: string) => Promise<HistoryEntry[]>) {
+  const [tl, setTl] = useState(() => new Timeline());
+  const [version, setVersion] = useState(0);
+  const [error, setError] = useState<string | null>(null);
+  const queued = useRef(false);
+  const arrivals = useRef<number[]>([]);
+
+  useEffect(() => {
+    if (!id) return;
+    const t = new Timeline();
+    setTl(t);
+    setError(null);
+    let loaded = false;
+    const early: FeedItem[] = [];
+    const bump = () => {
+      if (queued.current) return;
+      queued.current = true;
+      requestAnimationFrame(() => {
+        queued.current = false;
+        setVersion(t.version);
+        // Painted by the next frame: that is when the user sees it.
+        const got = arrivals.current.splice(0);
+        requestAnimationFrame(() => {
+          const now = performance.now();
+          for (const a of got) latencies.push(now - a);
+          if (latencies.length > 10_000) latencies.splice(0, latencies.length - 10_000);
+        });
+      });
+    };
+    const unsub = subscribe((item) => {
+      if (item.conversation_id !== id) return;
+      if (!loaded) return void early.push(item);
+      arrivals.current.push(performance.now());
+      t.push(item.event, item.ts, item.seq, item.turn_id);
+      bump();
+    });
+    load(id)
+      .then((history) => {
+        let last = 0;
+        for (const h of history) {
+          const ev = historyEvent(h);
+          const at = Date.parse(h.at);
+          if (at > last) last = at;
+          if (ev) t.push(ev, at, h.seq);
+        }
+        // What arrived live while the history loaded, unless the history has it already.
+        for (const item of early) if (item.ts > last) t.push(item.event, item.ts, item.seq, item.turn_id);
+        loaded = true;
+        bump();
+      })
+      .catch((e) => {
+        loaded = true;
+        setError(e.message);
+      });
+    return unsub;
+  }, [id]);
+
+  return { timeline: tl, version, error, refresh: () => setVersion(tl.version + 1) };
+}
