@@ -18,6 +18,8 @@ use crate::claude::{Event, StopReason};
 
 /// Conversations kept in memory.
 pub const MAX_TRACKED: usize = 1000;
+/// Items of one running turn kept for a timeline opened mid-turn.
+pub const MAX_INFLIGHT: usize = 5000;
 /// Per turn: from its user line reaching the CLI to the first token (text, thinking or tool).
 pub const TTFT: &str = "ccgw_time_to_first_token_seconds";
 
@@ -64,6 +66,9 @@ struct Inner {
     turns: HashMap<String, (i64, bool)>,
     by_model: HashMap<String, Totals>,
     by_key: HashMap<String, Totals>,
+    /// The running turn's items of each compatible-API conversation, whose history is recorded
+    /// only when the turn ends: a timeline opened mid-turn starts from these.
+    inflight: HashMap<String, Vec<FeedItem>>,
 }
 
 #[derive(Default)]
@@ -164,6 +169,16 @@ impl Activity {
             }
             _ => {}
         }
+        if m.source != crate::store::source::NATIVE {
+            if item.event.is_terminal() {
+                inner.inflight.remove(&m.conversation_id);
+            } else {
+                let list = inner.inflight.entry(m.conversation_id.clone()).or_default();
+                if list.len() < MAX_INFLIGHT {
+                    list.push(item.clone());
+                }
+            }
+        }
         if let Some(t) = finished {
             inner.turns.remove(&m.turn_id);
             add(inner.by_model.entry(m.model.clone()).or_default(), &t);
@@ -178,6 +193,7 @@ impl Activity {
                 .map(|c| c.id.clone())
             {
                 inner.convs.remove(&oldest);
+                inner.inflight.remove(&oldest);
             }
         }
     }
@@ -188,6 +204,11 @@ impl Activity {
         all.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
         all.truncate(limit);
         all
+    }
+
+    /// The running turn's items so far (compatible-API conversations), oldest first.
+    pub fn inflight(&self, id: &str) -> Vec<FeedItem> {
+        self.lock().inflight.get(id).cloned().unwrap_or_default()
     }
 
     pub fn get(&self, id: &str) -> Option<ConversationActivity> {
@@ -263,6 +284,7 @@ mod tests {
         a.observe(&item(1, 1000, "c", Event::UserMessage { content: text }));
         assert_eq!(a.get("c").unwrap().status, "running");
         a.observe(&item(2, 1100, "c", Event::TextDelta { text: "x".into() }));
+        assert_eq!(a.inflight("c").len(), 2, "a timeline opened now starts here");
         let done = TurnSummary {
             stop_reason: StopReason::EndTurn,
             usage: Usage {

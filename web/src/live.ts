@@ -6,7 +6,10 @@ import { historyEvent, Timeline, type HistoryEntry } from "./timeline";
 /** Milliseconds from a feed item's arrival to its row being on screen (for the benchmark). */
 export const latencies: number[] = [];
 
-export function useConversation(id: string | undefined, load: (id: string) => Promise<HistoryEntry[]>) {
+/** A conversation's recorded history and, for a turn still running, its feed items so far. */
+export type Loaded = HistoryEntry[] | { data: HistoryEntry[]; live?: FeedItem[] };
+
+export function useConversation(id: string | undefined, load: (id: string) => Promise<Loaded>) {
   const [tl, setTl] = useState(() => new Timeline());
   const [version, setVersion] = useState(0);
   const [error, setError] = useState<string | null>(null);
@@ -43,7 +46,9 @@ export function useConversation(id: string | undefined, load: (id: string) => Pr
       bump();
     });
     load(id)
-      .then((history) => {
+      .then((answer) => {
+        const history = Array.isArray(answer) ? answer : answer.data;
+        const live = Array.isArray(answer) ? [] : answer.live ?? [];
         let last = 0;
         for (const h of history) {
           const ev = historyEvent(h);
@@ -51,8 +56,14 @@ export function useConversation(id: string | undefined, load: (id: string) => Pr
           if (at > last) last = at;
           if (ev) t.push(ev, at, h.seq);
         }
-        // What arrived live while the history loaded, unless the history has it already.
-        for (const item of early) if (item.ts > last) t.push(item.event, item.ts, item.seq, item.turn_id);
+        let seen = 0;
+        for (const item of live) {
+          t.push(item.event, item.ts, item.seq, item.turn_id);
+          seen = Math.max(seen, item.id);
+        }
+        // What arrived live while it loaded, unless the answer had it already.
+        for (const item of early)
+          if (seen ? item.id > seen : item.ts > last) t.push(item.event, item.ts, item.seq, item.turn_id);
         loaded = true;
         bump();
       })

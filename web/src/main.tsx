@@ -27,16 +27,13 @@ function SignIn() {
   const [err, setErr] = useState("");
   const submit = async (e: Event) => {
     e.preventDefault();
-    const before = apiKey.value;
-    signIn(key.trim(), remember);
-    try {
-      await get("/admin/api/stats?since=" + Date.now());
+    const candidate = key.trim();
+    // Checked before it is kept: a refused key never replaces the current one.
+    const r = await fetch("/admin/api/stats?since=" + Date.now(), { headers: { authorization: `Bearer ${candidate}` } });
+    if (r.ok) {
       setErr("");
-    } catch (x: any) {
-      if (before) signIn(before, remember);
-      else signOut();
-      setErr(x.status === 401 ? "That key was refused." : x.message);
-    }
+      signIn(candidate, remember);
+    } else setErr(r.status === 401 ? "That key was refused." : `The gateway answered ${r.status}.`);
   };
   return (
     <main class="signin">

@@ -166,7 +166,9 @@ pub struct HistoryQuery {
     pub after: Option<u64>,
 }
 
-/// `GET /admin/api/conversations/{id}/events`: its recorded history, whatever its source.
+/// `GET /admin/api/conversations/{id}/events`: its recorded history, whatever its source, and
+/// (`live`) the feed items of a compatible-API turn still running, which is recorded only
+/// when it ends.
 pub async fn conversation_events(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -176,5 +178,6 @@ pub async fn conversation_events(
         .conversations
         .conversation_history(&id, q.after.unwrap_or(0))
         .await?;
-    Ok(Json(json!({ "data": data })).into_response())
+    let live = app.conversations.activity.inflight(&id);
+    Ok(Json(json!({ "data": data, "live": live })).into_response())
 }

@@ -9,7 +9,7 @@ import { dur, money, tokens } from "../format";
 export function ConversationPage({ id }: { id: string }) {
   const [info, setInfo] = useState<Row | null>(null);
   const { timeline, version, error } = useConversation(id, (id) =>
-    get(`/admin/api/conversations/${id}/events`).then((r) => r.data),
+    get(`/admin/api/conversations/${id}/events`),
   );
   useEffect(() => {
     get<Row>(`/admin/api/conversations/${id}`).then(setInfo).catch(() => {});

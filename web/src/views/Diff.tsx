@@ -6,8 +6,11 @@ import "diff2html/bundles/css/diff2html.min.css";
 import { hljs } from "../highlight";
 
 export function unifiedDiff(path: string, before: string, after: string): string {
-  const a = before === "" ? "/dev/null" : `a/${path}`;
-  return createTwoFilesPatch(a, `b/${path}`, before, after, "", "", { context: 3 });
+  const rel = path.replace(/^\/+/, "");
+  const a = before === "" ? "/dev/null" : `a/${rel}`;
+  const patch = createTwoFilesPatch(a, `b/${rel}`, before, after, undefined, undefined, { context: 3 });
+  // No header after the names: a trailing tab would end up in the file's extension.
+  return patch.replace(/^((?:---|\+\+\+) .*?)\t$/gm, "$1");
 }
 
 export function Diff({ patch, sideBySide }: { patch: string; sideBySide?: boolean }) {
@@ -28,8 +31,13 @@ export function Diff({ patch, sideBySide }: { patch: string; sideBySide?: boolea
       },
       hljs as any,
     );
-    ui.draw();
-    ui.highlightCode();
+    try {
+      ui.draw();
+    } catch (e) {
+      // Drawing without highlighting still shows the change.
+      console.warn(e);
+      new Diff2HtmlUI(ref.current, patch, { drawFileList: false, highlight: false }, hljs as any).draw();
+    }
   }, [patch, sideBySide]);
   return <div class="diff" ref={ref} data-testid="diff" />;
 }

@@ -36,7 +36,11 @@ export function TimelineView({ timeline, version, ctx }: { timeline: Timeline; v
   });
 
   useEffect(() => {
-    if (follow && shown.length) v.scrollToIndex(shown.length - 1, { align: "end" });
+    const el = scroller.current;
+    if (!follow || !el) return;
+    // After the rows are measured: the end of the list is where the newest event is.
+    const f = requestAnimationFrame(() => (el.scrollTop = el.scrollHeight));
+    return () => cancelAnimationFrame(f);
   }, [version, shown.length, follow]);
 
   const onScroll = () => {

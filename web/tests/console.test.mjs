@@ -1,0 +1,214 @@
+// The console in a real headless Chromium against the real gateway (real Claude Code CLI,
+// scripted mock model), with the defaults (warm pool on) and an API key.
+// Run: npm test --prefix web (scripts/test.sh does). CCGW_SCREENSHOTS=DIR also saves the main
+// views as PNGs (docs/console/ holds the ones the README shows).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { api, launchBrowser, runPython, startGateway } from "./harness.mjs";
+
+const KEY = "console-browser-key-1";
+const SHOTS = process.env.CCGW_SCREENSHOTS;
+let gw;
+let browser;
+
+before(async () => {
+  gw = await startGateway({
+    env: { CCGW_API_KEYS: KEY, CCGW_BUILTIN_TOOLS: "Read,Edit,Write,Bash,Glob,Grep,TodoWrite" },
+  });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await gw?.stop();
+});
+
+async function shot(page, name) {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+/** A page signed in through the form. */
+async function signedIn(opts = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...opts });
+  const page = await ctx.newPage();
+  await page.goto(`${gw.url}/admin/`);
+  await page.getByLabel("API key").fill(KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "main" }).waitFor();
+  return page;
+}
+
+test("sign-in with a key", async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${gw.url}/admin/`);
+  await page.getByLabel("API key").fill("not-the-key-123");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("That key was refused.").waitFor();
+  assert.equal(await page.getByRole("navigation", { name: "main" }).count(), 0);
+  await page.getByLabel("API key").fill(KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "main" }).waitFor();
+  // The live feed connects with the key (a WebSocket cannot send headers).
+  await page.getByLabel("live feed live").waitFor();
+  // The key is never shown.
+  assert.ok(!(await page.content()).includes(KEY));
+  await ctx.close();
+});
+
+test("a session is created, a message sent, and its streamed text appears", async () => {
+  const page = await signedIn();
+  await page.getByRole("link", { name: "Sessions", exact: true }).click();
+  await page.getByRole("button", { name: "New session" }).click();
+  const form = page.getByRole("form", { name: "create a session" });
+  await form.getByLabel("Title").fill("streaming check");
+  await form.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { name: "streaming check" }).waitFor();
+  const box = page.getByRole("textbox", { name: /message to session/ });
+  await box.fill("stream please [[words:40]] [[slow:40]]");
+  await box.press("Enter");
+  const text = page.locator(".item.k-text .msg").last();
+  // It grows while it streams, then the turn ends.
+  await text.waitFor();
+  const early = (await text.textContent()).split(/\s+/).filter(Boolean).length;
+  await page.locator(".item.k-result").last().waitFor({ timeout: 30_000 });
+  const final = (await text.textContent()).split(/\s+/).filter(Boolean).length;
+  assert.equal(final, 40);
+  assert.ok(early < final, `the text streamed in (${early} words first, then ${final})`);
+  // Slash commands autocomplete.
+  await box.fill("/co");
+  const options = page.getByRole("listbox", { name: "slash commands" }).getByRole("option");
+  await options.first().waitFor();
+  const names = await options.allTextContents();
+  assert.ok(names.some((n) => n.startsWith("/compact")) && names.some((n) => n.startsWith("/cost")), names.join("|"));
+  await box.press("Escape");
+  await shot(page, "session");
+  await page.context().close();
+});
+
+test("a built-in Edit renders as a diff; a permission is answered with the button and the outcome follows", async () => {
+  const ws = path.join(gw.dataDir, "workspaces", "edit-check");
+  mkdirSync(ws, { recursive: true });
+  const file = path.join(ws, "greet.py");
+  writeFileSync(file, 'def greet():\n    return "hello"\n');
+  const page = await signedIn();
+  await page.getByRole("link", { name: "Sessions", exact: true }).click();
+  await page.getByRole("button", { name: "New session" }).click();
+  const form = page.getByRole("form", { name: "create a session" });
+  await form.getByLabel("Title").fill("edit check");
+  await form.getByLabel("Workspace").fill(ws);
+  await form.getByLabel("built-in tools").fill("Read, Edit, Bash");
+  await form.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { name: "edit check" }).waitFor();
+  const box = page.getByRole("textbox", { name: /message to session/ });
+  await box.fill(`[[tool:Read {"file_path":${JSON.stringify(file)}}]]`);
+  await box.press("Enter");
+  await page.locator('.tool[data-tool="Read"] .badge.ok').waitFor({ timeout: 30_000 });
+  await page.locator(".item.k-result").last().waitFor();
+  const results = await page.locator(".item.k-result").count();
+  await box.fill(
+    `[[tool:Edit {"file_path":${JSON.stringify(file)},"old_string":"return \\"hello\\"","new_string":"return \\"hello, world\\""}]]`,
+  );
+  await box.press("Enter");
+  // Default mode asks before an edit: the prompt shows, answered with the button.
+  const prompt = page.getByRole("group", { name: "permission request for Edit" });
+  await prompt.waitFor({ timeout: 30_000 });
+  await shot(page, "permission");
+  await prompt.getByRole("button", { name: "Allow" }).click();
+  const edit = page.locator('.tool[data-tool="Edit"]');
+  await edit.locator(".badge.ok").waitFor({ timeout: 30_000 });
+  await page.locator(".item.k-result").nth(results).waitFor();
+  // A real diff: a removed and an added line, highlighted as Python.
+  const diff = edit.getByTestId("diff");
+  await diff.locator(".d2h-ins").first().waitFor();
+  const added = (await diff.locator(".d2h-ins .d2h-code-line-ctn").allTextContents()).join("\n");
+  const removed = (await diff.locator(".d2h-del .d2h-code-line-ctn").allTextContents()).join("\n");
+  assert.match(added, /hello, world/);
+  assert.match(removed, /"hello"/);
+  assert.doesNotMatch(removed, /world/);
+  assert.ok((await diff.locator(".hljs-string, .hljs-keyword").count()) > 0, "syntax highlighted");
+  assert.match(await prompt.textContent(), /allowed/);
+  await shot(page, "edit-diff");
+  // Denied: the tool does not run and the model is told.
+  await box.fill('[[tool:Bash {"command":"touch denied.txt"}]]');
+  await box.press("Enter");
+  const bash = page.getByRole("group", { name: "permission request for Bash" });
+  await bash.waitFor({ timeout: 30_000 });
+  await bash.getByRole("button", { name: "Deny" }).click();
+  await page.locator('.tool[data-tool="Bash"] .badge.err').waitFor({ timeout: 30_000 });
+  assert.match(await bash.textContent(), /denied/);
+  // The changes view shows the edit.
+  await page.getByRole("tab", { name: "changes" }).click();
+  await page.locator(".changes .d2h-ins").first().waitFor();
+  await page.context().close();
+});
+
+test("an openai SDK request appears live in the home list and its timeline", async () => {
+  const page = await signedIn();
+  await page.getByTestId("conversations").waitFor();
+  const run = runPython(
+    `
+from openai import OpenAI
+c = OpenAI(base_url="${gw.url}/v1", api_key="${KEY}")
+s = c.chat.completions.create(model="sonnet", stream=True, user="browser-test",
+    messages=[{"role": "user", "content": "from the sdk [[words:60]] [[slow:60]]"}])
+print("".join((ch.choices[0].delta.content or "") for ch in s if ch.choices))
+`,
+  );
+  // Live: the row appears while the answer still streams.
+  const row = page.locator("[data-testid=conversations] tbody tr", { hasText: "from the sdk" });
+  await row.waitFor({ timeout: 30_000 });
+  assert.match(await row.textContent(), /openai/);
+  assert.match(await row.textContent(), /running/);
+  await row.getByRole("link").click();
+  await page.getByTestId("timeline").waitFor();
+  const out = await run;
+  await page.locator(".item.k-result").waitFor({ timeout: 30_000 });
+  const text = await page.locator(".item.k-text .msg").first().textContent();
+  assert.equal(text.trim(), out.trim());
+  assert.match(await page.locator(".bar").first().textContent(), /browser-test/);
+  await shot(page, "conversation-openai");
+  await page.getByRole("link", { name: "Live" }).click();
+  await row.waitFor();
+  assert.match(await row.textContent(), /idle/);
+  await shot(page, "home");
+  await page.context().close();
+});
+
+test("the dashboard's charts receive new points", async () => {
+  const page = await signedIn();
+  await page.getByRole("link", { name: "Dashboard" }).click();
+  const chart = page.locator('figure[data-chart="Requests per second"]');
+  await chart.locator("canvas").waitFor();
+  const points = async () => Number(await chart.getAttribute("data-points"));
+  const first = await points();
+  await api(gw, KEY, "POST", "/v1/chat/completions", { model: "sonnet", messages: [{ role: "user", content: "dash" }] });
+  const deadline = Date.now() + 15_000;
+  while ((await points()) <= first && Date.now() < deadline) await page.waitForTimeout(250);
+  assert.ok((await points()) > first, `new points arrived (${first} → ${await points()})`);
+  assert.equal(await page.locator("figure.chart canvas").count(), 6);
+  await shot(page, "dashboard");
+  await page.context().close();
+});
+
+test("phone width, keyboard and dark theme", async () => {
+  const page = await signedIn({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  // Keyboard: the skip link, then the navigation.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  await page.getByRole("button", { name: "toggle dark theme" }).press("Enter");
+  const theme = await page.evaluate(() => document.documentElement.dataset.theme);
+  assert.ok(theme === "dark" || theme === "light");
+  await page.getByRole("link", { name: "Sessions", exact: true }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByTestId("sessions").waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no sideways scrolling at phone width (${overflow}px)`);
+  await page.evaluate(() => (document.documentElement.dataset.theme = "dark"));
+  await shot(page, "phone-sessions");
+  await page.context().close();
+});
