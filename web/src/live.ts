@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { subscribe, type FeedItem } from "./feed";
 import { historyEvent, Timeline, type HistoryEntry } from "./timeline";
 
-/** Milliseconds from a feed item's arrival to its row being on screen (for the benchmark). */
+/** Milliseconds from the gateway reading the CLI's line (the feed item's server time) to its
+ * row being painted here: the benchmark reads them (same machine, same clock). */
 export const latencies: number[] = [];
 
 /** A conversation's recorded history and, for a turn still running, its feed items so far. */
@@ -32,7 +33,7 @@ export function useConversation(id: string | undefined, load: (id: string) => Pr
         // Painted by the next frame: that is when the user sees it.
         const got = arrivals.current.splice(0);
         requestAnimationFrame(() => {
-          const now = performance.now();
+          const now = Date.now();
           for (const a of got) latencies.push(now - a);
           if (latencies.length > 10_000) latencies.splice(0, latencies.length - 10_000);
         });
@@ -41,7 +42,7 @@ export function useConversation(id: string | undefined, load: (id: string) => Pr
     const unsub = subscribe((item) => {
       if (item.conversation_id !== id) return;
       if (!loaded) return void early.push(item);
-      arrivals.current.push(performance.now());
+      arrivals.current.push(item.ts);
       t.push(item.event, item.ts, item.seq, item.turn_id);
       bump();
     });

@@ -4,7 +4,8 @@ import { signal } from "@preact/signals";
 import "./styles.css";
 import { apiKey, get, needsKey, signIn, signOut } from "./api";
 import { feedLagged, feedState, startFeed } from "./feed";
-import { href, match, onLinkClick, path } from "./router";
+import { go, href, match, onLinkClick, path } from "./router";
+import { latencies } from "./live";
 import { Home } from "./views/Home";
 import { ConversationPage } from "./views/Conversation";
 import { SessionPage } from "./views/Session";
@@ -120,5 +121,8 @@ function App() {
     </div>
   );
 }
+
+// For the benchmark (bench/console.mjs): latencies measured here, and in-app navigation.
+Object.assign(window, { __ccgw: { latencies, go } });
 
 render(<App />, document.getElementById("app")!);

@@ -6,16 +6,25 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { api, launchBrowser, runPython, startGateway } from "./harness.mjs";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { api, launchBrowser, runPython, startGateway, writeTranscript } from "./harness.mjs";
 
 const KEY = "console-browser-key-1";
 const SHOTS = process.env.CCGW_SCREENSHOTS;
 let gw;
 let browser;
+// The machine's own Claude Code sessions: one long transcript.
+const machine = mkdtempSync(path.join(tmpdir(), "ccgw-machine-"));
+writeTranscript(machine, "long-session", 2000);
 
 before(async () => {
   gw = await startGateway({
-    env: { CCGW_API_KEYS: KEY, CCGW_BUILTIN_TOOLS: "Read,Edit,Write,Bash,Glob,Grep,TodoWrite" },
+    env: {
+      CCGW_API_KEYS: KEY,
+      CCGW_BUILTIN_TOOLS: "Read,Edit,Write,Bash,Glob,Grep,TodoWrite",
+      CCGW_CLAUDE_SESSIONS_DIR: machine,
+    },
   });
   browser = await launchBrowser();
 });
@@ -210,5 +219,45 @@ test("phone width, keyboard and dark theme", async () => {
   assert.ok(overflow <= 1, `no sideways scrolling at phone width (${overflow}px)`);
   await page.evaluate(() => (document.documentElement.dataset.theme = "dark"));
   await shot(page, "phone-sessions");
+  await page.context().close();
+});
+
+test("a session of 2,000 events scrolls as a virtualized list", async () => {
+  // 667 turns of a user message, a text and a Bash call with its result: 2,668 events in
+  // 2,001 rows.
+  const page = await signedIn();
+  await page.getByRole("link", { name: "Machine sessions" }).click();
+  await page.getByTestId("machine-sessions").getByRole("link").first().click();
+  const count = page.locator(".filters .count");
+  await count.filter({ hasText: /\/ 2001/ }).waitFor({ timeout: 30_000 });
+  const scroller = page.getByTestId("timeline");
+  // Only what is on screen is in the DOM, wherever the list is scrolled.
+  const rows = () => scroller.locator(".item").count();
+  assert.ok((await rows()) < 80, `${await rows()} rows rendered`);
+  const frames = await scroller.evaluate(async (el) => {
+    const gaps = [];
+    let last = performance.now();
+    el.scrollTop = 0;
+    for (let i = 0; i < 120; i++) {
+      el.scrollTop += el.scrollHeight / 120;
+      await new Promise(requestAnimationFrame);
+      const now = performance.now();
+      gaps.push(now - last);
+      last = now;
+    }
+    return gaps;
+  });
+  assert.ok((await rows()) < 80, `${await rows()} rows rendered after scrolling`);
+  assert.ok(frames.length === 120);
+  // The end is reachable (sizes are measured as rows appear, so settle there first).
+  for (let i = 0; i < 5; i++) {
+    await scroller.evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForTimeout(100);
+  }
+  await scroller.locator(".item", { hasText: "step 666" }).first().waitFor();
+  // Filtering 2,000 events by tool is immediate too.
+  await page.getByLabel("filter by tool").selectOption("Bash");
+  await count.filter({ hasText: /^667 \/ 2001/ }).waitFor();
+  await shot(page, "machine-session");
   await page.context().close();
 });

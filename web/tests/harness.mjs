@@ -2,7 +2,7 @@
 // against the project's scripted mock model), and Debian's Chromium driven by playwright-core
 // (never a downloaded browser).
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -111,4 +111,26 @@ export async function api(gw, key, method, p, body) {
   const text = await r.text();
   if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** A Claude Code transcript (the CLI's JSONL format) whose timeline has at least `rows` rows
+ * (a user message, a text and a Bash call with its result, over and over), as the machine's
+ * own sessions are found: `<dir>/projects/<project>/<id>.jsonl`. */
+export function writeTranscript(dir, id, rows, cwd = "/srv/app") {
+  const project = path.join(dir, "projects", cwd.replace(/[^A-Za-z0-9]/g, "-"));
+  mkdirSync(project, { recursive: true });
+  const lines = [];
+  const t0 = Date.now() - rows * 1000;
+  let parent = null;
+  const line = (obj, i) => {
+    const uuid = `u-${i}-${lines.length}`;
+    lines.push(JSON.stringify({ parentUuid: parent, isSidechain: false, cwd, sessionId: id, uuid, timestamp: new Date(t0 + lines.length * 1000).toISOString(), ...obj }));
+    parent = uuid;
+  };
+  for (let i = 0; i * 3 < rows; i++) {
+    line({ type: "user", message: { role: "user", content: `step ${i}: list the files and count them` } }, i);
+    line({ type: "assistant", message: { role: "assistant", content: [{ type: "text", text: `Listing the files for step ${i}.` }, { type: "tool_use", id: `toolu_${i}`, name: "Bash", input: { command: `ls -la src/part${i}` } }] } }, i);
+    line({ type: "user", message: { role: "user", content: [{ type: "tool_result", tool_use_id: `toolu_${i}`, content: `total ${i}\nfile-a.rs\nfile-b.rs` }] } }, i);
+  }
+  writeFileSync(path.join(project, `${id}.jsonl`), lines.join("\n") + "\n");
 }
