@@ -24,18 +24,26 @@ export function useConversation(id: string | undefined, load: (id: string) => Pr
     setError(null);
     let loaded = false;
     const early: FeedItem[] = [];
+    // Events are rendered as soon as the current batch of socket messages is handled (a
+    // microtask), not on the next animation frame: a frame later is up to 16 ms later.
     const bump = () => {
       if (queued.current) return;
       queued.current = true;
-      requestAnimationFrame(() => {
+      queueMicrotask(() => {
         queued.current = false;
         setVersion(t.version);
-        // Painted by the next frame: that is when the user sees it.
         const got = arrivals.current.splice(0);
+        if (!got.length) return;
+        // On screen: the frame that paints the change has run once a task queued from its
+        // animation-frame callback runs.
         requestAnimationFrame(() => {
-          const now = Date.now();
-          for (const a of got) latencies.push(now - a);
-          if (latencies.length > 10_000) latencies.splice(0, latencies.length - 10_000);
+          const ch = new MessageChannel();
+          ch.port1.onmessage = () => {
+            const now = Date.now();
+            for (const a of got) latencies.push(now - a);
+            if (latencies.length > 10_000) latencies.splice(0, latencies.length - 10_000);
+          };
+          ch.port2.postMessage(0);
         });
       });
     };

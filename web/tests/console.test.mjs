@@ -219,6 +219,22 @@ test("phone width, keyboard and dark theme", async () => {
   assert.ok(overflow <= 1, `no sideways scrolling at phone width (${overflow}px)`);
   await page.evaluate(() => (document.documentElement.dataset.theme = "dark"));
   await shot(page, "phone-sessions");
+  // Approving a tool call from a phone.
+  const s = await api(gw, KEY, "POST", "/api/sessions", { model: "sonnet", tools: ["Bash"], title: "from the phone" });
+  await page.evaluate(() => (document.documentElement.dataset.theme = "light"));
+  await page.goto(`${gw.url}/admin/sessions/${s.id}`);
+  await page.getByTestId("timeline").waitFor();
+  const reply = api(gw, KEY, "POST", `/api/sessions/${s.id}/messages`, { content: '[[tool:Bash {"command":"touch phone.txt"}]]' });
+  const prompt = page.getByRole("group", { name: "permission request for Bash" });
+  await prompt.waitFor({ timeout: 30_000 });
+  const allow = prompt.getByRole("button", { name: "Allow" });
+  const box = await allow.boundingBox();
+  assert.ok(box.height >= 44, `a thumb-sized button (${box.height}px)`);
+  await shot(page, "phone-permission");
+  await allow.tap();
+  const r = await reply;
+  assert.match(r.text, /tool results/);
+  await page.locator('.tool[data-tool="Bash"] .badge.ok').waitFor();
   await page.context().close();
 });
 
