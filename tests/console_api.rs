@@ -25,52 +25,33 @@ async fn app_with_key(tweak: impl FnOnce(&mut ccgw::config::Config)) -> TestApp 
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let resp = app
-        .client
-        .get(format!("{}{path}", app.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    app.request("GET", path, None, Some(KEY)).await
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(format!("{}{path}", app.url))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    app.request("POST", path, Some(&body), Some(KEY)).await
 }
 
-/// Read SSE `data:` frames until `until` matches one.
-async fn read_until(resp: &mut reqwest::Response, until: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut buf = String::new();
-    let mut out = Vec::new();
-    loop {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
-            .await
-            .expect("feed timeout")
-            .expect("feed chunk");
-        let Some(chunk) = chunk else { return out };
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = buf.find("\n\n") {
-            let frame: String = buf.drain(..i + 2).collect();
-            for v in sse_data(&frame) {
-                let stop = until(&v);
-                out.push(v);
-                if stop {
-                    return out;
-                }
-            }
+/// The kinds of a conversation's recorded history, once it holds `last` (recording follows the
+/// turn by a moment).
+async fn history_kinds(app: &TestApp, id: &str, last: &str) -> Vec<String> {
+    let mut kinds = vec![];
+    for _ in 0..50 {
+        let (_, h) = get(app, &format!("/admin/api/conversations/{id}/events")).await;
+        kinds = h["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if kinds.iter().any(|k| k == last) {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    kinds
 }
 
 fn ws_url(app: &TestApp, path: &str) -> String {
@@ -136,7 +117,7 @@ async fn an_openai_request_appears_live_on_the_feed_and_as_history() {
         .to_str()
         .unwrap()
         .to_string();
-    let items = read_until(&mut feed, |v| v["event"]["type"] == "done").await;
+    let items = read_sse(&mut feed, |v| v["event"]["type"] == "done").await;
     let first = &items[0];
     assert_eq!(first["event"]["type"], "user_message", "{items:?}");
     for it in &items {
@@ -172,22 +153,7 @@ async fn an_openai_request_appears_live_on_the_feed_and_as_history() {
     assert_eq!(row["status"], "idle");
     assert_eq!(row["output_tokens"], 7);
     assert!(row["title"].as_str().unwrap().starts_with("hello feed"));
-    let mut kinds = vec![];
-    for _ in 0..50 {
-        let (_, h) = get(&app, &format!("/admin/api/conversations/{conv}/events")).await;
-        kinds = h["data"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| e["kind"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if kinds.contains(&"result".to_string()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let kinds = history_kinds(&app, &conv, "result").await;
     assert_eq!(kinds, ["user", "assistant", "step_end", "result"]);
     let (status, _) = get(&app, "/admin/api/conversations/no-such-id/events").await;
     assert_eq!(status, 404);
@@ -219,20 +185,9 @@ async fn a_failed_first_turn_is_still_recorded() {
     let row = found.expect("the failed conversation is listed");
     assert_eq!(row["status"], "error");
     let id = row["id"].as_str().unwrap();
-    let mut kinds = vec![];
-    for _ in 0..50 {
-        let (_, h) = get(&app, &format!("/admin/api/conversations/{id}/events")).await;
-        kinds = h["data"]
-            .as_array()
-            .map(|a| a.iter().map(|e| e["kind"].clone()).collect())
-            .unwrap_or_default();
-        if !kinds.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(kinds.first(), Some(&json!("user")), "{kinds:?}");
-    assert!(kinds.contains(&json!("error")), "{kinds:?}");
+    let kinds = history_kinds(&app, id, "error").await;
+    assert_eq!(kinds.first().map(String::as_str), Some("user"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "error"), "{kinds:?}");
     let (status, bad) = get(&app, "/admin/api/conversations?source=nope").await;
     assert_eq!(status, 400);
     assert_eq!(bad["error"]["param"], "source");

@@ -284,7 +284,11 @@ mod tests {
         a.observe(&item(1, 1000, "c", Event::UserMessage { content: text }));
         assert_eq!(a.get("c").unwrap().status, "running");
         a.observe(&item(2, 1100, "c", Event::TextDelta { text: "x".into() }));
-        assert_eq!(a.inflight("c").len(), 2, "a timeline opened now starts here");
+        assert_eq!(
+            a.inflight("c").len(),
+            2,
+            "a timeline opened now starts here"
+        );
         let done = TurnSummary {
             stop_reason: StopReason::EndTurn,
             usage: Usage {

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::conversation::TurnError;
 use super::conversations::Conversations;
-use super::session_table::{now, session_record, SessionInfo};
-use super::sessions::HistoryEntry;
+use super::session_table::SessionInfo;
+use super::sessions::{HistoryEntry, NewSession};
 use crate::claude::transcript;
 
 /// How much of a transcript the listing reads for its cwd and title.
@@ -284,36 +284,32 @@ impl Conversations {
         let workspace = workspace
             .canonicalize()
             .map_err(|e| TurnError::invalid("workspace", e.to_string()))?;
-        let cli_session_id = uuid::Uuid::new_v4().to_string();
+        // A session like any other in that directory; then the transcript, under its id.
+        let info = self
+            .create_session(NewSession {
+                model_id,
+                cli_model,
+                workspace: Some(workspace.clone()),
+                title: title.or(found.title.clone()),
+                ..Default::default()
+            })
+            .await?;
         let config = self.cfg.claude_config_dir();
-        transcript::copy_as(&source, &config, &workspace, &cli_session_id)
-            .map_err(|e| TurnError::invalid("id", format!("copying the transcript: {e}")))?;
-        let at = now();
-        let info = SessionInfo {
-            id: uuid::Uuid::new_v4().to_string(),
-            cli_session_id,
-            workspace: workspace.display().to_string(),
-            workspace_is_temp: false,
-            model: model_id,
-            agent: None,
-            permission_mode: None,
-            system_prompt: None,
-            tools: vec![],
-            allowed_tools: vec![],
-            title: title.or(found.title.clone()),
-            status: "idle".into(),
-            forked_from: None,
-            created_at: at.clone(),
-            updated_at: at,
-            live: false,
-        };
-        self.store
-            .create_session(&session_record(&info))
-            .await
-            .map_err(|e| TurnError::invalid("", e.to_string()))?;
-        let mut conv = self.session_conversation(&info, workspace, false);
-        conv.started = true;
-        self.insert_slot(info.clone(), cli_model, conv);
+        if let Err(e) = transcript::copy_as(&source, &config, &workspace, &info.cli_session_id) {
+            let _ = self.delete_session(&info.id).await;
+            return Err(TurnError::invalid(
+                "id",
+                format!("copying the transcript: {e}"),
+            ));
+        }
+        if let Some(conv) = self
+            .sessions
+            .lock()
+            .get_mut(&info.id)
+            .and_then(|slot| slot.conv.as_mut())
+        {
+            conv.started = true;
+        }
         Ok(info)
     }
 }

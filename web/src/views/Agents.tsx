@@ -1,7 +1,7 @@
 // Agents (list, create, edit), the tools with the deployment's policy, and tool-call history.
 import { useEffect, useState } from "preact/hooks";
 import { get, missing, post, send } from "../api";
-import { ago, dur } from "../format";
+import { ToolCallTable } from "./ToolCalls";
 
 function listOf(v: any): any[] {
   return Array.isArray(v) ? v : Array.isArray(v?.data) ? v.data : [];
@@ -169,32 +169,7 @@ export function Agents() {
               </option>
             ))}
           </select>
-          {calls && (
-            <table class="list">
-              <thead>
-                <tr>
-                  <th>Tool</th>
-                  <th>Kind</th>
-                  <th>Status</th>
-                  <th>Decision</th>
-                  <th class="num">Duration</th>
-                  <th>When</th>
-                </tr>
-              </thead>
-              <tbody>
-                {calls.map((c, n) => (
-                  <tr key={n}>
-                    <td>{c.tool}</td>
-                    <td>{c.kind}</td>
-                    <td>{c.is_error ? <span class="badge err">error</span> : <span class="badge ok">{c.outcome ?? c.status ?? "ok"}</span>}</td>
-                    <td>{c.permission?.decision ?? c.decision ?? "—"}</td>
-                    <td class="num">{dur(c.duration_ms)}</td>
-                    <td>{ago(c.started_at ?? c.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+          {calls && <ToolCallTable rows={calls} />}
         </div>
       </div>
     </section>

@@ -8,7 +8,7 @@ import { go } from "../router";
 import { edits, type Item } from "../timeline";
 import { TimelineView } from "./TimelineView";
 import { Diff, EditDiff } from "./Diff";
-import { ago, dur } from "../format";
+import { ToolCallTable, rowsFromTimeline, type ToolCallRow } from "./ToolCalls";
 
 interface SessionInfo {
   id: string;
@@ -112,6 +112,23 @@ function Composer({ id, busy, onSend, commands }: { id: string; busy: boolean; o
   );
 }
 
+/** A point of the timeline: a message or the end of a turn. */
+function PointSelect({ label, points, value, onChange, now }: { label: string; points: Item[]; value: number; onChange: (i: number) => void; now?: boolean }) {
+  return (
+    <label>
+      {label}{" "}
+      <select value={value} onChange={(e) => onChange(+(e.target as HTMLSelectElement).value)}>
+        {now && <option value={-1}>now</option>}
+        {points.map((p, i) => (
+          <option key={p.key} value={i}>
+            {i + 1}. {p.kind === "user" ? "message" : "turn end"} {p.ts ? new Date(p.ts).toLocaleTimeString() : ""}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 function Changes({ id, items }: { id: string; items: Item[] }) {
   const [files, setFiles] = useState<any[] | null>(null);
   const [note, setNote] = useState("");
@@ -143,27 +160,8 @@ function Changes({ id, items }: { id: string; items: Item[] }) {
       ))}
       <h2>Compare two points</h2>
       <div class="bar">
-        <label>
-          from{" "}
-          <select value={from} onChange={(e) => setFrom(+(e.target as HTMLSelectElement).value)}>
-            {points.map((p, i) => (
-              <option key={p.key} value={i}>
-                {i + 1}. {p.kind === "user" ? "message" : "turn end"} {p.ts ? new Date(p.ts).toLocaleTimeString() : ""}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          to{" "}
-          <select value={to} onChange={(e) => setTo(+(e.target as HTMLSelectElement).value)}>
-            <option value={-1}>now</option>
-            {points.map((p, i) => (
-              <option key={p.key} value={i}>
-                {i + 1}. {p.kind === "user" ? "message" : "turn end"} {p.ts ? new Date(p.ts).toLocaleTimeString() : ""}
-              </option>
-            ))}
-          </select>
-        </label>
+        <PointSelect label="from" points={points} value={from} onChange={setFrom} />
+        <PointSelect label="to" points={points} value={to} onChange={setTo} now />
       </div>
       {between.map((e, n) => (
         <div key={n} class="file">
@@ -179,50 +177,13 @@ function Changes({ id, items }: { id: string; items: Item[] }) {
 }
 
 function ToolCalls({ id, items }: { id: string; items: Item[] }) {
-  const [rows, setRows] = useState<any[] | null>(null);
+  const [rows, setRows] = useState<ToolCallRow[] | null>(null);
   useEffect(() => {
     get(`/api/sessions/${id}/tool-calls`)
       .then((r) => setRows(listOf(r)))
       .catch(() => setRows(null));
   }, [id]);
-  const fromTimeline = items.filter((i) => i.kind === "tool");
-  return (
-    <table class="list">
-      <thead>
-        <tr>
-          <th>Tool</th>
-          <th>Kind</th>
-          <th>Status</th>
-          <th>Decision</th>
-          <th class="num">Duration</th>
-          <th>When</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows
-          ? rows.map((r, n) => (
-              <tr key={n}>
-                <td>{r.tool}</td>
-                <td>{r.kind}</td>
-                <td>{r.is_error ? "error" : r.outcome ?? r.status ?? "ok"}</td>
-                <td>{r.permission?.decision ?? r.decision ?? "—"}</td>
-                <td class="num">{dur(r.duration_ms)}</td>
-                <td>{ago(r.started_at ?? r.created_at)}</td>
-              </tr>
-            ))
-          : fromTimeline.map((t) => (
-              <tr key={t.key}>
-                <td>{t.name}</td>
-                <td>{t.client ? "client" : t.name?.startsWith("mcp__") ? "mcp" : "built-in"}</td>
-                <td>{!t.done ? "running" : t.isError ? "error" : "ok"}</td>
-                <td>—</td>
-                <td class="num">—</td>
-                <td>{t.ts ? new Date(t.ts).toLocaleTimeString() : ""}</td>
-              </tr>
-            ))}
-      </tbody>
-    </table>
-  );
+  return <ToolCallTable rows={rows ?? rowsFromTimeline(items)} />;
 }
 
 export function SessionPage({ id }: { id: string }) {
