@@ -38,6 +38,8 @@ impl RunningServer {
 
     /// Stop accepting requests, then stop every CLI process.
     pub async fn stop(mut self) {
+        // Live-feed watchers (the console) would otherwise hold the server open.
+        self.state.conversations.feed.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -552,3 +552,34 @@ async fn the_machines_own_sessions_are_listed_viewed_and_continued() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn feed_watchers_do_not_hold_a_stopping_gateway_open() {
+    let app = app_with_key(|_| {}).await;
+    let mut feed = app
+        .client
+        .get(format!("{}/admin/api/events", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let (ws, _) = ws_connect(
+        &ws_url(&app, "/admin/ws"),
+        Some(&format!("ccgw, ccgw.bearer.{KEY}")),
+    )
+    .await
+    .unwrap();
+    let reader = tokio::spawn(async move { while let Ok(Some(_)) = feed.chunk().await {} });
+    let started = std::time::Instant::now();
+    app.stop().await;
+    tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the feed's stream ended")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stopped in {:?}, not held by its watchers",
+        started.elapsed()
+    );
+    drop(ws);
+}

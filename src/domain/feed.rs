@@ -76,6 +76,8 @@ pub type Observer = Box<dyn Fn(&FeedItem) + Send + Sync>;
 /// The feed. Cheap to publish to; any number of subscribers.
 pub struct Feed {
     tx: broadcast::Sender<Arc<FeedItem>>,
+    /// Cancelled when the gateway stops, so watchers' streams end instead of holding it open.
+    closing: tokio_util::sync::CancellationToken,
     /// The last id handed out; held while sending so ids reach subscribers in order.
     next: Mutex<u64>,
     observer: Option<Observer>,
@@ -86,9 +88,20 @@ impl Feed {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Feed {
             tx,
+            closing: tokio_util::sync::CancellationToken::new(),
             next: Mutex::new(0),
             observer,
         }
+    }
+
+    /// End every watcher's stream (the gateway is stopping).
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Resolves once the feed is closed.
+    pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.closing.cancelled()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedItem>> {

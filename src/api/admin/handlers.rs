@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::domain::feed::FeedItem;
+use crate::domain::feed::{Feed, FeedItem};
 use crate::domain::overview::ConversationFilter;
 use crate::http::error::{ApiError, NativeError};
 use crate::http::ws_auth;
@@ -44,9 +44,13 @@ enum Next {
     End,
 }
 
-async fn next(rx: &mut broadcast::Receiver<Arc<FeedItem>>, q: &FeedQuery) -> Next {
+async fn next(feed: &Feed, rx: &mut broadcast::Receiver<Arc<FeedItem>>, q: &FeedQuery) -> Next {
     loop {
-        match rx.recv().await {
+        let got = tokio::select! {
+            got = rx.recv() => got,
+            _ = feed.closed() => return Next::End,
+        };
+        match got {
             Ok(item) if q.wants(&item) => return Next::Item(item),
             Ok(_) => continue,
             Err(broadcast::error::RecvError::Lagged(n)) => return Next::Lagged(n),
@@ -61,10 +65,11 @@ fn lagged(n: u64) -> serde_json::Value {
 
 /// `GET /admin/api/events`: the live feed as SSE (`id:` is the feed position).
 pub async fn events(State(app): State<AppState>, Query(q): Query<FeedQuery>) -> Response {
-    let mut rx = app.conversations.feed.subscribe();
+    let feed = app.conversations.feed.clone();
+    let mut rx = feed.subscribe();
     let stream = async_stream::stream! {
         loop {
-            match next(&mut rx, &q).await {
+            match next(&feed, &mut rx, &q).await {
                 Next::Item(item) => {
                     let kind = serde_json::to_value(&item.event)
                         .ok()
@@ -93,16 +98,22 @@ pub async fn websocket(
     Query(q): Query<FeedQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let rx = app.conversations.feed.subscribe();
+    let feed = app.conversations.feed.clone();
+    let rx = feed.subscribe();
     ws.protocols([ws_auth::PROTOCOL])
-        .on_upgrade(move |socket| serve_feed(socket, rx, q))
+        .on_upgrade(move |socket| serve_feed(feed, socket, rx, q))
 }
 
-async fn serve_feed(socket: WebSocket, mut rx: broadcast::Receiver<Arc<FeedItem>>, q: FeedQuery) {
+async fn serve_feed(
+    feed: Arc<Feed>,
+    socket: WebSocket,
+    mut rx: broadcast::Receiver<Arc<FeedItem>>,
+    q: FeedQuery,
+) {
     let (mut tx, mut incoming) = socket.split();
     loop {
         let frame = tokio::select! {
-            n = next(&mut rx, &q) => match n {
+            n = next(&feed, &mut rx, &q) => match n {
                 Next::Item(item) => serde_json::to_string(&*item).unwrap_or_default(),
                 Next::Lagged(n) => lagged(n).to_string(),
                 Next::End => break,
