@@ -141,7 +141,7 @@ const section = `
 - date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; commit: \`${commit}\`; cores: ${cpus().length}; load average before/after: ${load0} / ${load1}
 - command: \`node bench/console.mjs --turns ${TURNS} --words ${WORDS} --slow ${SLOW}\`
 - gateway: \`${path.relative(ROOT, gatewayBin())} serve --demo\` (the real CLI against the mock model; defaults: warm pool on); browser: ${chromium}, headless, driven by playwright-core
-- 7 is measured in the page: the feed item's server time (set when the gateway reads the CLI's line) to the animation frame after the row is rendered; 8 from \`history.pushState\` navigation to the frame after the view's data is in the DOM
+- 7 is measured in the page: the feed item's server time (set when the gateway reads the CLI's line) to the first task after the animation frame that paints its row; 8 from \`history.pushState\` navigation to the frame after the view's data is in the DOM
 
 ${table}
 `;

@@ -164,15 +164,17 @@ test("an openai SDK request appears live in the home list and its timeline", asy
 from openai import OpenAI
 c = OpenAI(base_url="${gw.url}/v1", api_key="${KEY}")
 s = c.chat.completions.create(model="sonnet", stream=True, user="browser-test",
-    messages=[{"role": "user", "content": "from the sdk [[words:60]] [[slow:60]]"}])
+    messages=[{"role": "user", "content": "from the sdk [[words:120]] [[slow:60]]"}])
 print("".join((ch.choices[0].delta.content or "") for ch in s if ch.choices))
 `,
   );
-  // Live: the row appears while the answer still streams.
+  let finished = false;
+  run.then(() => (finished = true)).catch(() => {});
+  // Live: the row appears, running, while the answer still streams.
   const row = page.locator("[data-testid=conversations] tbody tr", { hasText: "from the sdk" });
-  await row.waitFor({ timeout: 30_000 });
+  await row.filter({ hasText: "running" }).waitFor({ timeout: 30_000 });
+  assert.equal(finished, false, "the row was there before the answer ended");
   assert.match(await row.textContent(), /openai/);
-  assert.match(await row.textContent(), /running/);
   await row.getByRole("link").click();
   await page.getByTestId("timeline").waitFor();
   const out = await run;

@@ -34,6 +34,7 @@ export function Home() {
   const [source, setSource] = useState("");
   const [error, setError] = useState("");
   const timer = useRef<number | undefined>();
+  const known = useRef(new Set<string>());
   const load = () =>
     get<{ data: Row[] }>(`/admin/api/conversations?limit=200${source ? `&source=${source}` : ""}`)
       .then((r) => {
@@ -41,26 +42,30 @@ export function Home() {
         setError("");
       })
       .catch((e) => setError(e.message));
+  // At most one reload every 250 ms, however many events arrive (a streaming turn sends
+  // dozens a second; postponing the reload for each would hold it back until the stream ends).
   const reload = () => {
-    clearTimeout(timer.current);
-    timer.current = window.setTimeout(load, 250);
+    if (timer.current !== undefined) return;
+    timer.current = window.setTimeout(() => {
+      timer.current = undefined;
+      load();
+    }, 250);
   };
   useEffect(() => {
     load();
-    return subscribe((item) => {
+    const unsub = subscribe((item) => {
       const t = item.event.type;
+      if (!known.current.has(item.conversation_id)) return reload();
       setRows((rs) => {
         const i = rs.findIndex((r) => r.id === item.conversation_id);
-        if (i < 0) {
-          reload();
-          return rs;
-        }
+        if (i < 0) return rs;
         const r = { ...rs[i], updated_at: item.ts };
         if (t === "user_message" || t === "tool_result") r.status = "running";
         else if (t === "permission_request") r.status = "awaiting_permission";
         else if (t === "done" || t === "error") {
           r.status = t === "error" ? "error" : "idle";
-          reload();
+          // Its tokens, cost and duration: from the gateway.
+          setTimeout(reload);
         } else return rs;
         r.live = r.status !== "idle" && r.status !== "error";
         const next = rs.slice();
@@ -68,7 +73,13 @@ export function Home() {
         return [r, ...next];
       });
     });
+    return () => {
+      unsub();
+      clearTimeout(timer.current);
+      timer.current = undefined;
+    };
   }, [source]);
+  known.current = new Set(rows.map((r) => r.id));
 
   const live = rows.filter((r) => r.live).length;
   return (
