@@ -96,6 +96,28 @@ test("a session is created, a message sent, and its streamed text appears", asyn
   assert.ok(names.some((n) => n.startsWith("/compact")) && names.some((n) => n.startsWith("/cost")), names.join("|"));
   await box.press("Escape");
   await shot(page, "session");
+  // Export as Markdown: the transcript downloads.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export Markdown" }).click()]);
+  const md = await new Promise((resolve) => {
+    let text = "";
+    download.createReadStream().then((st) => {
+      st.on("data", (d) => (text += d));
+      st.on("end", () => resolve(text));
+    });
+  });
+  assert.match(md, /stream please/);
+  assert.match(md, /w40/);
+  // Interrupt: a long answer stops, marked as a decision point.
+  await box.fill("a long one [[words:400]] [[slow:50]]");
+  await box.press("Enter");
+  await page.locator(".item.k-text .msg", { hasText: "w5 " }).waitFor({ timeout: 30_000 });
+  await page.getByRole("button", { name: "Interrupt" }).click();
+  await page.locator(".item.k-result.interrupted, .item.k-result .interrupted").first().waitFor({ timeout: 30_000 });
+  // Delete: gone from the list.
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Delete" }).click();
+  await page.getByTestId("sessions").waitFor();
+  assert.equal(await page.getByTestId("sessions").getByText("streaming check").count(), 0);
   await page.context().close();
 });
 
