@@ -583,3 +583,40 @@ async fn feed_watchers_do_not_hold_a_stopping_gateway_open() {
     );
     drop(ws);
 }
+
+#[tokio::test]
+async fn a_timeline_opened_mid_turn_gets_the_turn_so_far() {
+    let app = app_with_key(|_| {}).await;
+    let (_, s) = post(&app, "/api/sessions", json!({"model": "sonnet"})).await;
+    let id = s["id"].as_str().unwrap().to_string();
+    let mut turn = app
+        .client
+        .post(format!("{}/api/sessions/{id}/messages", app.url))
+        .bearer_auth(KEY)
+        .json(&json!({"content": "slowly [[words:40]] [[slow:100]]", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    read_sse(&mut turn, |v| {
+        v["type"] == "text_delta" && v["text"].as_str().unwrap_or("").contains("w3")
+    })
+    .await;
+    let (status, h) = get(&app, &format!("/admin/api/conversations/{id}/events")).await;
+    assert_eq!(status, 200);
+    let live: Vec<&str> = h["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(live.first(), Some(&"user_message"), "{live:?}");
+    assert!(live.contains(&"text_delta"), "{live:?}");
+    read_sse(&mut turn, |v| v["type"] == "done").await;
+    let (_, after) = get(&app, &format!("/admin/api/conversations/{id}/events")).await;
+    assert_eq!(
+        after["live"],
+        json!([]),
+        "between turns the history has it all"
+    );
+    app.stop().await;
+}

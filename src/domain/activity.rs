@@ -66,8 +66,9 @@ struct Inner {
     turns: HashMap<String, (i64, bool)>,
     by_model: HashMap<String, Totals>,
     by_key: HashMap<String, Totals>,
-    /// The running turn's items of each compatible-API conversation, whose history is recorded
-    /// only when the turn ends: a timeline opened mid-turn starts from these.
+    /// The running turn's items of each conversation: a timeline opened mid-turn starts from
+    /// these (a compatible-API turn is recorded only when it ends, and a native one's text only
+    /// when each block is whole).
     inflight: HashMap<String, Vec<FeedItem>>,
 }
 
@@ -169,14 +170,12 @@ impl Activity {
             }
             _ => {}
         }
-        if m.source != crate::store::source::NATIVE {
-            if item.event.is_terminal() {
-                inner.inflight.remove(&m.conversation_id);
-            } else {
-                let list = inner.inflight.entry(m.conversation_id.clone()).or_default();
-                if list.len() < MAX_INFLIGHT {
-                    list.push(item.clone());
-                }
+        if item.event.is_terminal() {
+            inner.inflight.remove(&m.conversation_id);
+        } else {
+            let list = inner.inflight.entry(m.conversation_id.clone()).or_default();
+            if list.len() < MAX_INFLIGHT {
+                list.push(item.clone());
             }
         }
         if let Some(t) = finished {
@@ -206,7 +205,7 @@ impl Activity {
         all
     }
 
-    /// The running turn's items so far (compatible-API conversations), oldest first.
+    /// The running turn's items so far, oldest first (none between turns).
     pub fn inflight(&self, id: &str) -> Vec<FeedItem> {
         self.lock().inflight.get(id).cloned().unwrap_or_default()
     }

@@ -56,8 +56,14 @@ export function useConversation(id: string | undefined, load: (id: string) => Pr
     });
     load(id)
       .then((answer) => {
-        const history = Array.isArray(answer) ? answer : answer.data;
+        let history = Array.isArray(answer) ? answer : answer.data;
         const live = Array.isArray(answer) ? [] : answer.live ?? [];
+        if (live.length) {
+          // A turn is running: what the history has of it so far, the live items have whole.
+          let end = history.length;
+          while (end > 0 && history[end - 1].kind !== "result" && history[end - 1].kind !== "error") end--;
+          history = history.slice(0, end);
+        }
         let last = 0;
         for (const h of history) {
           const ev = historyEvent(h);

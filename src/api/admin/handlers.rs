@@ -178,8 +178,7 @@ pub struct HistoryQuery {
 }
 
 /// `GET /admin/api/conversations/{id}/events`: its recorded history, whatever its source, and
-/// (`live`) the feed items of a compatible-API turn still running, which is recorded only
-/// when it ends.
+/// (`live`) the feed items of a turn still running, whose history is not complete yet.
 pub async fn conversation_events(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -193,7 +193,7 @@ export function SessionPage({ id }: { id: string }) {
   const [note, setNote] = useState("");
   const [commands, setCommands] = useState<Command[]>(FALLBACK_COMMANDS);
   const [ctxUse, setCtxUse] = useState<{ used: number; max: number; estimated: boolean } | null>(null);
-  const { timeline, version, error } = useConversation(id, (id) => get(`/api/sessions/${id}/history`).then((r) => r.data));
+  const { timeline, version, error } = useConversation(id, (id) => get(`/admin/api/conversations/${id}/events`));
   const refresh = () => get<SessionInfo>(`/api/sessions/${id}`).then(setInfo).catch((e) => setNote(e.message));
   const lastKind = timeline.items.at(-1)?.kind;
   useEffect(() => {
