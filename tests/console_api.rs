@@ -54,6 +54,16 @@ async fn history_kinds(app: &TestApp, id: &str, last: &str) -> Vec<String> {
     kinds
 }
 
+/// The live feed over SSE, with the key.
+async fn open_feed(app: &TestApp) -> reqwest::Response {
+    app.client
+        .get(format!("{}/admin/api/events", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn ws_url(app: &TestApp, path: &str) -> String {
     format!("{}{path}", app.url.replace("http://", "ws://"))
 }
@@ -92,13 +102,7 @@ async fn ws_connect(
 #[tokio::test]
 async fn an_openai_request_appears_live_on_the_feed_and_as_history() {
     let app = app_with_key(|_| {}).await;
-    let mut feed = app
-        .client
-        .get(format!("{}/admin/api/events", app.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
+    let mut feed = open_feed(&app).await;
     assert_eq!(feed.status().as_u16(), 200);
     let resp = app
         .client
@@ -556,13 +560,7 @@ async fn the_machines_own_sessions_are_listed_viewed_and_continued() {
 #[tokio::test]
 async fn feed_watchers_do_not_hold_a_stopping_gateway_open() {
     let app = app_with_key(|_| {}).await;
-    let mut feed = app
-        .client
-        .get(format!("{}/admin/api/events", app.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
+    let mut feed = open_feed(&app).await;
     let (ws, _) = ws_connect(
         &ws_url(&app, "/admin/ws"),
         Some(&format!("ccgw, ccgw.bearer.{KEY}")),
