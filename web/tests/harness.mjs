@@ -41,7 +41,11 @@ export async function startGateway({ env = {}, args = [] } = {}) {
   });
   let log = "";
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the gateway did not start:\n${log}`)), 60_000);
+    const timer = setTimeout(() => {
+      // Never leave it behind: a gateway that did not say it listens is stopped.
+      child.kill("SIGTERM");
+      reject(new Error(`the gateway did not start:\n${log}`));
+    }, 60_000);
     const onData = (d) => {
       log += d;
       const m = /"addr":"([^"]+)"[^\n]*ccgw listening|ccgw listening[^\n]*"addr":"([^"]+)"/.exec(log);
