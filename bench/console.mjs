@@ -14,7 +14,7 @@
 // Needs `cargo build` (debug, as the tests use; CCGW_BIN=target/release/ccgw for release),
 // `scripts/setup.sh --console --browser` and the CLI. Appends its section to bench/RESULTS.md.
 import { execSync } from "node:child_process";
-import { appendFileSync, mkdtempSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -126,6 +126,7 @@ try {
 } finally {
   await browser.close();
   await gw.stop();
+  rmSync(machine, { recursive: true, force: true });
 }
 
 const load1 = loadavg().map((x) => x.toFixed(2)).join(" ");

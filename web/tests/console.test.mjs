@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { api, launchBrowser, runPython, startGateway, writeTranscript } from "./harness.mjs";
 
@@ -32,6 +32,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await gw?.stop();
+  rmSync(machine, { recursive: true, force: true });
 });
 
 async function shot(page, name) {

@@ -2,7 +2,7 @@
 // project's own TypeScript compiler.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -15,6 +15,7 @@ const js = ts.transpileModule(readFileSync(src, "utf8"), {
 const out = path.join(mkdtempSync(path.join(tmpdir(), "ccgw-timeline-")), "timeline.mjs");
 writeFileSync(out, js);
 const { Timeline, historyEvent, matches, edits, KINDS } = await import(pathToFileURL(out).href);
+rmSync(path.dirname(out), { recursive: true, force: true });
 
 test("deltas stream into one item; a new kind starts another", () => {
   const t = new Timeline();
