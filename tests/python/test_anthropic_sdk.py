@@ -9,6 +9,8 @@ makes the upstream fail; [[report:history|system]] describes what the model rece
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import uuid
 
@@ -34,6 +36,12 @@ def marker() -> str:
 
 def words(n: int) -> str:
     return " ".join(f"w{i}" for i in range(1, n + 1))
+
+
+def mock_signature(thinking: str) -> str:
+    """The signature the mock model gives a thinking block (see mock_upstream.rs)."""
+    digest = hashlib.sha256(thinking.encode()).digest()
+    return base64.b64encode(b"ccgw-mock-thinking-signature:" + digest).decode()
 
 
 def text_of(message) -> str:
@@ -170,6 +178,39 @@ def test_stream_text_stream_helper(client):
         pieces = list(stream.text_stream)
     assert "".join(pieces) == words(5)
     assert len(pieces) > 1
+
+
+def test_thinking_blocks_carry_the_upstreams_signature(client):
+    thinking = f"signed thoughts {marker()}"
+    msg = ask(client, f"[[think:{thinking}]] [[text:ok]]")
+    assert msg.content[0].type == "thinking"
+    assert msg.content[0].signature == mock_signature(thinking)
+
+    thinking = f"streamed thoughts {marker()}"
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=1024,
+        messages=[{"role": "user", "content": f"[[think:{thinking}]] [[text:ok]]"}],
+    ) as stream:
+        signatures = [e.signature for e in stream if e.type == "signature"]
+        final = stream.get_final_message()
+    assert signatures == [mock_signature(thinking)]
+    assert final.content[0].signature == mock_signature(thinking)
+
+
+def test_stream_message_start_reports_the_input_tokens(client):
+    stream = client.messages.create(
+        model=MODEL,
+        max_tokens=1024,
+        stream=True,
+        messages=[{"role": "user", "content": f"[[usage:23,4]] [[text:ok]] {marker()}"}],
+    )
+    events = list(stream)
+    assert events[0].type == "message_start"
+    assert events[0].message.usage.input_tokens == 23
+    assert events[-2].type == "message_delta"
+    assert events[-2].usage.input_tokens == 23
+    assert events[-2].usage.output_tokens == 4
 
 
 # ---------------------------------------------------------------- tools

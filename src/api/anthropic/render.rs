@@ -106,6 +106,17 @@ impl Blocks {
                     },
                 });
             }
+            // The upstream's signature ends its thinking block, as on the real API.
+            Event::ThinkingSignature { signature } => {
+                if let Some((index, Open::Thinking)) = &self.open {
+                    out.push(StreamEvent::ContentBlockDelta {
+                        index: *index,
+                        delta: BlockDelta::SignatureDelta {
+                            signature: signature.clone(),
+                        },
+                    });
+                }
+            }
             Event::TextDelta { text } if !text.is_empty() => {
                 let index = self.ensure(Open::Text, &mut out, || ContentBlock::Text {
                     text: String::new(),
@@ -233,6 +244,10 @@ impl Content {
                         BlockDelta::ThinkingDelta { thinking: t },
                     ) => thinking.push_str(&t),
                     (
+                        Some(ContentBlock::Thinking { signature, .. }),
+                        BlockDelta::SignatureDelta { signature: s },
+                    ) => *signature = s,
+                    (
                         Some(ContentBlock::ToolUse { .. }),
                         BlockDelta::InputJsonDelta { partial_json },
                     ) => self.json.entry(index).or_default().push_str(&partial_json),
@@ -317,9 +332,14 @@ pub async fn stream(
             Some(ev) => break ev,
         }
     };
+    // `message_start` carries the input tokens the upstream reported at its own start.
+    let mut start = meta.message(vec![], None);
+    if let Event::StepStart { usage } = &first {
+        start.usage = UsageOut::from(*usage);
+    }
     let mut events = handle.events;
     let s = async_stream::stream! {
-        yield Ok(sse(&StreamEvent::MessageStart { message: meta.message(vec![], None) }));
+        yield Ok(sse(&StreamEvent::MessageStart { message: start }));
         yield Ok(sse(&StreamEvent::Ping));
         let mut fold = Blocks::default();
         let mut pending = VecDeque::from([first]);
@@ -414,6 +434,9 @@ mod tests {
         let events = [
             Event::ThinkingDelta { text: "hm".into() },
             Event::ThinkingDelta { text: "m".into() },
+            Event::ThinkingSignature {
+                signature: "EqSig=".into(),
+            },
             text("a"),
             text("b"),
             Event::ToolCallStart {
@@ -449,8 +472,8 @@ mod tests {
         assert_eq!(
             names(&out),
             vec![
-                "start0", "delta0", "delta0", "stop0", "start1", "delta1", "delta1", "stop1",
-                "start2", "delta2", "delta2", "stop2", "start3", "delta3", "stop3"
+                "start0", "delta0", "delta0", "delta0", "stop0", "start1", "delta1", "delta1",
+                "stop1", "start2", "delta2", "delta2", "stop2", "start3", "delta3", "stop3"
             ]
         );
         assert_eq!(
@@ -458,7 +481,7 @@ mod tests {
             vec![
                 ContentBlock::Thinking {
                     thinking: "hmm".into(),
-                    signature: String::new()
+                    signature: "EqSig=".into()
                 },
                 ContentBlock::Text { text: "ab".into() },
                 ContentBlock::ToolUse {
