@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
             auth::require_key,
         ));
     Router::new()
+        .route("/", get(health::root))
         .route("/health", get(health::health))
         .route("/v1/health", get(health::health))
         .route("/metrics", get(metrics::render))

@@ -313,6 +313,58 @@ def test_bad_request_names_the_field(client):
 
 
 @pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        (
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "prefill"}],
+            "This model does not support assistant message prefill. "
+            "The conversation must end with a user message.",
+        ),
+        (
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}}]},
+                {"role": "user", "content": "no result"},
+            ],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: "
+            "toolu_a. Each `tool_use` block must have a corresponding `tool_result` block in the "
+            "next message.",
+        ),
+        (
+            [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_zz", "content": "x"}]}],
+            "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_zz. "
+            "Each `tool_result` block must have a corresponding `tool_use` block in the previous "
+            "message.",
+        ),
+    ],
+)
+def test_bad_requests_are_worded_as_the_real_api_words_them(client, messages, message):
+    # Clients match on this wording (the Claude Code CLI decides its fallbacks by it).
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(model=MODEL, max_tokens=10, tools=[WEATHER_TOOL], messages=messages)
+    assert exc.value.body["error"] == {"type": "invalid_request_error", "message": message}
+
+
+def test_system_messages_inside_messages_are_accepted(client):
+    tag = marker()
+    msg = client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        system="top-level",
+        messages=[
+            {"role": "user", "content": "[[report:system]]"},
+            {"role": "system", "content": f"mid-conversation {tag}"},
+        ],
+        extra_headers={"anthropic-beta": "mid-conversation-system-2026-04-07"},
+    )
+    assert text_of(msg).startswith("system=")
+    assert f"mid-conversation {tag}" in text_of(msg)
+    assert "top-level" in text_of(msg)
+
+
+@pytest.mark.parametrize(
     ("upstream", "status", "error_class", "kind"),
     [
         (529, 503, anthropic.InternalServerError, "overloaded_error"),
