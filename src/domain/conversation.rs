@@ -125,6 +125,23 @@ pub struct TurnHandle {
     pub cli_wait: crate::domain::cli_wait::CliWait,
 }
 
+impl TurnHandle {
+    /// Wait until the turn is under way: its first event after the CLI's start-up (`Init`) and
+    /// retries, which is the upstream's `message_start` or the turn's end. A turn that fails
+    /// before that is an `Err`, so an adapter can answer it with a plain HTTP status (a 429
+    /// with `retry-after`, a 401, ...) instead of an error inside a 200 stream.
+    pub async fn under_way(&mut self) -> Result<Event, ClaudeError> {
+        loop {
+            match self.events.recv().await {
+                None => return Err(ClaudeError::protocol("the turn ended without a result")),
+                Some(Event::Error(e)) => return Err(e),
+                Some(Event::Init { .. } | Event::Retry { .. }) => {}
+                Some(ev) => return Ok(ev),
+            }
+        }
+    }
+}
+
 /// The CLI runs a user message whose last text block starts with `/` as a slash command. On
 /// the compatible endpoints that is just text: a leading space keeps it text.
 pub(crate) fn escape_slash(mut content: Vec<Value>) -> Vec<Value> {

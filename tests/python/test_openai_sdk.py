@@ -335,6 +335,34 @@ def test_upstream_failure_maps_to_status(openai_client, upstream_status, gateway
     assert isinstance(body, dict) and body.get("message"), f"no OpenAI-style error body: {body!r}"
 
 
+@pytest.mark.parametrize(
+    ("upstream_status", "gateway_status", "error_class"),
+    [
+        (429, 429, openai.RateLimitError),
+        (529, 503, openai.InternalServerError),
+        (401, 401, openai.AuthenticationError),
+    ],
+)
+def test_streaming_failure_before_output_keeps_its_status(
+    openai_client, upstream_status, gateway_status, error_class
+):
+    with pytest.raises(error_class) as exc:
+        stream = ask(openai_client, f"[[fail:{upstream_status}]] {marker()}", stream=True)
+        list(stream)
+    assert exc.value.status_code == gateway_status
+    if gateway_status in (429, 503):
+        assert exc.value.response.headers.get("retry-after"), exc.value.response.headers
+
+
+def test_streaming_rate_limit_is_retried_by_the_sdk(gateway_url):
+    # The first attempt gets the upstream's 429 (with retry-after); the SDK retries by itself.
+    prompt = f"[[fail:429:1]] [[text:second time lucky]] {marker()}"
+    with openai.OpenAI(base_url=gateway_url + "/v1", api_key="x", max_retries=1, timeout=60) as client:
+        stream = ask(client, prompt, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "second time lucky"
+
+
 def test_n_greater_than_one_is_rejected(openai_client):
     with pytest.raises(openai.BadRequestError) as exc:
         ask(openai_client, "hello", n=2)

@@ -324,14 +324,7 @@ pub async fn stream(
     meta: ResponseMeta,
     timer: TurnTimer,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let first = loop {
-        match handle.events.recv().await {
-            None => return Err(ended_early().into()),
-            Some(Event::Error(e)) => return Err(e.into()),
-            Some(Event::Init { .. } | Event::Retry { .. }) => {}
-            Some(ev) => break ev,
-        }
-    };
+    let first = handle.under_way().await?;
     // `message_start` carries the input tokens the upstream reported at its own start.
     let mut start = meta.message(vec![], None);
     if let Event::StepStart { usage } = &first {

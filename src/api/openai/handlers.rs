@@ -32,7 +32,7 @@ pub async fn chat_completions(
     let handle = with_cli_wait(timer.cli_wait(), app.conversations.start_turn(turn)).await?;
     let conversation = handle.conversation_id.clone();
     let resp = if req.stream.unwrap_or(false) {
-        let mut resp = render::stream(handle, meta, timer).into_response();
+        let mut resp = render::stream(handle, meta, timer).await?.into_response();
         crate::http::metrics::stamp_conversation(&mut resp, &conversation);
         resp
     } else {
