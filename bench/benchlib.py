@@ -197,13 +197,13 @@ def gateway_env(claude_bin, data_dir, port, extra=None):
     return env
 
 
-def start_gateway(claude_bin, extra_env=None):
+def start_gateway(claude_bin, extra_env=None, binary=CCGW):
     """Start `ccgw serve` (its log in DATA_DIR/../gateway.log); returns (process, port, data)."""
     data = tmpdir("ccgw-bench-data-")
     port = free_port()
     env = gateway_env(claude_bin, data, port, extra_env)
     out = open(os.path.join(tmpdir("ccgw-bench-log-"), "gateway.log"), "w")
-    p = spawn([CCGW, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    p = spawn([binary, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     wait_ready(port, p)
     return p, port, data
 

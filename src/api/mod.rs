@@ -2,5 +2,6 @@
 //! events back into its wire format; none of them touches a CLI process.
 
 pub mod anthropic;
+pub mod models;
 pub mod native;
 pub mod openai;

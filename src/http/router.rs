@@ -4,7 +4,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 
 use super::{auth, health, metrics, AppState};
-use crate::api::{anthropic, native, openai};
+use crate::api::{anthropic, models, native, openai};
 
 pub fn router(state: AppState) -> Router {
     metrics::install();
@@ -13,8 +13,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/chat/completions",
             post(openai::handlers::chat_completions),
         )
-        .route("/v1/models", get(openai::handlers::list_models))
-        .route("/v1/models/{id}", get(openai::handlers::get_model))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
         .route(
             "/api/sessions",
             post(native::handlers::create_session).get(native::handlers::list_sessions),

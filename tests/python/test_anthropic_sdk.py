@@ -280,6 +280,29 @@ def test_streamed_tool_loop(client):
     assert text_of(final) == "done | tool results: snow"
 
 
+# ---------------------------------------------------------------- models
+
+
+def test_models_in_anthropics_shape(client):
+    models = list(client.models.list(limit=3))  # pages through the whole table
+    ids = [m.id for m in models]
+    assert "sonnet" in ids and "claude-sonnet-5" in ids
+    assert len(ids) == len(set(ids))
+    for m in models:
+        assert m.type == "model"
+        assert m.display_name
+        assert m.created_at.year >= 2024
+    assert {m.id: m.display_name for m in models}["claude-opus-4-8"] == "Claude Opus 4.8"
+    page = client.models.list(limit=2)
+    assert len(page.data) == 2 and page.has_more is True
+    assert page.first_id == page.data[0].id and page.last_id == page.data[1].id
+    one = client.models.retrieve("claude-sonnet-5")
+    assert (one.id, one.type, one.display_name) == ("claude-sonnet-5", "model", "Claude Sonnet 5")
+    with pytest.raises(anthropic.NotFoundError) as exc:
+        client.models.retrieve("no-such-model")
+    assert exc.value.body["error"]["type"] == "not_found_error"
+
+
 # ---------------------------------------------------------------- count_tokens and errors
 
 
