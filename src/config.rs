@@ -48,6 +48,9 @@ pub struct Config {
     pub log_format: String,
     /// Public model id → CLI `--model` value (empty: the CLI's default).
     pub models: BTreeMap<String, String>,
+    /// A client's system prompt reaches the model exactly, without the CLI's identity line in
+    /// front (kept anyway with subscription credentials, which require it).
+    pub exact_system_prompt: bool,
     /// Environment for the CLI on top of the gateway's own (set by `--demo`).
     #[serde(skip)]
     pub cli_env: Vec<(String, String)>,
@@ -81,6 +84,7 @@ impl Default for Config {
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
             models: models::default_table(),
+            exact_system_prompt: true,
             cli_env: vec![],
             demo: false,
         }
@@ -114,6 +118,7 @@ impl std::fmt::Debug for Config {
             .field("permission_timeout_secs", &self.permission_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models", &self.models.keys().collect::<Vec<_>>())
+            .field("exact_system_prompt", &self.exact_system_prompt)
             .field("demo", &self.demo)
             .finish()
     }
@@ -154,6 +159,13 @@ impl Config {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("{key}={v:?} is not valid: {e}"))
         }
+        fn parse_bool(key: &str, v: &str) -> anyhow::Result<bool> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => bail!("{key}={v:?} is not valid: expected true or false"),
+            }
+        }
         let list = |v: &str| -> Vec<String> {
             v.split(',')
                 .map(str::trim)
@@ -186,6 +198,9 @@ impl Config {
         }
         if let Some(v) = get("CCGW_BUILTIN_TOOLS") {
             self.builtin_tools = list(&v);
+        }
+        if let Some(v) = get("CCGW_EXACT_SYSTEM_PROMPT") {
+            self.exact_system_prompt = parse_bool("CCGW_EXACT_SYSTEM_PROMPT", &v)?;
         }
         if let Some(v) = get("CCGW_LOG_FORMAT") {
             self.log_format = v;
@@ -297,6 +312,7 @@ mod tests {
             ("CCGW_PORT", "9100"),
             ("CCGW_API_KEYS", "key-one-123, key-two-456"),
             ("CCGW_MODELS", "mine=my-model"),
+            ("CCGW_EXACT_SYSTEM_PROMPT", "false"),
         ]
         .into();
         cfg.apply_env(|k| env.get(k).map(|v| v.to_string()))
@@ -305,6 +321,7 @@ mod tests {
         assert_eq!(cfg.max_live_processes, 3);
         assert_eq!(cfg.api_keys, vec!["key-one-123", "key-two-456"]);
         assert_eq!(cfg.models["mine"], "my-model");
+        assert!(!cfg.exact_system_prompt);
         cfg.validate().unwrap();
     }
 

@@ -175,11 +175,18 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
-    pub(crate) fn of(req: &TurnRequest) -> Self {
+    /// `exact_system`: the model gets the request's system prompt exactly (see
+    /// [`exact_system_body`]).
+    pub(crate) fn of(req: &TurnRequest, exact_system: bool) -> Self {
+        let mut body = req.options.sampling.clone();
+        if exact_system {
+            if let Some(system) = exact_system_body(req) {
+                body.insert("system".into(), system);
+            }
+        }
         Runtime {
             max_output_tokens: req.max_output_tokens,
-            extra_body: (!req.options.sampling.is_empty())
-                .then(|| Value::Object(req.options.sampling.clone())),
+            extra_body: (!body.is_empty()).then_some(Value::Object(body)),
             thinking: thinking_budget(&req.options),
         }
     }
@@ -192,6 +199,23 @@ impl Runtime {
     }
 }
 
+/// The `system` of every model request, when the client gave a system prompt: exactly that
+/// prompt (and the instructions that carry `tool_choice`), as one cached block.
+///
+/// Given a custom system prompt, the CLI still puts its own identity line in front of it ("You
+/// are a Claude agent, built on Anthropic's Claude Agent SDK.", docs/cli-notes.md §6), and no
+/// flag removes it; `CLAUDE_CODE_EXTRA_BODY` is merged over the CLI's request body, so a
+/// `system` there is what the model receives. Subscription (OAuth) credentials need the identity
+/// line, so the gateway turns this off for them.
+fn exact_system_body(req: &TurnRequest) -> Option<Value> {
+    let system = req.system.as_deref().filter(|s| !s.trim().is_empty())?;
+    let text = match req.tool_instructions() {
+        Some(extra) => format!("{system}\n\n{extra}"),
+        None => system.to_string(),
+    };
+    Some(json!([{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]))
+}
+
 /// The Messages API refuses a temperature other than 1 while thinking is on, so setting one
 /// turns thinking off unless a budget was asked for explicitly.
 fn thinking_budget(o: &crate::domain::turn::ClaudeOptions) -> Option<u32> {
@@ -201,4 +225,47 @@ fn thinking_budget(o: &crate::domain::turn::ClaudeOptions) -> Option<u32> {
         .and_then(Value::as_f64)
         .is_some_and(|t| (t - 1.0).abs() > f64::EPSILON);
     o.thinking_budget.or(sampling_needs_it_off.then_some(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::turn::ToolChoice;
+
+    #[test]
+    fn the_exact_system_prompt_goes_into_the_request_body() {
+        let mut req = TurnRequest {
+            system: Some("Be brief.".into()),
+            ..Default::default()
+        };
+        req.options
+            .sampling
+            .insert("temperature".into(), json!(0.2));
+        let body = Runtime::of(&req, true).extra_body.unwrap();
+        assert_eq!(body["temperature"], 0.2);
+        assert_eq!(body["system"][0]["text"], "Be brief.");
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        // Off: only sampling; no system prompt: nothing to override.
+        assert!(Runtime::of(&req, false)
+            .extra_body
+            .unwrap()
+            .get("system")
+            .is_none());
+        req.system = None;
+        req.options.sampling.clear();
+        assert_eq!(Runtime::of(&req, true).extra_body, None);
+        // tool_choice's instruction follows the client's prompt.
+        req.system = Some("S".into());
+        req.tool_choice = ToolChoice::Required;
+        req.tools = vec![crate::domain::turn::ClientTool {
+            name: "f".into(),
+            description: String::new(),
+            parameters: json!({"type": "object"}),
+        }];
+        let body = Runtime::of(&req, true).extra_body.unwrap();
+        assert!(body["system"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("S\n\nYou must call"));
+    }
 }

@@ -57,6 +57,9 @@ pub struct Conversations {
     pub(crate) known: Mutex<HashSet<String>>,
     /// Native sessions with their state (see `sessions`).
     pub(crate) sessions: SessionTable,
+    /// Give the model the client's system prompt exactly (`exact_system_prompt`, off with
+    /// subscription credentials; see `conversation::exact_system_body`).
+    pub(crate) exact_system_prompt: bool,
 }
 
 impl Conversations {
@@ -98,7 +101,14 @@ impl Conversations {
                 )
             }),
         );
+        let exact_system_prompt = cfg.exact_system_prompt && !uses_subscription(&cfg);
+        if cfg.exact_system_prompt && !exact_system_prompt {
+            tracing::info!(
+                "subscription credentials: custom system prompts keep the CLI's identity line"
+            );
+        }
         Conversations {
+            exact_system_prompt,
             cfg,
             claude_bin,
             cli_version,
@@ -516,6 +526,16 @@ impl Conversations {
     pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
         // Single-step map operations only, so a poisoned lock still holds a consistent map.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether the CLI authenticates with a Claude subscription (an OAuth token) rather than an API
+/// key: such requests must keep the CLI's identity line in the system prompt.
+fn uses_subscription(cfg: &Config) -> bool {
+    const VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
+    match cfg.cli_env.iter().rev().find(|(k, _)| k == VAR) {
+        Some((_, v)) => !v.is_empty(),
+        None => std::env::var(VAR).is_ok_and(|v| !v.is_empty()),
     }
 }
 

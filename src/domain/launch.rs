@@ -27,7 +27,7 @@ impl Conversations {
         req: &TurnRequest,
     ) -> Result<Arc<CliProcess>, ClaudeError> {
         let launch = launch_fingerprint(req);
-        let runtime = Runtime::of(req);
+        let runtime = Runtime::of(req, self.exact_system_prompt);
         if let Some(p) = conv.process.take() {
             if self.pool.claim(&p) {
                 // Flags and `initialize` are fixed at start: a change needs a new process.

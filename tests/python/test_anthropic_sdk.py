@@ -98,6 +98,17 @@ def test_create_with_system_blocks_thinking_and_stop_sequence(client):
     assert cut.stop_sequence == "HALT"
 
 
+def test_the_model_gets_exactly_the_clients_system_prompt(client):
+    persona = f"You are SYS-{marker()}."
+    msg = client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        system=persona,
+        messages=[{"role": "user", "content": "[[report:system]]"}],
+    )
+    assert text_of(msg) == "system=" + json.dumps(persona)
+
+
 def test_multi_turn_history_reaches_model(client):
     tag = marker()
     first = ask(client, f"alpha-{tag}")

@@ -151,6 +151,19 @@ def test_system_message_reaches_model(openai_client):
     assert persona in system
 
 
+def test_the_model_gets_exactly_the_clients_system_prompt(openai_client):
+    # Nothing in front of it (the CLI's identity line) and nothing after it.
+    persona = f"You are Zed-{marker()}, a terse assistant."
+    resp = openai_client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": persona},
+            {"role": "user", "content": "[[report:system]]"},
+        ],
+    )
+    assert resp.choices[0].message.content == "system=" + json.dumps(persona)
+
+
 def test_multi_turn_history_reaches_model(openai_client):
     tag = marker()
     turns = [
