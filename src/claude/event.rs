@@ -77,6 +77,9 @@ pub enum Event {
         error_status: Option<u16>,
         error: String,
     },
+    /// The turn's structured output (asked for with `initialize.jsonSchema`), valid against its
+    /// schema; just before `Done`.
+    StructuredOutput { value: Value },
     /// The turn ended normally. Always the last event of a successful turn.
     Done(TurnSummary),
     /// The turn failed. Always the last event of a failed turn.

@@ -222,6 +222,9 @@ impl Translator {
             })],
             _ => {
                 let mut out = std::mem::take(&mut self.held_synthetic);
+                if let Some(v) = r.extra.get("structured_output").filter(|v| !v.is_null()) {
+                    out.push(Event::StructuredOutput { value: v.clone() });
+                }
                 let reason = r
                     .stop_reason
                     .as_deref()
@@ -453,6 +456,15 @@ mod tests {
         // An empty signature (a redacted or unsigned block) is no event.
         let empty = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":""}},"parent_tool_use_id":null}"#;
         assert_eq!(run(&[empty]).len(), 0);
+    }
+
+    #[test]
+    fn structured_output_comes_just_before_done() {
+        let res = r#"{"type":"result","subtype":"success","is_error":false,"result":"{\"a\":1}","stop_reason":"tool_use","structured_output":{"a":1},"session_id":"s"}"#;
+        let ev = run(&[res]);
+        assert!(matches!(&ev[0], Event::StructuredOutput { value } if value["a"] == 1));
+        assert!(matches!(&ev[1], Event::Done(_)));
+        assert_eq!(run(&[OK]).len(), 1, "no structured output, no event");
     }
 
     #[test]

@@ -208,6 +208,10 @@ impl Runtime {
 /// `system` there is what the model receives. Subscription (OAuth) credentials need the identity
 /// line, so the gateway turns this off for them.
 fn exact_system_body(req: &TurnRequest) -> Option<Value> {
+    // An agent's own prompt is the system prompt of a turn run as that agent.
+    if req.options.agent.is_some() {
+        return None;
+    }
     let system = req.system.as_deref().filter(|s| !s.trim().is_empty())?;
     let text = match req.tool_instructions() {
         Some(extra) => format!("{system}\n\n{extra}"),

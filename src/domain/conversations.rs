@@ -133,6 +133,19 @@ impl Conversations {
 
     /// Start a turn. Errors here happen before any output (capacity, spawn, bad input).
     pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
+        let structured = req.json_schema.is_some();
+        let handle = self.start_compatible_turn(req).await?;
+        Ok(if structured {
+            super::structured::enforce(handle)
+        } else {
+            handle
+        })
+    }
+
+    async fn start_compatible_turn(
+        self: &Arc<Self>,
+        req: TurnRequest,
+    ) -> Result<TurnHandle, TurnError> {
         if let Some(id) = req.options.session_id.clone() {
             // Attached to a native session: the session holds the history.
             return self.session_turn(&id, req.prompt).await;

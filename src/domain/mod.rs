@@ -4,7 +4,8 @@
 //! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
-//! life), `sessions` (native sessions), with `tool_step` and `cli_wait` beside them.
+//! life), `sessions` (native sessions), with `tool_step`, `structured` and `cli_wait` beside
+//! them.
 
 pub mod cli_wait;
 pub mod conversation;
@@ -14,6 +15,7 @@ mod launch;
 pub mod models;
 pub mod session_table;
 pub mod sessions;
+mod structured;
 mod tool_step;
 pub mod turn;
 mod writes;

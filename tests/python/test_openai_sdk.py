@@ -15,6 +15,7 @@ import uuid
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 MODEL = "sonnet"
@@ -198,6 +199,51 @@ def test_reasoning_content_non_streaming(openai_client):
     assert reasoning is not None, f"no reasoning_content in {message}"
     assert f"pondering {tag}" in reasoning
     assert f"pondering {tag}" not in message.content
+
+
+# ---------------------------------------------------------------- structured output
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+
+
+def test_strict_json_schema_is_enforced_by_the_clis_structured_output(openai_client, mock):
+    tag = marker()
+    prompt = f'{tag} [[text:Here you go:]] [[tool:StructuredOutput {{"name":"Bob","age":3}}]]'
+    resp = openai_client.chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": prompt}], response_format=Person
+    )
+    message = resp.choices[0].message
+    assert message.parsed == Person(name="Bob", age=3)
+    # The object is the whole answer: no prose around it.
+    assert json.loads(message.content) == {"name": "Bob", "age": 3}
+    assert resp.choices[0].finish_reason == "stop"
+    # The model was given the schema as the input schema of the CLI's StructuredOutput tool.
+    call = [c for c in mock.model_calls() if tag in json.dumps(c["body"])][0]
+    tool = [t for t in call["body"]["tools"] if t["name"] == "StructuredOutput"][0]
+    assert tool["input_schema"]["required"] == ["name", "age"]
+
+
+def test_strict_json_schema_streams_only_the_object(openai_client):
+    prompt = f'{marker()} [[text:prose]] [[tool:StructuredOutput {{"name":"Ann","age":40}}]]'
+    with openai_client.chat.completions.stream(
+        model=MODEL, messages=[{"role": "user", "content": prompt}], response_format=Person
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == Person(name="Ann", age=40)
+
+
+def test_output_that_never_matches_the_schema_is_an_error(openai_client):
+    # The model's call is invalid (age is not an integer) and it never calls the tool again.
+    prompt = f'{marker()} [[tool:StructuredOutput {{"name":"Bob","age":"three"}}]]'
+    with pytest.raises(openai.APIStatusError) as exc:
+        openai_client.chat.completions.parse(
+            model=MODEL, messages=[{"role": "user", "content": prompt}], response_format=Person
+        )
+    assert exc.value.status_code == 502
+    assert "schema" in exc.value.message
 
 
 # ---------------------------------------------------------------- streaming

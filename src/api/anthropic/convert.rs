@@ -75,6 +75,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         approved_tools: None,
         source: crate::store::source::ANTHROPIC,
         options: options(req)?,
+        json_schema: None,
     })
 }
 

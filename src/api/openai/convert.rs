@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use super::types::{ChatCompletionRequest, ChatMessage, MessageContent};
 use crate::domain::models::ModelTable;
 use crate::domain::turn::{
-    self, check_tool_name, check_tool_schema, ClaudeOptions, ClientTool, Message, Role, ToolChoice,
-    TurnRequest, IMAGE_TYPES,
+    self, check_tool_name, check_tool_schema, ClaudeOptions, ClientTool, Message, OutputFormat,
+    Role, ToolChoice, TurnRequest, IMAGE_TYPES,
 };
 use crate::http::error::ApiError;
 
@@ -97,9 +97,8 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
             }
         }
     }
-    if let Some(instruction) = response_format_instruction(req.response_format.as_ref())? {
-        system_parts.push(instruction);
-    }
+    let (instruction, json_schema) = response_format(req.response_format.as_ref())?;
+    system_parts.extend(instruction);
     // The new message is every trailing user-side message (a user message, or tool results).
     let mut prompt = Vec::new();
     while messages.last().is_some_and(|m| m.role == Role::User) {
@@ -131,6 +130,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         approved_tools: None,
         source: crate::store::source::OPENAI,
         options,
+        json_schema,
     })
 }
 
@@ -525,29 +525,29 @@ fn tool_result(m: &ChatMessage, i: usize) -> Result<Value, ApiError> {
     Ok(json!({"type": "tool_result", "tool_use_id": id, "content": text}))
 }
 
-/// `response_format` as far as the CLI allows: the model is instructed through the system
-/// prompt (the CLI has no JSON mode of its own).
-fn response_format_instruction(rf: Option<&Value>) -> Result<Option<String>, ApiError> {
-    let Some(rf) = rf else { return Ok(None) };
-    match rf.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(
-            "Respond with a single valid JSON object and nothing else: no prose, no code fences.".into(),
-        )),
-        Some("json_schema") => {
-            let schema = rf
+/// `response_format`: `json_schema` with `strict: true` is enforced by the CLI's structured
+/// output; `json_object` and a non-strict schema are asked for in the system prompt.
+fn response_format(rf: Option<&Value>) -> Result<(Option<String>, Option<Value>), ApiError> {
+    let Some(rf) = rf.filter(|v| !v.is_null()) else {
+        return Ok((None, None));
+    };
+    let format = match rf.get("type").and_then(Value::as_str) {
+        Some("text") => OutputFormat::Text,
+        Some("json_object") => OutputFormat::JsonObject,
+        Some("json_schema") => OutputFormat::JsonSchema {
+            schema: rf
                 .pointer("/json_schema/schema")
-                .ok_or_else(|| ApiError::bad_request("response_format.json_schema.schema", "a schema is required"))?;
-            Ok(Some(format!(
-                "Respond with a single valid JSON value that conforms to this JSON Schema, and nothing else: no prose, no code fences.\n{schema}"
-            )))
-        }
-        Some(other) => Err(ApiError::bad_request(
+                .cloned()
+                .ok_or_else(|| ApiError::bad_request("response_format.json_schema.schema", "a schema is required"))?,
+            strict: rf.pointer("/json_schema/strict").and_then(Value::as_bool).unwrap_or(false),
+        },
+        Some(other) => return Err(ApiError::bad_request(
             "response_format.type",
             format!("Unsupported response_format type '{other}'; expected text, json_object or json_schema"),
         )),
-        None => Err(ApiError::bad_request("response_format.type", "response_format.type is required")),
-    }
+        None => return Err(ApiError::bad_request("response_format.type", "response_format.type is required")),
+    };
+    Ok(format.split("response_format.json_schema.schema")?)
 }
 
 #[cfg(test)]
@@ -790,6 +790,28 @@ mod tests {
     fn json_mode_is_an_instruction() {
         let t = turn(json!({"model":"sonnet","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"x"}]})).unwrap();
         assert!(t.system.unwrap().contains("JSON object"));
+        assert_eq!(t.json_schema, None);
+    }
+
+    #[test]
+    fn a_strict_schema_is_enforced_not_asked_for() {
+        let schema =
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let rf = |strict: bool| json!({"type":"json_schema","json_schema":{"name":"p","schema":schema,"strict":strict}});
+        let t =
+            turn(json!({"model":"sonnet","response_format":rf(true),"messages":[user_msg("x")]}))
+                .unwrap();
+        assert_eq!(t.json_schema.as_ref(), Some(&schema));
+        assert_eq!(t.system, None);
+        let loose =
+            turn(json!({"model":"sonnet","response_format":rf(false),"messages":[user_msg("x")]}))
+                .unwrap();
+        assert_eq!(loose.json_schema, None);
+        assert!(loose.system.unwrap().contains("JSON Schema"));
+        let array = json!({"type":"json_schema","json_schema":{"name":"p","schema":{"type":"array"},"strict":true}});
+        let e = turn(json!({"model":"sonnet","response_format":array,"messages":[user_msg("x")]}))
+            .unwrap_err();
+        assert_eq!(param(e), "response_format.json_schema.schema");
     }
 
     #[test]
