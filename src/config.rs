@@ -51,6 +51,8 @@ pub struct Config {
     /// A client's system prompt reaches the model exactly, without the CLI's identity line in
     /// front (kept anyway with subscription credentials, which require it).
     pub exact_system_prompt: bool,
+    /// How long stored Responses API responses and Anthropic thread messages are kept.
+    pub reply_ttl_secs: u64,
     /// Environment for the CLI on top of the gateway's own (set by `--demo`).
     #[serde(skip)]
     pub cli_env: Vec<(String, String)>,
@@ -85,6 +87,7 @@ impl Default for Config {
             log_format: "auto".into(),
             models: models::default_table(),
             exact_system_prompt: true,
+            reply_ttl_secs: 30 * 86_400,
             cli_env: vec![],
             demo: false,
         }
@@ -119,6 +122,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models", &self.models.keys().collect::<Vec<_>>())
             .field("exact_system_prompt", &self.exact_system_prompt)
+            .field("reply_ttl_secs", &self.reply_ttl_secs)
             .field("demo", &self.demo)
             .finish()
     }
@@ -225,6 +229,7 @@ impl Config {
             permission_timeout_secs => "CCGW_PERMISSION_TIMEOUT_SECS",
             max_body_bytes => "CCGW_MAX_BODY_BYTES",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
+            reply_ttl_secs => "CCGW_REPLY_TTL_SECS",
         );
         Ok(())
     }

@@ -60,6 +60,8 @@ pub struct Conversations {
     /// Give the model the client's system prompt exactly (`exact_system_prompt`, off with
     /// subscription credentials; see `conversation::exact_system_body`).
     pub(crate) exact_system_prompt: bool,
+    /// The newest replies the compatible APIs keep (see `replies`).
+    pub(crate) replies: super::replies::RecentReplies,
 }
 
 impl Conversations {
@@ -119,6 +121,7 @@ impl Conversations {
             registry: Mutex::default(),
             known: Mutex::default(),
             sessions: SessionTable::default(),
+            replies: Default::default(),
         }
     }
 

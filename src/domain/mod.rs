@@ -4,8 +4,8 @@
 //! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
-//! life), `sessions` (native sessions), with `tool_step`, `structured` and `cli_wait` beside
-//! them.
+//! life), `sessions` (native sessions), `replies` (what the compatible APIs keep for later
+//! requests), with `tool_step`, `structured` and `cli_wait` beside them.
 
 pub mod cli_wait;
 pub mod conversation;
@@ -13,6 +13,7 @@ pub mod conversations;
 mod drive;
 mod launch;
 pub mod models;
+pub mod replies;
 pub mod session_table;
 pub mod sessions;
 mod structured;

@@ -1,6 +1,9 @@
 //! Optional static API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`. Refusals come
 //! in the error shape of the API asked (Anthropic for `/v1/messages*`, else OpenAI).
 //! Off when no key is configured. Keys are compared in constant time and never logged.
+//!
+//! Every request that passes carries a [`Caller`]: which key made it, as a fingerprint, so that
+//! what one key stores only that key can read back.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -10,8 +13,20 @@ use axum::response::Response;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
-pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
+/// Who made a request: a fingerprint of its API key (`""` when the gateway has no keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+impl Caller {
+    fn of_key(key: &str) -> Caller {
+        use sha2::Digest as _;
+        Caller(hex::encode(&sha2::Sha256::digest(key.as_bytes())[..12]))
+    }
+}
+
+pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     if app.cfg.api_keys.is_empty() {
+        req.extensions_mut().insert(Caller::default());
         return next.run(req).await;
     }
     let refusal = match presented_key(req.headers()) {
@@ -22,7 +37,9 @@ pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) 
                 .iter()
                 .any(|valid| ct_eq(valid.as_bytes(), k.as_bytes())) =>
         {
-            return next.run(req).await
+            let caller = Caller::of_key(k);
+            req.extensions_mut().insert(caller);
+            return next.run(req).await;
         }
         Some(_) => ApiError::Unauthorized("Invalid API key".into()),
         None => ApiError::Unauthorized(
@@ -64,5 +81,8 @@ mod tests {
         assert!(ct_eq(b"same", b"same"));
         assert!(!ct_eq(b"same", b"diff"));
         assert!(!ct_eq(b"same", b"samer"));
+        assert_eq!(Caller::of_key("k1"), Caller::of_key("k1"));
+        assert_ne!(Caller::of_key("k1"), Caller::of_key("k2"));
+        assert!(!Caller::of_key("secret-key-1").0.contains("secret"));
     }
 }

@@ -124,6 +124,36 @@ def is_alive(info: ProcInfo) -> bool:
     return st is not None and st[3] == info.start_time and st[2] not in ("Z", "X")
 
 
+# ---------------------------------------------------------------- one-shot commands
+
+
+def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str, str]:
+    """Run a command in its own process group to its end; (exit code, stdout, stderr).
+
+    On timeout the whole group is killed and the exit code is None.
+    """
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        code = None
+    return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+
 # ---------------------------------------------------------------- processes
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -45,24 +43,9 @@ def run_cli(gateway_url: str, home: Path, prompt: str, *flags: str) -> list[dict
         DISABLE_AUTOUPDATER="1",
     )
     args = [str(cli_bin()), "-p", prompt, "--output-format", "stream-json", "--verbose", *flags]
-    proc = subprocess.Popen(
-        args,
-        cwd=home,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=CLI_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"the client CLI did not finish in {CLI_TIMEOUT}s:\n{out[-3000:]!r}\n{err[-3000:]!r}")
-    lines = [json.loads(l) for l in out.decode().splitlines() if l.strip().startswith("{")]
-    assert proc.returncode == 0, f"client CLI exit {proc.returncode}:\n{out[-3000:]!r}\n{err[-3000:]!r}"
-    return lines
+    code, out, err = h.run_command(args, home, env, CLI_TIMEOUT)
+    assert code == 0, f"client CLI exit {code}:\n{out[-3000:]}\n{err[-3000:]}"
+    return [json.loads(l) for l in out.splitlines() if l.strip().startswith("{")]
 
 
 def test_root_answers_head_and_get(gateway_url):

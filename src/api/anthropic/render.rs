@@ -39,7 +39,7 @@ impl ResponseMeta {
         }
     }
 
-    fn message(
+    pub fn message(
         &self,
         content: Vec<ContentBlock>,
         summary: Option<&TurnSummary>,
@@ -279,31 +279,54 @@ impl Content {
     }
 }
 
+/// Block events and the message they add up to, as a client SDK accumulates them: the
+/// streamed and the whole message are one fold.
+#[derive(Debug, Default)]
+struct Message {
+    fold: Blocks,
+    content: Content,
+}
+
+impl Message {
+    fn on(&mut self, ev: &Event) -> Vec<StreamEvent> {
+        let out = self.fold.on(ev);
+        out.iter().for_each(|e| self.content.apply(e.clone()));
+        if let Event::ToolCall {
+            id,
+            input,
+            client: true,
+            ..
+        } = ev
+        {
+            self.content.set_input(id, input);
+        }
+        out
+    }
+
+    /// The last block events, and the whole message.
+    fn finish(
+        mut self,
+        meta: &ResponseMeta,
+        summary: &TurnSummary,
+    ) -> (Vec<StreamEvent>, MessageResponse) {
+        let out = self.fold.finish();
+        out.iter().for_each(|e| self.content.apply(e.clone()));
+        (out, meta.message(self.content.blocks, Some(summary)))
+    }
+}
+
 /// Wait for the whole turn and build one message.
 pub async fn collect(
     mut handle: TurnHandle,
     meta: &ResponseMeta,
 ) -> Result<MessageResponse, ApiError> {
-    let mut fold = Blocks::default();
-    let mut content = Content::default();
+    let mut message = Message::default();
     while let Some(ev) = handle.events.recv().await {
         match ev {
             Event::Error(e) => return Err(e.into()),
-            Event::Done(summary) => {
-                fold.finish().into_iter().for_each(|e| content.apply(e));
-                return Ok(meta.message(content.blocks, Some(&summary)));
-            }
+            Event::Done(summary) => return Ok(message.finish(meta, &summary).1),
             ev => {
-                fold.on(&ev).into_iter().for_each(|e| content.apply(e));
-                if let Event::ToolCall {
-                    id,
-                    input,
-                    client: true,
-                    ..
-                } = &ev
-                {
-                    content.set_input(id, input);
-                }
+                message.on(&ev);
             }
         }
     }
@@ -314,7 +337,8 @@ fn ended_early() -> ClaudeError {
     ClaudeError::protocol("the turn ended without a result")
 }
 
-/// Stream the turn as Anthropic's named SSE events.
+/// Stream the turn as Anthropic's named SSE events. `on_message` gets the whole message just
+/// before `message_stop` (a thread keeps it).
 ///
 /// The status is decided by the first event that shows the turn under way: a turn that fails
 /// before any output is an ordinary HTTP error (so SDKs see its status and can retry), a
@@ -323,6 +347,7 @@ pub async fn stream(
     mut handle: TurnHandle,
     meta: ResponseMeta,
     timer: TurnTimer,
+    on_message: impl FnOnce(&MessageResponse) + Send + 'static,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let first = handle.under_way().await?;
     // `message_start` carries the input tokens the upstream reported at its own start.
@@ -334,8 +359,9 @@ pub async fn stream(
     let s = async_stream::stream! {
         yield Ok(sse(&StreamEvent::MessageStart { message: start }));
         yield Ok(sse(&StreamEvent::Ping));
-        let mut fold = Blocks::default();
+        let mut message = Message::default();
         let mut pending = VecDeque::from([first]);
+        let mut on_message = Some(on_message);
         loop {
             let ev = match pending.pop_front() {
                 Some(ev) => ev,
@@ -349,8 +375,12 @@ pub async fn stream(
             };
             match ev {
                 Event::Done(summary) => {
-                    for e in fold.finish() {
+                    let (last, whole) = std::mem::take(&mut message).finish(&meta, &summary);
+                    for e in last {
                         yield Ok(sse(&e));
+                    }
+                    if let Some(f) = on_message.take() {
+                        f(&whole);
                     }
                     let (stop_reason, stop_sequence) = stop_reason(&summary.stop_reason);
                     yield Ok(sse(&StreamEvent::MessageDelta {
@@ -367,7 +397,7 @@ pub async fn stream(
                     break;
                 }
                 ev => {
-                    for e in fold.on(&ev) {
+                    for e in message.on(&ev) {
                         yield Ok(sse(&e));
                     }
                 }
