@@ -4,7 +4,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 
 use super::{auth, health, metrics, AppState};
-use crate::api::{anthropic, models, native, openai};
+use crate::api::{anthropic, models, native, openai, responses};
 
 pub fn router(state: AppState) -> Router {
     metrics::install();
@@ -12,6 +12,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/chat/completions",
             post(openai::handlers::chat_completions),
+        )
+        .route("/v1/responses", post(responses::handlers::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::handlers::get).delete(responses::handlers::delete),
         )
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))

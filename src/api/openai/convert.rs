@@ -49,11 +49,11 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
             ));
         }
     }
-    let tools = client_tools(req.tools.as_ref())?;
+    let tools = function_tools(req.tools.as_ref(), true)?;
     let tool_choice = tool_choice(req.tool_choice.as_ref(), &tools)?;
     let builtin_tools = turn::builtin_tools(req.extra.get("builtin_tools"))?;
     let options = ClaudeOptions {
-        sampling: sampling(req)?,
+        sampling: sampling(&req.extra)?,
         ..claude_options(&req.extra)?
     };
     validate_tool_results(&req.messages)?;
@@ -134,11 +134,22 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
     })
 }
 
-/// The Claude options of `extra_body`, plus OpenAI's own `reasoning_effort` (`minimal` is the
-/// lowest effort Claude Code has, `low`; `none` turns thinking off). `effort` wins over it.
+/// The Claude options of `extra_body`, plus OpenAI's own `reasoning_effort`.
 fn claude_options(extra: &serde_json::Map<String, Value>) -> Result<ClaudeOptions, ApiError> {
     let mut o = turn::claude_options(extra)?;
-    match extra.get("reasoning_effort") {
+    reasoning_effort(&mut o, extra.get("reasoning_effort"), "reasoning_effort")?;
+    Ok(o)
+}
+
+/// OpenAI's reasoning effort (`reasoning_effort`; the Responses API's `reasoning.effort`) as
+/// Claude Code's: `minimal` is the lowest effort Claude Code has, `low`; `none` turns thinking
+/// off. An explicit `effort` or `thinking` wins over it.
+pub fn reasoning_effort(
+    o: &mut ClaudeOptions,
+    v: Option<&Value>,
+    param: &str,
+) -> Result<(), ApiError> {
+    match v {
         None | Some(Value::Null) => {}
         Some(v) => match v.as_str() {
             Some("none") if o.thinking_budget.is_none() => o.thinking_budget = Some(0),
@@ -151,23 +162,26 @@ fn claude_options(extra: &serde_json::Map<String, Value>) -> Result<ClaudeOption
             }
             _ => {
                 return Err(ApiError::bad_request(
-                    "reasoning_effort",
+                    param,
                     format!(
-                        "reasoning_effort must be one of none, minimal, {}",
+                        "{param} must be one of none, minimal, {}",
                         turn::EFFORTS.join(", ")
                     ),
                 ))
             }
         },
     }
-    Ok(o)
+    Ok(())
 }
 
-/// OpenAI allows temperature up to 2; Anthropic's API takes 0..=1, so it is clamped.
-fn sampling(req: &ChatCompletionRequest) -> Result<serde_json::Map<String, Value>, ApiError> {
+/// `temperature` and `top_p` of a request's fields. OpenAI allows temperature up to 2;
+/// Anthropic's API takes 0..=1, so it is clamped. Shared with the Responses API.
+pub fn sampling(
+    fields: &serde_json::Map<String, Value>,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let mut out = serde_json::Map::new();
     for (name, lo, hi) in SAMPLING {
-        match req.extra.get(*name) {
+        match fields.get(*name) {
             None | Some(Value::Null) => {}
             Some(v) => {
                 let x = v
@@ -201,7 +215,9 @@ const EXTENSIONS: &[&str] = &[
     "session_id",
 ];
 
-fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
+/// Function tools: Chat Completions nests each definition under `function` (`nested`); the
+/// Responses API has `name`, `description` and `parameters` on the tool itself.
+pub fn function_tools(tools: Option<&Value>, nested: bool) -> Result<Vec<ClientTool>, ApiError> {
     let Some(tools) = tools.filter(|t| !t.is_null()) else {
         return Ok(vec![]);
     };
@@ -217,17 +233,24 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
                 "Only tools of type 'function' are supported",
             ));
         }
-        let f = t
-            .get("function")
-            .filter(|f| f.is_object())
-            .ok_or_else(|| ApiError::bad_request(at(".function"), "function is required"))?;
-        let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request(at(".function.name"), "function.name is required")
-        })?;
-        check_tool_name(name).map_err(|why| ApiError::bad_request(at(".function.name"), why))?;
+        let (f, def) = if nested {
+            let f = t
+                .get("function")
+                .filter(|f| f.is_object())
+                .ok_or_else(|| ApiError::bad_request(at(".function"), "function is required"))?;
+            (f, ".function")
+        } else {
+            (t, "")
+        };
+        let name = f
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request(at(&format!("{def}.name")), "name is required"))?;
+        check_tool_name(name)
+            .map_err(|why| ApiError::bad_request(at(&format!("{def}.name")), why))?;
         if out.iter().any(|o| o.name == name) {
             return Err(ApiError::bad_request(
-                at(".function.name"),
+                at(&format!("{def}.name")),
                 format!("Duplicate tool name '{name}'"),
             ));
         }
@@ -236,7 +259,7 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
             Some(p) => {
                 check_tool_schema(p).map_err(|why| {
                     ApiError::bad_request(
-                        at(".function.parameters"),
+                        at(&format!("{def}.parameters")),
                         format!("Invalid parameters schema for tool '{name}': {why}"),
                     )
                 })?;
@@ -256,7 +279,9 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
     Ok(out)
 }
 
-fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoice, ApiError> {
+/// `tool_choice`: `auto`, `none`, `required`, or one function (Chat Completions names it at
+/// `function.name`, the Responses API at `name`).
+pub fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoice, ApiError> {
     match choice {
         None | Some(Value::Null) => Ok(ToolChoice::Auto),
         Some(Value::String(s)) => match s.as_str() {
@@ -275,6 +300,7 @@ fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoic
         Some(v) => {
             let name = v
                 .pointer("/function/name")
+                .or_else(|| v.get("name"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
                     ApiError::bad_request("tool_choice.function.name", "function.name is required")
