@@ -53,6 +53,8 @@ pub struct Config {
     pub exact_system_prompt: bool,
     /// How long stored Responses API responses and Anthropic thread messages are kept.
     pub reply_ttl_secs: u64,
+    /// How long a response stays replayable to a retry with the same `Idempotency-Key`.
+    pub idempotency_window_secs: u64,
     /// Environment for the CLI on top of the gateway's own (set by `--demo`).
     #[serde(skip)]
     pub cli_env: Vec<(String, String)>,
@@ -88,6 +90,7 @@ impl Default for Config {
             models: models::default_table(),
             exact_system_prompt: true,
             reply_ttl_secs: 30 * 86_400,
+            idempotency_window_secs: 3600,
             cli_env: vec![],
             demo: false,
         }
@@ -123,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("models", &self.models.keys().collect::<Vec<_>>())
             .field("exact_system_prompt", &self.exact_system_prompt)
             .field("reply_ttl_secs", &self.reply_ttl_secs)
+            .field("idempotency_window_secs", &self.idempotency_window_secs)
             .field("demo", &self.demo)
             .finish()
     }
@@ -230,6 +234,7 @@ impl Config {
             max_body_bytes => "CCGW_MAX_BODY_BYTES",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
             reply_ttl_secs => "CCGW_REPLY_TTL_SECS",
+            idempotency_window_secs => "CCGW_IDEMPOTENCY_WINDOW_SECS",
         );
         Ok(())
     }

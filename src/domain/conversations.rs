@@ -62,6 +62,8 @@ pub struct Conversations {
     pub(crate) exact_system_prompt: bool,
     /// The newest replies the compatible APIs keep (see `replies`).
     pub(crate) replies: super::replies::RecentReplies,
+    /// Responses kept for requests retried with an `Idempotency-Key`.
+    pub idempotency: super::idempotency::Replays,
 }
 
 impl Conversations {
@@ -109,6 +111,8 @@ impl Conversations {
                 "subscription credentials: custom system prompts keep the CLI's identity line"
             );
         }
+        let idempotency =
+            super::idempotency::Replays::new(Duration::from_secs(cfg.idempotency_window_secs));
         Conversations {
             exact_system_prompt,
             cfg,
@@ -122,6 +126,7 @@ impl Conversations {
             known: Mutex::default(),
             sessions: SessionTable::default(),
             replies: Default::default(),
+            idempotency,
         }
     }
 

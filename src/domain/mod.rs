@@ -5,12 +5,14 @@
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
 //! life), `sessions` (native sessions), `replies` (what the compatible APIs keep for later
-//! requests), with `tool_step`, `structured` and `cli_wait` beside them.
+//! requests) and `idempotency` (responses kept for retries), with `tool_step`, `structured`
+//! and `cli_wait` beside them.
 
 pub mod cli_wait;
 pub mod conversation;
 pub mod conversations;
 mod drive;
+pub mod idempotency;
 mod launch;
 pub mod models;
 pub mod replies;

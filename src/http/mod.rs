@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod metrics;
 pub mod router;
 pub mod state;

@@ -3,7 +3,7 @@
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-use super::{auth, health, metrics, AppState};
+use super::{auth, health, idempotency, metrics, AppState};
 use crate::api::{anthropic, models, native, openai, responses};
 
 pub fn router(state: AppState) -> Router {
@@ -53,6 +53,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/messages/count_tokens",
             post(anthropic::handlers::count_tokens),
         )
+        // Layers run bottom-up: the key is checked before a retry is replayed.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::replay,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

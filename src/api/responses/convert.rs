@@ -515,12 +515,14 @@ fn check_tool_outputs(messages: &[Message]) -> Result<(), ApiError> {
                         Some(p) => {
                             open.remove(p);
                         }
-                        None => return Err(ApiError::bad_request(
-                            "input",
-                            format!(
+                        None => {
+                            return Err(ApiError::bad_request(
+                                "input",
+                                format!(
                                 "No tool call found for function call output with call_id {id}."
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
                 if let Some(id) = open.first() {
