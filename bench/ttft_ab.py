@@ -15,7 +15,6 @@ usage: bench/ttft_ab.py --baseline REV [--runs 9] [--endpoint openai|anthropic]
 """
 
 import argparse
-import http.client
 import json
 import os
 import subprocess
@@ -49,51 +48,6 @@ def baseline_binary(rev):
     subprocess.run(["cargo", "build", "--release", "--bin", "ccgw"], cwd=src, env=env, check=True)
     os.replace(os.path.join(BASE_DIR, "target", "release", "ccgw"), out)
     return sha, out
-
-
-def stream_turn(port, endpoint, messages, timeout=60.0):
-    """One streamed request; returns (seconds to status line, seconds to first token, text)."""
-    if endpoint == "openai":
-        path, body = "/v1/chat/completions", {"model": MODEL, "stream": True, "messages": messages}
-    else:
-        path = "/v1/messages"
-        body = {"model": MODEL, "stream": True, "max_tokens": 1024, "messages": messages}
-    t0 = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    conn.request("POST", path, body=json.dumps(body).encode(),
-                 headers={"content-type": "application/json"})
-    r = conn.getresponse()
-    headers_at = time.perf_counter() - t0
-    if r.status != 200:
-        b.die(f"gateway answered {r.status}: {r.read()[:300]!r}")
-    first, text = None, []
-    while True:
-        line = r.readline()
-        if not line:
-            break
-        line = line.strip()
-        if not line.startswith(b"data: "):
-            continue
-        data = line[6:]
-        if data == b"[DONE]":
-            break
-        ev = json.loads(data)
-        if "error" in ev:
-            b.die(f"stream error: {ev}")
-        if endpoint == "openai":
-            piece = (ev.get("choices") or [{}])[0].get("delta", {}).get("content")
-        else:
-            piece = ev.get("delta", {}).get("text") if ev.get("type") == "content_block_delta" else None
-        if piece:
-            if first is None:
-                first = time.perf_counter() - t0
-            text.append(piece)
-        if endpoint == "anthropic" and ev.get("type") == "message_stop":
-            break
-    conn.close()
-    if first is None:
-        b.die("the gateway streamed no content")
-    return headers_at, first, "".join(text)
 
 
 def main():
@@ -131,7 +85,7 @@ def main():
         return False
 
     for side in sides.values():
-        stream_turn(side["port"], args.endpoint, [{"role": "user", "content": "warm-up [[words:5]]"}])
+        b.stream_turn(side["port"], args.endpoint, [{"role": "user", "content": "warm-up [[words:5]]"}], MODEL)
     names = list(sides)
     for i in range(args.runs):
         order = names if i % 2 == 0 else names[::-1]
@@ -142,12 +96,13 @@ def main():
             p2 = f"ab {tag} follow-up question [[words:20]]"
             if not warm(side["port"]):
                 b.log(f"{name}: no warm process after 30 s: this run is a cold start")
-            h1, t1, reply = stream_turn(side["port"], args.endpoint, [{"role": "user", "content": p1}])
-            h2, t2, _ = stream_turn(side["port"], args.endpoint, [
+            h1, t1, reply = b.stream_turn(side["port"], args.endpoint,
+                                          [{"role": "user", "content": p1}], MODEL)
+            h2, t2, _ = b.stream_turn(side["port"], args.endpoint, [
                 {"role": "user", "content": p1},
                 {"role": "assistant", "content": reply},
                 {"role": "user", "content": p2},
-            ])
+            ], MODEL)
             side["new"].append(t1)
             side["fu"].append(t2)
             side["new_h"].append(h1)

@@ -349,6 +349,19 @@ impl TurnRequest {
     }
 }
 
+/// Take the new message off the end of a conversation: every trailing user message (the APIs
+/// merge consecutive ones; tool results are user messages), as one list of blocks. Empty when
+/// the conversation does not end with a user message.
+pub fn take_prompt(messages: &mut Vec<Message>) -> Vec<Value> {
+    let mut prompt = Vec::new();
+    while messages.last().is_some_and(|m| m.role == Role::User) {
+        if let Some(m) = messages.pop() {
+            prompt.splice(0..0, m.content);
+        }
+    }
+    prompt
+}
+
 /// Where a history must be split for a CLI to load it faithfully: the head can go into a
 /// transcript file, which must end with a complete assistant message (the CLI drops a trailing
 /// `tool_use` whose result is not in the file, and invents a reply after a trailing user

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,16 @@ def clean_env(**extra: str) -> dict[str, str]:
         env[key] = f"{env[key]},{loopback}" if env.get(key) else loopback
     env.update(extra)
     return env
+
+
+def marker() -> str:
+    """A token unique to one test, so that its echo cannot come from another request."""
+    return uuid.uuid4().hex[:12]
+
+
+def words(n: int) -> str:
+    """What the mock's `[[words:N]]` answers."""
+    return " ".join(f"w{i}" for i in range(1, n + 1))
 
 
 def free_port() -> int:

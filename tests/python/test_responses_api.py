@@ -9,12 +9,13 @@ Mock directives as in test_openai_sdk.py: no directive echoes the prompt; [[text
 from __future__ import annotations
 
 import json
-import uuid
 
 import httpx
 import openai
 import pydantic
 import pytest
+
+from ccgw_harness import marker, words
 
 MODEL = "sonnet"
 
@@ -28,14 +29,6 @@ WEATHER = {
         "required": ["city"],
     },
 }
-
-
-def marker() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def words(n: int) -> str:
-    return " ".join(f"w{i}" for i in range(1, n + 1))
 
 
 def test_create_with_a_string_input(openai_client):

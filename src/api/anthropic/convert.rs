@@ -255,13 +255,7 @@ fn conversation(req: &MessagesRequest) -> Result<Conversation, ApiError> {
         messages.push(message);
     }
     check_tool_pairs(&messages)?;
-    // The new message is every trailing user message (the API merges consecutive ones).
-    let mut prompt = Vec::new();
-    while messages.last().is_some_and(|m| m.role == Role::User) {
-        if let Some(m) = messages.pop() {
-            prompt.splice(0..0, m.content);
-        }
-    }
+    let prompt = turn::take_prompt(&mut messages);
     if prompt.is_empty() {
         return Err(ApiError::bad_request(
             "",
@@ -689,12 +683,7 @@ mod tests {
         body
     }
 
-    fn param(e: ApiError) -> String {
-        match e {
-            ApiError::BadRequest { param, .. } => param.unwrap_or_default(),
-            other => panic!("not a bad request: {other:?}"),
-        }
-    }
+    use crate::api::bad_param as param;
 
     fn user(t: &str) -> Value {
         json!({"role": "user", "content": t})

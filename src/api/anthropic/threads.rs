@@ -211,10 +211,7 @@ mod tests {
         ] {
             let mut r = req(json!({"model": "sonnet", "max_tokens": 1, "thread": thread,
                 "messages": [{"role": "user", "content": "q"}]}));
-            match take(&mut r).unwrap_err() {
-                ApiError::BadRequest { param: p, .. } => assert_eq!(p.as_deref(), Some(param)),
-                other => panic!("{other:?}"),
-            }
+            assert_eq!(crate::api::bad_param(take(&mut r).unwrap_err()), param);
         }
     }
 }

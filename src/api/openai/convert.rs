@@ -99,13 +99,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
     }
     let (instruction, json_schema) = response_format(req.response_format.as_ref())?;
     system_parts.extend(instruction);
-    // The new message is every trailing user-side message (a user message, or tool results).
-    let mut prompt = Vec::new();
-    while messages.last().is_some_and(|m| m.role == Role::User) {
-        if let Some(m) = messages.pop() {
-            prompt.splice(0..0, m.content);
-        }
-    }
+    let prompt = turn::take_prompt(&mut messages);
     if prompt.is_empty() {
         return Err(ApiError::bad_request(
             format!("messages[{}].role", req.messages.len() - 1),
@@ -586,12 +580,7 @@ mod tests {
         to_turn(&req, &ModelTable::new(&default_table()))
     }
 
-    fn param(e: ApiError) -> String {
-        match e {
-            ApiError::BadRequest { param, .. } => param.unwrap_or_default(),
-            other => panic!("not a bad request: {other:?}"),
-        }
-    }
+    use crate::api::bad_param as param;
 
     #[test]
     fn splits_system_history_and_prompt() {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::types::{CreateResponse, Input};
+use super::types::{CreateResponse, MessageContent};
 use crate::api::openai::convert::{
     function_tools, image_block, reasoning_effort, sampling, tool_choice,
 };
@@ -69,7 +69,7 @@ pub struct Converted {
 /// Ids of the `item_reference`s in the input.
 pub fn item_references(req: &CreateResponse) -> Vec<String> {
     match &req.input {
-        Some(Input::Items(items)) => items
+        Some(MessageContent::Parts(items)) => items
             .iter()
             .filter(|i| i.get("type").and_then(Value::as_str) == Some("item_reference"))
             .filter_map(|i| i.get("id").and_then(Value::as_str).map(String::from))
@@ -151,8 +151,10 @@ pub fn to_turn(
         .collect();
     let added = match &req.input {
         None => vec![],
-        Some(Input::Text(s)) => vec![Message::user(vec![json!({"type": "text", "text": s})])],
-        Some(Input::Items(items)) => input_items(items, &earlier.items, &mut system)?,
+        Some(MessageContent::Text(s)) => {
+            vec![Message::user(vec![json!({"type": "text", "text": s})])]
+        }
+        Some(MessageContent::Parts(items)) => input_items(items, &earlier.items, &mut system)?,
     };
     let (instruction, json_schema) = output_format(req.text.as_ref())?;
     system.extend(instruction);
@@ -160,12 +162,7 @@ pub fn to_turn(
     let mut messages: Vec<Message> = earlier.history.clone();
     messages.extend(added.iter().cloned());
     check_tool_outputs(&messages)?;
-    let mut prompt = Vec::new();
-    while messages.last().is_some_and(|m| m.role == Role::User) {
-        if let Some(m) = messages.pop() {
-            prompt.splice(0..0, m.content);
-        }
-    }
+    let prompt = turn::take_prompt(&mut messages);
     if prompt.is_empty() {
         return Err(ApiError::bad_request(
             "input",
@@ -608,12 +605,7 @@ mod tests {
         to_turn(&req, &ModelTable::new(&default_table()), earlier)
     }
 
-    fn param(e: ApiError) -> String {
-        match e {
-            ApiError::BadRequest { param, .. } => param.unwrap_or_default(),
-            other => panic!("not a bad request: {other:?}"),
-        }
-    }
+    use crate::api::bad_param as param;
 
     #[test]
     fn a_string_input_and_instructions() {

@@ -6,12 +6,15 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use crate::api::openai::types::MessageContent;
+
 /// A `POST /v1/responses` body.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CreateResponse {
     pub model: String,
+    /// A string, or input items.
     #[serde(default)]
-    pub input: Option<Input>,
+    pub input: Option<MessageContent>,
     #[serde(default)]
     pub instructions: Option<String>,
     #[serde(default)]
@@ -42,11 +45,4 @@ pub struct CreateResponse {
     /// `temperature`, `top_p`, our Claude Code extensions, and whatever else was sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Input {
-    Text(String),
-    Items(Vec<Value>),
 }
