@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
 
 MODEL = "sonnet"
+# The gateways' default warm pool.
+POOL = 2
 BASE_DIR = os.path.join(b.ROOT, "target", "bench-baseline")
 
 
@@ -70,16 +72,23 @@ def main():
         "ANTHROPIC_API_KEY": "sk-ccgw-bench",
         "ANTHROPIC_AUTH_TOKEN": "",
         "CCGW_CLI_MAX_RETRIES": "0",
+        # A finished run's conversations are stopped soon, so their processes do not take the
+        # room the warm pool refills into (warm processes use only spare room).
+        "CCGW_PROCESS_IDLE_TTL_SECS": "2",
     }
     sides = {}
     for name, binary in (("baseline", old_bin), ("this tree", b.CCGW)):
         gw, port, _ = b.start_gateway(b.REAL_CLI, upstream, binary=binary)
         sides[name] = {"proc": gw, "port": port, "new": [], "fu": [], "new_h": [], "fu_h": []}
 
-    def warm(port):
-        deadline = time.time() + 30
+    def settled():
+        """Every side's warm pool full again: no process start runs while a side is measured
+        (a refill costs ~0.6 s of CPU, which the other side would pay for)."""
+        deadline = time.time() + 60
         while time.time() < deadline:
-            if json.loads(b.http_request(port, "GET", "/health")[1])["warm_processes"] > 0:
+            healths = [json.loads(b.http_request(s["port"], "GET", "/health")[1]) for s in sides.values()]
+            if all(h["warm_processes"] >= POOL for h in healths):
+                time.sleep(0.3)
                 return True
             time.sleep(0.05)
         return False
@@ -94,8 +103,8 @@ def main():
             tag = uuid.uuid4().hex[:8]
             p1 = f"ab {tag} first question [[words:20]]"
             p2 = f"ab {tag} follow-up question [[words:20]]"
-            if not warm(side["port"]):
-                b.log(f"{name}: no warm process after 30 s: this run is a cold start")
+            if not settled():
+                b.log("the warm pools did not refill within 60 s: this run may be a cold start")
             h1, t1, reply = b.stream_turn(side["port"], args.endpoint,
                                           [{"role": "user", "content": p1}], MODEL)
             h2, t2, _ = b.stream_turn(side["port"], args.endpoint, [
@@ -137,7 +146,9 @@ def main():
         rows,
         details=[
             f"{args.runs} runs of each turn kind per side, alternating sides; both gateways at once "
-            f"against one `ccgw mock-upstream`, real CLI, prompt directive `[[words:20]]`, model `{MODEL}`",
+            f"against one `ccgw mock-upstream`, real CLI, prompt directive `[[words:20]]`, model `{MODEL}`; "
+            f"each measurement starts once both warm pools are full ({POOL} each), so no process start "
+            "overlaps it; `CCGW_PROCESS_IDLE_TTL_SECS=2` so finished conversations free their room",
             "raw first-token ms: " + "; ".join(
                 f"{n} new {[round(x * 1000) for x in sides[n]['new']]} "
                 f"follow-up {[round(x * 1000) for x in sides[n]['fu']]}" for n in names),
