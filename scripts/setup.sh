@@ -2,6 +2,7 @@
 # Installs what ccgw needs to run and to be tested into the git-ignored .tools/ folder:
 #   --cli     the pinned Claude Code CLI   (.tools/cli)
 #   --python  the Python test environment  (.tools/venv, from tests/python/requirements.txt)
+#   --node    the Node test clients        (tests/node/node_modules, from its package-lock.json)
 #   --console the web console: its npm packages (web/node_modules) and its build (web/dist,
 #             embedded in the binary by the next cargo build)
 #   --browser Debian's chromium for the console tests (apt-get, when missing)
@@ -21,6 +22,8 @@ CLI_BIN="$CLI_PREFIX/node_modules/.bin/claude"
 CLI_PKG_DIR="$CLI_PREFIX/node_modules/$CLI_PACKAGE"
 VENV="$TOOLS_DIR/venv"
 REQUIREMENTS="$ROOT/tests/python/requirements.txt"
+NODE_TESTS="$ROOT/tests/node"
+NODE_STAMP="$NODE_TESTS/node_modules/.ccgw-lock.sha256"
 STAMP="$VENV/.ccgw-requirements.sha256"
 PYTHON="${CCGW_PYTHON:-python3}"
 
@@ -28,27 +31,30 @@ log() { echo "setup: $*"; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
 
 usage() {
-  echo "usage: scripts/setup.sh [--cli] [--python] [--console] [--browser] [--all]"
+  echo "usage: scripts/setup.sh [--cli] [--python] [--node] [--console] [--browser] [--all]"
 }
 
 want_cli=0
 want_python=0
+want_node=0
 want_console=0
 want_browser=0
 for arg in "$@"; do
   case "$arg" in
     --cli) want_cli=1 ;;
     --python) want_python=1 ;;
+    --node) want_node=1 ;;
     --console) want_console=1 ;;
     --browser) want_browser=1 ;;
-    --all) want_cli=1; want_python=1; want_console=1; want_browser=1 ;;
+    --all) want_cli=1; want_python=1; want_node=1; want_console=1; want_browser=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $arg" ;;
   esac
 done
-if [[ $want_cli -eq 0 && $want_python -eq 0 && $want_console -eq 0 && $want_browser -eq 0 ]]; then
+if [[ $want_cli -eq 0 && $want_python -eq 0 && $want_node -eq 0 && $want_console -eq 0 && $want_browser -eq 0 ]]; then
   want_cli=1
   want_python=1
+  want_node=1
   want_console=1
   want_browser=1
 fi
@@ -138,6 +144,22 @@ setup_python() {
   log "Python test requirements ready"
 }
 
+setup_node() {
+  [[ -f "$NODE_TESTS/package-lock.json" ]] || die "$NODE_TESTS/package-lock.json not found"
+  command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20+ and npm, then re-run"
+  local want
+  want="$({ cat "$NODE_TESTS/package-lock.json"; node --version; } | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$want" ]]; then
+    log "Node test clients already installed ($NODE_TESTS/node_modules)"
+    return 0
+  fi
+  log "installing the Node test clients (tests/node/package-lock.json)"
+  (cd "$NODE_TESTS" && npm ci --no-audit --no-fund --loglevel=error) \
+    || die "npm ci in tests/node failed"
+  echo "$want" >"$NODE_STAMP"
+  log "Node test clients ready"
+}
+
 WEB="$ROOT/web"
 WEB_STAMP="$WEB/node_modules/.ccgw-lock.sha256"
 
@@ -182,6 +204,7 @@ setup_browser() {
 
 if [[ $want_cli -eq 1 ]]; then setup_cli; fi
 if [[ $want_python -eq 1 ]]; then setup_python; fi
+if [[ $want_node -eq 1 ]]; then setup_node; fi
 if [[ $want_console -eq 1 ]]; then setup_console; fi
 if [[ $want_browser -eq 1 ]]; then setup_browser; fi
 log "done"

@@ -61,6 +61,13 @@ pub struct Conversations {
     pub feed: Arc<super::feed::Feed>,
     /// What every conversation is doing, kept from the feed (see `activity`).
     pub activity: Arc<super::activity::Activity>,
+    /// Give the model the client's system prompt exactly (`exact_system_prompt`, off with
+    /// subscription credentials; see `conversation::exact_system_body`).
+    pub(crate) exact_system_prompt: bool,
+    /// The newest replies the compatible APIs keep (see `replies`).
+    pub(crate) replies: super::replies::RecentReplies,
+    /// Responses kept for requests retried with an `Idempotency-Key`.
+    pub idempotency: super::idempotency::Replays,
 }
 
 impl Conversations {
@@ -102,6 +109,14 @@ impl Conversations {
                 )
             }),
         );
+        let exact_system_prompt = cfg.exact_system_prompt && !uses_subscription(&cfg);
+        if cfg.exact_system_prompt && !exact_system_prompt {
+            tracing::info!(
+                "subscription credentials: custom system prompts keep the CLI's identity line"
+            );
+        }
+        let idempotency =
+            super::idempotency::Replays::new(Duration::from_secs(cfg.idempotency_window_secs));
         let activity = Arc::new(super::activity::Activity::default());
         let observed = activity.clone();
         let feed = Arc::new(super::feed::Feed::new(
@@ -111,6 +126,7 @@ impl Conversations {
         Conversations {
             feed,
             activity,
+            exact_system_prompt,
             cfg,
             claude_bin,
             cli_version,
@@ -121,6 +137,8 @@ impl Conversations {
             registry: Mutex::default(),
             known: Mutex::default(),
             sessions: SessionTable::default(),
+            replies: Default::default(),
+            idempotency,
         }
     }
 
@@ -135,6 +153,19 @@ impl Conversations {
 
     /// Start a turn. Errors here happen before any output (capacity, spawn, bad input).
     pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
+        let structured = req.json_schema.is_some();
+        let handle = self.start_compatible_turn(req).await?;
+        Ok(if structured {
+            super::structured::enforce(handle)
+        } else {
+            handle
+        })
+    }
+
+    async fn start_compatible_turn(
+        self: &Arc<Self>,
+        req: TurnRequest,
+    ) -> Result<TurnHandle, TurnError> {
         if let Some(id) = req.options.session_id.clone() {
             // Attached to a native session: the session holds the history.
             return self.session_turn(&id, req.prompt, req.key).await;
@@ -528,6 +559,16 @@ impl Conversations {
     pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conversation>> {
         // Single-step map operations only, so a poisoned lock still holds a consistent map.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether the CLI authenticates with a Claude subscription (an OAuth token) rather than an API
+/// key: such requests must keep the CLI's identity line in the system prompt.
+fn uses_subscription(cfg: &Config) -> bool {
+    const VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
+    match cfg.cli_env.iter().rev().find(|(k, _)| k == VAR) {
+        Some((_, v)) => !v.is_empty(),
+        None => std::env::var(VAR).is_ok_and(|v| !v.is_empty()),
     }
 }
 

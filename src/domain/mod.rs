@@ -4,10 +4,11 @@
 //! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
-//! life), `sessions` (native sessions), with `tool_step` and `cli_wait` beside them. `feed` is
-//! the gateway-wide live feed every turn publishes to, with `activity` (live state kept from
-//! it) and `recorder` (history of the compatible APIs' conversations, from it);
-//! `claude_sessions` reads the machine's own Claude Code transcripts.
+//! life), `sessions` (native sessions), `replies` (what the compatible APIs keep for later
+//! requests) and `idempotency` (responses kept for retries), with `tool_step`, `structured` and
+//! `cli_wait` beside them. `feed` is the gateway-wide live feed every turn publishes to, with
+//! `activity` (live state kept from it) and `recorder` (history of the compatible APIs'
+//! conversations, from it); `claude_sessions` reads the machine's own Claude Code transcripts.
 
 pub mod activity;
 pub mod claude_sessions;
@@ -16,12 +17,15 @@ pub mod conversation;
 pub mod conversations;
 mod drive;
 pub mod feed;
+pub mod idempotency;
 mod launch;
 pub mod models;
 pub mod overview;
 mod recorder;
+pub mod replies;
 pub mod session_table;
 pub mod sessions;
+mod structured;
 mod tool_step;
 pub mod turn;
 mod writes;

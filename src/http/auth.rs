@@ -1,18 +1,23 @@
 //! Optional static API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`. Refusals come
 //! in the error shape of the API asked (Anthropic for `/v1/messages*`, else OpenAI).
 //! Off when no key is configured. Keys are compared in constant time and never logged.
+//!
+//! Every request that passes carries a [`Caller`]: which key made it, as a fingerprint, so that
+//! what one key stores only that key can read back.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 
+pub use crate::http::caller::Caller;
 use crate::http::error::ApiError;
 use crate::http::ws_auth;
 use crate::http::AppState;
 
 pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     if app.cfg.api_keys.is_empty() {
+        req.extensions_mut().insert(Caller::default());
         return next.run(req).await;
     }
     // Browsers' WebSockets carry the key in a subprotocol or a ticket (see `ws_auth`).
@@ -27,7 +32,8 @@ pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Ne
                 .iter()
                 .any(|valid| ct_eq(valid.as_bytes(), k.as_bytes())) =>
         {
-            ws_auth::mark(&mut req, &k);
+            let caller = Caller::of_key(&k);
+            req.extensions_mut().insert(caller);
             return next.run(req).await;
         }
         Some(_) => ApiError::Unauthorized("Invalid API key".into()),

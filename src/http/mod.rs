@@ -1,11 +1,14 @@
 //! The HTTP layer: the router, authentication, body parsing, the error type and its wire
-//! shapes, health and metrics, the console's assets and stats, and browser WebSocket auth. It knows the domain's service but never a CLI process.
+//! shapes, health and metrics, the console's assets and stats, browser WebSocket auth and the
+//! `Idempotency-Key` layer. It knows the domain's service but never a CLI process.
 
 pub mod auth;
 pub mod body;
+pub mod caller;
 pub mod console;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod metrics;
 pub mod router;
 pub mod state;

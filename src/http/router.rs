@@ -3,8 +3,8 @@
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-use super::{auth, console, health, metrics, stats, ws_auth, AppState};
-use crate::api::{admin, anthropic, native, openai};
+use super::{auth, console, health, idempotency, metrics, stats, ws_auth, AppState};
+use crate::api::{admin, anthropic, models, native, openai, responses};
 
 pub fn router(state: AppState) -> Router {
     metrics::install();
@@ -13,8 +13,13 @@ pub fn router(state: AppState) -> Router {
             "/v1/chat/completions",
             post(openai::handlers::chat_completions),
         )
-        .route("/v1/models", get(openai::handlers::list_models))
-        .route("/v1/models/{id}", get(openai::handlers::get_model))
+        .route("/v1/responses", post(responses::handlers::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::handlers::get).delete(responses::handlers::delete),
+        )
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
         .route(
             "/api/sessions",
             post(native::handlers::create_session).get(native::handlers::list_sessions),
@@ -73,11 +78,17 @@ pub fn router(state: AppState) -> Router {
             "/v1/messages/count_tokens",
             post(anthropic::handlers::count_tokens),
         )
+        // Layers run bottom-up: the key is checked before a retry is replayed.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::replay,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
     Router::new()
+        .route("/", get(health::root))
         .route("/health", get(health::health))
         .route("/v1/health", get(health::health))
         .route("/metrics", get(metrics::render))

@@ -7,8 +7,7 @@
 //! - with a ticket from an authenticated `POST /api/ws-tickets` (`{ticket, expires_in}`),
 //!   used once as `?ticket=` within [`TICKET_TTL`].
 //!
-//! [`KeyId`] is the short fingerprint of the key a request came with; it travels with the
-//! request (an extension) into the domain's records and the live feed. It never holds the key.
+//! A ticket carries the [`Caller`] that asked for it to the WebSocket it opens.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,8 +18,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use crate::http::caller::Caller;
 use crate::http::AppState;
 
 /// The subprotocol the server selects.
@@ -31,28 +30,14 @@ pub const TICKET_TTL: Duration = Duration::from_secs(30);
 /// Unredeemed tickets kept at most (older ones go first).
 const MAX_TICKETS: usize = 10_000;
 
-/// The fingerprint of the API key a request came with: `key-` and 8 hex digits of its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyId(pub String);
-
-pub fn key_id(key: &str) -> KeyId {
-    let digest = Sha256::digest(key.as_bytes());
-    KeyId(format!("key-{}", hex::encode(&digest[..4])))
-}
-
-/// The fingerprint of the request's key, when it came with one (for handlers).
-pub fn key_of(ext: Option<Extension<KeyId>>) -> Option<String> {
-    ext.map(|Extension(k)| k.0)
-}
-
 /// Single-use tickets for browser WebSockets.
 #[derive(Default)]
 pub struct Tickets {
-    issued: Mutex<HashMap<String, (Option<KeyId>, Instant)>>,
+    issued: Mutex<HashMap<String, (Caller, Instant)>>,
 }
 
 impl Tickets {
-    pub fn issue(&self, key: Option<KeyId>) -> String {
+    pub fn issue(&self, key: Caller) -> String {
         let ticket = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -74,7 +59,7 @@ impl Tickets {
     }
 
     /// Use a ticket up: `Some(key)` when it was valid.
-    pub fn redeem(&self, ticket: &str) -> Option<Option<KeyId>> {
+    pub fn redeem(&self, ticket: &str) -> Option<Caller> {
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         match issued.remove(ticket) {
             Some((key, at)) if at.elapsed() < TICKET_TTL => Some(key),
@@ -125,24 +110,20 @@ pub fn redeem_ticket(app: &AppState, req: &mut Request) -> TicketCheck {
         return TicketCheck::Absent;
     };
     match app.ws_tickets.redeem(&ticket) {
-        Some(key) => {
-            if let Some(k) = key {
-                req.extensions_mut().insert(k);
-            }
+        Some(caller) => {
+            req.extensions_mut().insert(caller);
             TicketCheck::Valid
         }
         None => TicketCheck::Invalid,
     }
 }
 
-/// Mark an authenticated request with its key's fingerprint.
-pub fn mark(req: &mut Request, key: &str) {
-    req.extensions_mut().insert(key_id(key));
-}
-
 /// `POST /api/ws-tickets`: a ticket for one WebSocket connection.
-pub async fn create_ticket(State(app): State<AppState>, key: Option<Extension<KeyId>>) -> Response {
-    let ticket = app.ws_tickets.issue(key.map(|Extension(k)| k));
+pub async fn create_ticket(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let ticket = app.ws_tickets.issue(caller);
     (
         axum::http::StatusCode::CREATED,
         Json(json!({"ticket": ticket, "expires_in": TICKET_TTL.as_secs()})),
@@ -179,19 +160,10 @@ mod tests {
     #[test]
     fn tickets_are_single_use() {
         let t = Tickets::default();
-        let ticket = t.issue(Some(key_id("secret-key-1")));
+        let ticket = t.issue(Caller::of_key("secret-key-1"));
         assert!(ticket.len() >= 64);
-        assert_eq!(t.redeem(&ticket), Some(Some(key_id("secret-key-1"))));
+        assert_eq!(t.redeem(&ticket), Some(Caller::of_key("secret-key-1")));
         assert_eq!(t.redeem(&ticket), None);
         assert_eq!(t.redeem("made-up"), None);
-    }
-
-    #[test]
-    fn fingerprints_are_short_and_hide_the_key() {
-        let k = key_id("super-secret-key");
-        assert!(k.0.starts_with("key-") && k.0.len() == 12, "{k:?}");
-        assert!(!k.0.contains("secret"));
-        assert_eq!(k, key_id("super-secret-key"));
-        assert_ne!(k, key_id("another-secret-key"));
     }
 }

@@ -20,7 +20,8 @@ use crate::claude::Event;
 use crate::domain::conversations::TurnHandle;
 use crate::domain::sessions::{NewSession, SessionFilter};
 use crate::http::error::{ApiError, NativeError};
-use crate::http::ws_auth::{self, key_of, KeyId};
+use crate::http::auth::Caller;
+use crate::http::ws_auth;
 use crate::http::AppState;
 
 type Result<T> = std::result::Result<T, NativeError>;
@@ -86,14 +87,14 @@ pub async fn delete_session(
 pub async fn send_message(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    key: Option<Extension<KeyId>>,
+    Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
     let req: SendMessage = body(&bytes)?;
     let prompt = content_blocks(&req.content)?;
     let handle = app
         .conversations
-        .session_turn(&id, prompt, key_of(key))
+        .session_turn(&id, prompt, caller.label())
         .await?;
     if req.stream {
         return Ok(sse(turn_events(handle)).into_response());
@@ -161,11 +162,11 @@ pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 pub async fn websocket(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    key: Option<Extension<KeyId>>,
+    Extension(caller): Extension<Caller>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     let rx = app.conversations.watch(&id).await?;
-    let key = key_of(key);
+    let key = caller.label();
     Ok(ws
         .protocols([ws_auth::PROTOCOL])
         .on_upgrade(move |socket| serve_socket(app, id, key, socket, rx)))
