@@ -197,15 +197,61 @@ def gateway_env(claude_bin, data_dir, port, extra=None):
     return env
 
 
-def start_gateway(claude_bin, extra_env=None):
+def start_gateway(claude_bin, extra_env=None, binary=CCGW):
     """Start `ccgw serve` (its log in DATA_DIR/../gateway.log); returns (process, port, data)."""
     data = tmpdir("ccgw-bench-data-")
     port = free_port()
     env = gateway_env(claude_bin, data, port, extra_env)
     out = open(os.path.join(tmpdir("ccgw-bench-log-"), "gateway.log"), "w")
-    p = spawn([CCGW, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    p = spawn([binary, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     wait_ready(port, p)
     return p, port, data
+
+
+def stream_turn(port, endpoint, messages, model, timeout=60.0):
+    """One streamed chat completion (`openai`) or message (`anthropic`); returns (seconds to the
+    status line, seconds to the first content token, the text)."""
+    if endpoint == "openai":
+        path, body = "/v1/chat/completions", {"model": model, "stream": True, "messages": messages}
+    else:
+        path = "/v1/messages"
+        body = {"model": model, "stream": True, "max_tokens": 1024, "messages": messages}
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("POST", path, body=json.dumps(body).encode(),
+                 headers={"content-type": "application/json"})
+    r = conn.getresponse()
+    headers_at = time.perf_counter() - t0
+    if r.status != 200:
+        die(f"gateway answered {r.status}: {r.read()[:300]!r}")
+    first, text = None, []
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line.startswith(b"data: "):
+            continue
+        data = line[6:]
+        if data == b"[DONE]":
+            break
+        ev = json.loads(data)
+        if "error" in ev:
+            die(f"stream error: {ev}")
+        if endpoint == "openai":
+            piece = (ev.get("choices") or [{}])[0].get("delta", {}).get("content")
+        else:
+            piece = ev.get("delta", {}).get("text") if ev.get("type") == "content_block_delta" else None
+        if piece:
+            if first is None:
+                first = time.perf_counter() - t0
+            text.append(piece)
+        if endpoint == "anthropic" and ev.get("type") == "message_stop":
+            break
+    conn.close()
+    if first is None:
+        die("the gateway streamed no content")
+    return headers_at, first, "".join(text)
 
 
 def start_mock_upstream():

@@ -18,7 +18,6 @@ usage: bench/ttft.py [--runs 7]
 """
 
 import argparse
-import http.client
 import json
 import os
 import subprocess
@@ -37,37 +36,8 @@ DIRECT_FLAGS = ["-p", "--output-format", "stream-json", "--verbose", "--include-
 
 def gateway_turn(port, messages, timeout=60.0):
     """Stream one chat completion; returns (ttft seconds, full reply text)."""
-    body = json.dumps({"model": MODEL, "stream": True, "messages": messages}).encode()
-    t0 = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    conn.request("POST", "/v1/chat/completions", body=body,
-                 headers={"content-type": "application/json"})
-    r = conn.getresponse()
-    if r.status != 200:
-        b.die(f"gateway answered {r.status}: {r.read()[:300]!r}")
-    ttft, text = None, []
-    while True:
-        line = r.readline()
-        if not line:
-            break
-        line = line.strip()
-        if not line.startswith(b"data: "):
-            continue
-        data = line[6:]
-        if data == b"[DONE]":
-            break
-        chunk = json.loads(data)
-        if "error" in chunk:
-            b.die(f"gateway stream error: {chunk}")
-        piece = (chunk.get("choices") or [{}])[0].get("delta", {}).get("content")
-        if piece:
-            if ttft is None:
-                ttft = time.perf_counter() - t0
-            text.append(piece)
-    conn.close()
-    if ttft is None:
-        b.die("the gateway streamed no content")
-    return ttft, "".join(text)
+    _, ttft, text = b.stream_turn(port, "openai", messages, MODEL, timeout)
+    return ttft, text
 
 
 def direct_turn(env, cwd, prompt, extra=(), timeout=60.0):

@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-"$ROOT/scripts/setup.sh" --cli
+"$ROOT/scripts/setup.sh" --cli --console
 echo "run: cargo build --release"
 cargo build --release
 

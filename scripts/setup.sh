@@ -2,7 +2,11 @@
 # Installs what ccgw needs to run and to be tested into the git-ignored .tools/ folder:
 #   --cli     the pinned Claude Code CLI   (.tools/cli)
 #   --python  the Python test environment  (.tools/venv, from tests/python/requirements.txt)
-#   --all     both (the default when no option is given)
+#   --node    the Node test clients        (tests/node/node_modules, from its package-lock.json)
+#   --console the web console: its npm packages (web/node_modules) and its build (web/dist,
+#             embedded in the binary by the next cargo build)
+#   --browser Debian's chromium for the console tests (apt-get, when missing)
+#   --all     all of them (the default when no option is given)
 # Idempotent: each part is skipped when it is already in place.
 # CCGW_TOOLS_DIR overrides the .tools/ location (absolute path), CCGW_PYTHON the Python used for the venv.
 set -euo pipefail
@@ -18,6 +22,8 @@ CLI_BIN="$CLI_PREFIX/node_modules/.bin/claude"
 CLI_PKG_DIR="$CLI_PREFIX/node_modules/$CLI_PACKAGE"
 VENV="$TOOLS_DIR/venv"
 REQUIREMENTS="$ROOT/tests/python/requirements.txt"
+NODE_TESTS="$ROOT/tests/node"
+NODE_STAMP="$NODE_TESTS/node_modules/.ccgw-lock.sha256"
 STAMP="$VENV/.ccgw-requirements.sha256"
 PYTHON="${CCGW_PYTHON:-python3}"
 
@@ -25,23 +31,32 @@ log() { echo "setup: $*"; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
 
 usage() {
-  echo "usage: scripts/setup.sh [--cli] [--python] [--all]"
+  echo "usage: scripts/setup.sh [--cli] [--python] [--node] [--console] [--browser] [--all]"
 }
 
 want_cli=0
 want_python=0
+want_node=0
+want_console=0
+want_browser=0
 for arg in "$@"; do
   case "$arg" in
     --cli) want_cli=1 ;;
     --python) want_python=1 ;;
-    --all) want_cli=1; want_python=1 ;;
+    --node) want_node=1 ;;
+    --console) want_console=1 ;;
+    --browser) want_browser=1 ;;
+    --all) want_cli=1; want_python=1; want_node=1; want_console=1; want_browser=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $arg" ;;
   esac
 done
-if [[ $want_cli -eq 0 && $want_python -eq 0 ]]; then
+if [[ $want_cli -eq 0 && $want_python -eq 0 && $want_node -eq 0 && $want_console -eq 0 && $want_browser -eq 0 ]]; then
   want_cli=1
   want_python=1
+  want_node=1
+  want_console=1
+  want_browser=1
 fi
 
 mkdir -p "$TOOLS_DIR"
@@ -129,6 +144,67 @@ setup_python() {
   log "Python test requirements ready"
 }
 
+setup_node() {
+  [[ -f "$NODE_TESTS/package-lock.json" ]] || die "$NODE_TESTS/package-lock.json not found"
+  command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20+ and npm, then re-run"
+  local want
+  want="$({ cat "$NODE_TESTS/package-lock.json"; node --version; } | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$want" ]]; then
+    log "Node test clients already installed ($NODE_TESTS/node_modules)"
+    return 0
+  fi
+  log "installing the Node test clients (tests/node/package-lock.json)"
+  (cd "$NODE_TESTS" && npm ci --no-audit --no-fund --loglevel=error) \
+    || die "npm ci in tests/node failed"
+  echo "$want" >"$NODE_STAMP"
+  log "Node test clients ready"
+}
+
+WEB="$ROOT/web"
+WEB_STAMP="$WEB/node_modules/.ccgw-lock.sha256"
+
+# The console: npm packages from the lockfile, then a build when the sources changed.
+setup_console() {
+  command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20+ and npm, then re-run"
+  local want
+  want="$(sha256sum "$WEB/package-lock.json" | cut -d' ' -f1)"
+  if [[ -f "$WEB_STAMP" && "$(cat "$WEB_STAMP")" == "$want" ]]; then
+    log "console npm packages already installed ($WEB/node_modules)"
+  else
+    log "installing the console's npm packages (web/package-lock.json)"
+    (cd "$WEB" && npm ci --no-audit --no-fund) || die "npm ci in web/ failed"
+    echo "$want" >"$WEB_STAMP"
+  fi
+  local newest
+  newest="$(find "$WEB/src" "$WEB/index.html" "$WEB/vite.config.ts" "$WEB/package-lock.json" -newer "$WEB/dist/index.html" 2>/dev/null | head -n 1 || true)"
+  if [[ -f "$WEB/dist/index.html" && -z "$newest" ]]; then
+    log "console already built ($WEB/dist)"
+    return 0
+  fi
+  log "building the console (web/dist)"
+  (cd "$WEB" && npm run build) || die "building the console failed (cd web && npm run build)"
+  log "console built; cargo build embeds it"
+}
+
+# The console tests drive Debian's chromium (never a downloaded browser).
+setup_browser() {
+  if [[ -x /usr/bin/chromium ]]; then
+    log "chromium already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n 1))"
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "chromium is missing and apt-get is not available: install Chromium at /usr/bin/chromium (or set CCGW_CHROMIUM)"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  log "installing Debian's chromium with apt-get"
+  $sudo apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-dejavu-core >/dev/null \
+    || die "apt-get install chromium failed"
+  log "chromium ready ($(/usr/bin/chromium --version 2>/dev/null | head -n 1))"
+}
+
 if [[ $want_cli -eq 1 ]]; then setup_cli; fi
 if [[ $want_python -eq 1 ]]; then setup_python; fi
+if [[ $want_node -eq 1 ]]; then setup_node; fi
+if [[ $want_console -eq 1 ]]; then setup_console; fi
+if [[ $want_browser -eq 1 ]]; then setup_browser; fi
 log "done"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Full test run: setup, debug build, Rust tests (unit + end-to-end), Python client suite.
+# Full test run: setup, debug build, Rust tests (unit + end-to-end), Python client suite, the
+# web console in headless Chromium.
 # Stops at the first failing stage and names it.
 set -euo pipefail
 
@@ -34,5 +35,6 @@ stage "setup" "$ROOT/scripts/setup.sh" --all
 stage "cargo build" cargo build
 stage "cargo test" cargo test
 stage "python tests" "$VENV_PY" -m pytest tests/python -q
+stage "console tests" npm --prefix "$ROOT/web" test
 
 echo "test: all stages passed (${done_stages[*]}) in $((SECONDS - START))s"

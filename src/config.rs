@@ -56,6 +56,18 @@ pub struct Config {
     pub log_format: String,
     /// Public model id → CLI `--model` value (empty: the CLI's default).
     pub models: BTreeMap<String, String>,
+    /// Directories a session's workspace must lie in; empty: the data dir's `workspaces/`.
+    pub workspace_roots: Vec<PathBuf>,
+    /// A Claude Code config dir (e.g. `~/.claude`) whose sessions the console and
+    /// `/api/claude-sessions` show; unset: none are shown.
+    pub claude_sessions_dir: Option<PathBuf>,
+    /// A client's system prompt reaches the model exactly, without the CLI's identity line in
+    /// front (kept anyway with subscription credentials, which require it).
+    pub exact_system_prompt: bool,
+    /// How long stored Responses API responses and Anthropic thread messages are kept.
+    pub reply_ttl_secs: u64,
+    /// How long a response stays replayable to a retry with the same `Idempotency-Key`.
+    pub idempotency_window_secs: u64,
     /// Environment for the CLI on top of the gateway's own (set by `--demo`).
     #[serde(skip)]
     pub cli_env: Vec<(String, String)>,
@@ -93,6 +105,11 @@ impl Default for Config {
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
             models: models::default_table(),
+            workspace_roots: vec![],
+            claude_sessions_dir: None,
+            exact_system_prompt: true,
+            reply_ttl_secs: 30 * 86_400,
+            idempotency_window_secs: 3600,
             cli_env: vec![],
             demo: false,
         }
@@ -130,6 +147,11 @@ impl std::fmt::Debug for Config {
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
             .field("max_connections", &self.max_connections)
             .field("models", &self.models.keys().collect::<Vec<_>>())
+            .field("workspace_roots", &self.workspace_roots)
+            .field("claude_sessions_dir", &self.claude_sessions_dir)
+            .field("exact_system_prompt", &self.exact_system_prompt)
+            .field("reply_ttl_secs", &self.reply_ttl_secs)
+            .field("idempotency_window_secs", &self.idempotency_window_secs)
             .field("demo", &self.demo)
             .finish()
     }
@@ -170,6 +192,13 @@ impl Config {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("{key}={v:?} is not valid: {e}"))
         }
+        fn parse_bool(key: &str, v: &str) -> anyhow::Result<bool> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => bail!("{key}={v:?} is not valid: expected true or false"),
+            }
+        }
         let list = |v: &str| -> Vec<String> {
             v.split(',')
                 .map(str::trim)
@@ -203,6 +232,15 @@ impl Config {
         if let Some(v) = get("CCGW_BUILTIN_TOOLS") {
             self.builtin_tools = list(&v);
         }
+        if let Some(v) = get("CCGW_WORKSPACE_ROOTS") {
+            self.workspace_roots = list(&v).into_iter().map(PathBuf::from).collect();
+        }
+        if let Some(v) = get("CCGW_CLAUDE_SESSIONS_DIR") {
+            self.claude_sessions_dir = (!v.trim().is_empty()).then(|| PathBuf::from(v.trim()));
+        }
+        if let Some(v) = get("CCGW_EXACT_SYSTEM_PROMPT") {
+            self.exact_system_prompt = parse_bool("CCGW_EXACT_SYSTEM_PROMPT", &v)?;
+        }
         if let Some(v) = get("CCGW_LOG_FORMAT") {
             self.log_format = v;
         }
@@ -230,6 +268,8 @@ impl Config {
             keep_alive_timeout_secs => "CCGW_KEEP_ALIVE_TIMEOUT_SECS",
             max_connections => "CCGW_MAX_CONNECTIONS",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
+            reply_ttl_secs => "CCGW_REPLY_TTL_SECS",
+            idempotency_window_secs => "CCGW_IDEMPOTENCY_WINDOW_SECS",
         );
         Ok(())
     }
@@ -287,6 +327,15 @@ impl Config {
         self.data_dir.join("workspaces")
     }
 
+    /// The allowed workspace roots: the configured ones, else the data dir's `workspaces/`.
+    pub fn workspace_roots(&self) -> Vec<PathBuf> {
+        if self.workspace_roots.is_empty() {
+            vec![self.workspaces_dir()]
+        } else {
+            self.workspace_roots.clone()
+        }
+    }
+
     /// The CLI to run: the configured one, else the copy the setup script installed, else
     /// `claude` on PATH.
     pub fn resolve_claude_bin(&self) -> PathBuf {
@@ -326,6 +375,7 @@ mod tests {
             ("CCGW_PORT", "9100"),
             ("CCGW_API_KEYS", "key-one-123, key-two-456"),
             ("CCGW_MODELS", "mine=my-model"),
+            ("CCGW_EXACT_SYSTEM_PROMPT", "false"),
         ]
         .into();
         cfg.apply_env(|k| env.get(k).map(|v| v.to_string()))
@@ -334,6 +384,7 @@ mod tests {
         assert_eq!(cfg.max_live_processes, 3);
         assert_eq!(cfg.api_keys, vec!["key-one-123", "key-two-456"]);
         assert_eq!(cfg.models["mine"], "my-model");
+        assert!(!cfg.exact_system_prompt);
         cfg.validate().unwrap();
     }
 

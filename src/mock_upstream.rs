@@ -33,8 +33,10 @@ use futures::StreamExt as _;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
-/// Signature attached to every thinking block; fixed so tests can match it.
-const THINKING_SIGNATURE: &str = "sig_mock_abc123";
+/// What a thinking block's signature is made of, before its text's digest: like the real
+/// API's, the signature is opaque base64 that differs per block, and a test can recompute it
+/// (`base64(PREFIX ++ sha256(thinking))`) to check that a signature reached it unchanged.
+const THINKING_SIGNATURE_PREFIX: &[u8] = b"ccgw-mock-thinking-signature:";
 /// Request bodies can carry base64 images, so allow generous sizes.
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// Path of the request-log endpoint (not itself logged).
@@ -1360,7 +1362,9 @@ fn sse_events(reply: &Reply, msg_id: &str, model: &str) -> Vec<SseEvent> {
                     .into_iter()
                     .map(|c| json!({"type": "thinking_delta", "thinking": c}))
                     .collect();
-                deltas.push(json!({"type": "signature_delta", "signature": THINKING_SIGNATURE}));
+                deltas.push(
+                    json!({"type": "signature_delta", "signature": thinking_signature(text)}),
+                );
                 (
                     json!({"type": "thinking", "thinking": "", "signature": ""}),
                     deltas,
@@ -1411,6 +1415,15 @@ fn sse_events(reply: &Reply, msg_id: &str, model: &str) -> Vec<SseEvent> {
     events
 }
 
+/// The signature of a thinking block with this text (see [`THINKING_SIGNATURE_PREFIX`]).
+pub fn thinking_signature(thinking: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut bytes = THINKING_SIGNATURE_PREFIX.to_vec();
+    bytes.extend_from_slice(&sha2::Sha256::digest(thinking.as_bytes()));
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// The non-streaming Message object.
 fn message_json(reply: &Reply, msg_id: &str, model: &str) -> Value {
     let content: Vec<Value> = reply
@@ -1418,7 +1431,7 @@ fn message_json(reply: &Reply, msg_id: &str, model: &str) -> Value {
         .iter()
         .map(|block| match block {
             Block::Thinking(text) => {
-                json!({"type": "thinking", "thinking": text, "signature": THINKING_SIGNATURE})
+                json!({"type": "thinking", "thinking": text, "signature": thinking_signature(text)})
             }
             Block::Text(text) => json!({"type": "text", "text": text}),
             Block::ToolUse { id, name, input } => {
@@ -1887,7 +1900,7 @@ mod tests {
         );
         assert!(body.contains("\"id\":\"msg_mock_1\""));
         assert!(body.contains("\"model\":\"claude-x\""));
-        assert!(body.contains("sig_mock_abc123"));
+        assert!(body.contains(&thinking_signature("deep thought")), "{body}");
 
         let logged = mock.messages_requests();
         assert_eq!(logged.len(), 1);

@@ -38,6 +38,8 @@ impl RunningServer {
 
     /// Stop accepting requests, then stop every CLI process.
     pub async fn stop(mut self) {
+        // Live-feed watchers (the console) would otherwise hold the server open.
+        self.state.conversations.feed.close();
         if let Some(tx) = self.shutdown.take() {
             tx.send_replace(true);
         }
@@ -142,7 +144,10 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         Arc::new(store),
     ));
     conversations.spawn_reaper();
+    conversations.spawn_feed_recorder();
     let state = AppState {
+        ws_tickets: Arc::default(),
+        stats: Arc::default(),
         models: Arc::new(ModelTable::new(&cfg.models)),
         upstream: Arc::new(Upstream::from_config(&cfg)),
         conversations,
@@ -152,7 +157,6 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
             .unwrap_or(0),
         started: Instant::now(),
         cfg: cfg.clone(),
-        tickets: Arc::default(),
     };
 
     let open_files = http::listener::raise_open_file_limit();
@@ -170,6 +174,13 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         idle: Duration::from_secs(cfg.keep_alive_timeout_secs),
         max_connections,
     };
+    http::stats::spawn_sampler(state.stats.clone(), Arc::downgrade(&state.conversations));
+    if !http::console::is_built() {
+        tracing::warn!(
+            "the web console is not built into this binary: /admin explains how to build it"
+        );
+    }
+
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("binding {}:{}", cfg.host, cfg.port))?;

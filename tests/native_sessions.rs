@@ -36,29 +36,6 @@ async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Read SSE frames from a streaming response until `until` matches one (or the stream ends).
-async fn read_sse(resp: &mut reqwest::Response, until: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut buf = String::new();
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
-        .await
-        .expect("sse timeout")
-    {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = buf.find("\n\n") {
-            let frame: String = buf.drain(..i + 2).collect();
-            for v in sse_data(&frame) {
-                let stop = until(&v);
-                out.push(v);
-                if stop {
-                    return out;
-                }
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_session_lives_across_messages() {
     let app = spawn_app().await;

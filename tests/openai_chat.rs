@@ -260,14 +260,31 @@ async fn upstream_errors_map_to_openai_errors() {
 }
 
 #[tokio::test]
-async fn error_after_streaming_began_is_an_sse_error_event() {
+async fn a_stream_that_fails_before_any_output_keeps_its_status() {
     let app = spawn_app().await;
+    let resp = app
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "sonnet", "stream": true, "messages": [user("[[fail:529]]")]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_overloaded", "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn error_after_streaming_began_is_an_sse_error_event() {
+    // The upstream starts its message, then goes silent past the idle timeout.
+    let app = spawn_app_with(|c| c.idle_timeout_secs = 1).await;
     let (status, chunks) = app
-        .chat_stream(json!({"model": "sonnet", "messages": [user("[[fail:529]]")]}))
+        .chat_stream(json!({"model": "sonnet", "messages": [user("[[words:2]] [[slow:3000]]")]}))
         .await;
     assert_eq!(status, 200);
     let last = chunks.last().unwrap();
-    assert_eq!(last["error"]["code"], "upstream_overloaded", "{chunks:?}");
+    assert_eq!(last["error"]["code"], "timeout", "{chunks:?}");
     assert!(!chunks.contains(&Value::String("[DONE]".into())));
     app.stop().await;
 }

@@ -23,6 +23,9 @@ pub enum Event {
     TextDelta { text: String },
     /// A piece of the model's thinking.
     ThinkingDelta { text: String },
+    /// The upstream's signature of the thinking block just streamed: a client needs it to send
+    /// the block back to the Messages API.
+    ThinkingSignature { signature: String },
     /// The model started a tool call (streamed; its input follows as `ToolCallDelta`s).
     /// `client` marks a call of the client's own tools (the name is then the client's name).
     ToolCallStart {
@@ -58,6 +61,9 @@ pub enum Event {
     },
     /// A user message entered the conversation (for watchers and history).
     UserMessage { content: Value },
+    /// A model call of the turn started: the upstream accepted the request. `usage` is what its
+    /// `message_start` reported (the real input token count).
+    StepStart { usage: Usage },
     /// One model call of the turn finished (a turn with tools makes several).
     StepEnd {
         stop_reason: Option<String>,
@@ -71,6 +77,9 @@ pub enum Event {
         error_status: Option<u16>,
         error: String,
     },
+    /// The turn's structured output (asked for with `initialize.jsonSchema`), valid against its
+    /// schema; just before `Done`.
+    StructuredOutput { value: Value },
     /// The turn ended normally. Always the last event of a successful turn.
     Done(TurnSummary),
     /// The turn failed. Always the last event of a failed turn.

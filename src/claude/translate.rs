@@ -95,7 +95,9 @@ impl Translator {
                     .pointer("/message/usage")
                     .map(Usage::from_json)
                     .unwrap_or_default();
-                vec![]
+                vec![Event::StepStart {
+                    usage: self.step_usage,
+                }]
             }
             Some("content_block_start") => {
                 let block = &ev["content_block"];
@@ -117,6 +119,7 @@ impl Translator {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => text_event(delta, "text", false),
                     Some("thinking_delta") => text_event(delta, "thinking", true),
+                    Some("signature_delta") => signature_event(delta),
                     Some("input_json_delta") => {
                         let id = ev
                             .get("index")
@@ -179,7 +182,10 @@ impl Translator {
                         out.extend(ev);
                     }
                 }
-                Some("thinking") if !streamed => out.extend(text_event(&block, "thinking", true)),
+                Some("thinking") if !streamed => {
+                    out.extend(text_event(&block, "thinking", true));
+                    out.extend(signature_event(&block));
+                }
                 _ => {}
             }
         }
@@ -226,6 +232,9 @@ impl Translator {
             })],
             _ => {
                 let mut out = std::mem::take(&mut self.held_synthetic);
+                if let Some(v) = r.extra.get("structured_output").filter(|v| !v.is_null()) {
+                    out.push(Event::StructuredOutput { value: v.clone() });
+                }
                 let reason = r
                     .stop_reason
                     .as_deref()
@@ -259,6 +268,15 @@ fn text_event(v: &Value, key: &str, thinking: bool) -> Vec<Event> {
                 Event::TextDelta { text }
             }]
         }
+        _ => vec![],
+    }
+}
+
+fn signature_event(v: &Value) -> Vec<Event> {
+    match v.get("signature").and_then(Value::as_str) {
+        Some(s) if !s.is_empty() => vec![Event::ThinkingSignature {
+            signature: s.to_string(),
+        }],
         _ => vec![],
     }
 }
@@ -376,6 +394,8 @@ mod tests {
         let retry = r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":2,"retry_delay_ms":1500,"error_status":429,"error":"rate_limit"}"#;
         let failed = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"result":"rate limited","session_id":"s"}"#;
         let ev = run(&[START, think, tool, result, retry, failed]);
+        assert!(matches!(&ev[0], Event::StepStart { .. }));
+        let ev = &ev[1..];
         assert!(matches!(&ev[0], Event::ThinkingDelta { text } if text == "hmm"));
         assert_eq!(ev.len(), 5);
         assert!(matches!(&ev[1], Event::ToolCall { name, .. } if name == "Bash"));
@@ -422,6 +442,11 @@ mod tests {
             r#"{"type":"stream_event","event":{"type":"message_stop"},"parent_tool_use_id":null}"#;
         let ev = run(&[start, block, d1, d2, md, stop]);
         assert!(
+            matches!(&ev[0], Event::StepStart { usage } if usage.input_tokens == 9),
+            "message_start reports the step's input tokens: {ev:?}"
+        );
+        let ev = &ev[1..];
+        assert!(
             matches!(&ev[0], Event::ToolCallStart { id, name, .. } if id == "t9" && name == "mcp__client__f")
         );
         let args: String = ev
@@ -441,6 +466,33 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn thinking_signatures_pass_through_streamed_or_whole() {
+        let sig = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqAbc="}},"parent_tool_use_id":null}"#;
+        let ev = run(&[START, sig]);
+        assert!(
+            matches!(&ev[1], Event::ThinkingSignature { signature } if signature == "EqAbc="),
+            "{ev:?}"
+        );
+        // A thinking block that never streamed brings its signature along.
+        let whole = r#"{"type":"assistant","message":{"id":"m7","content":[{"type":"thinking","thinking":"t","signature":"EqXyz="}]},"parent_tool_use_id":null}"#;
+        let ev = run(&[whole]);
+        assert!(matches!(&ev[0], Event::ThinkingDelta { text } if text == "t"));
+        assert!(matches!(&ev[1], Event::ThinkingSignature { signature } if signature == "EqXyz="));
+        // An empty signature (a redacted or unsigned block) is no event.
+        let empty = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":""}},"parent_tool_use_id":null}"#;
+        assert_eq!(run(&[empty]).len(), 0);
+    }
+
+    #[test]
+    fn structured_output_comes_just_before_done() {
+        let res = r#"{"type":"result","subtype":"success","is_error":false,"result":"{\"a\":1}","stop_reason":"tool_use","structured_output":{"a":1},"session_id":"s"}"#;
+        let ev = run(&[res]);
+        assert!(matches!(&ev[0], Event::StructuredOutput { value } if value["a"] == 1));
+        assert!(matches!(&ev[1], Event::Done(_)));
+        assert_eq!(run(&[OK]).len(), 1, "no structured output, no event");
     }
 
     #[test]

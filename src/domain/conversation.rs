@@ -29,6 +29,9 @@ pub enum TurnError {
     /// The session is busy with another turn.
     #[error("{0}")]
     Busy(String),
+    /// Outside what this gateway allows (a path outside the workspace roots).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl TurnError {
@@ -135,6 +138,23 @@ pub struct TurnHandle {
     pub cli_wait: crate::domain::cli_wait::CliWait,
 }
 
+impl TurnHandle {
+    /// Wait until the turn is under way: its first event after the CLI's start-up (`Init`) and
+    /// retries, which is the upstream's `message_start` or the turn's end. A turn that fails
+    /// before that is an `Err`, so an adapter can answer it with a plain HTTP status (a 429
+    /// with `retry-after`, a 401, ...) instead of an error inside a 200 stream.
+    pub async fn under_way(&mut self) -> Result<Event, ClaudeError> {
+        loop {
+            match self.events.recv().await {
+                None => return Err(ClaudeError::protocol("the turn ended without a result")),
+                Some(Event::Error(e)) => return Err(e),
+                Some(Event::Init { .. } | Event::Retry { .. }) => {}
+                Some(ev) => return Ok(ev),
+            }
+        }
+    }
+}
+
 /// The CLI runs a user message whose last text block starts with `/` as a slash command. On
 /// the compatible endpoints that is just text: a leading space keeps it text.
 pub(crate) fn escape_slash(mut content: Vec<Value>) -> Vec<Value> {
@@ -156,11 +176,18 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
-    pub(crate) fn of(req: &TurnRequest) -> Self {
+    /// `exact_system`: the model gets the request's system prompt exactly (see
+    /// [`exact_system_body`]).
+    pub(crate) fn of(req: &TurnRequest, exact_system: bool) -> Self {
+        let mut body = req.options.sampling.clone();
+        if exact_system {
+            if let Some(system) = exact_system_body(req) {
+                body.insert("system".into(), system);
+            }
+        }
         Runtime {
             max_output_tokens: req.max_output_tokens,
-            extra_body: (!req.options.sampling.is_empty())
-                .then(|| Value::Object(req.options.sampling.clone())),
+            extra_body: (!body.is_empty()).then_some(Value::Object(body)),
             thinking: thinking_budget(&req.options),
         }
     }
@@ -173,6 +200,27 @@ impl Runtime {
     }
 }
 
+/// The `system` of every model request, when the client gave a system prompt: exactly that
+/// prompt (and the instructions that carry `tool_choice`), as one cached block.
+///
+/// Given a custom system prompt, the CLI still puts its own identity line in front of it ("You
+/// are a Claude agent, built on Anthropic's Claude Agent SDK.", docs/cli-notes.md §6), and no
+/// flag removes it; `CLAUDE_CODE_EXTRA_BODY` is merged over the CLI's request body, so a
+/// `system` there is what the model receives. Subscription (OAuth) credentials need the identity
+/// line, so the gateway turns this off for them.
+fn exact_system_body(req: &TurnRequest) -> Option<Value> {
+    // An agent's own prompt is the system prompt of a turn run as that agent.
+    if req.options.agent.is_some() {
+        return None;
+    }
+    let system = req.system.as_deref().filter(|s| !s.trim().is_empty())?;
+    let text = match req.tool_instructions() {
+        Some(extra) => format!("{system}\n\n{extra}"),
+        None => system.to_string(),
+    };
+    Some(json!([{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]))
+}
+
 /// The Messages API refuses a temperature other than 1 while thinking is on, so setting one
 /// turns thinking off unless a budget was asked for explicitly.
 fn thinking_budget(o: &crate::domain::turn::ClaudeOptions) -> Option<u32> {
@@ -182,4 +230,47 @@ fn thinking_budget(o: &crate::domain::turn::ClaudeOptions) -> Option<u32> {
         .and_then(Value::as_f64)
         .is_some_and(|t| (t - 1.0).abs() > f64::EPSILON);
     o.thinking_budget.or(sampling_needs_it_off.then_some(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::turn::ToolChoice;
+
+    #[test]
+    fn the_exact_system_prompt_goes_into_the_request_body() {
+        let mut req = TurnRequest {
+            system: Some("Be brief.".into()),
+            ..Default::default()
+        };
+        req.options
+            .sampling
+            .insert("temperature".into(), json!(0.2));
+        let body = Runtime::of(&req, true).extra_body.unwrap();
+        assert_eq!(body["temperature"], 0.2);
+        assert_eq!(body["system"][0]["text"], "Be brief.");
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        // Off: only sampling; no system prompt: nothing to override.
+        assert!(Runtime::of(&req, false)
+            .extra_body
+            .unwrap()
+            .get("system")
+            .is_none());
+        req.system = None;
+        req.options.sampling.clear();
+        assert_eq!(Runtime::of(&req, true).extra_body, None);
+        // tool_choice's instruction follows the client's prompt.
+        req.system = Some("S".into());
+        req.tool_choice = ToolChoice::Required;
+        req.tools = vec![crate::domain::turn::ClientTool {
+            name: "f".into(),
+            description: String::new(),
+            parameters: json!({"type": "object"}),
+        }];
+        let body = Runtime::of(&req, true).extra_body.unwrap();
+        assert!(body["system"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("S\n\nYou must call"));
+    }
 }

@@ -81,6 +81,17 @@ pub struct Conversations {
     /// Native sessions with their state (see `sessions`).
     pub(crate) sessions: SessionTable,
     stage_hook: OnceLock<StageHook>,
+    /// Every turn's events, gateway-wide (see `feed`).
+    pub feed: Arc<super::feed::Feed>,
+    /// What every conversation is doing, kept from the feed (see `activity`).
+    pub activity: Arc<super::activity::Activity>,
+    /// Give the model the client's system prompt exactly (`exact_system_prompt`, off with
+    /// subscription credentials; see `conversation::exact_system_body`).
+    pub(crate) exact_system_prompt: bool,
+    /// The newest replies the compatible APIs keep (see `replies`).
+    pub(crate) replies: super::replies::RecentReplies,
+    /// Responses kept for requests retried with an `Idempotency-Key`.
+    pub idempotency: super::idempotency::Replays,
 }
 
 impl Conversations {
@@ -122,7 +133,24 @@ impl Conversations {
                 )
             }),
         );
+        let exact_system_prompt = cfg.exact_system_prompt && !uses_subscription(&cfg);
+        if cfg.exact_system_prompt && !exact_system_prompt {
+            tracing::info!(
+                "subscription credentials: custom system prompts keep the CLI's identity line"
+            );
+        }
+        let idempotency =
+            super::idempotency::Replays::new(Duration::from_secs(cfg.idempotency_window_secs));
+        let activity = Arc::new(super::activity::Activity::default());
+        let observed = activity.clone();
+        let feed = Arc::new(super::feed::Feed::new(
+            super::feed::FEED_CAPACITY,
+            Some(Box::new(move |item| observed.observe(item))),
+        ));
         Conversations {
+            feed,
+            activity,
+            exact_system_prompt,
             cfg,
             claude_bin,
             cli_version,
@@ -133,6 +161,8 @@ impl Conversations {
             registry: Mutex::default(),
             known: Mutex::default(),
             sessions: SessionTable::default(),
+            replies: Default::default(),
+            idempotency,
             stage_hook: OnceLock::new(),
         }
     }
@@ -192,9 +222,22 @@ impl Conversations {
 
     /// Start a turn. Errors here happen before any output (capacity, spawn, bad input).
     pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
+        let structured = req.json_schema.is_some();
+        let handle = self.start_compatible_turn(req).await?;
+        Ok(if structured {
+            super::structured::enforce(handle)
+        } else {
+            handle
+        })
+    }
+
+    async fn start_compatible_turn(
+        self: &Arc<Self>,
+        req: TurnRequest,
+    ) -> Result<TurnHandle, TurnError> {
         if let Some(id) = req.options.session_id.clone() {
             // Attached to a native session: the session holds the history.
-            return self.session_turn(&id, req.prompt).await;
+            return self.session_turn(&id, req.prompt, req.key).await;
         }
         self.check_builtin_tools(&req.builtin_tools)?;
         let key = history_key(req.system.as_deref(), &req.history);
@@ -671,6 +714,16 @@ pub async fn sweep_workspaces(cfg: &Config, store: &dyn Store) {
     }
     if swept > 0 {
         tracing::info!(swept, "removed workspaces no session holds");
+    }
+}
+
+/// Whether the CLI authenticates with a Claude subscription (an OAuth token) rather than an API
+/// key: such requests must keep the CLI's identity line in the system prompt.
+fn uses_subscription(cfg: &Config) -> bool {
+    const VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
+    match cfg.cli_env.iter().rev().find(|(k, _)| k == VAR) {
+        Some((_, v)) => !v.is_empty(),
+        None => std::env::var(VAR).is_ok_and(|v| !v.is_empty()),
     }
 }
 

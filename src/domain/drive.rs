@@ -77,7 +77,12 @@ impl Conversations {
             session,
             turn: turn_id.clone(),
         });
-        let (mut tx, rx) = outlet(conv.bus.clone(), history, lag);
+        let feed = self
+            .feed
+            .turn(super::feed::turn_meta(&conv, &req, &turn_id));
+        feed.user_message(&req.prompt);
+        let (tx, rx) = outlet(conv.bus.clone(), history, lag);
+        let mut tx = tx.with_feed(feed);
         if conv.native.is_some() {
             // Watchers and the history see what was asked.
             tx.announce(Event::UserMessage {
@@ -181,6 +186,10 @@ impl Conversations {
                     }
                 }
                 Event::StepEnd { stop_reason, usage } => {
+                    out.publish(&Event::StepEnd {
+                        stop_reason: stop_reason.clone(),
+                        usage,
+                    });
                     step_usage.input_tokens += usage.input_tokens;
                     step_usage.output_tokens += usage.output_tokens;
                     let calls = step.take_calls();

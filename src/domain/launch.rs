@@ -30,7 +30,7 @@ impl Conversations {
         req: &TurnRequest,
     ) -> Result<Lease, ClaudeError> {
         let launch = launch_fingerprint(req);
-        let runtime = Runtime::of(req);
+        let runtime = Runtime::of(req, self.exact_system_prompt);
         if let Some(p) = conv.process.take() {
             if let Some(lease) = self.pool.claim(&p) {
                 // Flags and `initialize` are fixed at start: a change needs a new process.
@@ -112,6 +112,7 @@ impl Conversations {
                 .iter()
                 .map(|_| tools::SERVER_NAME.to_string())
                 .collect(),
+            json_schema: req.json_schema.clone(),
             ..Default::default()
         };
         self.stage(Stage::Initialize).await;
@@ -213,6 +214,8 @@ pub(crate) fn launch_fingerprint(req: &TurnRequest) -> String {
         req.builtin_tools,
         req.cli_model,
         [&o.effort, &o.permission_mode, &o.agent, o.max_turns],
+        // `initialize.jsonSchema` holds for the process's life.
+        req.json_schema,
     ]);
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }

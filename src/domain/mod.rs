@@ -4,20 +4,32 @@
 //! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
-//! life), `sessions` (native sessions), with `tool_step`, `outlet` (where a turn's events go)
-//! and `cli_wait` beside them.
+//! life), `sessions` (native sessions), `replies` (what the compatible APIs keep for later
+//! requests) and `idempotency` (responses kept for retries), with `tool_step`, `structured`,
+//! `outlet` (where a turn's events go), `history` and `history_key` and `cli_wait` beside them.
+//! `feed` is the gateway-wide live feed every turn publishes to, with `activity` (live state
+//! kept from it) and `recorder` (history of the compatible APIs' conversations, from it);
+//! `claude_sessions` reads the machine's own Claude Code transcripts.
 
+pub mod activity;
+pub mod claude_sessions;
 pub mod cli_wait;
 pub mod conversation;
 pub mod conversations;
 mod drive;
+pub mod feed;
 mod history;
 pub mod history_key;
+pub mod idempotency;
 mod launch;
 pub mod models;
 mod outlet;
+pub mod overview;
+mod recorder;
+pub mod replies;
 pub mod session_table;
 pub mod sessions;
+mod structured;
 mod tool_step;
 pub mod turn;
 mod writes;

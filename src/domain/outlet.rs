@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::feed::FeedTurn;
 use super::history::Recorder;
 use super::writes::WriteQueue;
 use crate::claude::process::TURN_BUFFER;
@@ -58,6 +59,8 @@ pub(crate) struct Outlet {
     tail: Option<oneshot::Sender<Event>>,
     bus: Option<broadcast::Sender<Event>>,
     history: Option<History>,
+    /// The gateway-wide feed (the console's live view) sees every event the requester sees.
+    feed: Option<FeedTurn>,
     lag: Duration,
     lagged: bool,
 }
@@ -96,6 +99,7 @@ pub(crate) fn outlet(
             tail: Some(tail_tx),
             bus,
             history,
+            feed: None,
             lag,
             lagged: false,
         },
@@ -107,6 +111,19 @@ pub(crate) fn outlet(
 }
 
 impl Outlet {
+    /// Also publish every delivered event to the gateway-wide feed.
+    pub(crate) fn with_feed(mut self, feed: FeedTurn) -> Outlet {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Tell the feed only (what the requester's protocol has no event for).
+    pub(crate) fn publish(&self, ev: &Event) {
+        if let Some(f) = &self.feed {
+            f.publish(ev);
+        }
+    }
+
     /// Record an event in the session's history only.
     pub(crate) fn record(&mut self, ev: &Event) {
         if let Some(h) = &mut self.history {
@@ -133,6 +150,8 @@ impl Outlet {
         };
         match tokio::time::timeout(self.lag, out.reserve()).await {
             Ok(Ok(permit)) => {
+                // The feed sees what the requester was given, not what it never read.
+                self.publish(&ev);
                 permit.send(ev);
                 Ok(())
             }
@@ -153,6 +172,7 @@ impl Outlet {
     /// Deliver the turn's last event, already recorded: in order when the requester reads,
     /// else after what it has not read yet. Nothing is sent after it.
     pub(crate) async fn deliver(&mut self, ev: Event) {
+        self.publish(&ev);
         if let Some(b) = &self.bus {
             let _ = b.send(ev.clone());
         }

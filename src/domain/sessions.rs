@@ -50,6 +50,17 @@ pub struct HistoryEntry {
     pub at: String,
 }
 
+impl From<store::StoredEvent> for HistoryEntry {
+    fn from(e: store::StoredEvent) -> Self {
+        HistoryEntry {
+            seq: e.seq as u64,
+            kind: e.kind,
+            payload: e.payload,
+            at: millis_to_rfc3339(e.created_at),
+        }
+    }
+}
+
 /// Which sessions to list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
@@ -220,6 +231,7 @@ impl Conversations {
         self: &Arc<Self>,
         id: &str,
         prompt: Vec<Value>,
+        key: Option<String>,
     ) -> Result<TurnHandle, TurnError> {
         refuse_shared_settings(&prompt)?;
         self.ensure_slot(id).await;
@@ -241,6 +253,7 @@ impl Conversations {
                 approved_tools: Some(info.allowed_tools.clone()),
                 parallel_tool_calls: true,
                 slash_commands: true,
+                key,
                 options: ClaudeOptions {
                     permission_mode: info.permission_mode.clone(),
                     agent: info.agent.clone(),
@@ -395,15 +408,7 @@ impl Conversations {
             .list_events(id, 0, store::MAX_EVENTS_PER_CALL)
             .await
             .map_err(store_error)?;
-        Ok(events
-            .into_iter()
-            .map(|e| HistoryEntry {
-                seq: e.seq as u64,
-                kind: e.kind,
-                payload: e.payload,
-                at: millis_to_rfc3339(e.created_at),
-            })
-            .collect())
+        Ok(events.into_iter().map(HistoryEntry::from).collect())
     }
 
     /// A new session that starts from this one's conversation; the original is not changed.
@@ -560,7 +565,7 @@ impl Conversations {
         }
     }
 
-    fn session_conversation(
+    pub(crate) fn session_conversation(
         &self,
         info: &SessionInfo,
         workspace: PathBuf,
@@ -578,7 +583,7 @@ impl Conversations {
     }
 
     /// Hold a session's slot (a deleted session is never brought back).
-    fn insert_slot(
+    pub(crate) fn insert_slot(
         self: &Arc<Self>,
         info: SessionInfo,
         cli_model: Option<String>,

@@ -116,6 +116,45 @@ pub fn check_tool_schema(p: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// What the answer must be: OpenAI's `response_format`, the Responses API's `text.format`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputFormat {
+    Text,
+    JsonObject,
+    JsonSchema { schema: Value, strict: bool },
+}
+
+impl OutputFormat {
+    /// An instruction for the system prompt (what the model is only asked for), and the schema
+    /// the CLI enforces (`strict`: the CLI's structured output, so the answer is valid against
+    /// it). `param` names the schema field in errors.
+    pub fn split(self, param: &str) -> Result<(Option<String>, Option<Value>), InvalidField> {
+        match self {
+            OutputFormat::Text => Ok((None, None)),
+            OutputFormat::JsonObject => Ok((
+                Some("Respond with a single valid JSON object and nothing else: no prose, no code fences.".into()),
+                None,
+            )),
+            OutputFormat::JsonSchema { schema, strict: true } => {
+                // The schema becomes the input schema of the CLI's `StructuredOutput` tool.
+                check_tool_schema(&schema).map_err(|why| {
+                    InvalidField::new(
+                        param,
+                        format!("A strict schema must describe a JSON object: {why}"),
+                    )
+                })?;
+                Ok((None, Some(schema)))
+            }
+            OutputFormat::JsonSchema { schema, strict: false } => Ok((
+                Some(format!(
+                    "Respond with a single valid JSON value that conforms to this JSON Schema, and nothing else: no prose, no code fences.\n{schema}"
+                )),
+                None,
+            )),
+        }
+    }
+}
+
 /// `builtin_tools`: names of built-in Claude Code tools (the domain checks them against the
 /// deployment's allowlist).
 pub fn builtin_tools(v: Option<&Value>) -> Result<Vec<String>, InvalidField> {
@@ -252,6 +291,8 @@ pub struct TurnRequest {
     pub stop: Vec<String>,
     /// Who asked, for the logs (`user` / `metadata` of the request).
     pub client_user: Option<String>,
+    /// Which API key sent it: a short fingerprint (`http::auth::key_id`), never the secret.
+    pub key: Option<String>,
     /// The client's function tools.
     pub tools: Vec<ClientTool>,
     pub tool_choice: ToolChoice,
@@ -267,6 +308,10 @@ pub struct TurnRequest {
     /// Which API the request came from (`store::source`); empty means OpenAI.
     pub source: &'static str,
     pub options: ClaudeOptions,
+    /// Structured output: the answer must be a JSON value valid against this schema (an
+    /// object schema). The CLI enforces it with its `StructuredOutput` tool
+    /// (`initialize.jsonSchema`); see `domain::structured`.
+    pub json_schema: Option<Value>,
 }
 
 impl TurnRequest {
@@ -303,6 +348,19 @@ impl TurnRequest {
         }
         (!parts.is_empty()).then(|| parts.join(" "))
     }
+}
+
+/// Take the new message off the end of a conversation: every trailing user message (the APIs
+/// merge consecutive ones; tool results are user messages), as one list of blocks. Empty when
+/// the conversation does not end with a user message.
+pub fn take_prompt(messages: &mut Vec<Message>) -> Vec<Value> {
+    let mut prompt = Vec::new();
+    while messages.last().is_some_and(|m| m.role == Role::User) {
+        if let Some(m) = messages.pop() {
+            prompt.splice(0..0, m.content);
+        }
+    }
+    prompt
 }
 
 /// Where a history must be split for a CLI to load it faithfully: the head can go into a

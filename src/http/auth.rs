@@ -2,73 +2,60 @@
 //! in the error shape of the API asked (Anthropic for `/v1/messages*`, else OpenAI).
 //! Off when no key is configured. Keys are compared in constant time and never logged.
 //!
-//! A browser cannot set headers on a WebSocket, so a WebSocket upgrade may instead carry the
-//! key as a subprotocol (`Sec-WebSocket-Protocol: ccgw, ccgw.bearer.<key>`) or a short-lived,
-//! single-use ticket from `POST /api/ws-tickets` (`?ticket=…`). A key never goes in a URL.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! Every request that passes carries a [`Caller`]: which key made it, as a fingerprint, so that
+//! what one key stores only that key can read back.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::Json;
-use serde_json::{json, Value};
 
-use crate::http::error::{ApiError, NativeError};
+pub use crate::http::caller::Caller;
+use crate::http::error::ApiError;
+use crate::http::ws_auth;
 use crate::http::AppState;
 
-/// The subprotocol a browser offers to be answered with (the key is never echoed back).
-pub const WS_PROTOCOL: &str = "ccgw";
-/// The subprotocol that carries a key: `ccgw.bearer.<key>`.
-pub const WS_BEARER_PREFIX: &str = "ccgw.bearer.";
-/// How long a WebSocket ticket stays good.
-pub const TICKET_TTL: Duration = Duration::from_secs(30);
-
-pub async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     if app.cfg.api_keys.is_empty() {
+        req.extensions_mut().insert(Caller::default());
         return next.run(req).await;
     }
+    // Browsers' WebSockets carry the key in a subprotocol or a ticket (see `ws_auth`).
+    let mut keys: Vec<String> = presented_keys(req.headers())
+        .into_iter()
+        .map(String::from)
+        .collect();
+    keys.extend(ws_auth::protocol_key(req.headers()));
     let valid = |k: &str| {
         app.cfg
             .api_keys
             .iter()
             .any(|v| ct_eq(v.as_bytes(), k.as_bytes()))
     };
-    let upgrade = is_websocket_upgrade(req.headers());
-    let mut keys = presented_keys(req.headers());
-    if upgrade {
-        keys.extend(subprotocol_keys(req.headers()));
-    }
-    let ticket = upgrade.then(|| query_ticket(req.uri().query())).flatten();
     // Any one good credential lets the request through: a stale x-api-key next to a good
     // bearer (some SDKs send both) must not lock it out.
-    if keys.iter().any(|k| valid(k)) || ticket.as_deref().is_some_and(|t| app.tickets.redeem(t)) {
+    let refusal = if let Some(k) = keys.iter().find(|k| valid(k)) {
+        let caller = Caller::of_key(k);
+        req.extensions_mut().insert(caller);
         return next.run(req).await;
-    }
-    let refusal = if keys.is_empty() && ticket.is_none() {
-        ApiError::Unauthorized(
-            "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'".into(),
-        )
-    } else {
+    } else if !keys.is_empty() {
         ApiError::Unauthorized("Invalid API key".into())
+    } else {
+        match ws_auth::redeem_ticket(&app, &mut req) {
+            ws_auth::TicketCheck::Valid => return next.run(req).await,
+            ws_auth::TicketCheck::Invalid => {
+                ApiError::Unauthorized("Invalid or expired WebSocket ticket".into())
+            }
+            ws_auth::TicketCheck::Absent => ApiError::Unauthorized(
+                "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'".into(),
+            ),
+        }
     };
     // Each API's clients get the error in the shape they parse.
     refusal.response_for_path(req.uri().path())
 }
 
-/// `POST /api/ws-tickets`: a ticket that authenticates one WebSocket upgrade within
-/// [`TICKET_TTL`].
-pub async fn issue_ws_ticket(State(app): State<AppState>) -> Result<Json<Value>, NativeError> {
-    let ticket = app.tickets.issue();
-    Ok(Json(
-        json!({"ticket": ticket, "expires_in": TICKET_TTL.as_secs()}),
-    ))
-}
-
-/// Every non-empty key the request's headers carry.
+/// Every key the request presents (empty headers ignored), x-api-key first.
 fn presented_keys(h: &HeaderMap) -> Vec<&str> {
     let x_api_key = h
         .get_all("x-api-key")
@@ -89,64 +76,6 @@ fn presented_keys(h: &HeaderMap) -> Vec<&str> {
         .collect()
 }
 
-fn is_websocket_upgrade(h: &HeaderMap) -> bool {
-    h.get("upgrade")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// The offered subprotocols, in order.
-pub fn subprotocols(h: &HeaderMap) -> impl Iterator<Item = &str> {
-    h.get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-}
-
-fn subprotocol_keys(h: &HeaderMap) -> impl Iterator<Item = &str> {
-    subprotocols(h).filter_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
-}
-
-fn query_ticket(query: Option<&str>) -> Option<String> {
-    query?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("ticket="))
-        .map(String::from)
-}
-
-/// WebSocket tickets: random, single use, short-lived, kept in memory.
-#[derive(Default)]
-pub struct Tickets {
-    issued: Mutex<HashMap<String, Instant>>,
-}
-
-impl Tickets {
-    pub fn issue(&self) -> String {
-        let ticket = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut issued = self.lock();
-        issued.retain(|_, at| at.elapsed() < TICKET_TTL);
-        issued.insert(ticket.clone(), Instant::now());
-        ticket
-    }
-
-    /// True once for a ticket issued within its lifetime.
-    pub fn redeem(&self, ticket: &str) -> bool {
-        self.lock()
-            .remove(ticket)
-            .is_some_and(|at| at.elapsed() < TICKET_TTL)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.issued.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -156,35 +85,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_every_key_form() {
+    fn reads_both_header_forms() {
         let mut h = HeaderMap::new();
         h.insert("authorization", "Bearer abc".parse().unwrap());
         assert_eq!(presented_keys(&h), vec!["abc"]);
-        h.insert("x-api-key", "".parse().unwrap());
-        assert_eq!(
-            presented_keys(&h),
-            vec!["abc"],
-            "an empty x-api-key is no key"
-        );
         h.insert("x-api-key", "xyz".parse().unwrap());
         assert_eq!(presented_keys(&h), vec!["xyz", "abc"]);
-        h.insert(
-            "sec-websocket-protocol",
-            "ccgw, ccgw.bearer.k-123".parse().unwrap(),
-        );
-        assert_eq!(subprotocol_keys(&h).collect::<Vec<_>>(), vec!["k-123"]);
-        assert_eq!(query_ticket(Some("a=1&ticket=t9")).as_deref(), Some("t9"));
+        h.insert("x-api-key", "".parse().unwrap());
+        assert_eq!(presented_keys(&h), vec!["abc"]);
         assert!(ct_eq(b"same", b"same"));
         assert!(!ct_eq(b"same", b"diff"));
         assert!(!ct_eq(b"same", b"samer"));
-    }
-
-    #[test]
-    fn tickets_are_single_use() {
-        let t = Tickets::default();
-        let a = t.issue();
-        assert!(t.redeem(&a));
-        assert!(!t.redeem(&a));
-        assert!(!t.redeem("made-up"));
     }
 }

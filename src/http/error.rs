@@ -32,6 +32,8 @@ pub enum ApiError {
     /// a method a route does not take).
     #[error("{message}")]
     Rejected { status: u16, message: String },
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Claude(#[from] ClaudeError),
 }
@@ -43,6 +45,7 @@ impl From<TurnError> for ApiError {
             TurnError::Invalid { param, message } => ApiError::bad_request(param, message),
             TurnError::NotFound(m) => ApiError::NotFound(m),
             TurnError::Busy(m) => ApiError::Conflict(m),
+            TurnError::Forbidden(m) => ApiError::Forbidden(m),
         }
     }
 }
@@ -105,6 +108,7 @@ impl ApiError {
             ApiError::Rejected { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(400) => StatusCode::BAD_REQUEST,
@@ -152,6 +156,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Rejected { status: 413, .. } => "request_too_large",
             ApiError::Rejected { .. } => "invalid_request",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(401) => "upstream_authentication_failed",
@@ -253,7 +258,7 @@ impl ApiError {
     pub fn response_for_path(self, path: &str) -> Response {
         if is_anthropic_path(path) {
             AnthropicError(self).into_response()
-        } else if path.starts_with("/api/") {
+        } else if path.starts_with("/api/") || path.starts_with("/admin/") {
             NativeError(self).into_response()
         } else {
             OpenAiError(self).into_response()

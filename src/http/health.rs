@@ -1,4 +1,4 @@
-//! Health and the catch-all for unknown paths.
+//! Health, the root and the catch-all for unknown paths.
 
 use axum::extract::State;
 use axum::http::Uri;
@@ -43,6 +43,12 @@ pub async fn health(State(app): State<AppState>) -> Json<Health> {
         uptime_secs: app.started.elapsed().as_secs(),
         demo: app.cfg.demo,
     })
+}
+
+/// `GET /` and `HEAD /`: the Claude Code CLI probes its base URL with `HEAD` before it calls
+/// the API (a preconnect), so the root answers like the real API's does: 200.
+pub async fn root() -> &'static str {
+    concat!("ccgw ", env!("CARGO_PKG_VERSION"), "\n")
 }
 
 pub async fn not_found(uri: Uri) -> Response {

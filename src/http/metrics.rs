@@ -6,6 +6,8 @@
 //!   process, and the turn itself from its user line until the CLI's `result` line. Spawning a
 //!   process (fork/exec) and waiting for a free process slot count as the gateway's.
 //! - `ccgw_requests_total{endpoint,status}` (counter): every HTTP response, by route template.
+//! - `ccgw_time_to_first_token_seconds` (histogram): per turn, from its user line reaching the
+//!   CLI to the first token (text, thinking or a tool call), measured on the live feed.
 //! - `ccgw_live_processes`, `ccgw_queue_depth`, `ccgw_warm_processes` (gauges) and
 //!   `ccgw_process_spawns_total`, `ccgw_cold_spawns_total`, `ccgw_warm_hits_total` (counters):
 //!   read from the process pool when `/metrics` is scraped, so they cost nothing on the
@@ -26,6 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+pub use crate::domain::activity::TTFT;
 pub use crate::domain::cli_wait::CliWait;
 use crate::http::AppState;
 
@@ -43,6 +46,10 @@ const OVERHEAD_BUCKETS: &[f64] = &[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+/// Bucket bounds of the time-to-first-token histogram, in seconds: 5 ms to 60 s.
+const TTFT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -54,6 +61,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(OVERHEAD.into()), OVERHEAD_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(TTFT.into()), TTFT_BUCKETS))
                 .map_err(|e| tracing::warn!(error = %e, "metrics buckets refused"))
                 .ok()?;
             let handle = builder
@@ -85,6 +93,11 @@ fn describe() {
         "Per completed turn: time in the gateway minus time waiting on the Claude Code CLI"
     );
     ::metrics::describe_counter!(REQUESTS, "HTTP responses by route and status");
+    ::metrics::describe_histogram!(
+        TTFT,
+        ::metrics::Unit::Seconds,
+        "Per turn: from the user line reaching the CLI to its first token"
+    );
     ::metrics::describe_gauge!(LIVE_PROCESSES, "Live Claude Code CLI processes");
     ::metrics::describe_gauge!(QUEUE_DEPTH, "Requests waiting for a free process slot");
     ::metrics::describe_counter!(PROCESS_SPAWNS, "Claude Code CLI processes started");
@@ -108,18 +121,22 @@ pub async fn render(State(app): State<AppState>) -> Response {
         )
             .into_response();
     };
-    let pool = &app.conversations.pool;
+    publish_pool_gauges(&app.conversations.pool);
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Copy the process pool's numbers into the recorder (when `/metrics` or the stats read it).
+pub fn publish_pool_gauges(pool: &crate::claude::pool::ProcessPool) {
     ::metrics::gauge!(LIVE_PROCESSES).set(pool.live_count() as f64);
     ::metrics::gauge!(QUEUE_DEPTH).set(pool.queue_depth() as f64);
     ::metrics::counter!(PROCESS_SPAWNS).absolute(pool.spawn_count());
     ::metrics::gauge!(WARM_PROCESSES).set(pool.warm_count() as f64);
     ::metrics::counter!(COLD_SPAWNS).absolute(pool.cold_spawn_count());
     ::metrics::counter!(WARM_HITS).absolute(pool.warm_hit_count());
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        handle.render(),
-    )
-        .into_response()
 }
 
 /// Middleware: count every response by route template (not raw path: bounded labels).

@@ -1,15 +1,21 @@
 //! The HTTP layer: the router, authentication, body parsing, the error type and its wire
-//! shapes, health and metrics, and the listener that accepts connections within their limits.
+//! shapes, health and metrics, the console's assets and stats, browser WebSocket auth, the
+//! `Idempotency-Key` layer, and the listener that accepts connections within their limits.
 //! It knows the domain's service but never a CLI process.
 
 pub mod auth;
 pub mod body;
+pub mod caller;
+pub mod console;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod listener;
 pub mod metrics;
 pub mod router;
 pub mod state;
+pub mod stats;
+pub mod ws_auth;
 
 pub use router::router;
 pub use state::AppState;

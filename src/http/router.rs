@@ -3,8 +3,8 @@
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-use super::{auth, health, metrics, AppState};
-use crate::api::{anthropic, native, openai};
+use super::{auth, console, health, idempotency, metrics, stats, ws_auth, AppState};
+use crate::api::{admin, anthropic, models, native, openai, responses};
 
 pub fn router(state: AppState) -> Router {
     metrics::install();
@@ -13,8 +13,13 @@ pub fn router(state: AppState) -> Router {
             "/v1/chat/completions",
             post(openai::handlers::chat_completions),
         )
-        .route("/v1/models", get(openai::handlers::list_models))
-        .route("/v1/models/{id}", get(openai::handlers::get_model))
+        .route("/v1/responses", post(responses::handlers::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::handlers::get).delete(responses::handlers::delete),
+        )
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
         .route(
             "/api/sessions",
             post(native::handlers::create_session).get(native::handlers::list_sessions),
@@ -35,7 +40,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/fork", post(native::handlers::fork))
         .route("/api/sessions/{id}/events", get(native::handlers::events))
         .route("/api/sessions/{id}/ws", get(native::handlers::websocket))
-        .route("/api/ws-tickets", post(auth::issue_ws_ticket))
         .route(
             "/api/sessions/{id}/export",
             post(native::handlers::export).get(native::handlers::export),
@@ -44,19 +48,53 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{id}/permissions/{request_id}",
             post(native::handlers::answer_permission),
         )
+        .route("/api/ws-tickets", post(ws_auth::create_ticket))
+        .route("/api/claude-sessions", get(native::claude_sessions::list))
+        .route(
+            "/api/claude-sessions/{id}",
+            get(native::claude_sessions::get),
+        )
+        .route(
+            "/api/claude-sessions/{id}/continue",
+            post(native::claude_sessions::resume),
+        )
+        .route("/admin/api/events", get(admin::handlers::events))
+        .route("/admin/ws", get(admin::handlers::websocket))
+        .route("/admin/api/stats", get(stats::stats))
+        .route(
+            "/admin/api/conversations",
+            get(admin::handlers::conversations),
+        )
+        .route(
+            "/admin/api/conversations/{id}",
+            get(admin::handlers::conversation),
+        )
+        .route(
+            "/admin/api/conversations/{id}/events",
+            get(admin::handlers::conversation_events),
+        )
         .route("/v1/messages", post(anthropic::handlers::messages))
         .route(
             "/v1/messages/count_tokens",
             post(anthropic::handlers::count_tokens),
         )
+        // Layers run bottom-up: the key is checked before a retry is replayed.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::replay,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
     Router::new()
+        .route("/", get(health::root))
         .route("/health", get(health::health))
         .route("/v1/health", get(health::health))
         .route("/metrics", get(metrics::render))
+        .route("/admin", get(console::app))
+        .route("/admin/", get(console::app))
+        .route("/admin/{*path}", get(console::asset))
         .merge(api)
         .fallback(health::not_found)
         .layer(middleware::from_fn(metrics::count_requests))

@@ -15,8 +15,10 @@ pub struct AppState {
     pub models: Arc<ModelTable>,
     /// The upstream Messages API, called directly for token counts.
     pub upstream: Arc<Upstream>,
+    /// Single-use tickets for browsers' WebSockets.
+    pub ws_tickets: Arc<crate::http::ws_auth::Tickets>,
+    /// The dashboard's time series.
+    pub stats: Arc<crate::http::stats::Stats>,
     pub started_unix: u64,
     pub started: std::time::Instant,
-    /// WebSocket tickets issued by `POST /api/ws-tickets`.
-    pub tickets: Arc<crate::http::auth::Tickets>,
 }

@@ -11,6 +11,7 @@
 //! [`SqliteStore`]. Validating values (statuses, sources, event kinds) is the caller's job; the
 //! store only enforces identity, uniqueness and ordering.
 
+mod replies;
 mod sqlite;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -213,6 +214,22 @@ pub struct UsageTotals {
     pub duration_ms: i64,
 }
 
+/// A reply a compatible API keeps for later requests to refer to (a Responses API response, an
+/// Anthropic thread message). The body's shape belongs to the adapter that wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReply {
+    pub id: String,
+    /// Which API's reply it is (`"response"`, `"thread"`).
+    pub kind: String,
+    /// Who made it: only the same owner may read it.
+    pub owner: String,
+    /// The reply this one continues; `None` starts a conversation.
+    pub previous_id: Option<String>,
+    pub body: Value,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
 /// Which sessions [`Store::list_sessions`] returns, and which page of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionFilter {
@@ -313,6 +330,17 @@ pub trait Store: Send + Sync {
     async fn record_usage(&self, usage: &UsageRecord) -> Result<(), StoreError>;
 
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError>;
+
+    /// Stores a reply, replacing one with the same id.
+    async fn put_reply(&self, reply: &StoredReply) -> Result<(), StoreError>;
+
+    async fn get_reply(&self, id: &str) -> Result<Option<StoredReply>, StoreError>;
+
+    /// Whether there was one to delete.
+    async fn delete_reply(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes the replies made before `created_before` (unix ms); returns how many.
+    async fn delete_replies_before(&self, created_before: i64) -> Result<u64, StoreError>;
 }
 
 /// Now, in unix milliseconds.

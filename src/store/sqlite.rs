@@ -23,8 +23,8 @@ use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
-    now_millis, Page, Session, SessionFilter, Store, StoreError, StoredEvent, ToolCallRecord,
-    UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
+    now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
+    ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
 };
 
 /// The files of `migrations/`, embedded at compile time (`build.rs` makes a new file trigger a
@@ -464,6 +464,22 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| session_ref_err(e, &u.session_id))?;
         Ok(())
+    }
+
+    async fn put_reply(&self, reply: &StoredReply) -> Result<(), StoreError> {
+        replies::put(&self.pool, reply).await
+    }
+
+    async fn get_reply(&self, id: &str) -> Result<Option<StoredReply>, StoreError> {
+        replies::get(&self.pool, id).await
+    }
+
+    async fn delete_reply(&self, id: &str) -> Result<bool, StoreError> {
+        replies::delete(&self.pool, id).await
+    }
+
+    async fn delete_replies_before(&self, created_before: i64) -> Result<u64, StoreError> {
+        replies::delete_before(&self.pool, created_before).await
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError> {

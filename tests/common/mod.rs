@@ -94,6 +94,27 @@ impl TestApp {
             .expect("a JSON body")
     }
 
+    /// Any request, with an API key when given; returns status and JSON body (`Null` if none).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// POST /v1/chat/completions; returns status and JSON body.
     pub async fn chat(&self, body: Value) -> (u16, Value) {
         let resp = self.post("/v1/chat/completions", &body).await;
@@ -185,6 +206,29 @@ impl TestApp {
             processes_under(self.data.path())
         );
     }
+}
+
+/// Read SSE frames from a streaming response until `until` matches one (or the stream ends).
+pub async fn read_sse(resp: &mut reqwest::Response, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
+        .await
+        .expect("sse timeout")
+    {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = buf.find("\n\n") {
+            let frame: String = buf.drain(..i + 2).collect();
+            for v in sse_data(&frame) {
+                let stop = until(&v);
+                out.push(v);
+                if stop {
+                    return out;
+                }
+            }
+        }
+    }
+    out
 }
 
 pub fn sse_data(text: &str) -> Vec<Value> {

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,16 @@ def clean_env(**extra: str) -> dict[str, str]:
         env[key] = f"{env[key]},{loopback}" if env.get(key) else loopback
     env.update(extra)
     return env
+
+
+def marker() -> str:
+    """A token unique to one test, so that its echo cannot come from another request."""
+    return uuid.uuid4().hex[:12]
+
+
+def words(n: int) -> str:
+    """What the mock's `[[words:N]]` answers."""
+    return " ".join(f"w{i}" for i in range(1, n + 1))
 
 
 def free_port() -> int:
@@ -122,6 +133,36 @@ def descendants(root_pid: int) -> list[ProcInfo]:
 def is_alive(info: ProcInfo) -> bool:
     st = _read_stat(info.pid)
     return st is not None and st[3] == info.start_time and st[2] not in ("Z", "X")
+
+
+# ---------------------------------------------------------------- one-shot commands
+
+
+def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str, str]:
+    """Run a command in its own process group to its end; (exit code, stdout, stderr).
+
+    On timeout the whole group is killed and the exit code is None.
+    """
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        code = None
+    return code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 # ---------------------------------------------------------------- processes

@@ -9,6 +9,8 @@ makes the upstream fail; [[report:history|system]] describes what the model rece
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import uuid
 
@@ -34,6 +36,12 @@ def marker() -> str:
 
 def words(n: int) -> str:
     return " ".join(f"w{i}" for i in range(1, n + 1))
+
+
+def mock_signature(thinking: str) -> str:
+    """The signature the mock model gives a thinking block (see mock_upstream.rs)."""
+    digest = hashlib.sha256(thinking.encode()).digest()
+    return base64.b64encode(b"ccgw-mock-thinking-signature:" + digest).decode()
 
 
 def text_of(message) -> str:
@@ -88,6 +96,17 @@ def test_create_with_system_blocks_thinking_and_stop_sequence(client):
     assert text_of(cut) == f"keep {tag} "
     assert cut.stop_reason == "stop_sequence"
     assert cut.stop_sequence == "HALT"
+
+
+def test_the_model_gets_exactly_the_clients_system_prompt(client):
+    persona = f"You are SYS-{marker()}."
+    msg = client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        system=persona,
+        messages=[{"role": "user", "content": "[[report:system]]"}],
+    )
+    assert text_of(msg) == "system=" + json.dumps(persona)
 
 
 def test_multi_turn_history_reaches_model(client):
@@ -172,6 +191,39 @@ def test_stream_text_stream_helper(client):
     assert len(pieces) > 1
 
 
+def test_thinking_blocks_carry_the_upstreams_signature(client):
+    thinking = f"signed thoughts {marker()}"
+    msg = ask(client, f"[[think:{thinking}]] [[text:ok]]")
+    assert msg.content[0].type == "thinking"
+    assert msg.content[0].signature == mock_signature(thinking)
+
+    thinking = f"streamed thoughts {marker()}"
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=1024,
+        messages=[{"role": "user", "content": f"[[think:{thinking}]] [[text:ok]]"}],
+    ) as stream:
+        signatures = [e.signature for e in stream if e.type == "signature"]
+        final = stream.get_final_message()
+    assert signatures == [mock_signature(thinking)]
+    assert final.content[0].signature == mock_signature(thinking)
+
+
+def test_stream_message_start_reports_the_input_tokens(client):
+    stream = client.messages.create(
+        model=MODEL,
+        max_tokens=1024,
+        stream=True,
+        messages=[{"role": "user", "content": f"[[usage:23,4]] [[text:ok]] {marker()}"}],
+    )
+    events = list(stream)
+    assert events[0].type == "message_start"
+    assert events[0].message.usage.input_tokens == 23
+    assert events[-2].type == "message_delta"
+    assert events[-2].usage.input_tokens == 23
+    assert events[-2].usage.output_tokens == 4
+
+
 # ---------------------------------------------------------------- tools
 
 
@@ -239,6 +291,29 @@ def test_streamed_tool_loop(client):
     assert text_of(final) == "done | tool results: snow"
 
 
+# ---------------------------------------------------------------- models
+
+
+def test_models_in_anthropics_shape(client):
+    models = list(client.models.list(limit=3))  # pages through the whole table
+    ids = [m.id for m in models]
+    assert "sonnet" in ids and "claude-sonnet-5" in ids
+    assert len(ids) == len(set(ids))
+    for m in models:
+        assert m.type == "model"
+        assert m.display_name
+        assert m.created_at.year >= 2024
+    assert {m.id: m.display_name for m in models}["claude-opus-4-8"] == "Claude Opus 4.8"
+    page = client.models.list(limit=2)
+    assert len(page.data) == 2 and page.has_more is True
+    assert page.first_id == page.data[0].id and page.last_id == page.data[1].id
+    one = client.models.retrieve("claude-sonnet-5")
+    assert (one.id, one.type, one.display_name) == ("claude-sonnet-5", "model", "Claude Sonnet 5")
+    with pytest.raises(anthropic.NotFoundError) as exc:
+        client.models.retrieve("no-such-model")
+    assert exc.value.body["error"]["type"] == "not_found_error"
+
+
 # ---------------------------------------------------------------- count_tokens and errors
 
 
@@ -269,6 +344,58 @@ def test_bad_request_names_the_field(client):
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("tools.0.input_schema: ")
     assert "'broken'" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        (
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "prefill"}],
+            "This model does not support assistant message prefill. "
+            "The conversation must end with a user message.",
+        ),
+        (
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}}]},
+                {"role": "user", "content": "no result"},
+            ],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: "
+            "toolu_a. Each `tool_use` block must have a corresponding `tool_result` block in the "
+            "next message.",
+        ),
+        (
+            [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_zz", "content": "x"}]}],
+            "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_zz. "
+            "Each `tool_result` block must have a corresponding `tool_use` block in the previous "
+            "message.",
+        ),
+    ],
+)
+def test_bad_requests_are_worded_as_the_real_api_words_them(client, messages, message):
+    # Clients match on this wording (the Claude Code CLI decides its fallbacks by it).
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(model=MODEL, max_tokens=10, tools=[WEATHER_TOOL], messages=messages)
+    assert exc.value.body["error"] == {"type": "invalid_request_error", "message": message}
+
+
+def test_system_messages_inside_messages_are_accepted(client):
+    tag = marker()
+    msg = client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        system="top-level",
+        messages=[
+            {"role": "user", "content": "[[report:system]]"},
+            {"role": "system", "content": f"mid-conversation {tag}"},
+        ],
+        extra_headers={"anthropic-beta": "mid-conversation-system-2026-04-07"},
+    )
+    assert text_of(msg).startswith("system=")
+    assert f"mid-conversation {tag}" in text_of(msg)
+    assert "top-level" in text_of(msg)
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,20 @@ def test_completion_streamed(via_openai):
     assert len(pieces) > 1
 
 
+def test_streamed_upstream_overload_keeps_its_status(via_openai):
+    # An upstream 529 before any output is the gateway's 503 with retry-after, not a 500
+    # inside a 200 stream.
+    with pytest.raises(litellm.ServiceUnavailableError) as exc:
+        stream = litellm.completion(
+            model="openai/sonnet",
+            messages=[{"role": "user", "content": f"[[fail:529]] {marker()}"}],
+            stream=True,
+            **via_openai,
+        )
+        list(stream)
+    assert exc.value.status_code == 503
+
+
 def test_tool_call_round_trip(via_openai):
     tag = marker()
     messages = [

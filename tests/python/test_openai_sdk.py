@@ -15,6 +15,7 @@ import uuid
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 MODEL = "sonnet"
@@ -151,6 +152,19 @@ def test_system_message_reaches_model(openai_client):
     assert persona in system
 
 
+def test_the_model_gets_exactly_the_clients_system_prompt(openai_client):
+    # Nothing in front of it (the CLI's identity line) and nothing after it.
+    persona = f"You are Zed-{marker()}, a terse assistant."
+    resp = openai_client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": persona},
+            {"role": "user", "content": "[[report:system]]"},
+        ],
+    )
+    assert resp.choices[0].message.content == "system=" + json.dumps(persona)
+
+
 def test_multi_turn_history_reaches_model(openai_client):
     tag = marker()
     turns = [
@@ -185,6 +199,51 @@ def test_reasoning_content_non_streaming(openai_client):
     assert reasoning is not None, f"no reasoning_content in {message}"
     assert f"pondering {tag}" in reasoning
     assert f"pondering {tag}" not in message.content
+
+
+# ---------------------------------------------------------------- structured output
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+
+
+def test_strict_json_schema_is_enforced_by_the_clis_structured_output(openai_client, mock):
+    tag = marker()
+    prompt = f'{tag} [[text:Here you go:]] [[tool:StructuredOutput {{"name":"Bob","age":3}}]]'
+    resp = openai_client.chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": prompt}], response_format=Person
+    )
+    message = resp.choices[0].message
+    assert message.parsed == Person(name="Bob", age=3)
+    # The object is the whole answer: no prose around it.
+    assert json.loads(message.content) == {"name": "Bob", "age": 3}
+    assert resp.choices[0].finish_reason == "stop"
+    # The model was given the schema as the input schema of the CLI's StructuredOutput tool.
+    call = [c for c in mock.model_calls() if tag in json.dumps(c["body"])][0]
+    tool = [t for t in call["body"]["tools"] if t["name"] == "StructuredOutput"][0]
+    assert tool["input_schema"]["required"] == ["name", "age"]
+
+
+def test_strict_json_schema_streams_only_the_object(openai_client):
+    prompt = f'{marker()} [[text:prose]] [[tool:StructuredOutput {{"name":"Ann","age":40}}]]'
+    with openai_client.chat.completions.stream(
+        model=MODEL, messages=[{"role": "user", "content": prompt}], response_format=Person
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == Person(name="Ann", age=40)
+
+
+def test_output_that_never_matches_the_schema_is_an_error(openai_client):
+    # The model's call is invalid (age is not an integer) and it never calls the tool again.
+    prompt = f'{marker()} [[tool:StructuredOutput {{"name":"Bob","age":"three"}}]]'
+    with pytest.raises(openai.APIStatusError) as exc:
+        openai_client.chat.completions.parse(
+            model=MODEL, messages=[{"role": "user", "content": prompt}], response_format=Person
+        )
+    assert exc.value.status_code == 502
+    assert "schema" in exc.value.message
 
 
 # ---------------------------------------------------------------- streaming
@@ -333,6 +392,34 @@ def test_upstream_failure_maps_to_status(openai_client, upstream_status, gateway
     assert exc.value.status_code == gateway_status
     body = exc.value.body
     assert isinstance(body, dict) and body.get("message"), f"no OpenAI-style error body: {body!r}"
+
+
+@pytest.mark.parametrize(
+    ("upstream_status", "gateway_status", "error_class"),
+    [
+        (429, 429, openai.RateLimitError),
+        (529, 503, openai.InternalServerError),
+        (401, 401, openai.AuthenticationError),
+    ],
+)
+def test_streaming_failure_before_output_keeps_its_status(
+    openai_client, upstream_status, gateway_status, error_class
+):
+    with pytest.raises(error_class) as exc:
+        stream = ask(openai_client, f"[[fail:{upstream_status}]] {marker()}", stream=True)
+        list(stream)
+    assert exc.value.status_code == gateway_status
+    if gateway_status in (429, 503):
+        assert exc.value.response.headers.get("retry-after"), exc.value.response.headers
+
+
+def test_streaming_rate_limit_is_retried_by_the_sdk(gateway_url):
+    # The first attempt gets the upstream's 429 (with retry-after); the SDK retries by itself.
+    prompt = f"[[fail:429:1]] [[text:second time lucky]] {marker()}"
+    with openai.OpenAI(base_url=gateway_url + "/v1", api_key="x", max_retries=1, timeout=60) as client:
+        stream = ask(client, prompt, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "second time lucky"
 
 
 def test_n_greater_than_one_is_rejected(openai_client):

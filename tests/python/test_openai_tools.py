@@ -86,10 +86,12 @@ def test_openai_sdk_streamed_tool_calls(openai_client: openai.OpenAI):
     )
     calls: dict[int, dict] = {}
     finish = None
+    first = None
     for chunk in stream:
         if not chunk.choices:
             continue
         choice = chunk.choices[0]
+        first = first or choice.delta
         for d in choice.delta.tool_calls or []:
             entry = calls.setdefault(d.index, {"id": None, "name": None, "arguments": ""})
             entry["id"] = d.id or entry["id"]
@@ -102,6 +104,10 @@ def test_openai_sdk_streamed_tool_calls(openai_client: openai.OpenAI):
     assert calls[0]["name"] == "get_weather"
     assert calls[0]["id"]
     assert json.loads(calls[0]["arguments"]) == {"city": "Lima"}
+    # A reply made only of tool calls has no text part: OpenAI's first chunk says
+    # `content: null`, never `""` (which clients show as an empty text part).
+    assert first.role == "assistant"
+    assert first.content is None
 
 
 def test_litellm_tool_calling_agent(gateway_url: str):

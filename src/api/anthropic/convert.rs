@@ -44,7 +44,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         Some(0) => {
             return Err(ApiError::bad_request(
                 "max_tokens",
-                "max_tokens must be at least 1",
+                "Input should be greater than or equal to 1",
             ))
         }
         n => n,
@@ -67,6 +67,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         max_output_tokens,
         stop,
         client_user,
+        key: None,
         tools,
         tool_choice,
         parallel_tool_calls,
@@ -75,6 +76,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         approved_tools: None,
         source: crate::store::source::ANTHROPIC,
         options: options(req)?,
+        json_schema: None,
     })
 }
 
@@ -160,7 +162,11 @@ fn options(req: &MessagesRequest) -> Result<ClaudeOptions, ApiError> {
             if !(0.0..=max).contains(&x) {
                 return Err(ApiError::bad_request(
                     name,
-                    format!("{name} must be a number from 0 to {max}"),
+                    if x < 0.0 {
+                        "Input should be greater than or equal to 0".to_string()
+                    } else {
+                        format!("Input should be less than or equal to {max}")
+                    },
                 ));
             }
             o.sampling.insert(name.into(), json!(x));
@@ -191,7 +197,7 @@ struct Conversation {
 }
 
 fn conversation(req: &MessagesRequest) -> Result<Conversation, ApiError> {
-    let system = system_prompt(req.system.as_ref())?;
+    let mut system: Vec<String> = system_prompt(req.system.as_ref())?.into_iter().collect();
     if req.messages.is_empty() {
         return Err(ApiError::bad_request(
             "messages",
@@ -231,61 +237,71 @@ fn conversation(req: &MessagesRequest) -> Result<Conversation, ApiError> {
                     content,
                 }
             }
-            other => {
+            // A system message mid-conversation (the `mid-conversation-system` beta; the Claude
+            // Code CLI sends its agent listing this way). The CLI can only take system text at
+            // the start, so it joins the system prompt: still a system instruction, in order.
+            "system" => {
+                if let Some(text) = system_text(&blocks, &format!("messages.{i}.content"))? {
+                    system.push(text);
+                }
+                continue;
+            }
+            _ => {
                 return Err(ApiError::bad_request(
                     format!("messages.{i}.role"),
-                    format!("Unexpected role '{other}'; expected 'user' or 'assistant'"),
+                    "Input should be 'user', 'assistant' or 'system'",
                 ))
             }
         };
         messages.push(message);
     }
     check_tool_pairs(&messages)?;
-    // The new message is every trailing user message (the API merges consecutive ones).
-    let last = req.messages.len() - 1;
-    let mut prompt = Vec::new();
-    while messages.last().is_some_and(|m| m.role == Role::User) {
-        if let Some(m) = messages.pop() {
-            prompt.splice(0..0, m.content);
-        }
-    }
+    let prompt = turn::take_prompt(&mut messages);
     if prompt.is_empty() {
         return Err(ApiError::bad_request(
-            format!("messages.{last}.role"),
-            "The last message must be a user message: Claude Code cannot continue an assistant prefill",
+            "",
+            "This model does not support assistant message prefill. The conversation must end with a user message.",
         ));
     }
     Ok(Conversation {
-        system,
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
         history: messages,
         prompt,
     })
 }
 
 fn system_prompt(system: Option<&SystemPrompt>) -> Result<Option<String>, ApiError> {
-    let text = match system {
-        None => return Ok(None),
-        Some(SystemPrompt::Text(s)) => s.clone(),
-        Some(SystemPrompt::Blocks(blocks)) => blocks
-            .iter()
-            .enumerate()
-            .map(|(k, b)| {
-                if b.get("type").and_then(Value::as_str) != Some("text") {
-                    return Err(ApiError::bad_request(
-                        format!("system.{k}.type"),
-                        "system blocks must be text blocks",
-                    ));
-                }
-                b.get("text")
-                    .and_then(Value::as_str)
-                    .map(String::from)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!("system.{k}.text"), "text must be a string")
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .join("\n\n"),
-    };
+    match system {
+        None => Ok(None),
+        Some(SystemPrompt::Text(s)) => Ok((!s.trim().is_empty()).then(|| s.clone())),
+        Some(SystemPrompt::Blocks(blocks)) => system_text(blocks, "system"),
+    }
+}
+
+/// The text of system content blocks (text blocks only), joined; `None` when blank.
+fn system_text(blocks: &[Value], at: &str) -> Result<Option<String>, ApiError> {
+    let text = blocks
+        .iter()
+        .enumerate()
+        .map(|(k, b)| {
+            if b.get("type").and_then(Value::as_str) != Some("text") {
+                return Err(ApiError::bad_request(
+                    format!("{at}.{k}.type"),
+                    "system content blocks must be text blocks",
+                ));
+            }
+            b.get("text")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        format!("{at}.{k}.text"),
+                        "Input should be a valid string",
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .join("\n\n");
     Ok((!text.trim().is_empty()).then_some(text))
 }
 
@@ -293,7 +309,7 @@ fn block_type<'a>(b: &'a Value, at: &str) -> Result<&'a str, ApiError> {
     if !b.is_object() {
         return Err(ApiError::bad_request(
             at,
-            "a content block must be an object",
+            "Input should be a valid dictionary",
         ));
     }
     b.get("type")
@@ -305,7 +321,9 @@ fn text_block(b: &Value, at: &str) -> Result<Value, ApiError> {
     b.get("text")
         .and_then(Value::as_str)
         .map(|t| json!({"type": "text", "text": t}))
-        .ok_or_else(|| ApiError::bad_request(format!("{at}.text"), "text must be a string"))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("{at}.text"), "Input should be a valid string")
+        })
 }
 
 pub(crate) fn user_block(b: &Value, at: &str) -> Result<Value, ApiError> {
@@ -453,7 +471,7 @@ fn assistant_block(b: &Value, at: &str) -> Result<Option<Value>, ApiError> {
                 Some(_) => {
                     return Err(ApiError::bad_request(
                         format!("{at}.input"),
-                        "input must be an object",
+                        "Input should be a valid dictionary",
                     ))
                 }
             };
@@ -501,8 +519,8 @@ fn check_tool_pairs(messages: &[Message]) -> Result<(), ApiError> {
                         }
                         _ => {
                             return Err(ApiError::bad_request(
-                                format!("messages.{i}.content.{j}.tool_use_id"),
-                                format!("unexpected tool_use_id '{id}' in a tool_result block: it must answer a tool_use block of the assistant message right before"),
+                                format!("messages.{i}.content.{j}"),
+                                format!("unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."),
                             ))
                         }
                     }
@@ -520,7 +538,7 @@ fn check_tool_pairs(messages: &[Message]) -> Result<(), ApiError> {
 fn unanswered(at: usize, id: &str) -> ApiError {
     ApiError::bad_request(
         format!("messages.{at}"),
-        format!("tool_use ids were found without tool_result blocks immediately after: {id}. Each tool_use block must have a corresponding tool_result block in the next message"),
+        format!("`tool_use` ids were found without `tool_result` blocks immediately after: {id}. Each `tool_use` block must have a corresponding `tool_result` block in the next message."),
     )
 }
 
@@ -531,7 +549,7 @@ fn client_tools(tools: Option<&[Value]>) -> Result<Vec<ClientTool>, ApiError> {
         if !t.is_object() {
             return Err(ApiError::bad_request(
                 format!("tools.{i}"),
-                "a tool must be an object",
+                "Input should be a valid dictionary",
             ));
         }
         match t.get("type").and_then(Value::as_str) {
@@ -666,12 +684,7 @@ mod tests {
         body
     }
 
-    fn param(e: ApiError) -> String {
-        match e {
-            ApiError::BadRequest { param, .. } => param.unwrap_or_default(),
-            other => panic!("not a bad request: {other:?}"),
-        }
-    }
+    use crate::api::bad_param as param;
 
     fn user(t: &str) -> Value {
         json!({"role": "user", "content": t})
@@ -757,10 +770,6 @@ mod tests {
                 "messages.1.content.0.type",
             ),
             (
-                base(json!([user("x"), {"role": "assistant", "content": "y"}])),
-                "messages.1.role",
-            ),
-            (
                 base(
                     json!([user("x"), {"role": "assistant", "content": [{"type": "server_tool_use"}]}, user("z")]),
                 ),
@@ -820,6 +829,36 @@ mod tests {
             turn(json!({"model": "gpt-4o", "max_tokens": 5, "messages": [user("x")]})).unwrap_err(),
             ApiError::ModelNotFound(_)
         ));
+        // Worded as the real API words it, with no field in front.
+        let prefill = turn(base(
+            json!([user("x"), {"role": "assistant", "content": "y"}]),
+        ));
+        assert_eq!(
+            prefill.unwrap_err().anthropic_body()["error"]["message"],
+            "This model does not support assistant message prefill. The conversation must end with a user message."
+        );
+    }
+
+    #[test]
+    fn system_messages_mid_conversation_join_the_system_prompt() {
+        let t = turn(json!({"model": "sonnet", "max_tokens": 10, "system": "top",
+            "messages": [user("q1"), {"role": "system", "content": "agents: a, b"},
+                {"role": "assistant", "content": "a1"},
+                {"role": "system", "content": [{"type": "text", "text": "late"}]}, user("q2")]}))
+        .unwrap();
+        assert_eq!(t.system.as_deref(), Some("top\n\nagents: a, b\n\nlate"));
+        assert_eq!(t.history.len(), 2);
+        assert_eq!(t.prompt[0]["text"], "q2");
+        // As the Claude Code CLI sends it: the system message after the new user message.
+        let t = turn(json!({"model": "sonnet", "max_tokens": 10,
+            "messages": [user("q"), {"role": "system", "content": "agents"}]}))
+        .unwrap();
+        assert_eq!(t.system.as_deref(), Some("agents"));
+        assert_eq!(t.prompt[0]["text"], "q");
+        let bad = turn(base(
+            json!([{"role": "system", "content": [{"type": "image"}]}, user("q")]),
+        ));
+        assert_eq!(param(bad.unwrap_err()), "messages.0.content.0.type");
     }
 
     fn weather() -> Value {
@@ -940,8 +979,12 @@ mod tests {
             {"role": "assistant", "content": [call("t1")]},
             {"role": "user", "content": [result("t1", json!("sun")), result("zz", json!("?"))]}])));
         let e = unknown.unwrap_err();
-        assert!(e.to_string().contains("'zz'"));
-        assert_eq!(param(e), "messages.2.content.1.tool_use_id");
+        assert!(
+            e.to_string()
+                .starts_with("unexpected `tool_use_id` found in `tool_result` blocks: zz."),
+            "{e}"
+        );
+        assert_eq!(param(e), "messages.2.content.1");
     }
 
     #[test]

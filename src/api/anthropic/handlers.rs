@@ -3,23 +3,43 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::convert;
 use super::render::{self, ResponseMeta};
+use super::threads::{self, Thread};
 use super::types::CountTokensResponse;
 use crate::domain::cli_wait::with_cli_wait;
+use crate::http::auth::Caller;
 use crate::http::error::AnthropicError;
 use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
 pub async fn messages(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, AnthropicError> {
     let timer = TurnTimer::start();
-    let req = convert::parse(&body)?;
-    let turn = convert::to_turn(&req, &app.models)?;
+    let mut req = convert::parse(&body)?;
+    let thread = threads::take(&mut req)?;
+    // What this turn adds to its thread: the request as sent, before a `continue` is expanded.
+    let (system, tools, added) = (req.system.clone(), req.tools.clone(), req.messages.clone());
+    if let Some(Thread::Continue {
+        previous_message_id,
+    }) = &thread
+    {
+        let chain = app
+            .conversations
+            .reply_chain(previous_message_id, threads::KIND, &caller.0)
+            .await?;
+        let Some(chain) = chain else {
+            return Ok(threads::not_found(previous_message_id));
+        };
+        threads::expand(&mut req, &chain)?;
+    }
+    let mut turn = convert::to_turn(&req, &app.models)?;
+    turn.key = caller.label();
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");
@@ -27,12 +47,31 @@ pub async fn messages(
     let meta = ResponseMeta::new(&req.model);
     let handle = with_cli_wait(timer.cli_wait(), app.conversations.start_turn(turn)).await?;
     let conversation = handle.conversation_id.clone();
+    // A threaded turn's reply is kept before the client hears the turn is done, so that the
+    // next `continue` finds it.
+    let keep = move |message: &super::types::MessageResponse| {
+        if let Some(t) = &thread {
+            let record = threads::record(
+                t,
+                system.as_ref(),
+                tools.as_ref(),
+                &added,
+                message,
+                &caller.0,
+            );
+            app.conversations.put_reply(record);
+        }
+    };
     let resp = if req.stream.unwrap_or(false) {
-        let mut resp = render::stream(handle, meta, timer).await?.into_response();
+        let mut resp = render::stream(handle, meta, timer, keep)
+            .await?
+            .into_response();
         crate::http::metrics::stamp_conversation(&mut resp, &conversation);
         resp
     } else {
-        let mut resp = Json(render::collect(handle, &meta).await?).into_response();
+        let message = render::collect(handle, &meta).await?;
+        keep(&message);
+        let mut resp = Json(message).into_response();
         timer.stamp(&mut resp, &conversation);
         resp
     };
@@ -43,7 +82,8 @@ pub async fn count_tokens(
     State(app): State<AppState>,
     body: Bytes,
 ) -> Result<Json<CountTokensResponse>, AnthropicError> {
-    let req = convert::parse(&body)?;
+    let mut req = convert::parse(&body)?;
+    threads::take(&mut req)?;
     let upstream_body = convert::count_tokens_body(&req, &app.models)?;
     let input_tokens = app.upstream.count_tokens(&upstream_body).await?;
     Ok(Json(CountTokensResponse { input_tokens }))

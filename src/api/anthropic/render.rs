@@ -39,7 +39,7 @@ impl ResponseMeta {
         }
     }
 
-    fn message(
+    pub fn message(
         &self,
         content: Vec<ContentBlock>,
         summary: Option<&TurnSummary>,
@@ -105,6 +105,17 @@ impl Blocks {
                         thinking: text.clone(),
                     },
                 });
+            }
+            // The upstream's signature ends its thinking block, as on the real API.
+            Event::ThinkingSignature { signature } => {
+                if let Some((index, Open::Thinking)) = &self.open {
+                    out.push(StreamEvent::ContentBlockDelta {
+                        index: *index,
+                        delta: BlockDelta::SignatureDelta {
+                            signature: signature.clone(),
+                        },
+                    });
+                }
             }
             Event::TextDelta { text } if !text.is_empty() => {
                 let index = self.ensure(Open::Text, &mut out, || ContentBlock::Text {
@@ -233,6 +244,10 @@ impl Content {
                         BlockDelta::ThinkingDelta { thinking: t },
                     ) => thinking.push_str(&t),
                     (
+                        Some(ContentBlock::Thinking { signature, .. }),
+                        BlockDelta::SignatureDelta { signature: s },
+                    ) => *signature = s,
+                    (
                         Some(ContentBlock::ToolUse { .. }),
                         BlockDelta::InputJsonDelta { partial_json },
                     ) => self.json.entry(index).or_default().push_str(&partial_json),
@@ -264,31 +279,54 @@ impl Content {
     }
 }
 
+/// Block events and the message they add up to, as a client SDK accumulates them: the
+/// streamed and the whole message are one fold.
+#[derive(Debug, Default)]
+struct Message {
+    fold: Blocks,
+    content: Content,
+}
+
+impl Message {
+    fn on(&mut self, ev: &Event) -> Vec<StreamEvent> {
+        let out = self.fold.on(ev);
+        out.iter().for_each(|e| self.content.apply(e.clone()));
+        if let Event::ToolCall {
+            id,
+            input,
+            client: true,
+            ..
+        } = ev
+        {
+            self.content.set_input(id, input);
+        }
+        out
+    }
+
+    /// The last block events, and the whole message.
+    fn finish(
+        mut self,
+        meta: &ResponseMeta,
+        summary: &TurnSummary,
+    ) -> (Vec<StreamEvent>, MessageResponse) {
+        let out = self.fold.finish();
+        out.iter().for_each(|e| self.content.apply(e.clone()));
+        (out, meta.message(self.content.blocks, Some(summary)))
+    }
+}
+
 /// Wait for the whole turn and build one message.
 pub async fn collect(
     mut handle: TurnHandle,
     meta: &ResponseMeta,
 ) -> Result<MessageResponse, ApiError> {
-    let mut fold = Blocks::default();
-    let mut content = Content::default();
+    let mut message = Message::default();
     while let Some(ev) = handle.events.recv().await {
         match ev {
             Event::Error(e) => return Err(e.into()),
-            Event::Done(summary) => {
-                fold.finish().into_iter().for_each(|e| content.apply(e));
-                return Ok(meta.message(content.blocks, Some(&summary)));
-            }
+            Event::Done(summary) => return Ok(message.finish(meta, &summary).1),
             ev => {
-                fold.on(&ev).into_iter().for_each(|e| content.apply(e));
-                if let Event::ToolCall {
-                    id,
-                    input,
-                    client: true,
-                    ..
-                } = &ev
-                {
-                    content.set_input(id, input);
-                }
+                message.on(&ev);
             }
         }
     }
@@ -299,7 +337,8 @@ fn ended_early() -> ClaudeError {
     ClaudeError::protocol("the turn ended without a result")
 }
 
-/// Stream the turn as Anthropic's named SSE events.
+/// Stream the turn as Anthropic's named SSE events. `on_message` gets the whole message just
+/// before `message_stop` (a thread keeps it).
 ///
 /// The status is decided by the first event that shows the turn under way: a turn that fails
 /// before any output is an ordinary HTTP error (so SDKs see its status and can retry), a
@@ -308,21 +347,21 @@ pub async fn stream(
     mut handle: TurnHandle,
     meta: ResponseMeta,
     timer: TurnTimer,
+    on_message: impl FnOnce(&MessageResponse) + Send + 'static,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let first = loop {
-        match handle.events.recv().await {
-            None => return Err(ended_early().into()),
-            Some(Event::Error(e)) => return Err(e.into()),
-            Some(Event::Init { .. } | Event::Retry { .. }) => {}
-            Some(ev) => break ev,
-        }
-    };
+    let first = handle.under_way().await?;
+    // `message_start` carries the input tokens the upstream reported at its own start.
+    let mut start = meta.message(vec![], None);
+    if let Event::StepStart { usage } = &first {
+        start.usage = UsageOut::from(*usage);
+    }
     let mut events = handle.events;
     let s = async_stream::stream! {
-        yield Ok(sse(&StreamEvent::MessageStart { message: meta.message(vec![], None) }));
+        yield Ok(sse(&StreamEvent::MessageStart { message: start }));
         yield Ok(sse(&StreamEvent::Ping));
-        let mut fold = Blocks::default();
+        let mut message = Message::default();
         let mut pending = VecDeque::from([first]);
+        let mut on_message = Some(on_message);
         loop {
             let ev = match pending.pop_front() {
                 Some(ev) => ev,
@@ -336,8 +375,12 @@ pub async fn stream(
             };
             match ev {
                 Event::Done(summary) => {
-                    for e in fold.finish() {
+                    let (last, whole) = std::mem::take(&mut message).finish(&meta, &summary);
+                    for e in last {
                         yield Ok(sse(&e));
+                    }
+                    if let Some(f) = on_message.take() {
+                        f(&whole);
                     }
                     let (stop_reason, stop_sequence) = stop_reason(&summary.stop_reason);
                     yield Ok(sse(&StreamEvent::MessageDelta {
@@ -354,7 +397,7 @@ pub async fn stream(
                     break;
                 }
                 ev => {
-                    for e in fold.on(&ev) {
+                    for e in message.on(&ev) {
                         yield Ok(sse(&e));
                     }
                 }
@@ -414,6 +457,9 @@ mod tests {
         let events = [
             Event::ThinkingDelta { text: "hm".into() },
             Event::ThinkingDelta { text: "m".into() },
+            Event::ThinkingSignature {
+                signature: "EqSig=".into(),
+            },
             text("a"),
             text("b"),
             Event::ToolCallStart {
@@ -449,8 +495,8 @@ mod tests {
         assert_eq!(
             names(&out),
             vec![
-                "start0", "delta0", "delta0", "stop0", "start1", "delta1", "delta1", "stop1",
-                "start2", "delta2", "delta2", "stop2", "start3", "delta3", "stop3"
+                "start0", "delta0", "delta0", "delta0", "stop0", "start1", "delta1", "delta1",
+                "stop1", "start2", "delta2", "delta2", "stop2", "start3", "delta3", "stop3"
             ]
         );
         assert_eq!(
@@ -458,7 +504,7 @@ mod tests {
             vec![
                 ContentBlock::Thinking {
                     thinking: "hmm".into(),
-                    signature: String::new()
+                    signature: "EqSig=".into()
                 },
                 ContentBlock::Text { text: "ab".into() },
                 ContentBlock::ToolUse {

@@ -37,7 +37,7 @@ pub struct MessagesRequest {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct InputMessage {
     pub role: String,
     pub content: MessageContent,
@@ -45,14 +45,14 @@ pub struct InputMessage {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Blocks(Vec<Value>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum SystemPrompt {
     Text(String),
@@ -89,8 +89,9 @@ pub enum ContentBlock {
     Text {
         text: String,
     },
-    /// The CLI does not pass the upstream's signature on, so it is empty; thinking blocks a
-    /// client sends back are dropped, so it is never checked.
+    /// `signature` is the upstream's own (the CLI passes it on), so the block can be sent back
+    /// to the real API. Thinking blocks a client sends back here are dropped: the CLI's own
+    /// history holds them.
     Thinking {
         thinking: String,
         signature: String,
@@ -107,6 +108,7 @@ pub enum ContentBlock {
 pub enum BlockDelta {
     TextDelta { text: String },
     ThinkingDelta { thinking: String },
+    SignatureDelta { signature: String },
     InputJsonDelta { partial_json: String },
 }
 

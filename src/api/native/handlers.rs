@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::{SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -19,8 +19,9 @@ use super::types::*;
 use crate::claude::Event;
 use crate::domain::conversations::TurnHandle;
 use crate::domain::sessions::{NewSession, SessionFilter};
-use crate::http::auth;
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, NativeError};
+use crate::http::ws_auth;
 use crate::http::AppState;
 
 type Result<T> = std::result::Result<T, NativeError>;
@@ -86,11 +87,15 @@ pub async fn delete_session(
 pub async fn send_message(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
     let req: SendMessage = body(&bytes)?;
     let prompt = content_blocks(&req.content)?;
-    let handle = app.conversations.session_turn(&id, prompt).await?;
+    let handle = app
+        .conversations
+        .session_turn(&id, prompt, caller.label())
+        .await?;
     if req.stream {
         return Ok(sse(turn_events(handle)).into_response());
     }
@@ -157,32 +162,20 @@ pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 pub async fn websocket(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    headers: axum::http::HeaderMap,
+    Extension(caller): Extension<Caller>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     let rx = app.conversations.watch(&id).await?;
-    // A browser must get back one of the subprotocols it offered: `ccgw` when it offered it
-    // (so a key it sent as `ccgw.bearer.<key>` is never echoed), else the one it sent.
-    let offered: Vec<String> = auth::subprotocols(&headers).map(String::from).collect();
-    let chosen = offered
-        .iter()
-        .find(|p| *p == auth::WS_PROTOCOL)
-        .or_else(|| {
-            offered
-                .iter()
-                .find(|p| p.starts_with(auth::WS_BEARER_PREFIX))
-        })
-        .cloned();
-    let ws = match chosen {
-        Some(p) => ws.protocols([p]),
-        None => ws,
-    };
-    Ok(ws.on_upgrade(move |socket| serve_socket(app, id, socket, rx)))
+    let key = caller.label();
+    Ok(ws
+        .protocols([ws_auth::PROTOCOL])
+        .on_upgrade(move |socket| serve_socket(app, id, key, socket, rx)))
 }
 
 async fn serve_socket(
     app: AppState,
     id: String,
+    key: Option<String>,
     socket: WebSocket,
     mut rx: broadcast::Receiver<Event>,
 ) {
@@ -213,7 +206,11 @@ async fn serve_socket(
             Err(e) => Some(json!({"type": "error", "message": format!("invalid command: {e}")})),
             Ok(WsCommand::Message { content }) => match content_blocks(&content) {
                 Err(e) => Some(native_error_event(&e)),
-                Ok(prompt) => match app.conversations.session_turn(&id, prompt).await {
+                Ok(prompt) => match app
+                    .conversations
+                    .session_turn(&id, prompt, key.clone())
+                    .await
+                {
                     // The events reach this socket through the session's watchers; the handle
                     // must live until the turn ends, or the turn counts as abandoned.
                     Ok(handle) => {

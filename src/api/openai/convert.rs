@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use super::types::{ChatCompletionRequest, ChatMessage, MessageContent};
 use crate::domain::models::ModelTable;
 use crate::domain::turn::{
-    self, check_tool_name, check_tool_schema, ClaudeOptions, ClientTool, Message, Role, ToolChoice,
-    TurnRequest, IMAGE_TYPES,
+    self, check_tool_name, check_tool_schema, ClaudeOptions, ClientTool, Message, OutputFormat,
+    Role, ToolChoice, TurnRequest, IMAGE_TYPES,
 };
 use crate::http::error::ApiError;
 
@@ -49,11 +49,11 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
             ));
         }
     }
-    let tools = client_tools(req.tools.as_ref())?;
+    let tools = function_tools(req.tools.as_ref(), true)?;
     let tool_choice = tool_choice(req.tool_choice.as_ref(), &tools)?;
     let builtin_tools = turn::builtin_tools(req.extra.get("builtin_tools"))?;
     let options = ClaudeOptions {
-        sampling: sampling(req)?,
+        sampling: sampling(&req.extra)?,
         ..claude_options(&req.extra)?
     };
     validate_tool_results(&req.messages)?;
@@ -97,16 +97,9 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
             }
         }
     }
-    if let Some(instruction) = response_format_instruction(req.response_format.as_ref())? {
-        system_parts.push(instruction);
-    }
-    // The new message is every trailing user-side message (a user message, or tool results).
-    let mut prompt = Vec::new();
-    while messages.last().is_some_and(|m| m.role == Role::User) {
-        if let Some(m) = messages.pop() {
-            prompt.splice(0..0, m.content);
-        }
-    }
+    let (instruction, json_schema) = response_format(req.response_format.as_ref())?;
+    system_parts.extend(instruction);
+    let prompt = turn::take_prompt(&mut messages);
     if prompt.is_empty() {
         return Err(ApiError::bad_request(
             format!("messages[{}].role", req.messages.len() - 1),
@@ -123,6 +116,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         max_output_tokens,
         stop,
         client_user: req.user.clone(),
+        key: None,
         tools,
         tool_choice,
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
@@ -131,14 +125,26 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         approved_tools: None,
         source: crate::store::source::OPENAI,
         options,
+        json_schema,
     })
 }
 
-/// The Claude options of `extra_body`, plus OpenAI's own `reasoning_effort` (`minimal` is the
-/// lowest effort Claude Code has, `low`; `none` turns thinking off). `effort` wins over it.
+/// The Claude options of `extra_body`, plus OpenAI's own `reasoning_effort`.
 fn claude_options(extra: &serde_json::Map<String, Value>) -> Result<ClaudeOptions, ApiError> {
     let mut o = turn::claude_options(extra)?;
-    match extra.get("reasoning_effort") {
+    reasoning_effort(&mut o, extra.get("reasoning_effort"), "reasoning_effort")?;
+    Ok(o)
+}
+
+/// OpenAI's reasoning effort (`reasoning_effort`; the Responses API's `reasoning.effort`) as
+/// Claude Code's: `minimal` is the lowest effort Claude Code has, `low`; `none` turns thinking
+/// off. An explicit `effort` or `thinking` wins over it.
+pub fn reasoning_effort(
+    o: &mut ClaudeOptions,
+    v: Option<&Value>,
+    param: &str,
+) -> Result<(), ApiError> {
+    match v {
         None | Some(Value::Null) => {}
         Some(v) => match v.as_str() {
             Some("none") if o.thinking_budget.is_none() => o.thinking_budget = Some(0),
@@ -151,23 +157,26 @@ fn claude_options(extra: &serde_json::Map<String, Value>) -> Result<ClaudeOption
             }
             _ => {
                 return Err(ApiError::bad_request(
-                    "reasoning_effort",
+                    param,
                     format!(
-                        "reasoning_effort must be one of none, minimal, {}",
+                        "{param} must be one of none, minimal, {}",
                         turn::EFFORTS.join(", ")
                     ),
                 ))
             }
         },
     }
-    Ok(o)
+    Ok(())
 }
 
-/// OpenAI allows temperature up to 2; Anthropic's API takes 0..=1, so it is clamped.
-fn sampling(req: &ChatCompletionRequest) -> Result<serde_json::Map<String, Value>, ApiError> {
+/// `temperature` and `top_p` of a request's fields. OpenAI allows temperature up to 2;
+/// Anthropic's API takes 0..=1, so it is clamped. Shared with the Responses API.
+pub fn sampling(
+    fields: &serde_json::Map<String, Value>,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let mut out = serde_json::Map::new();
     for (name, lo, hi) in SAMPLING {
-        match req.extra.get(*name) {
+        match fields.get(*name) {
             None | Some(Value::Null) => {}
             Some(v) => {
                 let x = v
@@ -201,7 +210,9 @@ const EXTENSIONS: &[&str] = &[
     "session_id",
 ];
 
-fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
+/// Function tools: Chat Completions nests each definition under `function` (`nested`); the
+/// Responses API has `name`, `description` and `parameters` on the tool itself.
+pub fn function_tools(tools: Option<&Value>, nested: bool) -> Result<Vec<ClientTool>, ApiError> {
     let Some(tools) = tools.filter(|t| !t.is_null()) else {
         return Ok(vec![]);
     };
@@ -217,17 +228,24 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
                 "Only tools of type 'function' are supported",
             ));
         }
-        let f = t
-            .get("function")
-            .filter(|f| f.is_object())
-            .ok_or_else(|| ApiError::bad_request(at(".function"), "function is required"))?;
-        let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request(at(".function.name"), "function.name is required")
-        })?;
-        check_tool_name(name).map_err(|why| ApiError::bad_request(at(".function.name"), why))?;
+        let (f, def) = if nested {
+            let f = t
+                .get("function")
+                .filter(|f| f.is_object())
+                .ok_or_else(|| ApiError::bad_request(at(".function"), "function is required"))?;
+            (f, ".function")
+        } else {
+            (t, "")
+        };
+        let name = f
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request(at(&format!("{def}.name")), "name is required"))?;
+        check_tool_name(name)
+            .map_err(|why| ApiError::bad_request(at(&format!("{def}.name")), why))?;
         if out.iter().any(|o| o.name == name) {
             return Err(ApiError::bad_request(
-                at(".function.name"),
+                at(&format!("{def}.name")),
                 format!("Duplicate tool name '{name}'"),
             ));
         }
@@ -236,7 +254,7 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
             Some(p) => {
                 check_tool_schema(p).map_err(|why| {
                     ApiError::bad_request(
-                        at(".function.parameters"),
+                        at(&format!("{def}.parameters")),
                         format!("Invalid parameters schema for tool '{name}': {why}"),
                     )
                 })?;
@@ -256,7 +274,9 @@ fn client_tools(tools: Option<&Value>) -> Result<Vec<ClientTool>, ApiError> {
     Ok(out)
 }
 
-fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoice, ApiError> {
+/// `tool_choice`: `auto`, `none`, `required`, or one function (Chat Completions names it at
+/// `function.name`, the Responses API at `name`).
+pub fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoice, ApiError> {
     match choice {
         None | Some(Value::Null) => Ok(ToolChoice::Auto),
         Some(Value::String(s)) => match s.as_str() {
@@ -275,6 +295,7 @@ fn tool_choice(choice: Option<&Value>, tools: &[ClientTool]) -> Result<ToolChoic
         Some(v) => {
             let name = v
                 .pointer("/function/name")
+                .or_else(|| v.get("name"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
                     ApiError::bad_request("tool_choice.function.name", "function.name is required")
@@ -525,29 +546,29 @@ fn tool_result(m: &ChatMessage, i: usize) -> Result<Value, ApiError> {
     Ok(json!({"type": "tool_result", "tool_use_id": id, "content": text}))
 }
 
-/// `response_format` as far as the CLI allows: the model is instructed through the system
-/// prompt (the CLI has no JSON mode of its own).
-fn response_format_instruction(rf: Option<&Value>) -> Result<Option<String>, ApiError> {
-    let Some(rf) = rf else { return Ok(None) };
-    match rf.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(
-            "Respond with a single valid JSON object and nothing else: no prose, no code fences.".into(),
-        )),
-        Some("json_schema") => {
-            let schema = rf
+/// `response_format`: `json_schema` with `strict: true` is enforced by the CLI's structured
+/// output; `json_object` and a non-strict schema are asked for in the system prompt.
+fn response_format(rf: Option<&Value>) -> Result<(Option<String>, Option<Value>), ApiError> {
+    let Some(rf) = rf.filter(|v| !v.is_null()) else {
+        return Ok((None, None));
+    };
+    let format = match rf.get("type").and_then(Value::as_str) {
+        Some("text") => OutputFormat::Text,
+        Some("json_object") => OutputFormat::JsonObject,
+        Some("json_schema") => OutputFormat::JsonSchema {
+            schema: rf
                 .pointer("/json_schema/schema")
-                .ok_or_else(|| ApiError::bad_request("response_format.json_schema.schema", "a schema is required"))?;
-            Ok(Some(format!(
-                "Respond with a single valid JSON value that conforms to this JSON Schema, and nothing else: no prose, no code fences.\n{schema}"
-            )))
-        }
-        Some(other) => Err(ApiError::bad_request(
+                .cloned()
+                .ok_or_else(|| ApiError::bad_request("response_format.json_schema.schema", "a schema is required"))?,
+            strict: rf.pointer("/json_schema/strict").and_then(Value::as_bool).unwrap_or(false),
+        },
+        Some(other) => return Err(ApiError::bad_request(
             "response_format.type",
             format!("Unsupported response_format type '{other}'; expected text, json_object or json_schema"),
         )),
-        None => Err(ApiError::bad_request("response_format.type", "response_format.type is required")),
-    }
+        None => return Err(ApiError::bad_request("response_format.type", "response_format.type is required")),
+    };
+    Ok(format.split("response_format.json_schema.schema")?)
 }
 
 #[cfg(test)]
@@ -560,12 +581,7 @@ mod tests {
         to_turn(&req, &ModelTable::new(&default_table()))
     }
 
-    fn param(e: ApiError) -> String {
-        match e {
-            ApiError::BadRequest { param, .. } => param.unwrap_or_default(),
-            other => panic!("not a bad request: {other:?}"),
-        }
-    }
+    use crate::api::bad_param as param;
 
     #[test]
     fn splits_system_history_and_prompt() {
@@ -790,6 +806,28 @@ mod tests {
     fn json_mode_is_an_instruction() {
         let t = turn(json!({"model":"sonnet","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"x"}]})).unwrap();
         assert!(t.system.unwrap().contains("JSON object"));
+        assert_eq!(t.json_schema, None);
+    }
+
+    #[test]
+    fn a_strict_schema_is_enforced_not_asked_for() {
+        let schema =
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let rf = |strict: bool| json!({"type":"json_schema","json_schema":{"name":"p","schema":schema,"strict":strict}});
+        let t =
+            turn(json!({"model":"sonnet","response_format":rf(true),"messages":[user_msg("x")]}))
+                .unwrap();
+        assert_eq!(t.json_schema.as_ref(), Some(&schema));
+        assert_eq!(t.system, None);
+        let loose =
+            turn(json!({"model":"sonnet","response_format":rf(false),"messages":[user_msg("x")]}))
+                .unwrap();
+        assert_eq!(loose.json_schema, None);
+        assert!(loose.system.unwrap().contains("JSON Schema"));
+        let array = json!({"type":"json_schema","json_schema":{"name":"p","schema":{"type":"array"},"strict":true}});
+        let e = turn(json!({"model":"sonnet","response_format":array,"messages":[user_msg("x")]}))
+            .unwrap_err();
+        assert_eq!(param(e), "response_format.json_schema.schema");
     }
 
     #[test]

@@ -4,23 +4,26 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::convert;
 use super::render::{self, ResponseMeta};
 use super::types::{ModelList, ModelObject};
 use crate::domain::cli_wait::with_cli_wait;
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, OpenAiError};
 use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
 pub async fn chat_completions(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, OpenAiError> {
     let timer = TurnTimer::start();
     let req = convert::parse(&body)?;
-    let turn = convert::to_turn(&req, &app.models)?;
+    let mut turn = convert::to_turn(&req, &app.models)?;
+    turn.key = caller.label();
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");
@@ -32,7 +35,7 @@ pub async fn chat_completions(
     let handle = with_cli_wait(timer.cli_wait(), app.conversations.start_turn(turn)).await?;
     let conversation = handle.conversation_id.clone();
     let resp = if req.stream.unwrap_or(false) {
-        let mut resp = render::stream(handle, meta, timer).into_response();
+        let mut resp = render::stream(handle, meta, timer).await?.into_response();
         crate::http::metrics::stamp_conversation(&mut resp, &conversation);
         resp
     } else {
