@@ -195,7 +195,10 @@ pub fn explain(e: &ClaudeError) -> &'static str {
         ClaudeError::AtCapacity { .. } => "No process slot was free.",
         ClaudeError::ClientLagged { .. } => "The answer was not read in time.",
         ClaudeError::PromptTooLong { .. } => "The prompt does not fit the model's context window.",
-        ClaudeError::Cli { .. } | ClaudeError::Exited { .. } | ClaudeError::Protocol { .. } => {
+        ClaudeError::Cli { .. }
+        | ClaudeError::NoStructuredOutput
+        | ClaudeError::Exited { .. }
+        | ClaudeError::Protocol { .. } => {
             "The CLI failed; run with CCGW_LOG=debug to see its stderr."
         }
     }

@@ -46,6 +46,9 @@ pub enum ClaudeError {
     /// The CLI ended the turn with an error of its own.
     #[error("the Claude Code CLI failed: {message}")]
     Cli { message: String },
+    /// A turn asked for structured output ended without an answer valid against the schema.
+    #[error("the model did not produce output that matches the response format's schema")]
+    NoStructuredOutput,
     /// The CLI process exited while a turn or request was in flight.
     #[error("the Claude Code CLI exited unexpectedly ({status}){}", if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
     Exited { status: String, stderr: String },
@@ -77,7 +80,7 @@ impl ClaudeError {
             ClaudeError::Spawn { .. } => "spawn",
             ClaudeError::Upstream { .. } => "upstream",
             ClaudeError::PromptTooLong { .. } => "prompt_too_long",
-            ClaudeError::Cli { .. } => "cli",
+            ClaudeError::Cli { .. } | ClaudeError::NoStructuredOutput => "cli",
             ClaudeError::Exited { .. } => "exited",
             ClaudeError::Timeout { .. } => "timeout",
             ClaudeError::Protocol { .. } => "protocol",
@@ -117,6 +120,7 @@ impl ClaudeError {
             }
             // Our own words.
             ClaudeError::Timeout { .. }
+            | ClaudeError::NoStructuredOutput
             | ClaudeError::AtCapacity { .. }
             | ClaudeError::ClientLagged { .. } => self.to_string(),
         }

@@ -582,7 +582,7 @@ fn error_label(e: &ClaudeError) -> &'static str {
     match e {
         ClaudeError::Spawn { .. } => "spawn_failed",
         ClaudeError::Upstream { .. } => "upstream_error",
-        ClaudeError::Cli { .. } => "cli_error",
+        ClaudeError::Cli { .. } | ClaudeError::NoStructuredOutput => "cli_error",
         ClaudeError::Exited { .. } => "cli_exited",
         ClaudeError::Timeout { .. } => "timeout",
         ClaudeError::Protocol { .. } => "protocol_error",

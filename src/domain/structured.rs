@@ -111,11 +111,7 @@ impl Filter {
                         Event::Done(s),
                     ]
                 }
-                None => vec![Event::Error(ClaudeError::Cli {
-                    message:
-                        "the model did not produce output that matches the response format's schema"
-                            .into(),
-                })],
+                None => vec![Event::Error(ClaudeError::NoStructuredOutput)],
             },
             other => vec![other],
         }
@@ -189,7 +185,7 @@ mod tests {
             Event::TextDelta { text: "no".into() },
             done(StopReason::EndTurn),
         ]);
-        assert!(matches!(&out[..], [Event::Error(ClaudeError::Cli { .. })]));
+        assert!(matches!(&out[..], [Event::Error(ClaudeError::NoStructuredOutput)]));
         let paused = run(vec![
             Event::ToolCall {
                 id: "c".into(),

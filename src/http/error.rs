@@ -127,6 +127,7 @@ impl ApiError {
                 }
                 ClaudeError::Spawn { .. }
                 | ClaudeError::Cli { .. }
+                | ClaudeError::NoStructuredOutput
                 | ClaudeError::Exited { .. }
                 | ClaudeError::Protocol { .. } => StatusCode::BAD_GATEWAY,
             },
@@ -173,6 +174,7 @@ impl ApiError {
                 ClaudeError::ClientLagged { .. } => "stream_lagged",
                 ClaudeError::Spawn { .. } => "cli_unavailable",
                 ClaudeError::Cli { .. }
+                | ClaudeError::NoStructuredOutput
                 | ClaudeError::Exited { .. }
                 | ClaudeError::Protocol { .. } => "cli_error",
             },
