@@ -1,83 +1,14 @@
 //! A native session's history: the events of its turns joined into the entries clients read
 //! back (`user`, `assistant`, `thinking`, `tool_call`, `tool_result`, `permission_request`,
-//! `result`, `error`), and those entries turned back into messages, to rebuild a transcript
-//! the CLI never wrote or lost. The turn's driver records; the store keeps. Pure: no I/O.
+//! `result`, `error`; joined by [`Joiner`], the same joiner the compatible APIs' recorder uses),
+//! and those entries turned back into messages, to rebuild a transcript the CLI never wrote or
+//! lost. The turn's driver records; the store keeps. Pure: no I/O.
 
 use serde_json::{json, Value};
 
-use crate::claude::Event;
+pub(crate) use crate::domain::recorder::Joiner;
 use crate::domain::turn::{Message, Role};
 use crate::store::StoredEvent;
-
-/// Joins a turn's deltas into whole entries.
-#[derive(Debug, Default)]
-pub(crate) struct Recorder {
-    text: String,
-    thinking: String,
-}
-
-impl Recorder {
-    /// The history entries `ev` completes (most events complete none).
-    pub(crate) fn entries(&mut self, ev: &Event) -> Vec<(&'static str, Value)> {
-        let mut out = Vec::new();
-        match ev {
-            Event::TextDelta { text } => self.text.push_str(text),
-            Event::ThinkingDelta { text } => self.thinking.push_str(text),
-            Event::UserMessage { content } => out.push(("user", json!({"content": content}))),
-            Event::ToolCall {
-                id,
-                name,
-                input,
-                client,
-            } => {
-                self.flush(&mut out);
-                out.push((
-                    "tool_call",
-                    json!({"id": id, "name": name, "input": input, "client": client}),
-                ));
-            }
-            Event::ToolResult {
-                tool_use_id,
-                content,
-                is_error,
-            } => out.push((
-                "tool_result",
-                json!({"tool_use_id": tool_use_id, "content": content, "is_error": is_error}),
-            )),
-            Event::PermissionRequest {
-                request_id,
-                tool_name,
-                input,
-                ..
-            } => out.push((
-                "permission_request",
-                json!({"request_id": request_id, "tool_name": tool_name, "input": input}),
-            )),
-            Event::Done(s) => {
-                self.flush(&mut out);
-                out.push(("result", serde_json::to_value(s).unwrap_or(Value::Null)));
-            }
-            Event::Error(e) => {
-                self.flush(&mut out);
-                out.push(("error", json!({"message": e.public_message(), "error": e})));
-            }
-            _ => {}
-        }
-        out
-    }
-
-    fn flush(&mut self, out: &mut Vec<(&'static str, Value)>) {
-        if !self.thinking.is_empty() {
-            out.push((
-                "thinking",
-                json!({"text": std::mem::take(&mut self.thinking)}),
-            ));
-        }
-        if !self.text.is_empty() {
-            out.push(("assistant", json!({"text": std::mem::take(&mut self.text)})));
-        }
-    }
-}
 
 /// The conversation a session's history holds: the messages of every turn that ended with a
 /// result (a failed turn never reached the model's history). Thinking is left out: it cannot
@@ -133,7 +64,7 @@ pub(crate) fn messages(events: &[StoredEvent]) -> Vec<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claude::{ClaudeError, StopReason, TurnSummary};
+    use crate::claude::{ClaudeError, Event, StopReason, TurnSummary};
 
     fn done() -> Event {
         Event::Done(TurnSummary {
@@ -149,10 +80,10 @@ mod tests {
     }
 
     fn record(events: &[Event]) -> Vec<StoredEvent> {
-        let mut r = Recorder::default();
+        let mut r = Joiner::default();
         events
             .iter()
-            .flat_map(|ev| r.entries(ev))
+            .flat_map(|ev| r.push(ev))
             .enumerate()
             .map(|(i, (kind, payload))| StoredEvent {
                 session_id: "s".into(),

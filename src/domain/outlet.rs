@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::feed::FeedTurn;
-use super::history::Recorder;
+use super::history::Joiner;
 use super::writes::WriteQueue;
 use crate::claude::process::TURN_BUFFER;
 use crate::claude::{ClaudeError, Event};
@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError};
 
 /// A native session's history, written in order through the store queue as its turn goes.
 pub(crate) struct History {
-    pub(crate) recorder: Recorder,
+    pub(crate) recorder: Joiner,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) writes: WriteQueue,
     pub(crate) session: String,
@@ -27,7 +27,7 @@ pub(crate) struct History {
 
 impl History {
     fn record(&mut self, ev: &Event) {
-        let entries = self.recorder.entries(ev);
+        let entries = self.recorder.push(ev);
         if entries.is_empty() {
             return;
         }

@@ -1,7 +1,7 @@
 //! History recording: a turn's events joined into whole history entries (deltas into whole
 //! texts), and the recorder that keeps the compatible APIs' conversations as history, from the
-//! live feed, so their timeline can be opened later. (Native sessions have their own recorder
-//! in `sessions`; both use [`Joiner`].)
+//! live feed, so their timeline can be opened later. (Native sessions' turns record their own
+//! history as they go, in `outlet`; both use [`Joiner`].)
 //!
 //! Must not: slow a turn (it reads the feed, and writes through the ordered write queue after
 //! the turn's own records), or record a native session twice.
@@ -109,7 +109,8 @@ impl Joiner {
             }
             Event::Error(e) => {
                 self.flush(&mut entries);
-                entries.push(("error", json!({"message": e.to_string(), "error": e})));
+                // What a client may read: never the CLI's internals (the log keeps those).
+                entries.push(("error", json!({"message": e.public_message(), "error": e})));
             }
             _ => {}
         }

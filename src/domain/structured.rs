@@ -185,7 +185,10 @@ mod tests {
             Event::TextDelta { text: "no".into() },
             done(StopReason::EndTurn),
         ]);
-        assert!(matches!(&out[..], [Event::Error(ClaudeError::NoStructuredOutput)]));
+        assert!(matches!(
+            &out[..],
+            [Event::Error(ClaudeError::NoStructuredOutput)]
+        ));
         let paused = run(vec![
             Event::ToolCall {
                 id: "c".into(),
