@@ -9,7 +9,8 @@
 //! `outlet` (where a turn's events go), `history` and `history_key` and `cli_wait` beside them.
 //! `feed` is the gateway-wide live feed every turn publishes to, with `activity` (live state
 //! kept from it) and `recorder` (history of the compatible APIs' conversations, from it);
-//! `claude_sessions` reads the machine's own Claude Code transcripts.
+//! `claude_sessions` reads the machine's own Claude Code transcripts; `confine` is the one
+//! check that a path stays inside a session's workspace.
 
 pub mod activity;
 pub mod claude_sessions;
@@ -21,6 +22,7 @@ pub mod feed;
 mod history;
 pub mod history_key;
 pub mod idempotency;
+pub mod confine;
 mod launch;
 pub mod models;
 mod outlet;
