@@ -92,6 +92,8 @@ pub struct Conversations {
     pub(crate) replies: super::replies::RecentReplies,
     /// Responses kept for requests retried with an `Idempotency-Key`.
     pub idempotency: super::idempotency::Replays,
+    /// Native sessions' tool-status frames the event bus has no event for.
+    pub(crate) tool_status: super::tool_calls::ToolStatus,
 }
 
 impl Conversations {
@@ -163,6 +165,7 @@ impl Conversations {
             sessions: SessionTable::default(),
             replies: Default::default(),
             idempotency,
+            tool_status: Default::default(),
             stage_hook: OnceLock::new(),
         }
     }

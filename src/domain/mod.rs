@@ -10,13 +10,16 @@
 //! `feed` is the gateway-wide live feed every turn publishes to, with `activity` (live state
 //! kept from it) and `recorder` (history of the compatible APIs' conversations, from it);
 //! `claude_sessions` reads the machine's own Claude Code transcripts; `confine` is the one
-//! check that a path stays inside a session's workspace.
+//! check that a path stays inside a session's workspace. `tool_catalog`, `direct_tools` and
+//! `tool_calls` are the native API's tools: what exists, direct calls on a workspace, and a
+//! session's tool-call history.
 
 pub mod activity;
 pub mod claude_sessions;
 pub mod cli_wait;
 pub mod conversation;
 pub mod conversations;
+pub mod direct_tools;
 mod drive;
 pub mod feed;
 mod history;
@@ -32,6 +35,8 @@ pub mod replies;
 pub mod session_table;
 pub mod sessions;
 mod structured;
+pub mod tool_calls;
+pub mod tool_catalog;
 mod tool_step;
 pub mod turn;
 mod writes;

@@ -41,6 +41,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/events", get(native::handlers::events))
         .route("/api/sessions/{id}/ws", get(native::handlers::websocket))
         .route(
+            "/api/sessions/{id}/stream",
+            get(native::handlers::websocket),
+        )
+        .route("/api/tools", get(native::tools::list))
+        .route("/api/sessions/{id}/tool-calls", get(native::tools::calls))
+        .route(
+            "/api/sessions/{id}/tools/stream",
+            get(native::tools::stream),
+        )
+        .route("/api/sessions/{id}/tools/{name}", post(native::tools::call))
+        .route(
             "/api/sessions/{id}/export",
             post(native::handlers::export).get(native::handlers::export),
         )

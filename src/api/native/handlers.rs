@@ -144,12 +144,14 @@ pub async fn export(
 pub async fn answer_permission(
     State(app): State<AppState>,
     Path((id, request_id)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
     let a: PermissionAnswer = body(&bytes)?;
     let response = permission_response(&a.behavior, a.updated_input, a.message)?;
     app.conversations
-        .answer_permission(&id, &request_id, response)?;
+        .answer_permission_by(&id, &request_id, response, caller.label())
+        .await?;
     Ok(Json(json!({"answered": true})).into_response())
 }
 
@@ -229,16 +231,17 @@ async fn serve_socket(
                 behavior,
                 updated_input,
                 message,
-            }) => {
-                match permission_response(&behavior, updated_input, message).and_then(|r| {
-                    app.conversations
-                        .answer_permission(&id, &request_id, r)
-                        .map_err(ApiError::from)
-                }) {
+            }) => match permission_response(&behavior, updated_input, message) {
+                Err(e) => Some(native_error_event(&e)),
+                Ok(r) => match app
+                    .conversations
+                    .answer_permission_by(&id, &request_id, r, key.clone())
+                    .await
+                {
                     Ok(()) => None,
-                    Err(e) => Some(native_error_event(&e)),
-                }
-            }
+                    Err(e) => Some(native_error_event(&ApiError::from(e))),
+                },
+            },
         };
         if let Some(r) = reply {
             if out_tx.send(r).await.is_err() {
