@@ -344,10 +344,9 @@ impl Conversations {
                 "the workspace is not usable: {e}"
             )))
         })?;
-        let forbidden = [
-            self.cfg.claude_config_dir(),
-            self.cfg.data_dir.join("ccgw.db"),
-        ];
+        // The data dir counts only where it lies inside a named workspace (confine skips a
+        // forbidden dir that holds the workspace, as it holds every temporary one).
+        let forbidden = [self.cfg.data_dir.clone(), self.cfg.claude_config_dir()];
         Confinement::new(&ws, &forbidden).map_err(confined)
     }
 
