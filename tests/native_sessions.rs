@@ -473,3 +473,83 @@ async fn compatible_requests_can_attach_to_a_session() {
     assert_eq!(app.spawned(), 1, "the session's own process served both");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_native_tools_field_is_named_in_errors() {
+    let app = spawn_app().await;
+    let (status, err) = app
+        .request(
+            "POST",
+            "/api/sessions",
+            Some(&json!({"tools": ["WebFetch"]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["param"], "tools", "{err}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_name_the_native_session_and_the_clis_id_apart() {
+    let app = spawn_app_with(|c| {
+        c.warm_pool_size = ccgw::config::Config::default().warm_pool_size;
+    })
+    .await;
+    let s = create(&app, json!({"model": "sonnet"})).await;
+    let id = s["id"].as_str().unwrap();
+    let mut cli_ids = vec![];
+    for text in ["one [[text:a]]", "two [[text:b]]"] {
+        let resp = app
+            .post(
+                &format!("/api/sessions/{id}/messages"),
+                &json!({"content": text, "stream": true}),
+            )
+            .await;
+        let events = sse_data(&resp.text().await.unwrap());
+        for kind in ["init", "done"] {
+            let ev = events
+                .iter()
+                .find(|e| e["type"] == kind)
+                .unwrap_or_else(|| panic!("no {kind}: {events:?}"));
+            assert_eq!(ev["session_id"], id, "{ev}");
+            assert!(ev["cli_session_id"].is_string(), "{ev}");
+            cli_ids.push(ev["cli_session_id"].clone());
+        }
+        assert!(events.iter().all(|e| e["session_id"] == id));
+    }
+    assert!(cli_ids.iter().all(|c| c.as_str() != Some(id)));
+    let (_, r) = send(&app, id, "three [[text:c]]").await;
+    assert_eq!(r["session_id"], id);
+    assert!(r["cli_session_id"].is_string() && r["cli_session_id"] != id, "{r}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn attaching_keeps_max_tokens_and_thinking() {
+    let app = spawn_app().await;
+    let s = create(&app, json!({"model": "haiku"})).await;
+    let id = s["id"].as_str().unwrap();
+    let (status, body) = app
+        .anthropic(json!({"model": "haiku", "session_id": id, "max_tokens": 4096,
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [user("attached [[text:ok]]")]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let req = app.last_model_request();
+    assert_eq!(req["max_tokens"], 4096, "{}", req["max_tokens"]);
+    assert_eq!(req["thinking"]["budget_tokens"], 2048, "{}", req["thinking"]);
+    let (status, body) = app
+        .anthropic(json!({"model": "haiku", "session_id": id, "max_tokens": 4096,
+            "thinking": {"type": "disabled"},
+            "messages": [user("again [[text:ok]]")]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let req = app.last_model_request();
+    assert!(
+        req.get("thinking").is_none() || req["thinking"]["type"] == "disabled",
+        "{}",
+        req["thinking"]
+    );
+    app.stop().await;
+}

@@ -94,6 +94,8 @@ pub struct Conversations {
     pub idempotency: super::idempotency::Replays,
     /// Native sessions' tool-status frames the event bus has no event for.
     pub(crate) tool_status: super::tool_calls::ToolStatus,
+    /// The CLI's own commands, agents and models.
+    pub(crate) catalog: super::catalog::Catalog,
 }
 
 impl Conversations {
@@ -166,6 +168,7 @@ impl Conversations {
             replies: Default::default(),
             idempotency,
             tool_status: Default::default(),
+            catalog: Default::default(),
             stage_hook: OnceLock::new(),
         }
     }
@@ -240,7 +243,10 @@ impl Conversations {
     ) -> Result<TurnHandle, TurnError> {
         if let Some(id) = req.options.session_id.clone() {
             // Attached to a native session: the session holds the history.
-            return self.session_turn(&id, req.prompt, req.key).await;
+            let over = super::sessions::TurnOverrides::of(&req);
+            return self
+                .session_turn_with(&id, req.prompt, req.key, over)
+                .await;
         }
         self.check_builtin_tools(&req.builtin_tools)?;
         let key = history_key(req.system.as_deref(), &req.history);

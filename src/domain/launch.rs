@@ -105,19 +105,20 @@ impl Conversations {
             p.handler()
                 .register_mcp_server(tools::SERVER_NAME, s.clone());
         }
+        // The system prompt's parts and the custom agents (see `agents`).
         let init = Initialize {
-            system_prompt: conv.system.clone(),
-            append_system_prompt: req.tool_instructions(),
             sdk_mcp_servers: server
                 .iter()
                 .map(|_| tools::SERVER_NAME.to_string())
                 .collect(),
             json_schema: req.json_schema.clone(),
-            ..Default::default()
+            ..self.agent_initialize(conv.system.clone(), req).await
         };
         self.stage(Stage::Initialize).await;
         // On an error the lease retires the process.
-        waiting_on_cli(p.initialize(&init)).await?;
+        let offer = waiting_on_cli(p.initialize(&init)).await?;
+        self.catalog
+            .observe(&offer, &super::agents::passed_agents(&init));
         if let Some(old) = std::mem::replace(&mut conv.tool_server, server) {
             old.cancel_all();
         }

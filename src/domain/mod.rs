@@ -15,6 +15,8 @@
 //! session's tool-call history.
 
 pub mod activity;
+pub mod agents;
+mod catalog;
 pub mod claude_sessions;
 pub mod cli_wait;
 pub mod conversation;

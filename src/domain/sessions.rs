@@ -61,6 +61,27 @@ impl From<store::StoredEvent> for HistoryEntry {
     }
 }
 
+/// What one request asks for on top of its session's settings, for that turn only.
+#[derive(Debug, Clone, Default)]
+pub struct TurnOverrides {
+    pub max_output_tokens: Option<u32>,
+    /// `Some(0)`: thinking off.
+    pub thinking_budget: Option<u32>,
+    pub sampling: serde_json::Map<String, Value>,
+    pub stop: Vec<String>,
+}
+
+impl TurnOverrides {
+    pub fn of(req: &TurnRequest) -> Self {
+        TurnOverrides {
+            max_output_tokens: req.max_output_tokens,
+            thinking_budget: req.options.thinking_budget,
+            sampling: req.options.sampling.clone(),
+            stop: req.stop.clone(),
+        }
+    }
+}
+
 /// Which sessions to list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
@@ -76,7 +97,10 @@ impl Conversations {
         self: &Arc<Self>,
         spec: NewSession,
     ) -> Result<SessionInfo, TurnError> {
-        self.check_builtin_tools(&spec.tools)?;
+        self.check_tools_param(&spec.tools, "tools")?;
+        if let Some(agent) = &spec.agent {
+            self.check_agent(agent, "agent").await?;
+        }
         if let Some(t) = spec.allowed_tools.iter().find(|t| !spec.tools.contains(t)) {
             return Err(TurnError::invalid(
                 "allowed_tools",
@@ -233,6 +257,19 @@ impl Conversations {
         prompt: Vec<Value>,
         key: Option<String>,
     ) -> Result<TurnHandle, TurnError> {
+        self.session_turn_with(id, prompt, key, TurnOverrides::default())
+            .await
+    }
+
+    /// A session's turn with what this one request asks for on top of the session's settings
+    /// (a compatible request attached to the session).
+    pub async fn session_turn_with(
+        self: &Arc<Self>,
+        id: &str,
+        prompt: Vec<Value>,
+        key: Option<String>,
+        over: TurnOverrides,
+    ) -> Result<TurnHandle, TurnError> {
         refuse_shared_settings(&prompt)?;
         self.ensure_slot(id).await;
         let (conv, req, broker) = {
@@ -254,9 +291,13 @@ impl Conversations {
                 parallel_tool_calls: true,
                 slash_commands: true,
                 key,
+                max_output_tokens: over.max_output_tokens,
+                stop: over.stop,
                 options: ClaudeOptions {
                     permission_mode: info.permission_mode.clone(),
                     agent: info.agent.clone(),
+                    thinking_budget: over.thinking_budget,
+                    sampling: over.sampling,
                     ..Default::default()
                 },
                 ..Default::default()
@@ -345,6 +386,42 @@ impl Conversations {
                 conv.started = false;
             }
         }
+    }
+
+    /// Run the session's main thread as `agent` from its next turn (`None`: as no agent). The
+    /// conversation continues, with its whole history, in a process launched with it.
+    pub async fn set_session_agent(
+        self: &Arc<Self>,
+        id: &str,
+        agent: Option<String>,
+    ) -> Result<SessionInfo, TurnError> {
+        if let Some(a) = &agent {
+            self.check_agent(a, "agent").await?;
+        }
+        self.update_idle(id, |info| info.agent = agent).await
+    }
+
+    /// Change an idle session's record (409 while a turn runs) and save it.
+    pub(crate) async fn update_idle(
+        self: &Arc<Self>,
+        id: &str,
+        change: impl FnOnce(&mut SessionInfo),
+    ) -> Result<SessionInfo, TurnError> {
+        self.ensure_slot(id).await;
+        let (rec, info) = {
+            let mut sessions = self.sessions.lock();
+            let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;
+            if slot.conv.is_none() {
+                return Err(TurnError::Busy(format!(
+                    "Session {id} is busy with a turn; change it when the turn has ended"
+                )));
+            }
+            change(&mut slot.info);
+            slot.info.updated_at = now();
+            (session_record(&slot.info), view(slot))
+        };
+        self.store.update_session(&rec).await.map_err(store_error)?;
+        Ok(info)
     }
 
     /// Stop the turn running in a session. False when none runs.
@@ -549,10 +626,16 @@ impl Conversations {
     }
 
     pub(crate) fn check_builtin_tools(&self, tools: &[String]) -> Result<(), TurnError> {
+        self.check_tools_param(tools, "builtin_tools")
+    }
+
+    /// Every tool must be allowed by the deployment; `param` is the field's name in the API
+    /// that asked (`tools` on the native API, `builtin_tools` on the compatible ones).
+    pub(crate) fn check_tools_param(&self, tools: &[String], param: &str) -> Result<(), TurnError> {
         match tools.iter().find(|t| !self.cfg.builtin_tools.contains(t)) {
             None => Ok(()),
             Some(t) => Err(TurnError::invalid(
-                "builtin_tools",
+                param,
                 format!(
                     "The built-in tool '{t}' is not allowed by this gateway's policy (allowed: {})",
                     if self.cfg.builtin_tools.is_empty() {

@@ -1,6 +1,6 @@
 //! The router: path → handler lines only.
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{middleware, Router};
 
 use super::{auth, console, health, idempotency, metrics, stats, ws_auth, AppState};
@@ -58,6 +58,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/sessions/{id}/permissions/{request_id}",
             post(native::handlers::answer_permission),
+        )
+        .route(
+            "/api/agents",
+            get(native::agents::list).post(native::agents::create),
+        )
+        .route(
+            "/api/agents/{name}/config",
+            get(native::agents::config).put(native::agents::update),
+        )
+        .route("/api/agents/{name}", delete(native::agents::delete))
+        .route(
+            "/api/sessions/{id}/agent",
+            put(native::agents::set_session_agent),
         )
         .route("/api/ws-tickets", post(ws_auth::create_ticket))
         .route("/api/claude-sessions", get(native::claude_sessions::list))

@@ -12,6 +12,7 @@
 //! store only enforces identity, uniqueness and ordering.
 
 mod replies;
+mod agents;
 mod sqlite;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -230,6 +231,20 @@ pub struct StoredReply {
     pub created_at: i64,
 }
 
+/// A custom agent of the gateway's (see `domain::agents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub name: String,
+    pub description: String,
+    pub prompt: String,
+    /// The tools it may use; `None`: every tool its session has.
+    pub tools: Option<Vec<String>>,
+    pub model: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// Which sessions [`Store::list_sessions`] returns, and which page of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionFilter {
@@ -341,6 +356,21 @@ pub trait Store: Send + Sync {
 
     /// Deletes the replies made before `created_before` (unix ms); returns how many.
     async fn delete_replies_before(&self, created_before: i64) -> Result<u64, StoreError>;
+
+    /// Stores a custom agent, replacing one with the same name (keeping its `created_at`).
+    async fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError>;
+
+    /// Every custom agent, by name.
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+
+    /// Whether there was one to delete.
+    async fn delete_agent(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// A session's run-time settings (a JSON object), replacing what was there.
+    async fn put_session_settings(&self, session_id: &str, settings: &Value)
+        -> Result<(), StoreError>;
+
+    async fn get_session_settings(&self, session_id: &str) -> Result<Option<Value>, StoreError>;
 }
 
 /// Now, in unix milliseconds.

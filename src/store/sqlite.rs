@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::{agents, AgentRecord};
 use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
     ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
@@ -480,6 +481,30 @@ impl Store for SqliteStore {
 
     async fn delete_replies_before(&self, created_before: i64) -> Result<u64, StoreError> {
         replies::delete_before(&self.pool, created_before).await
+    }
+
+    async fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        agents::put(&self.pool, agent).await
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        agents::list(&self.pool).await
+    }
+
+    async fn delete_agent(&self, name: &str) -> Result<bool, StoreError> {
+        agents::delete(&self.pool, name).await
+    }
+
+    async fn put_session_settings(
+        &self,
+        session_id: &str,
+        settings: &Value,
+    ) -> Result<(), StoreError> {
+        agents::put_settings(&self.pool, session_id, settings).await
+    }
+
+    async fn get_session_settings(&self, session_id: &str) -> Result<Option<Value>, StoreError> {
+        agents::get_settings(&self.pool, session_id).await
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError> {

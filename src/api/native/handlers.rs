@@ -24,10 +24,10 @@ use crate::http::error::{ApiError, NativeError};
 use crate::http::ws_auth;
 use crate::http::AppState;
 
-type Result<T> = std::result::Result<T, NativeError>;
+pub(super) type Result<T> = std::result::Result<T, NativeError>;
 
 /// Parse a JSON body, naming the field when its shape is wrong.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ApiError> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ApiError> {
     crate::http::body::parse(bytes, &crate::http::body::NATIVE)
 }
 
@@ -97,7 +97,7 @@ pub async fn send_message(
         .session_turn(&id, prompt, caller.label())
         .await?;
     if req.stream {
-        return Ok(sse(turn_events(handle)).into_response());
+        return Ok(sse(turn_events(id, handle)).into_response());
     }
     Ok(Json(collect(id, handle).await?).into_response())
 }
@@ -158,7 +158,7 @@ pub async fn answer_permission(
 /// Watch a session: every event of every turn, for as long as the client stays.
 pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let rx = app.conversations.watch(&id).await?;
-    Ok(sse(watch_events(rx)).into_response())
+    Ok(sse(watch_events(id, rx)).into_response())
 }
 
 pub async fn websocket(
@@ -182,12 +182,13 @@ async fn serve_socket(
     mut rx: broadcast::Receiver<Event>,
 ) {
     let (mut tx, mut incoming) = socket.split();
+    let session = id.clone();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Value>(16);
     let writer = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
                 ev = rx.recv() => match ev {
-                    Ok(ev) => serde_json::to_value(&ev).unwrap_or(Value::Null),
+                    Ok(ev) => event_json(&ev, &session),
                     Err(broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "skipped": n}),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -346,6 +347,7 @@ async fn collect(
             ),
             Event::Error(e) => return Err(e.into()),
             Event::Done(s) => {
+                r.cli_session_id = s.session_id.clone();
                 r.stop_reason = serde_json::to_value(&s.stop_reason).unwrap_or(Value::Null);
                 r.usage = serde_json::to_value(s.usage).unwrap_or(Value::Null);
                 r.cost_usd = s.cost_usd;
@@ -361,38 +363,54 @@ async fn collect(
     )))
 }
 
-fn sse_event(ev: &Event) -> SseEvent {
-    let v = serde_json::to_value(ev).unwrap_or(Value::Null);
+/// An event as the native API shows it: `session_id` is the native session's (stable for the
+/// session's life); the CLI's own, which changes (after the first turn, after `/clear`), is
+/// `cli_session_id`.
+pub(super) fn event_json(ev: &Event, session: &str) -> Value {
+    let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(cli) = obj.remove("session_id") {
+            obj.insert("cli_session_id".into(), cli);
+        }
+        obj.insert("session_id".into(), json!(session));
+    }
+    v
+}
+
+pub(super) fn sse_event(ev: &Event, session: &str) -> SseEvent {
+    let v = event_json(ev, session);
     let kind = v["type"].as_str().unwrap_or("event").to_string();
     SseEvent::default().event(kind).data(v.to_string())
 }
 
-fn sse<S: Stream<Item = std::result::Result<SseEvent, Infallible>> + Send + 'static>(
+pub(super) fn sse<S: Stream<Item = std::result::Result<SseEvent, Infallible>> + Send + 'static>(
     s: S,
 ) -> impl IntoResponse {
     Sse::new(s).keep_alive(KeepAlive::default())
 }
 
 /// The requester's own stream: ends with the turn.
-fn turn_events(
+pub(super) fn turn_events(
+    session: String,
     mut handle: TurnHandle,
 ) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
     async_stream::stream! {
         while let Some(ev) = handle.events.recv().await {
             let last = ev.is_terminal();
-            yield Ok(sse_event(&ev));
+            yield Ok(sse_event(&ev, &session));
             if last { break; }
         }
     }
 }
 
 fn watch_events(
+    session: String,
     mut rx: broadcast::Receiver<Event>,
 ) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
     async_stream::stream! {
         loop {
             match rx.recv().await {
-                Ok(ev) => yield Ok(sse_event(&ev)),
+                Ok(ev) => yield Ok(sse_event(&ev, &session)),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     yield Ok(SseEvent::default().event("lagged").data(json!({"skipped": n}).to_string()));
                 }

@@ -5,6 +5,7 @@
 //! A thin adapter like the others: it maps HTTP onto the session functions of the domain
 //! (`crate::domain::sessions`) and renders `claude::Event`s; it never touches processes.
 
+pub mod agents;
 pub mod claude_sessions;
 pub mod handlers;
 pub mod tools;

@@ -68,6 +68,8 @@ pub struct ExportQuery {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MessageReply {
     pub session_id: String,
+    /// The CLI's own session id as of this turn (it changes; `session_id` does not).
+    pub cli_session_id: String,
     pub text: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub thinking: String,
@@ -103,3 +105,20 @@ pub enum WsCommand {
         message: Option<String>,
     },
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AgentBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+

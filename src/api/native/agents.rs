@@ -1,0 +1,86 @@
+//! Native API handlers for agents (`/api/agents`, `PUT /api/sessions/{id}/agent`): extract,
+//! call the domain (`crate::domain::agents`), render. Never touches processes.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::handlers::{body, Result};
+use super::types::AgentBody;
+use crate::domain::agents::AgentFields;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+
+fn fields(b: AgentBody) -> AgentFields {
+    AgentFields {
+        description: b.description,
+        prompt: b.prompt,
+        tools: b.tools,
+        model: b.model,
+    }
+}
+
+pub async fn list(State(app): State<AppState>) -> Result<Response> {
+    let data = app.conversations.list_agents().await?;
+    Ok(Json(json!({ "data": data })).into_response())
+}
+
+pub async fn create(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
+    let b: AgentBody = body(&bytes)?;
+    let name = b
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("name", "name is required"))?;
+    for (field, v) in [("description", &b.description), ("prompt", &b.prompt)] {
+        if v.is_none() {
+            return Err(ApiError::bad_request(field, format!("{field} is required")).into());
+        }
+    }
+    let agent = app.conversations.create_agent(&name, fields(b)).await?;
+    Ok((StatusCode::CREATED, Json(agent)).into_response())
+}
+
+pub async fn config(State(app): State<AppState>, Path(name): Path<String>) -> Result<Response> {
+    Ok(Json(app.conversations.agent(&name).await?).into_response())
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let b: AgentBody = body(&bytes)?;
+    if b.name.as_ref().is_some_and(|n| n != &name) {
+        return Err(ApiError::bad_request("name", "an agent cannot be renamed").into());
+    }
+    Ok(Json(app.conversations.update_agent(&name, fields(b)).await?).into_response())
+}
+
+pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result<StatusCode> {
+    app.conversations.delete_agent(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{agent}`: run the session's main thread as this agent from its next turn (`null`: none).
+pub async fn set_session_agent(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let v: Value = body(&bytes)?;
+    let agent = match v.get("agent") {
+        None => return Err(ApiError::bad_request("agent", "agent is required").into()),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => {
+            return Err(
+                ApiError::bad_request("agent", "agent must be an agent's name or null").into(),
+            )
+        }
+    };
+    let info = app.conversations.set_session_agent(&id, agent).await?;
+    Ok(Json(info).into_response())
+}
