@@ -5,7 +5,7 @@
 #   --node    the Node test clients        (tests/node/node_modules, from its package-lock.json)
 #   --console the web console: its npm packages (web/node_modules) and its build (web/dist,
 #             embedded in the binary by the next cargo build)
-#   --browser Debian's chromium for the console tests (apt-get, when missing)
+#   --browser Debian's chromium and firefox-esr for the console tests (apt-get, when missing)
 #   --all     all of them (the default when no option is given)
 # Idempotent: each part is skipped when it is already in place.
 # CCGW_TOOLS_DIR overrides the .tools/ location (absolute path), CCGW_PYTHON the Python used for the venv.
@@ -186,20 +186,23 @@ setup_console() {
   log "console built; cargo build embeds it"
 }
 
-# The console tests drive Debian's chromium (never a downloaded browser).
+# The console tests drive Debian's chromium and firefox-esr (never a downloaded browser).
 setup_browser() {
-  if [[ -x /usr/bin/chromium ]]; then
-    log "chromium already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n 1))"
+  local missing=()
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-dejavu-core)
+  [[ -x /usr/bin/firefox-esr ]] || missing+=(firefox-esr)
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    log "browsers already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n 1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -n 1))"
     return 0
   fi
-  command -v apt-get >/dev/null 2>&1 || die "chromium is missing and apt-get is not available: install Chromium at /usr/bin/chromium (or set CCGW_CHROMIUM)"
+  command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and apt-get is not available: install Chromium at /usr/bin/chromium and Firefox at /usr/bin/firefox-esr (or set CCGW_CHROMIUM, CCGW_FIREFOX)"
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
-  log "installing Debian's chromium with apt-get"
+  log "installing Debian's ${missing[*]} with apt-get"
   $sudo apt-get update -qq || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-dejavu-core >/dev/null \
-    || die "apt-get install chromium failed"
-  log "chromium ready ($(/usr/bin/chromium --version 2>/dev/null | head -n 1))"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+  log "browsers ready ($(/usr/bin/chromium --version 2>/dev/null | head -n 1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -n 1))"
 }
 
 if [[ $want_cli -eq 1 ]]; then setup_cli; fi

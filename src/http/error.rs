@@ -279,13 +279,15 @@ pub async fn shape_errors(
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
+    let content_type = resp
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .unwrap_or_default();
+    // Already shaped: JSON, or a page made for a browser (the console's "not built" page).
+    let shaped = content_type.starts_with("application/json") || content_type.starts_with("text/html");
     // Only errors: a 101 to a WebSocket, a text/event-stream, every success pass untouched.
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || shaped {
         return resp;
     }
     let message = match status {
@@ -390,6 +392,47 @@ mod tests {
         });
         assert_eq!(cap.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(cap.retry_after(), Some(3));
+    }
+
+    async fn shaped(make: fn() -> Response) -> (StatusCode, String, String) {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/admin/x", axum::routing::get(move || async move { make() }))
+            .layer(axum::middleware::from_fn(|req, next| shape_errors(10, req, next)));
+        let req = axum::http::Request::get("/admin/x")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let out = app.oneshot(req).await.expect("response");
+        let status = out.status();
+        let ct = out.headers()[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .expect("content type")
+            .to_string();
+        let body = axum::body::to_bytes(out.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, ct, String::from_utf8_lossy(&body).to_string())
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_are_shaped_and_pages_pass_untouched() {
+        let text = || (StatusCode::BAD_REQUEST, "bad thing").into_response();
+        let (status, ct, body) = shaped(text).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(ct.starts_with("application/json"), "{ct}");
+        assert!(body.contains("\"message\":\"bad thing\""), "{body}");
+        let page = || {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<h1>The console is not built</h1>",
+            )
+                .into_response()
+        };
+        let (status, ct, body) = shaped(page).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ct.starts_with("text/html"), "{ct}");
+        assert_eq!(body, "<h1>The console is not built</h1>");
     }
 
     #[test]
