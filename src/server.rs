@@ -144,7 +144,6 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         Arc::new(store),
     ));
     conversations.spawn_reaper();
-    conversations.spawn_feed_recorder();
     let state = AppState {
         ws_tickets: Arc::default(),
         stats: Arc::default(),

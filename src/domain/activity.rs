@@ -23,6 +23,9 @@ pub const MAX_INFLIGHT: usize = 5000;
 /// And at most about this many bytes of their text: a long answer is not kept twice in
 /// memory; past it the timeline shows the turn once it is recorded.
 pub const MAX_INFLIGHT_BYTES: usize = 1 << 20;
+/// And all running turns' together (a turn whose client left keeps its items until the
+/// conversation's next turn ends or it is dropped): memory stays bounded in bytes.
+pub const MAX_INFLIGHT_TOTAL_BYTES: usize = 16 << 20;
 /// Per turn: from its user line reaching the CLI to the first token (text, thinking or tool).
 pub const TTFT: &str = "ccgw_time_to_first_token_seconds";
 
@@ -75,6 +78,19 @@ struct Inner {
     inflight: HashMap<String, Vec<FeedItem>>,
     /// About how many bytes of text each conversation's `inflight` holds.
     inflight_bytes: HashMap<String, usize>,
+    /// The bytes of the items each conversation's `inflight` kept, and all together.
+    kept_bytes: HashMap<String, usize>,
+    inflight_total: usize,
+}
+
+impl Inner {
+    fn drop_inflight(&mut self, id: &str) {
+        self.inflight.remove(id);
+        if let Some(kept) = self.kept_bytes.remove(id) {
+            self.inflight_total -= kept;
+        }
+        self.inflight_bytes.remove(id);
+    }
 }
 
 #[derive(Default)]
@@ -176,22 +192,24 @@ impl Activity {
             _ => {}
         }
         if item.event.is_terminal() {
-            inner.inflight.remove(&m.conversation_id);
-            inner.inflight_bytes.remove(&m.conversation_id);
+            inner.drop_inflight(&m.conversation_id);
         } else {
-            let size = match &item.event {
-                Event::TextDelta { text } | Event::ThinkingDelta { text } => text.len(),
-                _ => 256,
-            };
+            let size = item_bytes(item);
             let bytes = inner
                 .inflight_bytes
                 .entry(m.conversation_id.clone())
                 .or_default();
             *bytes += size;
-            let room = *bytes <= MAX_INFLIGHT_BYTES;
+            let room = *bytes <= MAX_INFLIGHT_BYTES
+                && inner.inflight_total + size <= MAX_INFLIGHT_TOTAL_BYTES;
             let list = inner.inflight.entry(m.conversation_id.clone()).or_default();
             if room && list.len() < MAX_INFLIGHT {
                 list.push(item.clone());
+                *inner
+                    .kept_bytes
+                    .entry(m.conversation_id.clone())
+                    .or_default() += size;
+                inner.inflight_total += size;
             }
         }
         if let Some(t) = finished {
@@ -208,8 +226,7 @@ impl Activity {
                 .map(|c| c.id.clone())
             {
                 inner.convs.remove(&oldest);
-                inner.inflight.remove(&oldest);
-                inner.inflight_bytes.remove(&oldest);
+                inner.drop_inflight(&oldest);
             }
         }
     }
@@ -235,6 +252,29 @@ impl Activity {
     pub fn totals(&self) -> (HashMap<String, Totals>, HashMap<String, Totals>) {
         let inner = self.lock();
         (inner.by_model.clone(), inner.by_key.clone())
+    }
+}
+
+/// About what an item holds: its text (bounded by the feed) and a little for the rest.
+fn item_bytes(item: &FeedItem) -> usize {
+    let text = match &item.event {
+        Event::TextDelta { text } | Event::ThinkingDelta { text } => text.len(),
+        Event::UserMessage { content } => value_bytes(content),
+        Event::ToolCall { input, .. } | Event::PermissionRequest { input, .. } => {
+            value_bytes(input)
+        }
+        Event::ToolResult { content, .. } => value_bytes(content),
+        _ => 0,
+    };
+    text + 256
+}
+
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(value_bytes).sum(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + value_bytes(v)).sum(),
+        _ => 8,
     }
 }
 
@@ -289,6 +329,7 @@ mod tests {
             }),
             seq: None,
             event,
+            cut: None,
         }
     }
 
@@ -348,5 +389,33 @@ mod tests {
         assert_eq!(a.recent(usize::MAX).len(), MAX_TRACKED);
         assert!(a.get("c0").is_none());
         assert_eq!(a.recent(1)[0].id, format!("c{}", MAX_TRACKED + 49));
+    }
+
+    #[test]
+    fn running_turns_keep_a_bounded_number_of_bytes_together() {
+        let a = Activity::default();
+        let text = "x".repeat(16 * 1024);
+        // Many turns that never end (their clients left), each under its own limit.
+        let convs = 2 * MAX_INFLIGHT_TOTAL_BYTES / MAX_INFLIGHT_BYTES;
+        for c in 0..convs {
+            for i in 0..(MAX_INFLIGHT_BYTES / text.len()) {
+                a.observe(&item(
+                    i as u64,
+                    i as i64,
+                    &format!("c{c}"),
+                    Event::TextDelta { text: text.clone() },
+                ));
+            }
+        }
+        let kept: usize = (0..convs)
+            .flat_map(|c| a.inflight(&format!("c{c}")))
+            .map(|i| item_bytes(&i))
+            .sum();
+        assert!(kept <= MAX_INFLIGHT_TOTAL_BYTES, "{kept}");
+        assert!(kept > MAX_INFLIGHT_TOTAL_BYTES / 2, "{kept}");
+        // A turn that ends gives its room back.
+        a.observe(&item(0, 0, "c0", Event::Error(crate::claude::ClaudeError::protocol("x"))));
+        a.observe(&item(1, 1, "c0", Event::TextDelta { text: text.clone() }));
+        assert!(a.inflight("c0").len() == 1);
     }
 }

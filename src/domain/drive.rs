@@ -70,19 +70,24 @@ impl Conversations {
         );
         let turn_id = uuid::Uuid::new_v4().to_string();
         let lag = Duration::from_secs(self.cfg.stream_lag_timeout_secs);
-        let history = conv.native.clone().map(|session| History {
-            recorder: Default::default(),
-            store: self.store.clone(),
-            writes: self.writes.clone(),
-            session,
-            turn: turn_id.clone(),
-        });
+        let (store, writes) = (self.store.clone(), self.writes.clone());
+        let history = match conv.native.clone() {
+            Some(session) => History::native(store, writes, session, turn_id.clone()),
+            None => History::compatible(
+                store,
+                writes,
+                conv.id.clone(),
+                turn_id.clone(),
+                conv.source.clone(),
+                req.model_id.clone(),
+            ),
+        };
         let feed = self
             .feed
             .turn(super::feed::turn_meta(&conv, &req, &turn_id));
-        feed.user_message(&req.prompt);
-        let (tx, rx) = outlet(conv.bus.clone(), history, lag);
+        let (tx, rx) = outlet(conv.bus.clone(), Some(history), lag);
         let mut tx = tx.with_feed(feed);
+        tx.user_message(&req.prompt);
         if conv.native.is_some() {
             // Watchers and the history see what was asked.
             tx.announce(Event::UserMessage {

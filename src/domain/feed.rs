@@ -4,10 +4,13 @@
 //! Owns: the broadcast the console's home, its timelines and the compatible-API recorder read
 //! from, and the per-turn context ([`FeedTurn`]) a turn publishes through.
 //!
-//! Must not: block or slow the turn that publishes. The broadcast is a ring of
-//! [`FEED_CAPACITY`] items per subscriber: a watcher that falls that far behind loses the
-//! oldest items and is told how many (`Lagged`); the publisher never waits for anyone. Knows
-//! no HTTP; the wire shape is this module's `Serialize`.
+//! Must not: block or slow the turn that publishes, or hold much memory. The broadcast is a
+//! ring of [`FEED_CAPACITY`] items per subscriber: a watcher that falls that far behind loses
+//! the oldest items and is told how many (`Lagged`); the publisher never waits for anyone. A
+//! lagging watcher keeps the ring full, so each item carries at most [`FEED_ITEM_TEXT_BYTES`]
+//! of text (the rest is cut and counted in `cut`): the ring stays bounded in bytes, however
+//! long a prompt, an answer or a tool result is. The whole texts are in the history. Knows no
+//! HTTP; the wire shape is this module's `Serialize`.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +21,9 @@ use crate::claude::Event;
 
 /// How far a watcher may fall behind before it loses items.
 pub const FEED_CAPACITY: usize = 1024;
+/// The text one item carries at most (its strings together): a full ring is at most about
+/// `FEED_CAPACITY` times this.
+pub const FEED_ITEM_TEXT_BYTES: usize = 16 * 1024;
 
 /// What every item of one turn shares.
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +74,9 @@ pub struct FeedItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     pub event: Event,
+    /// Bytes of the event's text left out of this item (see [`FEED_ITEM_TEXT_BYTES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut: Option<u64>,
 }
 
 /// Sees every item as it is published, before any subscriber (keep it to microseconds).
@@ -118,6 +127,9 @@ impl Feed {
 
     fn publish(&self, meta: &Arc<TurnMeta>, event: &Event) {
         let ts = crate::store::now_millis();
+        let mut fit = Fit::new(FEED_ITEM_TEXT_BYTES);
+        let event = fit.event(event);
+        let cut = (fit.cut > 0).then_some(fit.cut);
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
         *next += 1;
         let item = Arc::new(FeedItem {
@@ -125,7 +137,8 @@ impl Feed {
             ts,
             meta: meta.clone(),
             seq: None,
-            event: event.clone(),
+            event,
+            cut,
         });
         if let Some(observe) = &self.observer {
             observe(&item);
@@ -152,6 +165,141 @@ impl FeedTurn {
         self.publish(&Event::UserMessage {
             content: serde_json::Value::Array(prompt.to_vec()),
         });
+    }
+}
+
+/// A copy of an event whose strings together hold at most a budget of bytes (each cut at a
+/// character boundary); what did not fit is counted. Copies only what it keeps.
+struct Fit {
+    left: usize,
+    cut: u64,
+}
+
+impl Fit {
+    fn new(budget: usize) -> Fit {
+        Fit { left: budget, cut: 0 }
+    }
+
+    fn str(&mut self, s: &str) -> String {
+        if s.len() <= self.left {
+            self.left -= s.len();
+            return s.to_string();
+        }
+        let mut end = self.left;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.left -= end;
+        self.cut += (s.len() - end) as u64;
+        s[..end].to_string()
+    }
+
+    /// Strings share the budget, except a `type` (what the console needs to show the shape);
+    /// array items past the budget are left out.
+    fn value(&mut self, v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(self.str(s)),
+            Value::Array(items) => {
+                let mut kept = Vec::new();
+                for item in items {
+                    if self.left == 0 {
+                        self.cut += text_bytes(item);
+                    } else {
+                        kept.push(self.value(item));
+                    }
+                }
+                Value::Array(kept)
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| match v {
+                        Value::String(_) if k == "type" => (k.clone(), v.clone()),
+                        _ => (k.clone(), self.value(v)),
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    fn event(&mut self, ev: &Event) -> Event {
+        match ev {
+            Event::TextDelta { text } => Event::TextDelta {
+                text: self.str(text),
+            },
+            Event::ThinkingDelta { text } => Event::ThinkingDelta {
+                text: self.str(text),
+            },
+            Event::ToolCallDelta {
+                id,
+                partial_json,
+                client,
+            } => Event::ToolCallDelta {
+                id: id.clone(),
+                partial_json: self.str(partial_json),
+                client: *client,
+            },
+            Event::ToolCall {
+                id,
+                name,
+                input,
+                client,
+            } => Event::ToolCall {
+                id: id.clone(),
+                name: name.clone(),
+                input: self.value(input),
+                client: *client,
+            },
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } => Event::ToolResult {
+                tool_use_id: tool_use_id.clone(),
+                content: self.value(content),
+                is_error: *is_error,
+            },
+            Event::PermissionRequest {
+                request_id,
+                tool_name,
+                input,
+                tool_use_id,
+            } => Event::PermissionRequest {
+                request_id: request_id.clone(),
+                tool_name: tool_name.clone(),
+                input: self.value(input),
+                tool_use_id: tool_use_id.clone(),
+            },
+            Event::UserMessage { content } => Event::UserMessage {
+                content: self.value(content),
+            },
+            Event::StructuredOutput { value } => Event::StructuredOutput {
+                value: self.value(value),
+            },
+            Event::Done(s) => Event::Done(crate::claude::TurnSummary {
+                stop_reason: s.stop_reason.clone(),
+                usage: s.usage,
+                cost_usd: s.cost_usd,
+                duration_ms: s.duration_ms,
+                num_turns: s.num_turns,
+                session_id: s.session_id.clone(),
+                result_text: self.str(&s.result_text),
+                leaf: s.leaf.clone(),
+            }),
+            other => other.clone(),
+        }
+    }
+}
+
+/// The bytes of a value's strings.
+fn text_bytes(v: &serde_json::Value) -> u64 {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.len() as u64,
+        Value::Array(items) => items.iter().map(text_bytes).sum(),
+        Value::Object(map) => map.values().map(text_bytes).sum(),
+        _ => 0,
     }
 }
 
@@ -188,6 +336,40 @@ mod tests {
         assert_eq!(v["turn_id"], "t1");
         assert_eq!(v["event"]["type"], "text_delta");
         assert!(v["ts"].as_i64().unwrap() > 1_600_000_000_000);
+    }
+
+    #[tokio::test]
+    async fn an_item_carries_a_bounded_text_and_says_how_much_was_cut() {
+        let feed = Arc::new(Feed::new(16, None));
+        let mut rx = feed.subscribe();
+        let turn = feed.turn(meta());
+        // Multi-byte characters across the cut: it lands on a character boundary.
+        let long = "é".repeat(FEED_ITEM_TEXT_BYTES);
+        turn.publish(&Event::TextDelta { text: long.clone() });
+        let item = rx.recv().await.unwrap();
+        let Event::TextDelta { text } = &item.event else {
+            panic!("{:?}", item.event)
+        };
+        assert!(text.len() <= FEED_ITEM_TEXT_BYTES && text.len() >= FEED_ITEM_TEXT_BYTES - 1);
+        assert_eq!(item.cut, Some((long.len() - text.len()) as u64));
+        // Every string of a payload counts toward one budget.
+        let big = "x".repeat(FEED_ITEM_TEXT_BYTES);
+        turn.user_message(&[
+            serde_json::json!({"type": "text", "text": big}),
+            serde_json::json!({"type": "text", "text": "tail"}),
+        ]);
+        let item = rx.recv().await.unwrap();
+        let v = serde_json::to_value(&*item).unwrap();
+        let blocks = v["event"]["content"].as_array().unwrap();
+        assert_eq!(blocks.len(), 1, "what did not fit is left out");
+        assert_eq!(blocks[0]["type"], "text", "the shape stays");
+        assert_eq!(blocks[0]["text"].as_str().unwrap().len(), FEED_ITEM_TEXT_BYTES);
+        assert_eq!(v["cut"], "tail".len() as u64 + "text".len() as u64);
+        // A small event is whole and says nothing.
+        turn.publish(&Event::TextDelta { text: "yo".into() });
+        let v = serde_json::to_value(&*rx.recv().await.unwrap()).unwrap();
+        assert_eq!(v["event"]["text"], "yo");
+        assert!(v.get("cut").is_none());
     }
 
     #[tokio::test]

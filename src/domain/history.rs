@@ -1,6 +1,6 @@
 //! A native session's history: the events of its turns joined into the entries clients read
 //! back (`user`, `assistant`, `thinking`, `tool_call`, `tool_result`, `permission_request`,
-//! `result`, `error`; joined by [`Joiner`], the same joiner the compatible APIs' recorder uses),
+//! `result`, `error`; joined by [`Joiner`], the same joiner the compatible APIs' conversations are recorded with),
 //! and those entries turned back into messages, to rebuild a transcript the CLI never wrote or
 //! lost. The turn's driver records; the store keeps. Pure: no I/O.
 

@@ -8,7 +8,7 @@
 //! requests) and `idempotency` (responses kept for retries), with `tool_step`, `structured`,
 //! `outlet` (where a turn's events go), `history` and `history_key` and `cli_wait` beside them.
 //! `feed` is the gateway-wide live feed every turn publishes to, with `activity` (live state
-//! kept from it) and `recorder` (history of the compatible APIs' conversations, from it);
+//! kept from it); `recorder` joins a turn's events into history entries (`outlet` writes them);
 //! `claude_sessions` reads the machine's own Claude Code transcripts; `confine` is the one
 //! check that a path stays inside a session's workspace. `tool_catalog`, `direct_tools` and
 //! `tool_calls` are the native API's tools: what exists, direct calls on a workspace, and a

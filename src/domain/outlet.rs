@@ -1,12 +1,18 @@
-//! Where a turn's events go: to its requester through a bounded channel, and for a native
-//! session to its watchers and its history. A requester that stops reading holds the turn back
-//! (and through it the CLI) for at most the lag limit; then the turn ends with a clear error
-//! that the requester still gets, after whatever was buffered. Memory per stream stays bounded
-//! either way.
+//! Where a turn's events go: to its requester through a bounded channel, to the console's
+//! feed once delivered, and for a native session to its watchers; and every turn's history. A
+//! requester that stops reading holds the turn back (and through it the CLI) for at most the
+//! lag limit; then the turn ends with a clear error that the requester still gets, after
+//! whatever was buffered. Memory per stream stays bounded either way.
+//!
+//! History is written here for every turn, and what ends a turn is committed before the
+//! requester is told: a native session's entries go to the store as the turn goes; a
+//! compatible-API conversation's wait for the turn's end (its record may be created only then,
+//! by the turn's own writes) and hold what its client was given.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::feed::FeedTurn;
@@ -16,19 +22,78 @@ use crate::claude::process::TURN_BUFFER;
 use crate::claude::{ClaudeError, Event};
 use crate::store::{Store, StoreError};
 
-/// A native session's history, written in order through the store queue as its turn goes.
+/// One turn's history, written in order through the store queue.
 pub(crate) struct History {
-    pub(crate) recorder: Joiner,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) writes: WriteQueue,
-    pub(crate) session: String,
-    pub(crate) turn: String,
+    recorder: Joiner,
+    store: Arc<dyn Store>,
+    writes: WriteQueue,
+    session: String,
+    turn: String,
+    /// A compatible-API conversation's entries so far (written when the turn ends).
+    held: Option<Held>,
+}
+
+/// A compatible-API turn's entries, and what its conversation's record is made of when the
+/// turn is its first and failed (a clean turn creates the record itself).
+struct Held {
+    entries: Vec<(&'static str, Value)>,
+    source: String,
+    model: String,
 }
 
 impl History {
+    /// A native session's: written as the turn goes.
+    pub(crate) fn native(
+        store: Arc<dyn Store>,
+        writes: WriteQueue,
+        session: String,
+        turn: String,
+    ) -> History {
+        History {
+            recorder: Joiner::default(),
+            store,
+            writes,
+            session,
+            turn,
+            held: None,
+        }
+    }
+
+    /// A compatible-API conversation's: what its client was given, with retries and model
+    /// steps, written when the turn ends.
+    pub(crate) fn compatible(
+        store: Arc<dyn Store>,
+        writes: WriteQueue,
+        conversation: String,
+        turn: String,
+        source: String,
+        model: String,
+    ) -> History {
+        History {
+            recorder: Joiner::with_steps(),
+            store,
+            writes,
+            session: conversation,
+            turn,
+            held: Some(Held {
+                entries: Vec::new(),
+                source,
+                model,
+            }),
+        }
+    }
+
+    fn is_native(&self) -> bool {
+        self.held.is_none()
+    }
+
     fn record(&mut self, ev: &Event) {
         let entries = self.recorder.push(ev);
         if entries.is_empty() {
+            return;
+        }
+        if let Some(held) = &mut self.held {
+            held.entries.extend(entries);
             return;
         }
         let (store, session, turn) = (self.store.clone(), self.session.clone(), self.turn.clone());
@@ -42,6 +107,45 @@ impl History {
             }
         });
     }
+
+    /// Write a compatible-API turn's entries behind the turn's own records, and wait until
+    /// every write so far is done. Nothing to do for a native session (already queued).
+    async fn commit(&mut self) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        if held.entries.is_empty() {
+            return;
+        }
+        let (store, id, turn) = (self.store.clone(), self.session.clone(), self.turn.clone());
+        self.writes.push(async move {
+            if let Err(e) = save_held(&*store, &id, &turn, held).await {
+                tracing::warn!(conversation = %id, error = %e, "could not record history");
+            }
+        });
+        self.writes.flush().await;
+    }
+}
+
+/// A compatible-API turn's entries; a failed first turn gets a conversation record of its own,
+/// so its timeline can still be opened.
+async fn save_held(store: &dyn Store, id: &str, turn: &str, held: Held) -> Result<(), StoreError> {
+    if store.get_session(id).await?.is_none() {
+        let failed = held.entries.iter().any(|(k, _)| *k == "error");
+        let status = if failed {
+            crate::store::status::ERROR
+        } else {
+            crate::store::status::CLOSED
+        };
+        let rec = crate::store::Session {
+            id: id.to_string(),
+            status: status.to_string(),
+            ..crate::store::Session::new("", held.model.clone(), held.source.clone())
+        };
+        store.create_session(&rec).await?;
+    }
+    store.append_events(id, turn, &held.entries).await?;
+    Ok(())
 }
 
 /// Why events could not be delivered.
@@ -117,16 +221,28 @@ impl Outlet {
         self
     }
 
-    /// Tell the feed only (what the requester's protocol has no event for).
-    pub(crate) fn publish(&self, ev: &Event) {
+    /// Tell the feed only (what the requester's protocol has no event for). A compatible-API
+    /// turn's history is what the feed was told: what its client was given.
+    pub(crate) fn publish(&mut self, ev: &Event) {
+        if let Some(h) = self.history.as_mut().filter(|h| !h.is_native()) {
+            h.record(ev);
+        }
         if let Some(f) = &self.feed {
             f.publish(ev);
         }
     }
 
-    /// Record an event in the session's history only.
+    /// The user message (or the client's tool results) that starts the turn, for the feed and
+    /// a compatible-API turn's history (a native session announces its own).
+    pub(crate) fn user_message(&mut self, prompt: &[Value]) {
+        self.publish(&Event::UserMessage {
+            content: Value::Array(prompt.to_vec()),
+        });
+    }
+
+    /// Record an event in a native session's history only.
     pub(crate) fn record(&mut self, ev: &Event) {
-        if let Some(h) = &mut self.history {
+        if let Some(h) = self.history.as_mut().filter(|h| h.is_native()) {
             h.record(ev);
         }
     }
@@ -145,10 +261,10 @@ impl Outlet {
         if let Some(b) = &self.bus {
             let _ = b.send(ev.clone());
         }
-        let Some(out) = &self.out else {
+        let Some(out) = self.out.clone() else {
             return Err(Gone::Left);
         };
-        match tokio::time::timeout(self.lag, out.reserve()).await {
+        match tokio::time::timeout(self.lag, out.reserve_owned()).await {
             Ok(Ok(permit)) => {
                 // The feed sees what the requester was given, not what it never read.
                 self.publish(&ev);
@@ -173,6 +289,10 @@ impl Outlet {
     /// else after what it has not read yet. Nothing is sent after it.
     pub(crate) async fn deliver(&mut self, ev: Event) {
         self.publish(&ev);
+        // What the requester is about to be told is in the store first.
+        if let Some(h) = &mut self.history {
+            h.commit().await;
+        }
         if let Some(b) = &self.bus {
             let _ = b.send(ev.clone());
         }

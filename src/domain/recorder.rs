@@ -1,20 +1,11 @@
-//! History recording: a turn's events joined into whole history entries (deltas into whole
-//! texts), and the recorder that keeps the compatible APIs' conversations as history, from the
-//! live feed, so their timeline can be opened later. (Native sessions' turns record their own
-//! history as they go, in `outlet`; both use [`Joiner`].)
+//! History entries: a turn's events joined into whole entries (deltas into whole texts), for
+//! native sessions and the compatible APIs' conversations alike (`outlet` writes them).
 //!
-//! Must not: slow a turn (it reads the feed, and writes through the ordered write queue after
-//! the turn's own records), or record a native session twice.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! Must not: touch the store or know where events come from.
 
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 
-use super::conversations::Conversations;
 use crate::claude::Event;
-use crate::store::{self, StoreError};
 
 /// Joins one conversation's events into history entries `(kind, payload)`.
 #[derive(Default)]
@@ -116,89 +107,6 @@ impl Joiner {
         }
         entries
     }
-}
-
-/// One compatible-API turn on its way to the store.
-struct Pending {
-    joiner: Joiner,
-    entries: Vec<(&'static str, Value)>,
-    source: String,
-    model: String,
-}
-
-impl Conversations {
-    /// Keep the compatible APIs' conversations as history, from the feed.
-    pub fn spawn_feed_recorder(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let mut rx = self.feed.subscribe();
-        let this = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut turns: HashMap<String, Pending> = HashMap::new();
-            loop {
-                let item = match rx.recv().await {
-                    Ok(item) => item,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "the history recorder fell behind the feed");
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                };
-                let m = &item.meta;
-                if m.source == store::source::NATIVE {
-                    continue;
-                }
-                let p = turns.entry(m.turn_id.clone()).or_insert_with(|| Pending {
-                    joiner: Joiner::with_steps(),
-                    entries: Vec::new(),
-                    source: m.source.clone(),
-                    model: m.model.clone(),
-                });
-                let new = p.joiner.push(&item.event);
-                p.entries.extend(new);
-                if !item.event.is_terminal() {
-                    continue;
-                }
-                let Some(p) = turns.remove(&m.turn_id) else {
-                    continue;
-                };
-                let Some(conversations) = this.upgrade() else {
-                    break;
-                };
-                let (id, turn_id) = (m.conversation_id.clone(), m.turn_id.clone());
-                let store = conversations.store.clone();
-                // Behind the turn's own records in the queue, so its conversation row exists
-                // when the turn ended cleanly; a failed first turn gets a row of its own.
-                conversations.write(async move {
-                    if let Err(e) = save(&*store, &id, &turn_id, p).await {
-                        tracing::warn!(conversation = %id, error = %e, "could not record history");
-                    }
-                });
-            }
-        })
-    }
-}
-
-async fn save(
-    store: &dyn store::Store,
-    id: &str,
-    turn_id: &str,
-    p: Pending,
-) -> Result<(), StoreError> {
-    if store.get_session(id).await?.is_none() {
-        let failed = p.entries.iter().any(|(k, _)| *k == "error");
-        let rec = store::Session {
-            id: id.to_string(),
-            status: if failed {
-                store::status::ERROR
-            } else {
-                store::status::CLOSED
-            }
-            .to_string(),
-            ..store::Session::new("", p.model.clone(), p.source.clone())
-        };
-        store.create_session(&rec).await?;
-    }
-    store.append_events(id, turn_id, &p.entries).await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -249,6 +249,59 @@ async fn what_a_client_was_told_survives_a_kill_right_after() {
 }
 
 #[tokio::test]
+async fn what_a_compatible_api_client_was_told_survives_a_kill_right_after() {
+    let mock = mock().await;
+    let client = reqwest::Client::new();
+    let data = tempfile::tempdir().unwrap();
+    let mut gw = External::start(data.path(), &mock, &[]);
+    for round in 0..3 {
+        let q = format!("tell me {round} [[text:answer {round}]]");
+        let resp = client
+            .post(chat_url(&gw))
+            .json(&json!({"model": "sonnet", "messages": [user(&q)]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let id = resp.headers()["x-ccgw-conversation-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(reply(&body), format!("answer {round}"));
+        // At once: nothing in flight gets a moment to be written.
+        gw.kill9();
+        gw = External::start(data.path(), &mock, &[]);
+        let h: Value = client
+            .get(format!("{}/admin/api/conversations/{id}/events", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let entries: Vec<(String, String)> = h["data"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap_or("").to_string(),
+                    e["payload"]["text"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let kinds: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["user", "assistant", "step_end", "result"],
+            "round {round}: the turn is in the history: {entries:?}"
+        );
+        assert_eq!(entries[1].1, format!("answer {round}"));
+    }
+}
+
+#[tokio::test]
 async fn a_killed_cli_ends_its_turn_cleanly_and_the_session_goes_on() {
     let app = spawn_defaults().await;
     let c = &app.client;
