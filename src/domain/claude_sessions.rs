@@ -188,38 +188,43 @@ impl Conversations {
     /// The machine's sessions, the most recently changed first.
     pub fn list_claude_sessions(&self) -> Result<Vec<ClaudeSession>, TurnError> {
         let dir = self.claude_sessions_dir()?;
-        let mut out = Vec::new();
-        for (project, path) in transcripts(&dir) {
-            let Ok(meta) = path.metadata() else { continue };
-            let head = read_head(&path);
-            let (cwd, title, started_at) = head_facts(&head);
-            let mtime = meta
-                .modified()
-                .ok()
-                .map(time::OffsetDateTime::from)
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default();
-            out.push(ClaudeSession {
-                id: path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-                project,
-                continuable: cwd
-                    .as_deref()
-                    .is_some_and(|c| self.inside_workspace_roots(Path::new(c))),
-                cwd,
-                title,
-                started_at,
-                updated_at: mtime,
-                size_bytes: meta.len(),
-            });
-        }
+        let mut out: Vec<ClaudeSession> = transcripts(&dir)
+            .into_iter()
+            .filter_map(|(project, path)| self.listing_entry(project, &path))
+            .collect();
         out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
         Ok(out)
+    }
+
+    /// One transcript's listing entry, from its metadata and the head of the file.
+    fn listing_entry(&self, project: String, path: &Path) -> Option<ClaudeSession> {
+        let meta = path.metadata().ok()?;
+        let head = read_head(path);
+        let (cwd, title, started_at) = head_facts(&head);
+        let mtime = meta
+            .modified()
+            .ok()
+            .map(time::OffsetDateTime::from)
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        Some(ClaudeSession {
+            id: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            project,
+            continuable: cwd
+                .as_deref()
+                .is_some_and(|c| self.inside_workspace_roots(Path::new(c))),
+            cwd,
+            title,
+            started_at,
+            updated_at: mtime,
+            size_bytes: meta.len(),
+        })
     }
 
     /// The transcript of one of the machine's sessions, found inside the configured dir.
@@ -232,7 +237,7 @@ impl Conversations {
         }
         let dir = self.claude_sessions_dir()?;
         let not_found = || TurnError::NotFound(format!("No Claude Code session '{id}'"));
-        let (_, path) = transcripts(&dir)
+        let (project, path) = transcripts(&dir)
             .into_iter()
             .find(|(_, p)| p.file_stem().is_some_and(|s| s == id))
             .ok_or_else(not_found)?;
@@ -244,11 +249,9 @@ impl Conversations {
             )));
         }
         let text = std::fs::read_to_string(&real).map_err(|_| not_found())?;
-        let info = self
-            .list_claude_sessions()?
-            .into_iter()
-            .find(|s| s.id == id)
-            .ok_or_else(not_found)?;
+        // Only this transcript's entry: reading every transcript's head would make one
+        // session's view cost as much as the whole listing.
+        let info = self.listing_entry(project, &path).ok_or_else(not_found)?;
         Ok((info, text, real))
     }
 

@@ -263,6 +263,47 @@ test("phone width, keyboard and dark theme", async () => {
   await page.context().close();
 });
 
+test("agents are created and edited; the tools show the policy; a session's tool calls are listed", async () => {
+  const page = await signedIn();
+  await page.getByRole("link", { name: "Agents & tools" }).click();
+  // Built-in agents come from the CLI.
+  const agents = page.getByTestId("agents");
+  await agents.getByText("builtin").first().waitFor();
+  // Create one in the form.
+  const create = page.getByRole("form", { name: "create an agent" });
+  await create.getByLabel("Name").fill("console-reviewer");
+  await create.getByLabel("Description").fill("reviews from the console");
+  await create.getByLabel("Prompt").fill("You review code carefully.");
+  await create.getByLabel("Tools").fill("Read, Grep");
+  await create.getByRole("button", { name: "Save" }).click();
+  const row = agents.locator("tr", { hasText: "console-reviewer" });
+  await row.getByText("custom").waitFor();
+  assert.match(await row.textContent(), /Read, Grep/);
+  // Edit it: the stored config changes.
+  await row.getByRole("button", { name: "Edit" }).click();
+  const edit = page.getByRole("form", { name: "edit agent console-reviewer" });
+  await edit.getByLabel("Description").fill("reviews, edited");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await agents.locator("tr", { hasText: "reviews, edited" }).waitFor();
+  const cfg = await api(gw, KEY, "GET", "/api/agents/console-reviewer/config");
+  assert.equal(cfg.description, "reviews, edited");
+  // The tools, with the deployment's policy.
+  const tools = page.getByTestId("tools");
+  await tools.locator("tr", { hasText: "Grep" }).getByText("allowed", { exact: true }).waitFor();
+  assert.equal(await tools.locator("tr", { hasText: "WebFetch" }).getByText("not allowed").count(), 1);
+  // A session's tool-call history: a direct Write is listed with its kind.
+  const s = await api(gw, KEY, "POST", "/api/sessions", { model: "sonnet", title: "tool history", tools: ["Write"] });
+  await api(gw, KEY, "POST", `/api/sessions/${s.id}/tools/write`, { file_path: "notes.txt", content: "hello" });
+  await page.reload();
+  await page.getByLabel("session").selectOption(s.id);
+  const calls = page.getByTestId("tool-calls");
+  await calls.locator("tr", { hasText: "Write" }).waitFor();
+  assert.match(await calls.locator("tr", { hasText: "Write" }).textContent(), /direct/);
+  await shot(page, "agents");
+  await api(gw, KEY, "DELETE", "/api/agents/console-reviewer");
+  await page.context().close();
+});
+
 test("a session of 2,000 events scrolls as a virtualized list", async () => {
   // 667 turns of a user message, a text and a Bash call with its result: 2,668 events in
   // 2,001 rows.
