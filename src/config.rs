@@ -68,9 +68,27 @@ pub struct Config {
     pub reply_ttl_secs: u64,
     /// How long a response stays replayable to a retry with the same `Idempotency-Key`.
     pub idempotency_window_secs: u64,
+    /// Further variables of the gateway's environment the CLI may inherit, by name (beyond the
+    /// allowlist: PATH, locale, the CLI's non-secret settings).
+    pub cli_extra_env: Vec<String>,
+    /// A second address serving only `/metrics`, without a key (for Prometheus when keys are
+    /// configured); unset: none.
+    pub metrics_listen: Option<String>,
+    /// Let Bash run where the sandbox cannot (no bubblewrap): off, Bash is then refused.
+    pub unsandboxed_bash: bool,
+    /// Hosts sandboxed Bash commands may reach; empty: no network.
+    pub sandbox_allowed_hosts: Vec<String>,
+    /// How Bash is confined here (set at start: `bubblewrap`, or why not).
+    #[serde(skip)]
+    pub bash_sandbox: Option<String>,
+    #[serde(skip)]
+    pub bash_sandbox_status: String,
     /// Environment for the CLI on top of the gateway's own (set by `--demo`).
     #[serde(skip)]
     pub cli_env: Vec<(String, String)>,
+    /// The credential relay the CLI processes use (started with the server).
+    #[serde(skip)]
+    pub relay: Option<std::sync::Arc<crate::relay::Relay>>,
     #[serde(skip)]
     pub demo: bool,
 }
@@ -110,7 +128,14 @@ impl Default for Config {
             exact_system_prompt: true,
             reply_ttl_secs: 30 * 86_400,
             idempotency_window_secs: 3600,
+            cli_extra_env: vec![],
+            metrics_listen: None,
+            unsandboxed_bash: false,
+            sandbox_allowed_hosts: vec![],
+            bash_sandbox: None,
+            bash_sandbox_status: String::new(),
             cli_env: vec![],
+            relay: None,
             demo: false,
         }
     }
@@ -152,6 +177,10 @@ impl std::fmt::Debug for Config {
             .field("exact_system_prompt", &self.exact_system_prompt)
             .field("reply_ttl_secs", &self.reply_ttl_secs)
             .field("idempotency_window_secs", &self.idempotency_window_secs)
+            .field("cli_extra_env", &self.cli_extra_env)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("unsandboxed_bash", &self.unsandboxed_bash)
+            .field("sandbox_allowed_hosts", &self.sandbox_allowed_hosts)
             .field("demo", &self.demo)
             .finish()
     }
@@ -231,6 +260,18 @@ impl Config {
         }
         if let Some(v) = get("CCGW_BUILTIN_TOOLS") {
             self.builtin_tools = list(&v);
+        }
+        if let Some(v) = get("CCGW_CLI_EXTRA_ENV") {
+            self.cli_extra_env = list(&v);
+        }
+        if let Some(v) = get("CCGW_METRICS_LISTEN") {
+            self.metrics_listen = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        }
+        if let Some(v) = get("CCGW_UNSANDBOXED_BASH") {
+            self.unsandboxed_bash = parse_bool("CCGW_UNSANDBOXED_BASH", &v)?;
+        }
+        if let Some(v) = get("CCGW_SANDBOX_ALLOWED_HOSTS") {
+            self.sandbox_allowed_hosts = list(&v);
         }
         if let Some(v) = get("CCGW_WORKSPACE_ROOTS") {
             self.workspace_roots = list(&v).into_iter().map(PathBuf::from).collect();

@@ -80,6 +80,11 @@ pub async fn run(mut cfg: Config) -> bool {
     cfg.data_dir = data.clone();
     cfg.make_paths_absolute();
     cfg.warm_pool_size = 0;
+    if let Err(e) = crate::server::confine(&mut cfg).await {
+        println!("FAIL       {e:#}");
+        return false;
+    }
+    println!("bash:      {}", cfg.bash_sandbox_status);
     let store = match crate::store::SqliteStore::open_in_memory().await {
         Ok(s) => Arc::new(s),
         Err(e) => {

@@ -9,7 +9,8 @@
 //! - `claude/`: the CLI driver (processes, pool, stream-json and control protocol); knows no
 //!   HTTP and no conversations;
 //! - `store/`: the records that outlive processes; `upstream`: a direct Messages API client
-//!   for what the CLI cannot do (token counts); `config`.
+//!   for what the CLI cannot do (token counts); `relay`: the loopback endpoint every CLI
+//!   reaches the upstream through, holding the credentials the CLI never sees; `config`.
 //!
 //! `mock_upstream` is the scripted Anthropic-compatible model behind the tests, the benches and
 //! `--demo`.
@@ -21,6 +22,7 @@ pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod mock_upstream;
+pub mod relay;
 pub mod server;
 pub mod store;
 pub mod upstream;

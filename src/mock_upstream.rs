@@ -87,6 +87,10 @@ pub struct LoggedRequest {
     pub body: Value,
     /// HTTP status the mock answered with.
     pub status: u16,
+    /// `x-api-key` and `authorization` as the hex SHA-256 of their values, so a test can tell
+    /// which credential arrived without the log holding it.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
     /// Final usage reported for a `/v1/messages` answer (as in `message_delta`
     /// or the non-streaming message): `input_tokens`, `output_tokens`,
     /// `cache_creation_input_tokens`, `cache_read_input_tokens`. `None` for
@@ -227,6 +231,7 @@ impl Shared {
             headers: seen.headers,
             body: seen.body,
             status,
+            credentials: seen.credentials,
             usage,
         });
         if log.len() > LOG_MAX_ENTRIES {
@@ -261,7 +266,23 @@ struct Seen {
     method: String,
     path: String,
     headers: BTreeMap<String, String>,
+    credentials: BTreeMap<String, String>,
     body: Value,
+}
+
+/// The credential headers' values, each as its hex SHA-256 (see [`LoggedRequest::credentials`]).
+fn credential_digests(headers: &HeaderMap) -> BTreeMap<String, String> {
+    use sha2::Digest as _;
+    ["x-api-key", "authorization"]
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?;
+            Some((
+                name.to_string(),
+                hex::encode(sha2::Sha256::digest(value.as_bytes())),
+            ))
+        })
+        .collect()
 }
 
 fn logged_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -307,6 +328,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 method: parts.method.to_string(),
                 path: path_and_query,
                 headers: logged_headers(&parts.headers),
+                credentials: credential_digests(&parts.headers),
                 body: Value::Null,
             };
             shared.record(seen, 400, None);
@@ -318,6 +340,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         method: parts.method.to_string(),
         path: path_and_query,
         headers: logged_headers(&parts.headers),
+        credentials: credential_digests(&parts.headers),
         body: parsed.clone().unwrap_or(Value::Null),
     };
 
@@ -518,6 +541,7 @@ async fn messages(shared: &Shared, seen: Seen, body: Option<Value>) -> Response 
     if let Some(value) = request_id_header(n) {
         response.headers_mut().insert("request-id", value);
     }
+    rate_limit_headers(response.headers_mut(), n);
     response
 }
 
@@ -535,7 +559,36 @@ where
     if let Some(value) = request_id_header(n) {
         headers.insert("request-id", value);
     }
+    rate_limit_headers(headers, n);
     response
+}
+
+/// The real API's rate-limit headers, counting down one request per request served.
+fn rate_limit_headers(headers: &mut HeaderMap, n: u64) {
+    const LIMIT: u64 = 1_000_000;
+    let remaining = LIMIT.saturating_sub(n).to_string();
+    let pairs = [
+        ("anthropic-ratelimit-requests-limit", LIMIT.to_string()),
+        ("anthropic-ratelimit-requests-remaining", remaining),
+        (
+            "anthropic-ratelimit-requests-reset",
+            "2030-01-01T00:00:00Z".to_string(),
+        ),
+        ("anthropic-ratelimit-tokens-limit", "4000000".to_string()),
+        (
+            "anthropic-ratelimit-tokens-remaining",
+            "3999000".to_string(),
+        ),
+        (
+            "anthropic-ratelimit-tokens-reset",
+            "2030-01-01T00:00:00Z".to_string(),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1496,6 +1549,7 @@ mod tests {
                 method: "POST".into(),
                 path: format!("/{i}"),
                 headers: BTreeMap::new(),
+                credentials: BTreeMap::new(),
                 body: json!({"i": i}),
             };
             shared.record(seen, 200, None);

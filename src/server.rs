@@ -27,6 +27,8 @@ pub struct RunningServer {
     pub state: AppState,
     /// The built-in upstream of `--demo` mode.
     pub demo_upstream: Option<MockUpstream>,
+    /// Where `/metrics` is served without a key (`metrics_listen`), when configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -100,6 +102,42 @@ fn return_large_buffers() {
     }
 }
 
+/// Confinement set up before any CLI starts: the credential relay every process reaches the
+/// upstream through, and the Bash sandbox (Bash is refused where it cannot run, unless
+/// `unsandboxed_bash`).
+pub async fn confine(cfg: &mut Config) -> anyhow::Result<()> {
+    let creds = crate::relay::Credentials::from_lookup(|k| {
+        crate::upstream::lookup(&cfg.cli_env, k, |k| std::env::var(k).ok())
+    });
+    cfg.relay = Some(
+        crate::relay::Relay::start(creds)
+            .await
+            .context("starting the credential relay")?,
+    );
+    let wants_bash = cfg.builtin_tools.iter().any(|t| t == "Bash");
+    match crate::claude::sandbox::probe() {
+        Ok(how) => {
+            cfg.bash_sandbox_status = format!("{how}: Bash runs sandboxed");
+            cfg.bash_sandbox = Some(how);
+        }
+        Err(why) if cfg.unsandboxed_bash => {
+            if wants_bash {
+                tracing::warn!(reason = %why, "the Bash sandbox cannot run; Bash runs unsandboxed (unsandboxed_bash = true)");
+            }
+            cfg.bash_sandbox_status =
+                format!("unavailable ({why}): Bash runs unsandboxed (unsandboxed_bash = true)");
+        }
+        Err(why) => {
+            if wants_bash {
+                tracing::warn!(reason = %why, "the Bash sandbox cannot run; Bash is refused (set unsandboxed_bash = true to allow it anyway)");
+                cfg.builtin_tools.retain(|t| t != "Bash");
+            }
+            cfg.bash_sandbox_status = format!("unavailable ({why}): Bash is refused");
+        }
+    }
+    Ok(())
+}
+
 pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     cfg.validate()?;
     return_large_buffers();
@@ -123,6 +161,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     } else {
         None
     };
+    confine(&mut cfg).await?;
     let bin = cfg.resolve_claude_bin();
     let version = cli_version(&bin).await?;
     tracing::info!(cli = %bin.display(), cli_version = %version, "found the Claude Code CLI");
@@ -186,10 +225,32 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let router = with_layers(http::router(state.clone()), &cfg);
     let (tx, rx) = watch::channel(false);
+    let metrics_addr = match &cfg.metrics_listen {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at.as_str())
+                .await
+                .with_context(|| format!("binding metrics_listen {at}"))?;
+            let metrics_addr = l.local_addr()?;
+            let mut stop = rx.clone();
+            let app = http::router::metrics_router(state.clone());
+            tokio::spawn(async move {
+                let until = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(l, app).with_graceful_shutdown(until).await {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            });
+            tracing::info!(addr = %metrics_addr, "metrics listening");
+            Some(metrics_addr)
+        }
+        None => None,
+    };
     let task = tokio::spawn(http::listener::serve(listener, router, limits, rx));
     tracing::info!(%addr, "ccgw listening");
     Ok(RunningServer {
         addr,
+        metrics_addr,
         state,
         demo_upstream,
         shutdown: Some(tx),

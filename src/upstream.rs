@@ -129,7 +129,7 @@ fn transport(e: reqwest::Error) -> UpstreamError {
 
 /// A variable as the CLI sees it: the last setting in the configured CLI environment wins
 /// (even an empty one, which unsets it), else the gateway's own environment.
-fn lookup(
+pub(crate) fn lookup(
     cli_env: &[(String, String)],
     key: &str,
     process_env: impl Fn(&str) -> Option<String>,

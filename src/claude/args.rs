@@ -3,9 +3,15 @@
 //! Launch hygiene lives here: built-in tools off unless asked for, no settings files, only our
 //! MCP servers, every permission decision routed to us over stdio, no non-essential traffic,
 //! few retries, and the gateway's own config dir so its sessions never mix with a user's.
+//! The environment is an allowlist (see [`inherited_env`]): a secret of the gateway's never
+//! reaches the CLI, and the upstream's credentials stay with the relay.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::sandbox::SandboxPolicy;
+use crate::relay::{Relay, CREDENTIAL_ENV};
 
 /// How the process relates to a CLI session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,12 +49,78 @@ pub struct LaunchSpec {
     pub max_turns: Option<u32>,
     /// `CLAUDE_CODE_EXTRA_BODY`: fields merged into every Messages API request (sampling).
     pub extra_body: Option<serde_json::Value>,
-    /// Extra environment (e.g. the demo upstream's address), applied last.
+    /// Extra environment (e.g. the demo upstream's address), applied last. With a relay, its
+    /// upstream settings ([`CREDENTIAL_ENV`]) are the relay's and are left out.
     pub env: Vec<(String, String)>,
+    /// The credential relay the process talks to the upstream through (its own token).
+    pub relay: Option<Arc<Relay>>,
+    /// Names of further gateway environment variables the operator lets through
+    /// (`cli_extra_env`).
+    pub pass_env: Vec<String>,
+    /// The Bash sandbox, turned on when Bash is among the tools; `None` where it cannot run.
+    pub sandbox: Option<SandboxPolicy>,
 }
 
-/// Environment variables of the gateway's own that must never reach the CLI (and so the model).
-pub const SCRUBBED_ENV_PREFIXES: &[&str] = &["CCGW_"];
+/// Variables of the gateway's environment every CLI process gets: the system's basics.
+const BASE_ENV: &[&str] = &[
+    "PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "SHELL", "USER", "LOGNAME",
+];
+
+/// The CLI's own settings that carry no secret, passed on when the gateway's environment sets
+/// them (model aliases, betas, timeouts, switches). Credentials are never among them.
+const CLI_SETTINGS: &[&str] = &[
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_DEFAULT_FABLE_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "ANTHROPIC_BETAS",
+    "API_TIMEOUT_MS",
+    "BASH_DEFAULT_TIMEOUT_MS",
+    "BASH_MAX_TIMEOUT_MS",
+    "BASH_MAX_OUTPUT_LENGTH",
+    "MCP_TIMEOUT",
+    "MCP_TOOL_TIMEOUT",
+    "MAX_MCP_OUTPUT_TOKENS",
+    "DISABLE_TELEMETRY",
+    "DISABLE_ERROR_REPORTING",
+    "DISABLE_PROMPT_CACHING",
+    "ENABLE_TOOL_SEARCH",
+];
+
+/// A name that looks like it holds a secret is never passed on by a prefix rule.
+fn looks_secret(name: &str) -> bool {
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH"]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+/// The part of the gateway's environment a CLI process inherits: the system basics, the
+/// locale (`LC_*`), the CLI's non-secret settings (those above and `CLAUDE_CODE_*` switches
+/// whose names hold no secret), and exactly the names the operator listed in `extra`.
+/// Everything else (`CCGW_*`, cloud credentials, the upstream's key) stays behind.
+pub fn inherited_env(
+    gateway_env: impl IntoIterator<Item = (String, String)>,
+    extra: &[String],
+) -> Vec<(String, String)> {
+    gateway_env
+        .into_iter()
+        .filter(|(k, _)| {
+            BASE_ENV.contains(&k.as_str())
+                || k.starts_with("LC_")
+                || CLI_SETTINGS.contains(&k.as_str())
+                || (k.starts_with("CLAUDE_CODE_") && !looks_secret(k))
+                || extra.iter().any(|e| e == k)
+        })
+        .filter(|(k, _)| !CREDENTIAL_ENV.contains(&k.as_str()) || extra.iter().any(|e| e == k))
+        .collect()
+}
+
+/// The CLI's `HOME`: inside the gateway's CLI config dir, never a person's home.
+pub fn cli_home(config_dir: &Path) -> PathBuf {
+    config_dir.join("home")
+}
 
 impl LaunchSpec {
     pub fn args(&self) -> Vec<OsString> {
@@ -69,6 +141,9 @@ impl LaunchSpec {
         a.push(format!("--tools={}", self.builtin_tools.join(",")));
         if !self.allowed_tools.is_empty() {
             a.push(format!("--allowedTools={}", self.allowed_tools.join(",")));
+        }
+        if let Some(policy) = self.sandbox.as_ref().filter(|_| self.runs_bash()) {
+            a.push(format!("--settings={}", policy.settings()));
         }
         if let Some(mode) = &self.permission_mode {
             a.push(format!("--permission-mode={mode}"));
@@ -97,12 +172,22 @@ impl LaunchSpec {
         a.into_iter().map(OsString::from).collect()
     }
 
-    /// Variables set on top of the inherited environment (scrubbed of `CCGW_*`).
+    /// Whether the model may run Bash in this process.
+    pub fn runs_bash(&self) -> bool {
+        self.builtin_tools.iter().any(|t| t == "Bash")
+    }
+
+    /// Variables set on top of the inherited allowlist ([`inherited_env`]); the relay's own
+    /// (its address and the process's token) come after these.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut e = vec![
             (
                 "CLAUDE_CONFIG_DIR".to_string(),
                 self.config_dir.display().to_string(),
+            ),
+            (
+                "HOME".to_string(),
+                cli_home(&self.config_dir).display().to_string(),
             ),
             (
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
@@ -125,7 +210,12 @@ impl LaunchSpec {
         if let Some(b) = &self.extra_body {
             e.push(("CLAUDE_CODE_EXTRA_BODY".into(), b.to_string()));
         }
-        e.extend(self.env.iter().cloned());
+        e.extend(
+            self.env
+                .iter()
+                .filter(|(k, _)| self.relay.is_none() || !CREDENTIAL_ENV.contains(&k.as_str()))
+                .cloned(),
+        );
         e
     }
 }
@@ -152,6 +242,9 @@ mod tests {
             max_turns: None,
             extra_body: None,
             env: vec![],
+            relay: None,
+            pass_env: vec![],
+            sandbox: None,
         }
     }
 
@@ -232,5 +325,78 @@ mod tests {
         assert_eq!(get("CLAUDE_CODE_MAX_OUTPUT_TOKENS").unwrap(), "100");
         // Later entries win when applied in order.
         assert_eq!(get("CLAUDE_CODE_MAX_RETRIES").unwrap(), "7");
+        assert_eq!(get("HOME").unwrap(), "/d/claude/home");
+    }
+
+    #[test]
+    fn bash_gets_the_sandbox_settings() {
+        let mut s = spec();
+        s.sandbox = Some(SandboxPolicy::default());
+        assert!(!strs(&s).iter().any(|a| a.starts_with("--settings=")));
+        s.builtin_tools = vec!["Bash".into()];
+        let a = strs(&s);
+        let settings = a
+            .iter()
+            .find_map(|a| a.strip_prefix("--settings="))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(settings).unwrap();
+        assert_eq!(v["sandbox"]["enabled"], true);
+    }
+
+    #[test]
+    fn only_the_allowlist_is_inherited() {
+        let gateway: Vec<(String, String)> = [
+            ("PATH", "/bin"),
+            ("LC_ALL", "C.UTF-8"),
+            ("HOME", "/root"),
+            ("CCGW_API_KEYS", "k"),
+            ("ANTHROPIC_API_KEY", "sk-real"),
+            ("ANTHROPIC_MODEL", "m"),
+            ("CLAUDE_CODE_OAUTH_TOKEN", "o"),
+            ("CLAUDE_CODE_USE_BEDROCK", "1"),
+            ("AWS_SECRET_ACCESS_KEY", "a"),
+            ("HTTPS_PROXY", "http://p"),
+            ("DATABASE_URL", "postgres://x"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let names = |extra: &[String]| -> Vec<String> {
+            inherited_env(gateway.clone(), extra)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(
+            names(&[]),
+            [
+                "PATH",
+                "LC_ALL",
+                "ANTHROPIC_MODEL",
+                "CLAUDE_CODE_USE_BEDROCK"
+            ]
+        );
+        assert!(names(&["HTTPS_PROXY".into()]).contains(&"HTTPS_PROXY".to_string()));
+    }
+
+    #[tokio::test]
+    async fn with_a_relay_the_upstream_settings_stay_out() {
+        let mut s = spec();
+        s.env = vec![
+            ("ANTHROPIC_BASE_URL".into(), "http://upstream".into()),
+            ("ANTHROPIC_API_KEY".into(), "sk-real".into()),
+            ("ANTHROPIC_SMALL_FAST_MODEL".into(), "h".into()),
+        ];
+        assert!(s.env().iter().any(|(_, v)| v == "sk-real"));
+        s.relay = Some(
+            Relay::start(crate::relay::Credentials::default())
+                .await
+                .unwrap(),
+        );
+        let e = s.env();
+        assert!(!e
+            .iter()
+            .any(|(k, v)| v == "sk-real" || k == "ANTHROPIC_BASE_URL"));
+        assert!(e.iter().any(|(k, _)| k == "ANTHROPIC_SMALL_FAST_MODEL"));
     }
 }

@@ -2,7 +2,9 @@
 //! in-process MCP servers (`mcp_message`) and hooks (`hook_callback`).
 //!
 //! Permission decisions come from a [`ToolPolicy`]: deny unless the tool is allowed. Every
-//! decision is logged. MCP servers are registered by name by whoever owns the conversation
+//! decision is logged. Before any of that, every tool call (allowed or not) passes the
+//! PreToolUse hook registered by [`pre_tool_use_hooks`], answered by the process's
+//! [`ToolGuard`] (the workspace confinement, which the domain supplies). MCP servers are registered by name by whoever owns the conversation
 //! (the client-tool bridge); this module only routes to them.
 
 use std::collections::HashMap;
@@ -39,6 +41,21 @@ impl ToolPolicy {
                         .is_some_and(|rest| rest.starts_with("__")))
         })
     }
+}
+
+/// The callback id of the PreToolUse hook every process registers in `initialize`.
+pub const CONFINE_HOOK_ID: &str = "ccgw_pre_tool_use";
+
+/// The `initialize.hooks` that make the CLI ask us before every tool call, whatever the tool
+/// and whatever the permission rules say (hooks run before them).
+pub fn pre_tool_use_hooks() -> Value {
+    json!({"PreToolUse": [{"matcher": null, "hookCallbackIds": [CONFINE_HOOK_ID]}]})
+}
+
+/// Decides, before a tool runs, whether its input may be used at all (for instance: every path
+/// it names lies in the workspace). `Err` is the reason given to the model.
+pub trait ToolGuard: Send + Sync {
+    fn check(&self, tool: &str, input: &Value) -> Result<(), String>;
 }
 
 /// Holds permission requests that wait for a person (or program) to answer over HTTP.
@@ -104,6 +121,8 @@ pub struct ControlHandler {
     mcp_servers: RwLock<HashMap<String, Arc<dyn SdkMcpServer>>>,
     /// When set, tools outside the policy are asked about instead of denied.
     broker: RwLock<Option<Arc<PermissionBroker>>>,
+    /// Checks every tool call's input before it runs (the PreToolUse hook).
+    guard: RwLock<Option<Arc<dyn ToolGuard>>>,
 }
 
 impl ControlHandler {
@@ -113,6 +132,13 @@ impl ControlHandler {
             policy: RwLock::new(policy),
             mcp_servers: RwLock::default(),
             broker: RwLock::default(),
+            guard: RwLock::default(),
+        }
+    }
+
+    pub fn set_guard(&self, guard: Arc<dyn ToolGuard>) {
+        if let Ok(mut g) = self.guard.write() {
+            *g = Some(guard);
         }
     }
 
@@ -209,9 +235,59 @@ impl ControlHandler {
                 };
                 Ok(json!({ "mcp_response": response }))
             }
-            // No hooks are registered yet; let any call go on.
-            "hook_callback" => Ok(json!({"continue": true})),
+            "hook_callback" => Ok(self.hook_callback(r)),
             other => Err(format!("Unsupported control request subtype: {other}")),
+        }
+    }
+
+    /// The PreToolUse hook: the guard's verdict on the call. Any other hook lets the call go
+    /// on. A call the guard refuses never reaches `can_use_tool`, so no policy or person can
+    /// let it through.
+    fn hook_callback(&self, r: &Value) -> Value {
+        let input = &r["input"];
+        if r["callback_id"] != CONFINE_HOOK_ID || input["hook_event_name"] != "PreToolUse" {
+            return json!({"continue": true});
+        }
+        let tool = input["tool_name"].as_str().unwrap_or_default();
+        let tool_input = input.get("tool_input").unwrap_or(&Value::Null);
+        let guard = self.guard.read().ok().and_then(|g| g.clone());
+        let verdict = match guard {
+            Some(g) => g.check(tool, tool_input),
+            None => Ok(()),
+        };
+        let tool_use_id = r["tool_use_id"]
+            .as_str()
+            .or(input["tool_use_id"].as_str())
+            .unwrap_or_default();
+        match verdict {
+            Ok(()) => {
+                tracing::debug!(
+                    target: "ccgw::tools",
+                    conversation = %self.label(),
+                    tool,
+                    tool_use_id,
+                    "tool call passed the workspace check"
+                );
+                json!({"continue": true})
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    target: "ccgw::tools",
+                    conversation = %self.label(),
+                    tool,
+                    tool_use_id,
+                    reason = %reason,
+                    decision = "deny",
+                    "tool call refused before it ran"
+                );
+                json!({
+                    "hookSpecificOutput": {
+                        "hookEventName": "PreToolUse",
+                        "permissionDecision": "deny",
+                        "permissionDecisionReason": reason,
+                    }
+                })
+            }
         }
     }
 
@@ -267,6 +343,66 @@ mod tests {
         let out = h.handle(&req).await.unwrap();
         assert_eq!(out["behavior"], "allow");
         assert_eq!(out["updatedInput"]["command"], "ls");
+    }
+
+    struct NoEtc;
+    impl ToolGuard for NoEtc {
+        fn check(&self, _tool: &str, input: &Value) -> Result<(), String> {
+            match input["file_path"].as_str() {
+                Some(p) if p.starts_with("/etc") => Err(format!("path '{p}' is outside")),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    fn hook(tool_input: Value, callback: &str) -> ControlRequestLine {
+        ControlRequestLine {
+            request_id: "h".into(),
+            request: json!({"subtype": "hook_callback", "callback_id": callback, "tool_use_id": "t1",
+                "input": {"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": tool_input}}),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pre_tool_use_hook_asks_the_guard_even_for_allowed_tools() {
+        let h = ControlHandler::new(
+            "c1",
+            ToolPolicy {
+                allowed: vec!["Read".into()],
+            },
+        );
+        let out = h
+            .handle(&hook(json!({"file_path": "/etc/x"}), CONFINE_HOOK_ID))
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"continue": true}), "no guard yet");
+        h.set_guard(Arc::new(NoEtc));
+        let out = h
+            .handle(&hook(json!({"file_path": "/etc/x"}), CONFINE_HOOK_ID))
+            .await
+            .unwrap();
+        assert_eq!(out["hookSpecificOutput"]["permissionDecision"], "deny");
+        assert_eq!(out["hookSpecificOutput"]["hookEventName"], "PreToolUse");
+        assert_eq!(
+            out["hookSpecificOutput"]["permissionDecisionReason"],
+            "path '/etc/x' is outside"
+        );
+        let out = h
+            .handle(&hook(json!({"file_path": "a.txt"}), CONFINE_HOOK_ID))
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"continue": true}));
+        // Someone else's hook id is not ours to judge.
+        let out = h
+            .handle(&hook(json!({"file_path": "/etc/x"}), "other"))
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"continue": true}));
+        let hooks = pre_tool_use_hooks();
+        assert_eq!(
+            hooks["PreToolUse"][0]["hookCallbackIds"][0],
+            CONFINE_HOOK_ID
+        );
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ pub mod event;
 pub mod message;
 pub mod pool;
 pub mod process;
+pub mod sandbox;
 pub mod supervise;
 pub mod tools;
 pub mod transcript;

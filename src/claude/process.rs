@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::args::{LaunchSpec, SCRUBBED_ENV_PREFIXES};
+use super::args::{self, LaunchSpec};
 use super::control::ControlHandler;
 use super::event::Event;
 use super::supervise;
@@ -60,6 +60,8 @@ struct Shared {
     handler: Arc<ControlHandler>,
     /// Set the moment stdout closes, which is before the exit status is known.
     stdout_closed: AtomicBool,
+    /// The process's relay token: revoked when the process exits.
+    relay_token: Mutex<Option<crate::relay::RelayToken>>,
 }
 
 /// A handle on one running `claude` process.
@@ -87,6 +89,7 @@ impl CliProcess {
         };
         std::fs::create_dir_all(&spec.cwd).map_err(spawn_err)?;
         std::fs::create_dir_all(&spec.config_dir).map_err(spawn_err)?;
+        std::fs::create_dir_all(args::cli_home(&spec.config_dir)).map_err(spawn_err)?;
 
         // Through the supervisor when there is one, so that nothing the CLI starts outlives
         // the gateway (see `supervise`).
@@ -106,14 +109,17 @@ impl CliProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if SCRUBBED_ENV_PREFIXES.iter().any(|p| k.starts_with(p)) {
-                    cmd.env_remove(k);
-                }
-            }
+        // An allowlist, not the gateway's environment: nothing secret reaches the CLI.
+        cmd.env_clear();
+        for (k, v) in args::inherited_env(std::env::vars(), &spec.pass_env) {
+            cmd.env(k, v);
         }
         for (k, v) in spec.env() {
+            cmd.env(k, v);
+        }
+        // The upstream through the relay, with a token of this process's own.
+        let relay_token = spec.relay.as_ref().map(|r| r.issue(&handler.label()));
+        for (k, v) in relay_token.iter().flat_map(|t| t.cli_env()) {
             cmd.env(k, v);
         }
         // SAFETY: prctl is async-signal-safe and touches no memory of ours. It makes the
@@ -150,6 +156,7 @@ impl CliProcess {
             stderr_tail: Mutex::default(),
             handler,
             stdout_closed: AtomicBool::new(false),
+            relay_token: Mutex::new(relay_token),
         });
 
         // Waiter: owns the child, reaps it, publishes how it ended.
@@ -160,6 +167,10 @@ impl CliProcess {
                 Err(e) => format!("wait failed: {e}"),
             };
             tracing::debug!(pid = s.pid, conversation = %s.label, %status, "claude process exited");
+            // Its token dies with it.
+            if let Ok(mut t) = s.relay_token.lock() {
+                t.take();
+            }
             s.exit.send_replace(Some(status));
         });
         tokio::spawn(read_stderr(shared.clone(), stderr));

@@ -252,6 +252,10 @@ pub struct Initialize {
     pub json_schema: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agents: Option<Value>,
+    /// Hook registrations (`{"PreToolUse":[{"matcher":…,"hookCallbackIds":[…]}]}`); the CLI
+    /// then asks us through `hook_callback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Value>,
 }
 
 impl Initialize {

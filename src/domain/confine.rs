@@ -8,6 +8,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::claude::control::ToolGuard;
+
 /// How many symlinks one resolution follows by hand (dangling ones) before giving up,
 /// the same bound Linux puts on a path lookup.
 const MAX_SYMLINKS: u32 = 40;
@@ -264,6 +266,37 @@ pub fn tool_paths(tool: &str, input: &Value) -> Vec<String> {
         _ => {}
     }
     out
+}
+
+/// The PreToolUse guard of one process: its session's confinement applied to every path a tool
+/// call names. When the confinement could not be set up, any call that names a path is refused.
+pub struct WorkspaceGuard {
+    confinement: Result<Confinement, String>,
+}
+
+impl WorkspaceGuard {
+    pub fn new(confinement: Result<Confinement, ConfineError>) -> Self {
+        Self {
+            confinement: confinement.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl ToolGuard for WorkspaceGuard {
+    fn check(&self, tool: &str, input: &Value) -> Result<(), String> {
+        let paths = tool_paths(tool, input);
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let confinement = self
+            .confinement
+            .as_ref()
+            .map_err(|e| format!("the session's workspace could not be checked ({e})"))?;
+        for path in &paths {
+            confinement.resolve(path).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// The part of a glob pattern that can lead outside its base: `None` for a plain relative
@@ -559,6 +592,34 @@ mod tests {
         let f = fixture();
         let c = conf(&f);
         assert_eq!(c.resolve("a.txt/x").unwrap(), f.ws.join("a.txt/x"));
+    }
+
+    #[test]
+    fn the_guard_checks_every_path_of_a_call() {
+        let f = fixture();
+        let guard = WorkspaceGuard::new(Ok(conf(&f)));
+        assert!(guard.check("Read", &json!({"file_path": "a.txt"})).is_ok());
+        assert!(guard
+            .check("Bash", &json!({"command": "cat /etc/x"}))
+            .is_ok());
+        let err = guard
+            .check("Read", &json!({"file_path": "../outside/secret.txt"}))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "path '../outside/secret.txt' is outside the session's workspace"
+        );
+        assert!(guard
+            .check(
+                "NotebookEdit",
+                &json!({"notebook_path": "a.ipynb", "file_path": "/etc/x"})
+            )
+            .is_err());
+        let broken = WorkspaceGuard::new(Confinement::new(&f.root.join("gone"), &[]));
+        assert!(broken
+            .check("Read", &json!({"file_path": "a.txt"}))
+            .is_err());
+        assert!(broken.check("Bash", &json!({"command": "ls"})).is_ok());
     }
 
     #[test]

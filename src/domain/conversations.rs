@@ -743,6 +743,7 @@ pub(crate) fn base_spec(
     cwd: PathBuf,
     session: SessionMode,
 ) -> LaunchSpec {
+    let sandbox = super::launch::sandbox_policy(cfg, &cwd);
     LaunchSpec {
         program: bin.to_path_buf(),
         cwd,
@@ -760,5 +761,8 @@ pub(crate) fn base_spec(
         max_turns: None,
         extra_body: None,
         env: cfg.cli_env.clone(),
+        relay: cfg.relay.clone(),
+        pass_env: cfg.cli_extra_env.clone(),
+        sandbox,
     }
 }

@@ -3,6 +3,7 @@
 //! running CLI can change between turns. What only a new process can change is the launch
 //! fingerprint.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +13,14 @@ use sha2::{Digest, Sha256};
 use super::conversation::{Conversation, Runtime};
 use super::conversations::{base_spec, Conversations, Stage};
 use crate::claude::args::SessionMode;
-use crate::claude::control::{ControlHandler, ToolPolicy};
+use crate::claude::control::{self, ControlHandler, ToolPolicy};
 use crate::claude::pool::Lease;
 use crate::claude::tools::{self, ClientToolServer};
 use crate::claude::transcript::{self, Resume};
 use crate::claude::wire::Initialize;
 use crate::claude::ClaudeError;
 use crate::domain::cli_wait::waiting_on_cli;
+use crate::domain::confine::{ConfineError, Confinement, WorkspaceGuard};
 use crate::domain::turn::TurnRequest;
 
 impl Conversations {
@@ -35,6 +37,8 @@ impl Conversations {
             if let Some(lease) = self.pool.claim(&p) {
                 // Flags and `initialize` are fixed at start: a change needs a new process.
                 if conv.process_launch == launch {
+                    // Other sessions' workspaces may have come and gone since the last turn.
+                    self.guard_process(&lease, &conv.workspace);
                     return self.apply_runtime(conv, lease, runtime).await;
                 }
                 lease.retire();
@@ -105,6 +109,7 @@ impl Conversations {
             p.handler()
                 .register_mcp_server(tools::SERVER_NAME, s.clone());
         }
+        self.guard_process(&p, &conv.workspace);
         // The system prompt's parts and the custom agents (see `agents`).
         let init = Initialize {
             sdk_mcp_servers: server
@@ -112,6 +117,8 @@ impl Conversations {
                 .map(|_| tools::SERVER_NAME.to_string())
                 .collect(),
             json_schema: req.json_schema.clone(),
+            // Every tool call, whatever the permission rules, is checked before it runs.
+            hooks: Some(control::pre_tool_use_hooks()),
             ..self.agent_initialize(conv.system.clone(), req).await
         };
         self.stage(Stage::Initialize).await;
@@ -125,6 +132,39 @@ impl Conversations {
         conv.process_launch = launch;
         conv.process_runtime = current;
         self.apply_runtime(conv, p, runtime).await
+    }
+
+    /// The confinement of a session working in `workspace`: inside it, and never in the data
+    /// dir, the CLI's config dir, the temporary workspaces' dir, the machine's Claude Code
+    /// sessions dir or another native session's workspace (those that contain `workspace`
+    /// do not count). The one check for the model's tools and the native API's direct calls.
+    pub(crate) fn confinement(&self, workspace: &Path) -> Result<Confinement, ConfineError> {
+        let mut forbidden: Vec<PathBuf> = vec![
+            self.cfg.data_dir.clone(),
+            self.cfg.claude_config_dir(),
+            self.cfg.workspaces_dir(),
+        ];
+        forbidden.extend(self.cfg.claude_sessions_dir.clone());
+        forbidden.extend(
+            self.sessions
+                .lock()
+                .values()
+                .map(|slot| PathBuf::from(&slot.info.workspace))
+                .filter(|w| w != workspace),
+        );
+        forbidden.retain(|d| d.is_absolute());
+        let home = crate::claude::args::cli_home(&self.cfg.claude_config_dir());
+        Confinement::new(workspace, &forbidden).map(|c| c.with_home(Some(home)))
+    }
+
+    /// Give a process the PreToolUse guard of the workspace it works in.
+    fn guard_process(&self, p: &crate::claude::process::CliProcess, workspace: &Path) {
+        let confinement = self.confinement(workspace);
+        if let Err(e) = &confinement {
+            tracing::warn!(workspace = %workspace.display(), error = %e, "no confinement for a workspace: its tools may name no path");
+        }
+        p.handler()
+            .set_guard(Arc::new(WorkspaceGuard::new(confinement)));
     }
 
     /// Whether a new process can resume this conversation's transcript: it holds the last
@@ -197,6 +237,30 @@ impl Conversations {
         conv.process_runtime = want;
         Ok(p)
     }
+}
+
+/// The Bash sandbox of a process working in `cwd`, where the sandbox runs: Bash may not read
+/// the gateway's data (but its own workspace), the CLI's config, or the machine's Claude Code
+/// sessions, reaches only the configured hosts, and does not see the relay token.
+pub(crate) fn sandbox_policy(
+    cfg: &crate::config::Config,
+    cwd: &Path,
+) -> Option<crate::claude::sandbox::SandboxPolicy> {
+    cfg.bash_sandbox.as_ref()?;
+    let extra: Vec<PathBuf> = cfg.claude_sessions_dir.iter().cloned().collect();
+    Some(crate::claude::sandbox::SandboxPolicy {
+        deny_read: crate::claude::sandbox::SandboxPolicy::for_workspace(
+            &cfg.data_dir,
+            &cfg.workspaces_dir(),
+            &extra,
+            cwd,
+        ),
+        allowed_hosts: cfg.sandbox_allowed_hosts.clone(),
+        hidden_env: crate::relay::CREDENTIAL_ENV
+            .iter()
+            .map(|v| v.to_string())
+            .collect(),
+    })
 }
 
 /// Everything about a request that only a new process can change.

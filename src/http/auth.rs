@@ -6,7 +6,8 @@
 //! what one key stores only that key can read back.
 
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -52,7 +53,39 @@ pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Ne
         }
     };
     // Each API's clients get the error in the shape they parse.
-    refusal.response_for_path(req.uri().path())
+    unauthorized(refusal, req.uri().path())
+}
+
+/// Whether the request may see what needs a key: no keys are configured, or it presents one.
+pub fn key_ok(app: &AppState, headers: &HeaderMap) -> bool {
+    app.cfg.api_keys.is_empty()
+        || presented_keys(headers).iter().any(|k| {
+            app.cfg
+                .api_keys
+                .iter()
+                .any(|v| ct_eq(v.as_bytes(), k.as_bytes()))
+        })
+}
+
+/// A 401 in the shape of the API asked, saying how to authenticate (`WWW-Authenticate`).
+pub fn unauthorized(err: ApiError, path: &str) -> Response {
+    let mut resp = err.response_for_path(path);
+    resp.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"ccgw\""),
+    );
+    resp
+}
+
+/// The refusal of a request that needs a key and has none that is good.
+pub fn key_required(path: &str) -> Response {
+    unauthorized(
+        ApiError::Unauthorized(
+            "Missing or invalid API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+                .into(),
+        ),
+        path,
+    )
 }
 
 /// Every key the request presents (empty headers ignored), x-api-key first.

@@ -1,11 +1,14 @@
-//! Health, the root and the catch-all for unknown paths.
+//! Health, the root and the catch-all for unknown paths. With keys configured, strangers
+//! learn only that the gateway is alive: the details, the metrics and even which routes exist
+//! need a key.
 
 use axum::extract::State;
-use axum::http::Uri;
-use axum::response::Response;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
@@ -24,9 +27,30 @@ pub struct Health {
     pub cold_spawns: u64,
     pub uptime_secs: u64,
     pub demo: bool,
+    /// How Bash is confined here (`bubblewrap: …`, or why it cannot be and what follows).
+    pub bash_sandbox: String,
+    /// The credential relay: the upstream's rate limits, usage and errors it has seen.
+    pub relay: Option<RelayHealth>,
 }
 
-pub async fn health(State(app): State<AppState>) -> Json<Health> {
+#[derive(Serialize)]
+pub struct RelayHealth {
+    pub upstream: String,
+    pub live_tokens: usize,
+    #[serde(flatten)]
+    pub seen: crate::relay::LedgerSummary,
+}
+
+/// `GET /health`: liveness for anyone; the details for a caller with a key (or for anyone
+/// when no key is configured).
+pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !auth::key_ok(&app, &headers) {
+        return Json(serde_json::json!({"status": "ok"})).into_response();
+    }
+    details(&app).into_response()
+}
+
+fn details(app: &AppState) -> Json<Health> {
     let c = &app.conversations;
     Json(Health {
         status: "ok",
@@ -42,7 +66,22 @@ pub async fn health(State(app): State<AppState>) -> Json<Health> {
         cold_spawns: c.pool.cold_spawn_count(),
         uptime_secs: app.started.elapsed().as_secs(),
         demo: app.cfg.demo,
+        bash_sandbox: app.cfg.bash_sandbox_status.clone(),
+        relay: app.cfg.relay.as_ref().map(|r| RelayHealth {
+            upstream: r.upstream().to_string(),
+            live_tokens: r.live_tokens(),
+            seen: r.ledger().summary(),
+        }),
     })
+}
+
+/// `GET /metrics` on the main address: a key is needed when keys are configured (Prometheus
+/// without one scrapes `metrics_listen`).
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    if !auth::key_ok(&app, &headers) {
+        return auth::key_required(uri.path());
+    }
+    crate::http::metrics::render(State(app)).await
 }
 
 /// `GET /` and `HEAD /`: the Claude Code CLI probes its base URL with `HEAD` before it calls
@@ -51,6 +90,11 @@ pub async fn root() -> &'static str {
     concat!("ccgw ", env!("CARGO_PKG_VERSION"), "\n")
 }
 
-pub async fn not_found(uri: Uri) -> Response {
+/// An unknown path: 401 before 404 when keys are configured, so that which paths exist is
+/// learnt only with a key.
+pub async fn not_found(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    if !auth::key_ok(&app, &headers) {
+        return auth::key_required(uri.path());
+    }
     ApiError::NotFound(format!("No route for {}", uri.path())).response_for_path(uri.path())
 }

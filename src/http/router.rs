@@ -115,12 +115,20 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(health::root))
         .route("/health", get(health::health))
         .route("/v1/health", get(health::health))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(health::metrics))
         .route("/admin", get(console::app))
         .route("/admin/", get(console::app))
         .route("/admin/{*path}", get(console::asset))
         .merge(api)
         .fallback(health::not_found)
         .layer(middleware::from_fn(metrics::count_requests))
+        .with_state(state)
+}
+
+/// The Prometheus address (`metrics_listen`): `/metrics` alone, without a key.
+pub fn metrics_router(state: AppState) -> Router {
+    metrics::install();
+    Router::new()
+        .route("/metrics", get(metrics::render))
         .with_state(state)
 }
