@@ -6,6 +6,7 @@
 #   --console the web console: its npm packages (web/node_modules) and its build (web/dist,
 #             embedded in the binary by the next cargo build)
 #   --browser Debian's chromium and firefox-esr for the console tests (apt-get, when missing)
+#   --sandbox Debian's bubblewrap and socat, which the Bash sandbox needs (apt-get, when missing)
 #   --all     all of them (the default when no option is given)
 # Idempotent: each part is skipped when it is already in place.
 # CCGW_TOOLS_DIR overrides the .tools/ location (absolute path), CCGW_PYTHON the Python used for the venv.
@@ -31,7 +32,7 @@ log() { echo "setup: $*"; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
 
 usage() {
-  echo "usage: scripts/setup.sh [--cli] [--python] [--node] [--console] [--browser] [--all]"
+  echo "usage: scripts/setup.sh [--cli] [--python] [--node] [--console] [--browser] [--sandbox] [--all]"
 }
 
 want_cli=0
@@ -39,6 +40,7 @@ want_python=0
 want_node=0
 want_console=0
 want_browser=0
+want_sandbox=0
 for arg in "$@"; do
   case "$arg" in
     --cli) want_cli=1 ;;
@@ -46,12 +48,14 @@ for arg in "$@"; do
     --node) want_node=1 ;;
     --console) want_console=1 ;;
     --browser) want_browser=1 ;;
-    --all) want_cli=1; want_python=1; want_node=1; want_console=1; want_browser=1 ;;
+    --sandbox) want_sandbox=1 ;;
+    --all) want_cli=1; want_python=1; want_node=1; want_console=1; want_browser=1; want_sandbox=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $arg" ;;
   esac
 done
-if [[ $want_cli -eq 0 && $want_python -eq 0 && $want_node -eq 0 && $want_console -eq 0 && $want_browser -eq 0 ]]; then
+if [[ $want_cli -eq 0 && $want_python -eq 0 && $want_node -eq 0 && $want_console -eq 0 && $want_browser -eq 0 && $want_sandbox -eq 0 ]]; then
+  want_sandbox=1
   want_cli=1
   want_python=1
   want_node=1
@@ -205,6 +209,23 @@ setup_browser() {
   log "browsers ready ($(/usr/bin/chromium --version 2>/dev/null | head -n 1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -n 1))"
 }
 
+# The Bash sandbox (Claude Code's own, bubblewrap on Linux) needs bwrap and socat.
+setup_sandbox() {
+  if command -v bwrap >/dev/null 2>&1 && command -v socat >/dev/null 2>&1; then
+    log "bubblewrap and socat already installed"
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "bubblewrap or socat is missing and apt-get is not available: install them, or set unsandboxed_bash = true to run Bash without a sandbox"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  log "installing Debian's bubblewrap and socat with apt-get"
+  $sudo apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bubblewrap socat >/dev/null \
+    || die "apt-get install bubblewrap socat failed"
+  log "bubblewrap and socat ready"
+}
+
+if [[ $want_sandbox -eq 1 ]]; then setup_sandbox; fi
 if [[ $want_cli -eq 1 ]]; then setup_cli; fi
 if [[ $want_python -eq 1 ]]; then setup_python; fi
 if [[ $want_node -eq 1 ]]; then setup_node; fi

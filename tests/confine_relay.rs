@@ -55,7 +55,9 @@ async fn one_turn(app: &TestApp) {
 
 #[tokio::test]
 async fn each_kind_of_credential_reaches_the_upstream_in_place_of_the_token() {
-    let cases: [(&[(&str, &str)], &[(&str, String)]); 4] = [
+    /// The gateway's credential variables, and the credential headers the upstream must get.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [(&'a str, String)]);
+    let cases: [Case; 4] = [
         (
             &[("ANTHROPIC_API_KEY", REAL_KEY)],
             &[("x-api-key", digest(REAL_KEY))],
