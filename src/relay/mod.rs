@@ -467,10 +467,10 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             let message = format!("the relay could not reach the upstream: {e}");
             tracing::warn!(target: "ccgw::relay", error = %e, "upstream unreachable");
             record.status = 502;
-            record.error = Some(message.clone());
+            record.error = Some(message);
             record.duration_ms = started.elapsed().as_millis() as u64;
             finish_record(&inner, record);
-            return relay_error(StatusCode::BAD_GATEWAY, "api_error", &message);
+            return connection_failure();
         }
     };
     let status = resp.status();
@@ -548,6 +548,17 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// What the CLI would have met calling an upstream it cannot reach: a connection that closes
+/// with no answer. A body that fails before its first byte makes the server drop the connection
+/// with the response head still unsent, so the CLI handles it as it handles any connection
+/// failure (its own retries, then its connection error).
+fn connection_failure() -> Response {
+    let fail = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("the upstream could not be reached"))
+    });
+    Response::new(Body::from_stream(fail))
 }
 
 async fn read_limited(resp: reqwest::Response, limit: usize) -> Bytes {
