@@ -138,7 +138,10 @@ impl Conversations {
     /// dir, the CLI's config dir, the temporary workspaces' dir, the machine's Claude Code
     /// sessions dir or another native session's workspace (those that contain `workspace`
     /// do not count). The one check for the model's tools and the native API's direct calls.
-    pub(crate) fn confinement(&self, workspace: &Path) -> Result<Confinement, ConfineError> {
+    pub(crate) fn workspace_confinement(
+        &self,
+        workspace: &Path,
+    ) -> Result<Confinement, ConfineError> {
         let mut forbidden: Vec<PathBuf> = vec![
             self.cfg.data_dir.clone(),
             self.cfg.claude_config_dir(),
@@ -159,7 +162,7 @@ impl Conversations {
 
     /// Give a process the PreToolUse guard of the workspace it works in.
     fn guard_process(&self, p: &crate::claude::process::CliProcess, workspace: &Path) {
-        let confinement = self.confinement(workspace);
+        let confinement = self.workspace_confinement(workspace);
         if let Err(e) = &confinement {
             tracing::warn!(workspace = %workspace.display(), error = %e, "no confinement for a workspace: its tools may name no path");
         }

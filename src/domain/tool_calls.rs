@@ -344,10 +344,8 @@ impl Conversations {
                 "the workspace is not usable: {e}"
             )))
         })?;
-        // The data dir counts only where it lies inside a named workspace (confine skips a
-        // forbidden dir that holds the workspace, as it holds every temporary one).
-        let forbidden = [self.cfg.data_dir.clone(), self.cfg.claude_config_dir()];
-        Confinement::new(&ws, &forbidden).map_err(confined)
+        // The same confinement as the model's own tool calls (see `launch`).
+        self.workspace_confinement(&ws).map_err(confined)
     }
 
     /// Run a tool on a session's workspace, without the model: recorded in its history and
