@@ -41,11 +41,20 @@ async fn custom_agents_are_created_listed_changed_and_deleted() {
     let (status, dup) = app.request("POST", "/api/agents", Some(&rev), None).await;
     assert_eq!(status, 409, "{dup}");
     for (body, param) in [
-        (json!({"name": "Bad Name", "description": "d", "prompt": "p"}), "name"),
+        (
+            json!({"name": "Bad Name", "description": "d", "prompt": "p"}),
+            "name",
+        ),
         (json!({"description": "d", "prompt": "p"}), "name"),
         (json!({"name": "x", "prompt": "p"}), "description"),
-        (json!({"name": "x", "description": "d", "prompt": "p", "model": "gpt-9"}), "model"),
-        (json!({"name": "x", "description": "d", "prompt": "p", "tools": "Read"}), "tools"),
+        (
+            json!({"name": "x", "description": "d", "prompt": "p", "model": "gpt-9"}),
+            "model",
+        ),
+        (
+            json!({"name": "x", "description": "d", "prompt": "p", "tools": "Read"}),
+            "tools",
+        ),
     ] {
         let (status, err) = app.request("POST", "/api/agents", Some(&body), None).await;
         assert_eq!(status, 400, "{body}: {err}");
@@ -89,13 +98,17 @@ async fn custom_agents_are_created_listed_changed_and_deleted() {
         .request("GET", "/api/agents/code-rev/config", None, None)
         .await;
     assert_eq!(got["prompt"], "You are CODE-REV 2.", "{got}");
-    let (status, _) = app.request("DELETE", "/api/agents/code-rev", None, None).await;
+    let (status, _) = app
+        .request("DELETE", "/api/agents/code-rev", None, None)
+        .await;
     assert_eq!(status, 204);
     let (status, err) = app
         .request("GET", "/api/agents/code-rev/config", None, None)
         .await;
     assert_eq!(status, 404, "{err}");
-    let (status, _) = app.request("DELETE", "/api/agents/code-rev", None, None).await;
+    let (status, _) = app
+        .request("DELETE", "/api/agents/code-rev", None, None)
+        .await;
     assert_eq!(status, 404);
     app.stop().await;
 }
@@ -113,7 +126,10 @@ async fn a_sessions_agent_is_checked_and_changes_the_system_prompt() {
         .await;
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"]["param"], "agent");
-    assert!(err["error"]["message"].as_str().unwrap().contains("no-such-agent"));
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-agent"));
 
     // A built-in agent: its description reaches the model.
     let (status, s) = app
@@ -168,7 +184,10 @@ async fn a_sessions_agent_is_checked_and_changes_the_system_prompt() {
     .await;
     let sys = system_of(&app.last_model_request());
     assert!(sys.contains("You are PIRATE-AGENT."), "{sys}");
-    assert!(sys.contains("SESSION-SP"), "the session's own prompt is kept: {sys}");
+    assert!(
+        sys.contains("SESSION-SP"),
+        "the session's own prompt is kept: {sys}"
+    );
     app.stop().await;
 }
 
@@ -243,7 +262,9 @@ async fn custom_agents_reach_every_process_and_a_session_switches_agent() {
     assert!(r["text"].as_str().unwrap().contains("FIRST-MARK"), "{r}");
     assert!(system_of(&app.last_model_request()).contains("You are SCOUT-AGENT."));
     assert!(
-        app.cli_cmdlines().iter().any(|c| c.contains("--agent=scout-xyz")),
+        app.cli_cmdlines()
+            .iter()
+            .any(|c| c.contains("--agent=scout-xyz")),
         "{:?}",
         app.cli_cmdlines()
     );

@@ -521,7 +521,10 @@ async fn events_name_the_native_session_and_the_clis_id_apart() {
     assert!(cli_ids.iter().all(|c| c.as_str() != Some(id)));
     let (_, r) = send(&app, id, "three [[text:c]]").await;
     assert_eq!(r["session_id"], id);
-    assert!(r["cli_session_id"].is_string() && r["cli_session_id"] != id, "{r}");
+    assert!(
+        r["cli_session_id"].is_string() && r["cli_session_id"] != id,
+        "{r}"
+    );
     app.stop().await;
 }
 
@@ -531,18 +534,26 @@ async fn attaching_keeps_max_tokens_and_thinking() {
     let s = create(&app, json!({"model": "haiku"})).await;
     let id = s["id"].as_str().unwrap();
     let (status, body) = app
-        .anthropic(json!({"model": "haiku", "session_id": id, "max_tokens": 4096,
+        .anthropic(
+            json!({"model": "haiku", "session_id": id, "max_tokens": 4096,
             "thinking": {"type": "enabled", "budget_tokens": 2048},
-            "messages": [user("attached [[text:ok]]")]}))
+            "messages": [user("attached [[text:ok]]")]}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let req = app.last_model_request();
     assert_eq!(req["max_tokens"], 4096, "{}", req["max_tokens"]);
-    assert_eq!(req["thinking"]["budget_tokens"], 2048, "{}", req["thinking"]);
+    assert_eq!(
+        req["thinking"]["budget_tokens"], 2048,
+        "{}",
+        req["thinking"]
+    );
     let (status, body) = app
-        .anthropic(json!({"model": "haiku", "session_id": id, "max_tokens": 4096,
+        .anthropic(
+            json!({"model": "haiku", "session_id": id, "max_tokens": 4096,
             "thinking": {"type": "disabled"},
-            "messages": [user("again [[text:ok]]")]}))
+            "messages": [user("again [[text:ok]]")]}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let req = app.last_model_request();

@@ -414,7 +414,12 @@ mod tests {
         assert!(kept <= MAX_INFLIGHT_TOTAL_BYTES, "{kept}");
         assert!(kept > MAX_INFLIGHT_TOTAL_BYTES / 2, "{kept}");
         // A turn that ends gives its room back.
-        a.observe(&item(0, 0, "c0", Event::Error(crate::claude::ClaudeError::protocol("x"))));
+        a.observe(&item(
+            0,
+            0,
+            "c0",
+            Event::Error(crate::claude::ClaudeError::protocol("x")),
+        ));
         a.observe(&item(1, 1, "c0", Event::TextDelta { text: text.clone() }));
         assert!(a.inflight("c0").len() == 1);
     }

@@ -73,7 +73,9 @@ fn builtin_view(a: &Value) -> AgentView {
     AgentView {
         name: s("name").unwrap_or_default(),
         description: s("description").unwrap_or_default(),
-        tools: a.get("tools").and_then(|t| serde_json::from_value(t.clone()).ok()),
+        tools: a
+            .get("tools")
+            .and_then(|t| serde_json::from_value(t.clone()).ok()),
         model: s("model"),
         prompt: None,
         source: "builtin",
@@ -151,10 +153,7 @@ impl Conversations {
                     .collect();
                 Err(TurnError::invalid(
                     param,
-                    format!(
-                        "Unknown agent '{name}'; known agents: {}",
-                        known.join(", ")
-                    ),
+                    format!("Unknown agent '{name}'; known agents: {}", known.join(", ")),
                 ))
             }
         }
@@ -167,7 +166,9 @@ impl Conversations {
     ) -> Result<AgentView, TurnError> {
         check_agent_name(name).map_err(|m| TurnError::invalid("name", m))?;
         if self.find_agent(name).await?.is_some() {
-            return Err(TurnError::Busy(format!("An agent named '{name}' exists already")));
+            return Err(TurnError::Busy(format!(
+                "An agent named '{name}' exists already"
+            )));
         }
         let now = store::now_millis();
         let rec = AgentRecord {
@@ -236,7 +237,10 @@ impl Conversations {
             rec.model = f.model;
         }
         if rec.description.trim().is_empty() {
-            return Err(TurnError::invalid("description", "description must not be empty"));
+            return Err(TurnError::invalid(
+                "description",
+                "description must not be empty",
+            ));
         }
         if rec.prompt.trim().is_empty() {
             return Err(TurnError::invalid("prompt", "prompt must not be empty"));
@@ -291,10 +295,12 @@ impl Conversations {
         let agent = match req.options.agent.as_deref() {
             Some(name) => match custom.iter().find(|a| a.name == name) {
                 Some(a) => Some(custom_view(a)),
-                None => self
-                    .catalog
-                    .get()
-                    .and_then(|o| o.agents.iter().find(|a| a["name"] == name).map(builtin_view)),
+                None => self.catalog.get().and_then(|o| {
+                    o.agents
+                        .iter()
+                        .find(|a| a["name"] == name)
+                        .map(builtin_view)
+                }),
             },
             None => None,
         };

@@ -244,9 +244,7 @@ impl Conversations {
         if let Some(id) = req.options.session_id.clone() {
             // Attached to a native session: the session holds the history.
             let over = super::sessions::TurnOverrides::of(&req);
-            return self
-                .session_turn_with(&id, req.prompt, req.key, over)
-                .await;
+            return self.session_turn_with(&id, req.prompt, req.key, over).await;
         }
         self.check_builtin_tools(&req.builtin_tools)?;
         let key = history_key(req.system.as_deref(), &req.history);

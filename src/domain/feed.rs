@@ -177,7 +177,10 @@ struct Fit {
 
 impl Fit {
     fn new(budget: usize) -> Fit {
-        Fit { left: budget, cut: 0 }
+        Fit {
+            left: budget,
+            cut: 0,
+        }
     }
 
     fn str(&mut self, s: &str) -> String {
@@ -363,7 +366,10 @@ mod tests {
         let blocks = v["event"]["content"].as_array().unwrap();
         assert_eq!(blocks.len(), 1, "what did not fit is left out");
         assert_eq!(blocks[0]["type"], "text", "the shape stays");
-        assert_eq!(blocks[0]["text"].as_str().unwrap().len(), FEED_ITEM_TEXT_BYTES);
+        assert_eq!(
+            blocks[0]["text"].as_str().unwrap().len(),
+            FEED_ITEM_TEXT_BYTES
+        );
         assert_eq!(v["cut"], "tail".len() as u64 + "text".len() as u64);
         // A small event is whole and says nothing.
         turn.publish(&Event::TextDelta { text: "yo".into() });

@@ -285,7 +285,8 @@ pub async fn shape_errors(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     // Already shaped: JSON, or a page made for a browser (the console's "not built" page).
-    let shaped = content_type.starts_with("application/json") || content_type.starts_with("text/html");
+    let shaped =
+        content_type.starts_with("application/json") || content_type.starts_with("text/html");
     // Only errors: a 101 to a WebSocket, a text/event-stream, every success pass untouched.
     if !(status.is_client_error() || status.is_server_error()) || shaped {
         return resp;
@@ -397,8 +398,13 @@ mod tests {
     async fn shaped(make: fn() -> Response) -> (StatusCode, String, String) {
         use tower::ServiceExt;
         let app = axum::Router::new()
-            .route("/admin/x", axum::routing::get(move || async move { make() }))
-            .layer(axum::middleware::from_fn(|req, next| shape_errors(10, req, next)));
+            .route(
+                "/admin/x",
+                axum::routing::get(move || async move { make() }),
+            )
+            .layer(axum::middleware::from_fn(|req, next| {
+                shape_errors(10, req, next)
+            }));
         let req = axum::http::Request::get("/admin/x")
             .body(axum::body::Body::empty())
             .expect("request");

@@ -177,6 +177,11 @@ impl Relay {
             tokens: Mutex::default(),
             ledger: Ledger::default(),
         });
+        // Streamed answers go out in small writes: without TCP_NODELAY each would wait on
+        // the client's delayed ACK (~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let (shutdown, mut rx) = watch::channel(false);
         let app = axum::Router::new()
             .fallback(forward)

@@ -11,8 +11,8 @@
 //! [`SqliteStore`]. Validating values (statuses, sources, event kinds) is the caller's job; the
 //! store only enforces identity, uniqueness and ordering.
 
-mod replies;
 mod agents;
+mod replies;
 mod sqlite;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -367,8 +367,11 @@ pub trait Store: Send + Sync {
     async fn delete_agent(&self, name: &str) -> Result<bool, StoreError>;
 
     /// A session's run-time settings (a JSON object), replacing what was there.
-    async fn put_session_settings(&self, session_id: &str, settings: &Value)
-        -> Result<(), StoreError>;
+    async fn put_session_settings(
+        &self,
+        session_id: &str,
+        settings: &Value,
+    ) -> Result<(), StoreError>;
 
     async fn get_session_settings(&self, session_id: &str) -> Result<Option<Value>, StoreError>;
 }

@@ -121,4 +121,3 @@ pub struct AgentBody {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-
