@@ -45,6 +45,8 @@ pub struct Config {
     /// How long a native session's permission request waits for an answer before it is denied.
     pub permission_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// Largest file one native API upload may write (the body limit applies too).
+    pub max_upload_bytes: usize,
     /// Longest a client may take to send a request's head, from its first byte.
     pub header_read_timeout_secs: u64,
     /// An idle keep-alive connection (no request in flight) is closed after this long.
@@ -117,6 +119,7 @@ impl Default for Config {
             tool_call_timeout_secs: 600,
             permission_timeout_secs: 120,
             max_body_bytes: 32 * 1024 * 1024,
+            max_upload_bytes: 16 * 1024 * 1024,
             header_read_timeout_secs: 30,
             keep_alive_timeout_secs: 60,
             max_connections: 4096,
@@ -168,6 +171,7 @@ impl std::fmt::Debug for Config {
             .field("tool_call_timeout_secs", &self.tool_call_timeout_secs)
             .field("permission_timeout_secs", &self.permission_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_upload_bytes", &self.max_upload_bytes)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
             .field("max_connections", &self.max_connections)
@@ -305,6 +309,7 @@ impl Config {
             tool_call_timeout_secs => "CCGW_TOOL_CALL_TIMEOUT_SECS",
             permission_timeout_secs => "CCGW_PERMISSION_TIMEOUT_SECS",
             max_body_bytes => "CCGW_MAX_BODY_BYTES",
+            max_upload_bytes => "CCGW_MAX_UPLOAD_BYTES",
             header_read_timeout_secs => "CCGW_HEADER_READ_TIMEOUT_SECS",
             keep_alive_timeout_secs => "CCGW_KEEP_ALIVE_TIMEOUT_SECS",
             max_connections => "CCGW_MAX_CONNECTIONS",

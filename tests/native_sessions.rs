@@ -286,8 +286,9 @@ async fn deleting_a_session_leaves_no_process_and_no_temporary_workspace() {
     let (status, _) = get(&app, &format!("/api/sessions/{id}")).await;
     assert_eq!(status, 404);
 
-    // A workspace of the user's own is never removed.
-    let mine = tempfile::tempdir().unwrap();
+    // A workspace of the user's own is never removed (it lies inside the workspace roots).
+    std::fs::create_dir_all(app.cfg.workspaces_dir()).unwrap();
+    let mine = tempfile::tempdir_in(app.cfg.workspaces_dir()).unwrap();
     let s = create(&app, json!({"model": "sonnet", "workspace": mine.path()})).await;
     let id = s["id"].as_str().unwrap();
     send(&app, id, "hi").await;

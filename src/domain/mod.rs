@@ -12,7 +12,8 @@
 //! `claude_sessions` reads the machine's own Claude Code transcripts; `confine` is the one
 //! check that a path stays inside a session's workspace. `tool_catalog`, `direct_tools` and
 //! `tool_calls` are the native API's tools: what exists, direct calls on a workspace, and a
-//! session's tool-call history.
+//! session's tool-call history; `files`, `memory` and `workspace` a session's workspace
+//! files, its CLAUDE.md and the workspace roots.
 
 pub mod activity;
 pub mod agents;
@@ -25,10 +26,12 @@ pub mod conversations;
 pub mod direct_tools;
 mod drive;
 pub mod feed;
+pub mod files;
 mod history;
 pub mod history_key;
 pub mod idempotency;
 mod launch;
+pub mod memory;
 pub mod models;
 mod outlet;
 pub mod overview;
@@ -41,4 +44,5 @@ pub mod tool_calls;
 pub mod tool_catalog;
 mod tool_step;
 pub mod turn;
+pub mod workspace;
 mod writes;

@@ -122,15 +122,7 @@ impl Conversations {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let (workspace, temp) = match &spec.workspace {
-            Some(dir) => {
-                if !dir.is_absolute() || !dir.is_dir() {
-                    return Err(TurnError::invalid(
-                        "workspace",
-                        "workspace must be an existing absolute directory",
-                    ));
-                }
-                (dir.clone(), false)
-            }
+            Some(dir) => (self.check_workspace(dir)?, false),
             None => (self.cfg.workspaces_dir().join(&id), true),
         };
         let at = now();
@@ -272,6 +264,7 @@ impl Conversations {
     ) -> Result<TurnHandle, TurnError> {
         refuse_shared_settings(&prompt)?;
         self.ensure_slot(id).await;
+        let prompt = self.with_memory(id, prompt).await;
         let (conv, req, broker) = {
             let mut sessions = self.sessions.lock();
             let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;

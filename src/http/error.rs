@@ -50,6 +50,29 @@ impl From<TurnError> for ApiError {
     }
 }
 
+/// A workspace operation: a path outside is a 403 naming it, an upload over the limit a 413.
+impl From<crate::domain::workspace::WorkspaceError> for ApiError {
+    fn from(e: crate::domain::workspace::WorkspaceError) -> Self {
+        use crate::domain::files::FileError;
+        match e {
+            crate::domain::workspace::WorkspaceError::Session(t) => t.into(),
+            crate::domain::workspace::WorkspaceError::File(f) => match f {
+                FileError::Confined(c) => crate::domain::tool_calls::confined(c).into(),
+                FileError::NotFound(m) => ApiError::NotFound(m),
+                FileError::Exists(m) => ApiError::Conflict(m),
+                FileError::Invalid { param, message } => ApiError::bad_request(param, message),
+                FileError::TooLarge(message) => ApiError::Rejected {
+                    status: 413,
+                    message,
+                },
+                FileError::Io(e) => {
+                    ApiError::Claude(ClaudeError::protocol(format!("workspace files: {e}")))
+                }
+            },
+        }
+    }
+}
+
 /// A direct upstream call fails like a CLI turn whose upstream failed, with the same statuses.
 impl From<UpstreamError> for ApiError {
     fn from(e: UpstreamError) -> Self {

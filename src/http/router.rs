@@ -51,6 +51,21 @@ pub fn router(state: AppState) -> Router {
             get(native::tools::stream),
         )
         .route("/api/sessions/{id}/tools/{name}", post(native::tools::call))
+        .route("/api/sessions/{id}/files", get(native::files::list))
+        .route(
+            "/api/sessions/{id}/files/upload",
+            post(native::files::upload),
+        )
+        .route(
+            "/api/sessions/{id}/files/{*path}",
+            get(native::files::download).delete(native::files::delete),
+        )
+        .route(
+            "/api/sessions/{id}/memory",
+            get(native::files::memory)
+                .put(native::files::put_memory)
+                .post(native::files::append_memory),
+        )
         .route(
             "/api/sessions/{id}/export",
             post(native::handlers::export).get(native::handlers::export),

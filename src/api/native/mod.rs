@@ -1,12 +1,14 @@
 //! The native Claude Code API (`/api/...`): sessions that live on, their messages (JSON, SSE
 //! or WebSocket), watchers, permissions, history, fork and export; tools (`tools`): the
-//! catalog, tool-call history, direct tool calls and the tool-status stream.
+//! catalog, tool-call history, direct tool calls and the tool-status stream; the workspace
+//! (`files`): files and memory.
 //!
 //! A thin adapter like the others: it maps HTTP onto the session functions of the domain
 //! (`crate::domain::sessions`) and renders `claude::Event`s; it never touches processes.
 
 pub mod agents;
 pub mod claude_sessions;
+pub mod files;
 pub mod handlers;
 pub mod tools;
 pub mod types;

@@ -1,0 +1,203 @@
+//! Native API workspace endpoints: files (upload, list, download, delete) and memory (the
+//! workspace's CLAUDE.md). Extract, call the domain, render or map the error.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::files::Upload;
+use crate::http::error::{ApiError, NativeError};
+use crate::http::AppState;
+
+type Result<T> = std::result::Result<T, NativeError>;
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ApiError> {
+    crate::http::body::parse(bytes, &crate::http::body::NATIVE)
+}
+
+#[derive(Deserialize)]
+struct JsonFile {
+    path: String,
+    content_base64: String,
+}
+
+/// `{path, content_base64, overwrite?}` or `{files: [{path, content_base64}], overwrite?}`.
+#[derive(Deserialize)]
+struct JsonUpload {
+    path: Option<String>,
+    content_base64: Option<String>,
+    #[serde(default)]
+    files: Vec<JsonFile>,
+    #[serde(default)]
+    overwrite: bool,
+}
+
+fn decode(b64: &str, at: &str) -> std::result::Result<Vec<u8>, ApiError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| ApiError::bad_request(at, format!("not valid base64: {e}")))
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.trim(), "true" | "1" | "yes")
+}
+
+/// Multipart (file parts named by their relative path, an `overwrite` field) or JSON.
+pub async fn upload(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<OverwriteQuery>,
+    req: Request,
+) -> Result<Response> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut overwrite = q.overwrite.as_deref().is_some_and(truthy);
+    let mut uploads = Vec::new();
+    if multipart {
+        let mut form = Multipart::from_request(req, &app)
+            .await
+            .map_err(|e| ApiError::bad_request("", format!("not a valid multipart body: {e}")))?;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request("", format!("not a valid multipart body: {e}")))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            let file_name = field.file_name().map(str::to_string);
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| ApiError::bad_request(&name, format!("reading the part: {e}")))?;
+            match file_name {
+                Some(path) => uploads.push(Upload {
+                    path,
+                    bytes: bytes.to_vec(),
+                }),
+                None if name == "overwrite" => {
+                    overwrite |= truthy(&String::from_utf8_lossy(&bytes))
+                }
+                None => {}
+            }
+        }
+    } else {
+        let bytes = Bytes::from_request(req, &app)
+            .await
+            .map_err(|e| ApiError::bad_request("", e.to_string()))?;
+        let u: JsonUpload = body(&bytes)?;
+        overwrite |= u.overwrite;
+        match (u.path, u.content_base64) {
+            (Some(path), Some(b64)) => uploads.push(Upload {
+                bytes: decode(&b64, "content_base64")?,
+                path,
+            }),
+            (Some(_), None) => {
+                return Err(
+                    ApiError::bad_request("content_base64", "content_base64 is required").into(),
+                )
+            }
+            (None, Some(_)) => return Err(ApiError::bad_request("path", "path is required").into()),
+            (None, None) => {}
+        }
+        for (i, f) in u.files.into_iter().enumerate() {
+            uploads.push(Upload {
+                bytes: decode(&f.content_base64, &format!("files[{i}].content_base64"))?,
+                path: f.path,
+            });
+        }
+    }
+    let written = app
+        .conversations
+        .upload_files(&id, uploads, overwrite)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"data": written}))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct OverwriteQuery {
+    overwrite: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    path: Option<String>,
+    recursive: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    let recursive = q.recursive.as_deref().is_some_and(truthy);
+    let (data, truncated) = app
+        .conversations
+        .list_files(&id, q.path.as_deref(), recursive)
+        .await?;
+    Ok(Json(json!({"data": data, "truncated": truncated})).into_response())
+}
+
+pub async fn download(
+    State(app): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+) -> Result<Response> {
+    let (bytes, mime) = app.conversations.read_file(&id, &path).await?;
+    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteQuery {
+    recursive: Option<String>,
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<StatusCode> {
+    let recursive = q.recursive.as_deref().is_some_and(truthy);
+    app.conversations.delete_file(&id, &path, recursive).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct MemoryBody {
+    content: Option<String>,
+}
+
+/// The body's `content` (a missing one is named, not reported as the whole body).
+fn memory_text(bytes: &[u8]) -> std::result::Result<String, ApiError> {
+    let m: MemoryBody = body(bytes)?;
+    m.content.ok_or_else(|| {
+        ApiError::bad_request("content", "content is required (the text of CLAUDE.md)")
+    })
+}
+
+pub async fn memory(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(app.conversations.memory(&id).await?).into_response())
+}
+
+pub async fn put_memory(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let text = memory_text(&bytes)?;
+    Ok(Json(app.conversations.set_memory(&id, &text, false).await?).into_response())
+}
+
+pub async fn append_memory(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let text = memory_text(&bytes)?;
+    Ok(Json(app.conversations.set_memory(&id, &text, true).await?).into_response())
+}
