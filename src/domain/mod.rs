@@ -12,12 +12,13 @@
 //! `claude_sessions` reads the machine's own Claude Code transcripts; `confine` is the one
 //! check that a path stays inside a session's workspace. `tool_catalog`, `direct_tools` and
 //! `tool_calls` are the native API's tools: what exists, direct calls on a workspace, and a
-//! session's tool-call history; `files`, `memory` and `workspace` a session's workspace
-//! files, its CLAUDE.md and the workspace roots.
+//! session's tool-call history; `files`, `memory`, `checkpoints` and `workspace` a
+//! session's workspace files, its CLAUDE.md, its checkpoints and the workspace roots.
 
 pub mod activity;
 pub mod agents;
 mod catalog;
+pub mod checkpoints;
 pub mod claude_sessions;
 pub mod cli_wait;
 pub mod confine;

@@ -150,6 +150,7 @@ impl Conversations {
             .create_session(&session_record(&info))
             .await
             .map_err(store_error)?;
+        self.checkpoint(&info.id, &info.workspace).await;
         let conv = self.session_conversation(&info, workspace, temp);
         self.insert_slot(info.clone(), spec.cli_model, conv);
         Ok(info)
@@ -265,6 +266,9 @@ impl Conversations {
         refuse_shared_settings(&prompt)?;
         self.ensure_slot(id).await;
         let prompt = self.with_memory(id, prompt).await;
+        if let Some(info) = self.session(id).await {
+            self.checkpoint(id, &info.workspace).await;
+        }
         let (conv, req, broker) = {
             let mut sessions = self.sessions.lock();
             let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;

@@ -383,6 +383,12 @@ impl Conversations {
                 client: false,
             });
         }
+        let mutates = matches!(tool, DirectTool::Edit | DirectTool::Write | DirectTool::Bash);
+        if mutates {
+            // The files as the history has them so far (a model turn may have just changed
+            // them), then again after the call.
+            self.checkpoint(id, &info.workspace).await;
+        }
         let t0 = Instant::now();
         let result = direct_tools::run(tool, &input, &conf).await;
         let duration_ms = t0.elapsed().as_millis() as u64;
@@ -423,6 +429,12 @@ impl Conversations {
                 content: json!(content),
                 is_error,
             });
+        }
+        if matches!(
+            tool,
+            DirectTool::Edit | DirectTool::Write | DirectTool::Bash
+        ) {
+            self.checkpoint(id, &info.workspace).await;
         }
         Ok(DirectCall {
             id: call_id,

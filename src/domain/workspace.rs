@@ -1,5 +1,6 @@
 //! A native session's workspace as the API sees it: its files (`files`), its memory
-//! (`memory`), and the check that a named workspace lies inside the allowed roots. Resolves the
+//! (`memory`), its checkpoints, changes and rewind (`checkpoints`), and the check that a named
+//! workspace lies inside the allowed roots. Resolves the
 //! session, confines every path, and maps failures to [`WorkspaceError`]. Knows no HTTP.
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::checkpoints::{Change, Checkpoints};
 use super::confine::Confinement;
 use super::conversations::{Conversations, TurnError};
 use super::files::{self, FileEntry, FileError, Upload};
@@ -173,5 +175,195 @@ impl Conversations {
             .await
             .unwrap_or_default();
         memory::deliver(prompt, text.as_deref(), &history)
+    }
+}
+
+/// What a rewind did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rewound {
+    /// The history seq whose files were restored (the checkpoint at or before `to_seq`).
+    pub restored_seq: u64,
+    /// Files written back or removed.
+    pub files: Vec<String>,
+    /// With `conversation`: the new session that continues from `to_seq`.
+    pub session: Option<super::sessions::SessionInfo>,
+}
+
+fn io_error(e: std::io::Error) -> WorkspaceError {
+    WorkspaceError::File(FileError::Io(e))
+}
+
+impl Conversations {
+    fn checkpoints(&self, id: &str) -> Checkpoints {
+        Checkpoints::new(self.cfg.data_dir.join("checkpoints").join(id))
+    }
+
+    /// Checkpoint a session's workspace as of its history now. Best effort: a failure is
+    /// logged, never fails the turn or call that asked.
+    pub(crate) async fn checkpoint(self: &Arc<Self>, id: &str, workspace: &str) {
+        let seq = match self.store.append_events(id, "", &[]).await {
+            Ok(seq) => seq.max(0) as u64,
+            Err(_) => return,
+        };
+        let (cp, ws) = (self.checkpoints(id), std::path::PathBuf::from(workspace));
+        let taken = tokio::task::spawn_blocking(move || cp.take(&ws, seq)).await;
+        if let Ok(Err(e)) = taken {
+            tracing::warn!(session = %id, error = %e, "could not checkpoint a workspace");
+        }
+    }
+
+    /// Every file the session created, modified or deleted since it began (or since history
+    /// seq `since`), with its unified diff.
+    pub async fn changes(
+        self: &Arc<Self>,
+        id: &str,
+        since: Option<u64>,
+    ) -> Result<(Vec<Change>, u64), WorkspaceError> {
+        let conf = self.session_confinement(id).await?;
+        let cp = self.checkpoints(id);
+        let ws = conf.workspace().to_path_buf();
+        let since = since.unwrap_or(0);
+        let out = tokio::task::spawn_blocking(move || {
+            let base = cp.at(since).unwrap_or_default();
+            (cp.changes(&ws, &base), base.seq)
+        })
+        .await
+        .map_err(|e| io_error(std::io::Error::other(e)))?;
+        Ok(out)
+    }
+
+    /// Put the workspace's files back as they were at history seq `to_seq`; with
+    /// `conversation`, also continue the conversation from there in a new session (a fork
+    /// holding the history up to `to_seq`). The state before the rewind is checkpointed first,
+    /// so a rewind can itself be rewound. 409 while a turn runs.
+    pub async fn rewind(
+        self: &Arc<Self>,
+        id: &str,
+        to_seq: u64,
+        conversation: bool,
+    ) -> Result<Rewound, WorkspaceError> {
+        let info = self
+            .session(id)
+            .await
+            .ok_or_else(|| TurnError::NotFound(format!("No session with the id '{id}'")))?;
+        if info.status == "running" {
+            return Err(TurnError::Busy(format!(
+                "Session {id} is busy with a turn; interrupt it or wait before rewinding"
+            ))
+            .into());
+        }
+        let last = self
+            .store
+            .append_events(id, "", &[])
+            .await
+            .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
+            .max(0) as u64;
+        if to_seq > last {
+            return Err(TurnError::invalid(
+                "to_seq",
+                format!("to_seq {to_seq} is past the session's last history seq {last}"),
+            )
+            .into());
+        }
+        let conf = self.confinement(&info.workspace)?;
+        self.checkpoint(id, &info.workspace).await;
+        let cp = self.checkpoints(id);
+        let ws = conf.workspace().to_path_buf();
+        let (m, files) = tokio::task::spawn_blocking(move || {
+            let m = cp.at(to_seq).unwrap_or_default();
+            cp.restore(&ws, &m).map(|f| (m, f))
+        })
+        .await
+        .map_err(|e| io_error(std::io::Error::other(e)))?
+        .map_err(io_error)?;
+        let session = if conversation {
+            Some(self.fork_at(&info, to_seq).await?)
+        } else {
+            None
+        };
+        Ok(Rewound {
+            restored_seq: m.seq,
+            files,
+            session,
+        })
+    }
+
+    /// A new session whose history is this one's up to `to_seq`; its CLI transcript is
+    /// written from that history when its first turn starts. A temporary workspace is copied
+    /// (as restored); a named one is shared, as a fork shares it.
+    async fn fork_at(
+        self: &Arc<Self>,
+        orig: &super::sessions::SessionInfo,
+        to_seq: u64,
+    ) -> Result<super::sessions::SessionInfo, WorkspaceError> {
+        let store_err = |e: store::StoreError| io_error(std::io::Error::other(e.to_string()));
+        let history: Vec<store::StoredEvent> = self
+            .store
+            .list_events(&orig.id, 0, store::MAX_EVENTS_PER_CALL)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|e| e.seq as u64 <= to_seq)
+            .collect();
+        let new_id = uuid::Uuid::new_v4().to_string();
+        let orig_ws = std::path::PathBuf::from(&orig.workspace);
+        let (workspace, temp) = if orig.workspace_is_temp {
+            let ws = self.cfg.workspaces_dir().join(&new_id);
+            let (from, to) = (self.checkpoints(&orig.id), ws.clone());
+            let copy = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&to)?;
+                let m = from.at(to_seq).unwrap_or_default();
+                from.restore(&to, &m)
+            });
+            copy.await
+                .map_err(|e| io_error(std::io::Error::other(e)))?
+                .map_err(io_error)?;
+            (ws, true)
+        } else {
+            (orig_ws, false)
+        };
+        let at = super::session_table::now();
+        let info = super::sessions::SessionInfo {
+            id: new_id,
+            cli_session_id: uuid::Uuid::new_v4().to_string(),
+            workspace: workspace.display().to_string(),
+            workspace_is_temp: temp,
+            status: "idle".into(),
+            forked_from: Some(orig.id.clone()),
+            title: orig
+                .title
+                .as_ref()
+                .map(|t| format!("{t} (from seq {to_seq})")),
+            created_at: at.clone(),
+            updated_at: at,
+            live: false,
+            transcript_leaf: None,
+            turn_mark: None,
+            ..orig.clone()
+        };
+        self.store
+            .create_session(&super::session_table::session_record(&info))
+            .await
+            .map_err(store_err)?;
+        for e in &history {
+            self.store
+                .append_events(
+                    &info.id,
+                    &e.turn_id,
+                    &[(e.kind.as_str(), e.payload.clone())],
+                )
+                .await
+                .map_err(store_err)?;
+        }
+        self.checkpoint(&info.id, &info.workspace).await;
+        let mut conv = self.session_conversation(&info, workspace, temp);
+        // Its transcript does not exist yet: the first turn writes it from the history.
+        conv.started = history.iter().any(|e| e.kind == "result");
+        let cli_model = self
+            .models
+            .resolve(&info.model)
+            .and_then(|m| m.cli_model.clone());
+        self.insert_slot(info.clone(), cli_model, conv);
+        Ok(info)
     }
 }

@@ -60,6 +60,8 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{id}/files/{*path}",
             get(native::files::download).delete(native::files::delete),
         )
+        .route("/api/sessions/{id}/changes", get(native::files::changes))
+        .route("/api/sessions/{id}/rewind", post(native::files::rewind))
         .route(
             "/api/sessions/{id}/memory",
             get(native::files::memory)

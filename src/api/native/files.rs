@@ -201,3 +201,52 @@ pub async fn append_memory(
     let text = memory_text(&bytes)?;
     Ok(Json(app.conversations.set_memory(&id, &text, true).await?).into_response())
 }
+
+#[derive(Deserialize)]
+pub struct ChangesQuery {
+    since: Option<String>,
+}
+
+/// The files the session created, modified or deleted, each with its unified diff.
+pub async fn changes(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Response> {
+    let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("since", "since must be a history seq (a number)")
+        })?),
+    };
+    let (data, base) = app.conversations.changes(&id, since).await?;
+    Ok(Json(json!({"data": data, "since_seq": base})).into_response())
+}
+
+#[derive(Deserialize)]
+struct RewindBody {
+    to_seq: Option<u64>,
+    #[serde(default)]
+    conversation: bool,
+}
+
+pub async fn rewind(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let r: RewindBody = body(&bytes)?;
+    let to_seq = r
+        .to_seq
+        .ok_or_else(|| ApiError::bad_request("to_seq", "to_seq is required (a history seq)"))?;
+    let out = app
+        .conversations
+        .rewind(&id, to_seq, r.conversation)
+        .await?;
+    let status = if out.session.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(out)).into_response())
+}
