@@ -384,8 +384,15 @@ async fn memory_is_the_workspaces_claude_md_and_reaches_the_model() {
 }
 
 async fn last_seq(app: &TestApp, id: &str) -> u64 {
-    let (_, h) = app.request("GET", &format!("/api/sessions/{id}/history"), None, None).await;
-    h["data"].as_array().unwrap().last().map(|e| e["seq"].as_u64().unwrap()).unwrap_or(0)
+    let (_, h) = app
+        .request("GET", &format!("/api/sessions/{id}/history"), None, None)
+        .await;
+    h["data"]
+        .as_array()
+        .unwrap()
+        .last()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -396,7 +403,11 @@ async fn changes_show_diffs_since_the_start_or_a_seq_and_rewind_restores_them() 
         c.builtin_tools = tools.iter().map(|t| t.to_string()).collect();
     })
     .await;
-    let (_, s) = session(&app, json!({"model": "sonnet", "tools": tools, "allowed_tools": tools})).await;
+    let (_, s) = session(
+        &app,
+        json!({"model": "sonnet", "tools": tools, "allowed_tools": tools}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     let ws = std::path::PathBuf::from(s["workspace"].as_str().unwrap());
     let call = |tool: &'static str, input: Value| {
@@ -404,57 +415,148 @@ async fn changes_show_diffs_since_the_start_or_a_seq_and_rewind_restores_them() 
         let app = &app;
         async move { app.request("POST", &path, Some(&input), None).await }
     };
-    assert_eq!(call("write", json!({"file_path": "a.txt", "content": "one\n"})).await.0, 200);
+    assert_eq!(
+        call("write", json!({"file_path": "a.txt", "content": "one\n"}))
+            .await
+            .0,
+        200
+    );
     // The model changes a file too.
     let (st, r) = app
         .request("POST", &format!("/api/sessions/{id}/messages"),
             Some(&json!({"content": "first-turn [[tool:Bash {\"command\":\"echo model > m.txt\"}]]"})), None)
         .await;
     assert_eq!(st, 200, "{r}");
-    assert_eq!(std::fs::read_to_string(ws.join("m.txt")).unwrap(), "model\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("m.txt")).unwrap(),
+        "model\n"
+    );
     let after_turn = last_seq(&app, id).await;
-    assert_eq!(call("edit", json!({"file_path": "a.txt", "old_string": "one", "new_string": "uno"})).await.0, 200);
+    assert_eq!(
+        call(
+            "edit",
+            json!({"file_path": "a.txt", "old_string": "one", "new_string": "uno"})
+        )
+        .await
+        .0,
+        200
+    );
 
-    let (st, ch) = app.request("GET", &format!("/api/sessions/{id}/changes"), None, None).await;
+    let (st, ch) = app
+        .request("GET", &format!("/api/sessions/{id}/changes"), None, None)
+        .await;
     assert_eq!(st, 200, "{ch}");
-    let summary: Vec<(String, String)> = ch["data"].as_array().unwrap().iter()
-        .map(|c| (c["path"].as_str().unwrap().into(), c["status"].as_str().unwrap().into())).collect();
-    assert_eq!(summary, [("a.txt".into(), "created".into()), ("m.txt".into(), "created".into())]);
-    assert!(ch["data"][0]["diff"].as_str().unwrap().contains("+uno"), "{ch}");
-    let (_, since) = app.request("GET", &format!("/api/sessions/{id}/changes?since={after_turn}"), None, None).await;
+    let summary: Vec<(String, String)> = ch["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().into(),
+                c["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a.txt".into(), "created".into()),
+            ("m.txt".into(), "created".into())
+        ]
+    );
+    assert!(
+        ch["data"][0]["diff"].as_str().unwrap().contains("+uno"),
+        "{ch}"
+    );
+    let (_, since) = app
+        .request(
+            "GET",
+            &format!("/api/sessions/{id}/changes?since={after_turn}"),
+            None,
+            None,
+        )
+        .await;
     let data = since["data"].as_array().unwrap();
     assert_eq!(data.len(), 1, "{since}");
     assert_eq!(data[0]["status"], "modified");
     let diff = data[0]["diff"].as_str().unwrap();
     assert!(diff.contains("-one") && diff.contains("+uno"), "{diff}");
-    let (st, body) = app.request("GET", &format!("/api/sessions/{id}/changes?since=x"), None, None).await;
+    let (st, body) = app
+        .request(
+            "GET",
+            &format!("/api/sessions/{id}/changes?since=x"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!((st, body["error"]["param"].clone()), (400, json!("since")));
 
     // Rewind the files to the end of the first turn, then to the start.
-    let (st, rw) = app.request("POST", &format!("/api/sessions/{id}/rewind"), Some(&json!({"to_seq": after_turn})), None).await;
+    let (st, rw) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/rewind"),
+            Some(&json!({"to_seq": after_turn})),
+            None,
+        )
+        .await;
     assert_eq!(st, 200, "{rw}");
     assert_eq!(rw["files"], json!(["a.txt"]));
     assert_eq!(std::fs::read_to_string(ws.join("a.txt")).unwrap(), "one\n");
     assert!(ws.join("m.txt").exists());
-    let (st, _) = app.request("POST", &format!("/api/sessions/{id}/rewind"), Some(&json!({"to_seq": 0})), None).await;
+    let (st, _) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/rewind"),
+            Some(&json!({"to_seq": 0})),
+            None,
+        )
+        .await;
     assert_eq!(st, 200);
     assert!(!ws.join("a.txt").exists() && !ws.join("m.txt").exists());
-    let (st, body) = app.request("POST", &format!("/api/sessions/{id}/rewind"), Some(&json!({})), None).await;
+    let (st, body) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/rewind"),
+            Some(&json!({})),
+            None,
+        )
+        .await;
     assert_eq!((st, body["error"]["param"].clone()), (400, json!("to_seq")));
-    let (st, _) = app.request("POST", &format!("/api/sessions/{id}/rewind"), Some(&json!({"to_seq": 100000})), None).await;
+    let (st, _) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/rewind"),
+            Some(&json!({"to_seq": 100000})),
+            None,
+        )
+        .await;
     assert_eq!(st, 400);
 
     // "Branch from here": the files and the conversation as of the first turn, in a new session.
     let (st, rw) = app
-        .request("POST", &format!("/api/sessions/{id}/rewind"), Some(&json!({"to_seq": after_turn, "conversation": true})), None)
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/rewind"),
+            Some(&json!({"to_seq": after_turn, "conversation": true})),
+            None,
+        )
         .await;
     assert_eq!(st, 201, "{rw}");
     let fork = rw["session"]["id"].as_str().unwrap();
     assert_eq!(rw["session"]["forked_from"], id);
     let fork_ws = std::path::PathBuf::from(rw["session"]["workspace"].as_str().unwrap());
-    assert_eq!(std::fs::read_to_string(fork_ws.join("a.txt")).unwrap(), "one\n");
+    assert_eq!(
+        std::fs::read_to_string(fork_ws.join("a.txt")).unwrap(),
+        "one\n"
+    );
     let (st, r) = app
-        .request("POST", &format!("/api/sessions/{fork}/messages"), Some(&json!({"content": "[[report:history]]"})), None)
+        .request(
+            "POST",
+            &format!("/api/sessions/{fork}/messages"),
+            Some(&json!({"content": "[[report:history]]"})),
+            None,
+        )
         .await;
     assert_eq!(st, 200, "{r}");
     assert!(r["text"].as_str().unwrap().contains("first-turn"), "{r}");

@@ -250,6 +250,9 @@ async fn direct_calls_run_in_the_workspace_and_are_recorded_and_watched() {
         reply["tool_results"].to_string().contains("fn beta"),
         "{reply}"
     );
+    // Stop once the warm pool is full again: a refill cut short by the stop is another test's.
+    let full = Config::default().warm_pool_size;
+    wait_for(|| app.pool().warm_count() == full, Duration::from_secs(20)).await;
     app.stop().await;
 }
 

@@ -383,7 +383,10 @@ impl Conversations {
                 client: false,
             });
         }
-        let mutates = matches!(tool, DirectTool::Edit | DirectTool::Write | DirectTool::Bash);
+        let mutates = matches!(
+            tool,
+            DirectTool::Edit | DirectTool::Write | DirectTool::Bash
+        );
         if mutates {
             // The files as the history has them so far (a model turn may have just changed
             // them), then again after the call.
