@@ -304,8 +304,11 @@ impl Conversations {
             },
             None => None,
         };
-        let (system_prompt, append_system_prompt) =
-            system_parts(system, req.tool_instructions(), agent.as_ref());
+        let extra = match (req.options.append_system.clone(), req.tool_instructions()) {
+            (Some(a), Some(t)) => Some(format!("{a}\n\n{t}")),
+            (a, t) => a.or(t),
+        };
+        let (system_prompt, append_system_prompt) = system_parts(system, extra, agent.as_ref());
         let agents: Map<String, Value> = custom
             .iter()
             .map(|a| {

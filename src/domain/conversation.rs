@@ -214,10 +214,10 @@ fn exact_system_body(req: &TurnRequest) -> Option<Value> {
         return None;
     }
     let system = req.system.as_deref().filter(|s| !s.trim().is_empty())?;
-    let text = match req.tool_instructions() {
-        Some(extra) => format!("{system}\n\n{extra}"),
-        None => system.to_string(),
-    };
+    let text = [req.options.append_system.clone(), req.tool_instructions()]
+        .into_iter()
+        .flatten()
+        .fold(system.to_string(), |text, extra| format!("{text}\n\n{extra}"));
     Some(json!([{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]))
 }
 

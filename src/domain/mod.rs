@@ -40,6 +40,7 @@ mod recorder;
 pub mod replies;
 pub mod session_table;
 pub mod sessions;
+pub mod settings;
 mod structured;
 pub mod tool_calls;
 pub mod tool_catalog;

@@ -37,6 +37,9 @@ pub struct SessionInfo {
     pub updated_at: String,
     /// Whether a live process holds it right now.
     pub live: bool,
+    /// Thinking, effort, max_turns and what is added to the system prompt.
+    #[serde(flatten)]
+    pub settings: super::settings::SessionSettings,
     /// Where its transcript ends and where its next turn starts (see `Conversation`).
     #[serde(skip)]
     pub(crate) transcript_leaf: Option<String>,
@@ -195,6 +198,7 @@ pub(crate) fn info_from(rec: &store::Session) -> SessionInfo {
         created_at: millis_to_rfc3339(rec.created_at),
         updated_at: millis_to_rfc3339(rec.updated_at),
         live: false,
+        settings: Default::default(),
         transcript_leaf: rec.transcript_leaf.clone(),
         turn_mark: rec.turn_mark.clone(),
     }

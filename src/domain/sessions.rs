@@ -143,6 +143,7 @@ impl Conversations {
             created_at: at.clone(),
             updated_at: at,
             live: false,
+            settings: Default::default(),
             transcript_leaf: None,
             turn_mark: None,
         };
@@ -172,7 +173,12 @@ impl Conversations {
             Ok(Some(rec)) if rec.source == store::source::NATIVE => rec,
             _ => return,
         };
-        let info = info_from(&rec);
+        let mut info = info_from(&rec);
+        match self.store.get_session_settings(id).await {
+            Ok(Some(v)) => info.settings = serde_json::from_value(v).unwrap_or_default(),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(session = %id, error = %e, "could not read a session's settings"),
+        }
         let workspace = PathBuf::from(&info.workspace);
         let mut conv = self.session_conversation(&info, workspace.clone(), info.workspace_is_temp);
         let config = self.cfg.claude_config_dir();
@@ -277,28 +283,7 @@ impl Conversations {
                     "Session {id} is busy with a turn; wait for it or interrupt it"
                 ))
             })?;
-            let info = &slot.info;
-            let req = TurnRequest {
-                model_id: info.model.clone(),
-                cli_model: slot.cli_model.clone(),
-                system: info.system_prompt.clone(),
-                prompt,
-                builtin_tools: info.tools.clone(),
-                approved_tools: Some(info.allowed_tools.clone()),
-                parallel_tool_calls: true,
-                slash_commands: true,
-                key,
-                max_output_tokens: over.max_output_tokens,
-                stop: over.stop,
-                options: ClaudeOptions {
-                    permission_mode: info.permission_mode.clone(),
-                    agent: info.agent.clone(),
-                    thinking_budget: over.thinking_budget,
-                    sampling: over.sampling,
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
+            let req = session_request(slot, prompt, key, over);
             slot.info.status = "running".into();
             slot.info.updated_at = now();
             (conv, req, slot.broker.clone())
@@ -346,7 +331,7 @@ impl Conversations {
     /// The CLI lost a session's transcript (or never wrote its last turn, the gateway having
     /// been killed first): write it again from the session's history in the store, which has
     /// every turn a client was told about. Without one, the session starts a new CLI session.
-    async fn rebuild_transcript(&self, conv: &mut Conversation) {
+    pub(crate) async fn rebuild_transcript(&self, conv: &mut Conversation) {
         let events = match self
             .store
             .list_events(&conv.id, 0, store::MAX_EVENTS_PER_CALL)
@@ -555,6 +540,10 @@ impl Conversations {
             .create_session(&session_record(&info))
             .await
             .map_err(store_error)?;
+        if info.settings != Default::default() {
+            let settings = serde_json::to_value(&info.settings).unwrap_or_default();
+            let _ = self.store.put_session_settings(&info.id, &settings).await;
+        }
         for e in history {
             let _ = self
                 .store
@@ -684,6 +673,43 @@ impl Conversations {
         if !sessions.contains_key(&id) && !self.sessions.is_deleted(&id) {
             sessions.insert(id, slot);
         }
+    }
+}
+
+/// A session's next turn as its record and settings say, with one request's overrides.
+pub(crate) fn session_request(
+    slot: &super::session_table::SessionSlot,
+    prompt: Vec<Value>,
+    key: Option<String>,
+    over: TurnOverrides,
+) -> TurnRequest {
+    let info = &slot.info;
+    let s = &info.settings;
+    TurnRequest {
+        model_id: info.model.clone(),
+        cli_model: slot.cli_model.clone(),
+        system: info.system_prompt.clone(),
+        prompt,
+        builtin_tools: info.tools.clone(),
+        approved_tools: Some(info.allowed_tools.clone()),
+        parallel_tool_calls: true,
+        slash_commands: true,
+        key,
+        max_output_tokens: over.max_output_tokens,
+        stop: over.stop,
+        options: ClaudeOptions {
+            permission_mode: info.permission_mode.clone(),
+            agent: info.agent.clone(),
+            thinking_budget: over
+                .thinking_budget
+                .or_else(|| s.thinking.as_ref().and_then(|t| t.budget())),
+            effort: s.effort.clone(),
+            append_system: s.append_system_prompt.clone(),
+            max_turns: s.max_turns,
+            sampling: over.sampling,
+            ..Default::default()
+        },
+        ..Default::default()
     }
 }
 

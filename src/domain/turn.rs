@@ -40,6 +40,8 @@ pub struct ClaudeOptions {
     pub sampling: serde_json::Map<String, Value>,
     /// Attach to this native session instead of matching the history.
     pub session_id: Option<String>,
+    /// Added to the system prompt at `initialize` (a native session's context).
+    pub append_system: Option<String>,
 }
 
 pub const EFFORTS: &[&str] = &["low", "medium", "high", "xhigh", "max"];

@@ -26,7 +26,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/sessions/{id}",
-            get(native::handlers::get_session).delete(native::handlers::delete_session),
+            get(native::handlers::get_session)
+                .delete(native::handlers::delete_session)
+                .patch(native::settings::patch_session),
         )
         .route(
             "/api/sessions/{id}/messages",
@@ -85,6 +87,25 @@ pub fn router(state: AppState) -> Router {
             get(native::agents::config).put(native::agents::update),
         )
         .route("/api/agents/{name}", delete(native::agents::delete))
+        .route(
+            "/api/sessions/{id}/context",
+            put(native::settings::put_context),
+        )
+        .route(
+            "/api/sessions/{id}/thinking",
+            post(native::settings::post_thinking),
+        )
+        .route(
+            "/api/sessions/{id}/context-usage",
+            get(native::settings::context_usage),
+        )
+        .route("/api/sessions/{id}/cost", get(native::settings::cost))
+        .route("/api/sessions/{id}/mcp", get(native::settings::mcp))
+        .route("/api/sessions/{id}/resume", post(native::settings::resume))
+        .route(
+            "/api/sessions/{id}/tasks/{task_id}/stop",
+            post(native::settings::stop_task),
+        )
         .route(
             "/api/sessions/{id}/agent",
             put(native::agents::set_session_agent),

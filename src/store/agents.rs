@@ -6,7 +6,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::types::Json;
 use sqlx::Row;
 
-use super::{AgentRecord, StoreError};
+use super::{AgentRecord, StoreError, UsageTotals};
 
 pub(super) async fn put(pool: &SqlitePool, a: &AgentRecord) -> Result<(), StoreError> {
     sqlx::query(
@@ -70,6 +70,41 @@ pub(super) async fn get_settings(
     Ok(row
         .map(|r| r.try_get::<Json<Value>, _>("settings").map(|j| j.0))
         .transpose()?)
+}
+
+pub(super) async fn usage_by_model(
+    pool: &SqlitePool,
+    session_id: &str,
+) -> Result<Vec<(String, UsageTotals)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT model, COUNT(*) AS requests, \
+         COALESCE(SUM(input_tokens), 0) AS input_tokens, \
+         COALESCE(SUM(output_tokens), 0) AS output_tokens, \
+         COALESCE(SUM(cache_creation_input_tokens), 0) AS cache_creation_input_tokens, \
+         COALESCE(SUM(cache_read_input_tokens), 0) AS cache_read_input_tokens, \
+         CAST(SUM(cost_usd) AS REAL) AS cost_usd, \
+         COALESCE(SUM(duration_ms), 0) AS duration_ms \
+         FROM usage WHERE session_id = ? GROUP BY model ORDER BY model",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push((
+            r.try_get("model")?,
+            UsageTotals {
+                requests: r.try_get("requests")?,
+                input_tokens: r.try_get("input_tokens")?,
+                output_tokens: r.try_get("output_tokens")?,
+                cache_creation_input_tokens: r.try_get("cache_creation_input_tokens")?,
+                cache_read_input_tokens: r.try_get("cache_read_input_tokens")?,
+                cost_usd: r.try_get("cost_usd")?,
+                duration_ms: r.try_get("duration_ms")?,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 fn from_row(row: &SqliteRow) -> Result<AgentRecord, sqlx::Error> {

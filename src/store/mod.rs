@@ -374,6 +374,10 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn get_session_settings(&self, session_id: &str) -> Result<Option<Value>, StoreError>;
+
+    /// A session's usage per model (`requests` counts its turns), by model name.
+    async fn usage_by_model(&self, session_id: &str)
+        -> Result<Vec<(String, UsageTotals)>, StoreError>;
 }
 
 /// Now, in unix milliseconds.

@@ -507,6 +507,13 @@ impl Store for SqliteStore {
         agents::get_settings(&self.pool, session_id).await
     }
 
+    async fn usage_by_model(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<(String, UsageTotals)>, StoreError> {
+        agents::usage_by_model(&self.pool, session_id).await
+    }
+
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS requests, \

@@ -10,5 +10,6 @@ pub mod agents;
 pub mod claude_sessions;
 pub mod files;
 pub mod handlers;
+pub mod settings;
 pub mod tools;
 pub mod types;
