@@ -77,6 +77,29 @@ pub enum Event {
         error_status: Option<u16>,
         error: String,
     },
+    /// A subagent task of the model's Task/Agent tool started, progressed, changed or ended
+    /// (the CLI's `task_started`, `task_progress`, `task_updated`, `task_notification`).
+    /// `parent_tool_use_id` is the Task/Agent call that runs it; `detail` the rest of the line
+    /// (description, status, summary, usage).
+    Task {
+        subtype: String,
+        task_id: String,
+        parent_tool_use_id: Option<String>,
+        detail: Value,
+    },
+    /// A message of a subagent: its text and tool calls (`assistant`) or its tool results and
+    /// prompt (`user`), as content blocks, under the Task/Agent call that runs it.
+    Subagent {
+        parent_tool_use_id: String,
+        role: String,
+        content: Vec<Value>,
+    },
+    /// The conversation was compacted (`/compact`, or automatically): tokens before and after.
+    Compacted {
+        trigger: String,
+        pre_tokens: Option<u64>,
+        post_tokens: Option<u64>,
+    },
     /// The turn's structured output (asked for with `initialize.jsonSchema`), valid against its
     /// schema; just before `Done`.
     StructuredOutput { value: Value },

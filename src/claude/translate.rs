@@ -1,6 +1,8 @@
 //! Stream-json lines of one turn → internal [`Event`]s. Pure and stateful per turn.
 //!
-//! Only the main thread is translated (subagent lines carry a `parent_tool_use_id`). Text
+//! The main thread is translated in full; a subagent's lines (they carry a
+//! `parent_tool_use_id`) become whole-message `Subagent` events and its task lines `Task`
+//! events, never mixed into the main answer. Text
 //! arrives as `stream_event` deltas; an `assistant` line whose message never streamed (slash
 //! command output, some synthetic messages) is emitted whole instead, so nothing is lost and
 //! nothing is doubled. Synthetic messages are held back until the `result` says whether the
@@ -71,8 +73,43 @@ impl Translator {
                         error: str_field(&s.extra, "error"),
                     }]
                 }
+                sub if sub.starts_with("task_") => {
+                    let mut detail = s_extra_without(&s.extra, &["task_id", "tool_use_id", "uuid"]);
+                    if let Some(obj) = detail.as_object_mut() {
+                        obj.remove("session_id");
+                    }
+                    vec![Event::Task {
+                        subtype: sub.to_string(),
+                        task_id: str_field(&s.extra, "task_id"),
+                        parent_tool_use_id: s
+                            .extra
+                            .get("tool_use_id")
+                            .and_then(Value::as_str)
+                            .map(String::from),
+                        detail,
+                    }]
+                }
+                "compact_boundary" => {
+                    let meta = s.extra.get("compact_metadata").cloned().unwrap_or(Value::Null);
+                    vec![Event::Compacted {
+                        trigger: meta["trigger"].as_str().unwrap_or("manual").to_string(),
+                        pre_tokens: meta["pre_tokens"].as_u64(),
+                        post_tokens: meta["post_tokens"].as_u64(),
+                    }]
+                }
                 _ => vec![],
             },
+            CliLine::Assistant(m) | CliLine::User(m) if m.parent_tool_use_id.is_some() => {
+                vec![Event::Subagent {
+                    parent_tool_use_id: m.parent_tool_use_id.clone().unwrap_or_default(),
+                    role: if matches!(line, CliLine::Assistant(_)) {
+                        "assistant".into()
+                    } else {
+                        "user".into()
+                    },
+                    content: m.content_blocks(),
+                }]
+            }
             CliLine::StreamEvent(se) if se.parent_tool_use_id.is_none() => {
                 self.on_stream_event(&se.event)
             }
@@ -281,6 +318,16 @@ fn signature_event(v: &Value) -> Vec<Event> {
     }
 }
 
+/// A line's fields but `skip`, as an object.
+fn s_extra_without(m: &serde_json::Map<String, Value>, skip: &[&str]) -> Value {
+    Value::Object(
+        m.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
 fn str_field(m: &serde_json::Map<String, Value>, k: &str) -> String {
     m.get(k)
         .and_then(Value::as_str)
@@ -384,6 +431,32 @@ mod tests {
     fn subagent_lines_are_ignored() {
         let sub = r#"{"type":"assistant","message":{"id":"m9","content":[{"type":"text","text":"sub"}]},"parent_tool_use_id":"toolu_1"}"#;
         assert_eq!(texts(&run(&[sub, OK])), "");
+    }
+
+    #[test]
+    fn subagent_work_and_tasks_are_nested_events() {
+        let started = r#"{"type":"system","subtype":"task_started","task_id":"a4","tool_use_id":"toolu_P","description":"review","session_id":"s"}"#;
+        let sub = r#"{"type":"assistant","message":{"id":"m9","content":[{"type":"tool_use","id":"t2","name":"Bash","input":{}}]},"parent_tool_use_id":"toolu_P"}"#;
+        let res = r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t2","content":"x"}]},"parent_tool_use_id":"toolu_P"}"#;
+        let note = r#"{"type":"system","subtype":"task_notification","task_id":"a4","tool_use_id":"toolu_P","status":"completed","summary":"done"}"#;
+        let compact = r#"{"type":"system","subtype":"compact_boundary","compact_metadata":{"trigger":"manual","pre_tokens":900,"post_tokens":120}}"#;
+        let ev = run(&[started, sub, res, note, compact]);
+        match &ev[0] {
+            Event::Task { subtype, task_id, parent_tool_use_id, detail } => {
+                assert_eq!(subtype, "task_started");
+                assert_eq!(task_id, "a4");
+                assert_eq!(parent_tool_use_id.as_deref(), Some("toolu_P"));
+                assert_eq!(detail["description"], "review");
+                assert!(detail.get("session_id").is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&ev[1], Event::Subagent { role, parent_tool_use_id, content }
+            if role == "assistant" && parent_tool_use_id == "toolu_P" && content[0]["name"] == "Bash"));
+        assert!(matches!(&ev[2], Event::Subagent { role, .. } if role == "user"));
+        assert!(matches!(&ev[3], Event::Task { detail, .. } if detail["status"] == "completed"));
+        assert!(matches!(&ev[4], Event::Compacted { pre_tokens: Some(900), post_tokens: Some(120), .. }));
+        assert_eq!(ev.len(), 5, "nothing reaches the main thread: {ev:?}");
     }
 
     #[test]

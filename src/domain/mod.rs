@@ -20,6 +20,7 @@ pub mod agents;
 mod catalog;
 pub mod checkpoints;
 pub mod claude_sessions;
+pub mod commands;
 pub mod cli_wait;
 pub mod confine;
 pub mod conversation;

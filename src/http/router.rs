@@ -87,6 +87,15 @@ pub fn router(state: AppState) -> Router {
             get(native::agents::config).put(native::agents::update),
         )
         .route("/api/agents/{name}", delete(native::agents::delete))
+        .route("/api/commands", get(native::commands::list))
+        .route(
+            "/api/sessions/{id}/commands",
+            get(native::commands::session_list),
+        )
+        .route(
+            "/api/sessions/{id}/commands/{name}",
+            post(native::commands::run),
+        )
         .route(
             "/api/sessions/{id}/context",
             put(native::settings::put_context),

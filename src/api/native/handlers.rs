@@ -318,7 +318,11 @@ fn content_blocks(content: &Value) -> std::result::Result<Vec<Value>, ApiError> 
     }
 }
 
-async fn collect(
+/// A turn's JSON reply. A permission request ends the reply early (`stop_reason:
+/// "permission_required"`, with the request): the turn waits for the answer, its events still
+/// reach the session's watchers and history, and the session is never left broken by a client
+/// that waited and gave up.
+pub(super) async fn collect(
     session_id: String,
     mut handle: TurnHandle,
 ) -> std::result::Result<MessageReply, ApiError> {
@@ -345,8 +349,30 @@ async fn collect(
             } => r.tool_results.push(
                 json!({"tool_use_id": tool_use_id, "content": content, "is_error": is_error}),
             ),
+            Event::PermissionRequest {
+                request_id,
+                tool_name,
+                input,
+                tool_use_id,
+            } => {
+                r.permission_requests.push(json!({"request_id": request_id, "tool_name": tool_name,
+                    "input": input, "tool_use_id": tool_use_id}));
+                r.stop_reason = json!("permission_required");
+                tokio::spawn(drain(handle));
+                return Ok(r);
+            }
+            Event::Compacted {
+                trigger,
+                pre_tokens,
+                post_tokens,
+            } => {
+                r.compact = Some(
+                    json!({"trigger": trigger, "pre_tokens": pre_tokens, "post_tokens": post_tokens}),
+                );
+            }
             Event::Error(e) => return Err(e.into()),
             Event::Done(s) => {
+                r.result_text = s.result_text.clone();
                 r.cli_session_id = s.session_id.clone();
                 r.stop_reason = serde_json::to_value(&s.stop_reason).unwrap_or(Value::Null);
                 r.usage = serde_json::to_value(s.usage).unwrap_or(Value::Null);

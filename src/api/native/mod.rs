@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod claude_sessions;
+pub mod commands;
 pub mod files;
 pub mod handlers;
 pub mod settings;

@@ -80,6 +80,16 @@ pub struct MessageReply {
     pub cost_usd: Option<f64>,
     pub duration_ms: Option<u64>,
     pub num_turns: Option<u64>,
+    /// The CLI's own final text of the turn (a command's output).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub result_text: String,
+    /// The conversation was compacted in the turn: `{trigger, pre_tokens, post_tokens}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compact: Option<Value>,
+    /// With `stop_reason: "permission_required"`: the permission requests that wait for an
+    /// answer (`POST /api/sessions/{id}/permissions/{request_id}`); the turn goes on then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permission_requests: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
