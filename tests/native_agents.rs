@@ -7,10 +7,7 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn defaults() -> TestApp {
-    spawn_app_with(|c| {
-        c.warm_pool_size = ccgw::config::Config::default().warm_pool_size;
-    })
-    .await
+    spawn_defaults_app_with(|_| {}).await
 }
 
 fn system_of(body: &Value) -> String {

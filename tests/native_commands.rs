@@ -9,30 +9,7 @@ use serde_json::{json, Value};
 
 async fn defaults_with(tools: &[&str]) -> TestApp {
     let tools: Vec<String> = tools.iter().map(|t| t.to_string()).collect();
-    spawn_app_with(move |c| {
-        c.warm_pool_size = ccgw::config::Config::default().warm_pool_size;
-        c.builtin_tools = tools;
-    })
-    .await
-}
-
-async fn session(app: &TestApp, body: Value) -> String {
-    let (status, s) = app.request("POST", "/api/sessions", Some(&body), None).await;
-    assert_eq!(status, 201, "{s}");
-    s["id"].as_str().unwrap().to_string()
-}
-
-async fn say(app: &TestApp, id: &str, text: &str) -> Value {
-    let (status, r) = app
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/messages"),
-            Some(&json!({"content": text})),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{r}");
-    r
+    spawn_defaults_app_with(move |c| c.builtin_tools = tools).await
 }
 
 async fn command(app: &TestApp, id: &str, name: &str, body: Value) -> (u16, Value) {
@@ -63,7 +40,7 @@ async fn commands_are_listed_and_the_gateway_answers_its_own() {
     assert_eq!(find("help").unwrap()["source"], "gateway");
     assert!(find("config").is_none(), "refused commands are not offered");
 
-    let id = session(&app, json!({"model": "sonnet"})).await;
+    let id = create_session(&app, json!({"model": "sonnet"})).await;
     let (status, help) = command(&app, &id, "help", json!({})).await;
     assert_eq!(status, 200, "{help}");
     assert!(help["output"].as_str().unwrap().contains("/compact"), "{help}");
@@ -73,7 +50,7 @@ async fn commands_are_listed_and_the_gateway_answers_its_own() {
     let (status, model) = command(&app, &id, "model", json!({"args": "haiku"})).await;
     assert_eq!(status, 200, "{model}");
     assert_eq!(model["structured"]["model"], "haiku");
-    say(&app, &id, "hi [[text:ok]]").await;
+    send_message(&app, &id, "hi [[text:ok]]").await;
     assert!(app.last_model_request()["model"].as_str().unwrap().contains("haiku"));
 
     let (status, err) = command(&app, &id, "no-such-command", json!({})).await;
@@ -90,9 +67,9 @@ async fn commands_are_listed_and_the_gateway_answers_its_own() {
 #[tokio::test]
 async fn context_cost_compact_and_clear() {
     let app = defaults_with(&[]).await;
-    let id = session(&app, json!({"model": "haiku"})).await;
+    let id = create_session(&app, json!({"model": "haiku"})).await;
     for i in 0..4 {
-        say(&app, &id, &format!("message {i} MSG-{i} [[text:reply {i}]]")).await;
+        send_message(&app, &id, &format!("message {i} MSG-{i} [[text:reply {i}]]")).await;
     }
     let (status, ctx) = command(&app, &id, "context", json!({})).await;
     assert_eq!(status, 200, "{ctx}");
@@ -124,7 +101,7 @@ async fn context_cost_compact_and_clear() {
     assert_eq!(clear["session_id"], id.as_str());
     let after = app.request("GET", &format!("/api/sessions/{id}"), None, None).await.1;
     assert_ne!(before["cli_session_id"], after["cli_session_id"], "{after}");
-    let r = say(&app, &id, "fresh [[report:history]]").await;
+    let r = send_message(&app, &id, "fresh [[report:history]]").await;
     assert!(!r["text"].as_str().unwrap().contains("MSG-0"), "{r}");
     let history = app.request("GET", &format!("/api/sessions/{id}/history"), None, None).await.1;
     assert!(history.to_string().contains("/clear"), "the history marks the boundary");
@@ -144,8 +121,8 @@ async fn context_cost_compact_and_clear() {
 #[tokio::test]
 async fn init_review_and_workspace_commands() {
     let app = defaults_with(&["Write"]).await;
-    let id = session(&app, json!({"model": "sonnet", "tools": ["Write"]})).await;
-    say(&app, &id, "hello [[text:hi]]").await;
+    let id = create_session(&app, json!({"model": "sonnet", "tools": ["Write"]})).await;
+    send_message(&app, &id, "hello [[text:hi]]").await;
     let ws = app.request("GET", &format!("/api/sessions/{id}"), None, None).await.1["workspace"]
         .as_str()
         .unwrap()

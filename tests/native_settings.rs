@@ -7,36 +7,14 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn defaults() -> TestApp {
-    spawn_app_with(|c| {
-        c.warm_pool_size = ccgw::config::Config::default().warm_pool_size;
-    })
-    .await
-}
-
-async fn session(app: &TestApp, body: Value) -> String {
-    let (status, s) = app.request("POST", "/api/sessions", Some(&body), None).await;
-    assert_eq!(status, 201, "{s}");
-    s["id"].as_str().unwrap().to_string()
-}
-
-async fn say(app: &TestApp, id: &str, text: &str) -> Value {
-    let (status, r) = app
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/messages"),
-            Some(&json!({"content": text})),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{r}");
-    r
+    spawn_defaults_app_with(|_| {}).await
 }
 
 #[tokio::test]
 async fn patch_changes_the_next_turn_and_refuses_what_cannot_change_mid_turn() {
     let mut app = defaults().await;
-    let id = session(&app, json!({"model": "sonnet"})).await;
-    say(&app, &id, "first FIRST-MARK [[text:one]]").await;
+    let id = create_session(&app, json!({"model": "sonnet"})).await;
+    send_message(&app, &id, "first FIRST-MARK [[text:one]]").await;
     assert!(app.last_model_request()["model"].as_str().unwrap().contains("sonnet"));
 
     for (body, param) in [
@@ -65,7 +43,7 @@ async fn patch_changes_the_next_turn_and_refuses_what_cannot_change_mid_turn() {
     assert_eq!(info["model"], "haiku");
     assert_eq!(info["title"], "renamed");
     assert_eq!(info["effort"], "low");
-    let r = say(&app, &id, "second [[report:history]]").await;
+    let r = send_message(&app, &id, "second [[report:history]]").await;
     assert!(r["text"].as_str().unwrap().contains("FIRST-MARK"), "the history went on: {r}");
     assert!(app.last_model_request()["model"].as_str().unwrap().contains("haiku"));
     assert!(app
@@ -108,8 +86,8 @@ async fn patch_changes_the_next_turn_and_refuses_what_cannot_change_mid_turn() {
 #[tokio::test]
 async fn context_and_thinking_apply_from_the_next_turn() {
     let app = defaults().await;
-    let id = session(&app, json!({"model": "haiku", "system_prompt": "OLD-SP"})).await;
-    say(&app, &id, "first FIRST-MARK [[text:one]]").await;
+    let id = create_session(&app, json!({"model": "haiku", "system_prompt": "OLD-SP"})).await;
+    send_message(&app, &id, "first FIRST-MARK [[text:one]]").await;
     let (status, info) = app
         .request(
             "PUT",
@@ -121,7 +99,7 @@ async fn context_and_thinking_apply_from_the_next_turn() {
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["system_prompt"], "NEW-SP");
     assert_eq!(info["append_system_prompt"], "MORE-CONTEXT");
-    let r = say(&app, &id, "second [[report:history]]").await;
+    let r = send_message(&app, &id, "second [[report:history]]").await;
     assert!(r["text"].as_str().unwrap().contains("FIRST-MARK"), "{r}");
     let sys = app.last_model_request()["system"].to_string();
     assert!(sys.contains("NEW-SP") && sys.contains("MORE-CONTEXT"), "{sys}");
@@ -146,7 +124,7 @@ async fn context_and_thinking_apply_from_the_next_turn() {
         )
         .await;
     assert_eq!(status, 200, "{info}");
-    say(&app, &id, "think [[text:ok]]").await;
+    send_message(&app, &id, "think [[text:ok]]").await;
     assert_eq!(app.last_model_request()["thinking"]["budget_tokens"], 2048);
     app.request(
         "POST",
@@ -155,7 +133,7 @@ async fn context_and_thinking_apply_from_the_next_turn() {
         None,
     )
     .await;
-    say(&app, &id, "no thinking [[text:ok]]").await;
+    send_message(&app, &id, "no thinking [[text:ok]]").await;
     let t = app.last_model_request()["thinking"].clone();
     assert!(t.is_null() || t["type"] == "disabled", "{t}");
     app.stop().await;
@@ -164,13 +142,13 @@ async fn context_and_thinking_apply_from_the_next_turn() {
 #[tokio::test]
 async fn usage_cost_mcp_resume_and_tasks() {
     let mut app = defaults().await;
-    let id = session(&app, json!({"model": "sonnet"})).await;
+    let id = create_session(&app, json!({"model": "sonnet"})).await;
     let (status, err) = app
         .request("POST", "/api/sessions/nope/resume", None, None)
         .await;
     assert_eq!(status, 404, "{err}");
-    say(&app, &id, "one [[usage:10,5]]").await;
-    say(&app, &id, "two [[usage:20,7]]").await;
+    send_message(&app, &id, "one [[usage:10,5]]").await;
+    send_message(&app, &id, "two [[usage:20,7]]").await;
 
     let (status, usage) = app
         .request("GET", &format!("/api/sessions/{id}/context-usage"), None, None)
@@ -221,7 +199,7 @@ async fn usage_cost_mcp_resume_and_tasks() {
         .await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(app.spawned(), spawned, "resume is idempotent");
-    let r = say(&app, &id, "three [[report:history]]").await;
+    let r = send_message(&app, &id, "three [[report:history]]").await;
     assert!(r["text"].as_str().unwrap().contains("one"), "{r}");
     assert_eq!(app.spawned(), spawned, "the resumed process served the turn");
     app.stop().await;

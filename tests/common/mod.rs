@@ -54,6 +54,37 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// The gateway with its own defaults (warm pool on, temporary workspaces, no keys); `tweak`
+/// adjusts the config first.
+pub async fn spawn_defaults_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with(|c| {
+        c.warm_pool_size = Config::default().warm_pool_size;
+        tweak(c);
+    })
+    .await
+}
+
+/// A native session created with `body`; its id.
+pub async fn create_session(app: &TestApp, body: serde_json::Value) -> String {
+    let (status, s) = app.request("POST", "/api/sessions", Some(&body), None).await;
+    assert_eq!(status, 201, "{s}");
+    s["id"].as_str().expect("session id").to_string()
+}
+
+/// One non-streamed native message, which must succeed; its reply.
+pub async fn send_message(app: &TestApp, id: &str, text: &str) -> Value {
+    let (status, r) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/messages"),
+            Some(&serde_json::json!({"content": text})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    r
+}
+
 impl TestApp {
     pub fn server(&self) -> &RunningServer {
         self.server.as_ref().expect("server running")
