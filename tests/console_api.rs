@@ -383,9 +383,11 @@ async fn stats_keep_a_series_from_the_metrics() {
         .unwrap()
         .iter()
         .all(|s| s["t"].as_i64().unwrap() > last));
+    // With keys configured, /metrics needs one too.
     let metrics = app
         .client
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(KEY)
         .send()
         .await
         .unwrap()
