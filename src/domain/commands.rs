@@ -30,6 +30,9 @@ pub struct CommandView {
     pub name: String,
     pub description: String,
     pub argument_hint: String,
+    /// Other names it answers to (e.g. `/cost` for the CLI's `/usage`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// `cli`, `gateway` or `workspace`.
     pub source: &'static str,
 }
@@ -104,6 +107,7 @@ fn workspace_commands(workspace: &Path) -> Vec<CommandView> {
             name: name.to_string(),
             description: description.unwrap_or_else(|| "Custom command of the workspace".into()),
             argument_hint: hint.unwrap_or_default(),
+            aliases: vec![],
             source: "workspace",
         });
     }
@@ -132,6 +136,12 @@ impl Conversations {
                 name: s(c, "name"),
                 description: s(c, "description"),
                 argument_hint: s(c, "argumentHint"),
+                aliases: c["aliases"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(String::from))
+                    .collect(),
                 source: "cli",
             })
             .collect();
@@ -141,6 +151,7 @@ impl Conversations {
                 name: name.to_string(),
                 description: description.to_string(),
                 argument_hint: hint.to_string(),
+                aliases: vec![],
                 source: "gateway",
             });
         }
