@@ -133,7 +133,9 @@ test("a built-in Edit renders as a diff; a permission is answered with the butto
   const form = page.getByRole("form", { name: "create a session" });
   await form.getByLabel("Title").fill("edit check");
   await form.getByLabel("Workspace").fill(ws);
-  await form.getByLabel("built-in tools").fill("Read, Edit, Bash");
+  // The deployment's tools, offered as checkboxes (GET /api/tools).
+  const tools = form.getByRole("group", { name: "Built-in tools" });
+  for (const t of ["Read", "Edit", "Bash"]) await tools.getByLabel(t, { exact: true }).check();
   await form.getByRole("button", { name: "Create" }).click();
   await page.getByRole("heading", { name: "edit check" }).waitFor();
   const box = page.getByRole("textbox", { name: /message to session/ });
@@ -256,10 +258,14 @@ test("phone width, keyboard and dark theme", async () => {
   const box = await allow.boundingBox();
   assert.ok(box.height >= 44, `a thumb-sized button (${box.height}px)`);
   await shot(page, "phone-permission");
-  await allow.tap();
+  // The JSON reply does not wait for the answer: it names the pending request.
   const r = await reply;
-  assert.match(r.text, /tool results/);
-  await page.locator('.tool[data-tool="Bash"] .badge.ok').waitFor();
+  assert.equal(r.stop_reason, "permission_required");
+  assert.equal(r.permission_requests[0].tool_name, "Bash");
+  await allow.tap();
+  await page.locator('.tool[data-tool="Bash"] .badge.ok').waitFor({ timeout: 30_000 });
+  // The turn goes on once answered: the model's answer reaches the timeline.
+  await page.locator(".item.k-text .msg", { hasText: "tool results" }).waitFor({ timeout: 30_000 });
   await page.context().close();
 });
 

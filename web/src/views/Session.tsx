@@ -29,6 +29,7 @@ interface Command {
   name: string;
   description?: string;
   argument_hint?: string;
+  aliases?: string[];
 }
 
 /** What headless Claude Code runs, when the gateway cannot list its commands. */
@@ -65,7 +66,16 @@ function Composer({ id, busy, onSend, commands }: { id: string; busy: boolean; o
   const [pick, setPick] = useState(0);
   const area = useRef<HTMLTextAreaElement>(null);
   const slash = /^\/(\S*)$/.exec(value);
-  const options = slash ? commands.filter((c) => c.name.startsWith(slash[1])).slice(0, 8) : [];
+  // A command is found by its name or one of its aliases (e.g. /cost for the CLI's /usage).
+  const options = slash
+    ? commands
+        .flatMap((c) =>
+          c.name.startsWith(slash[1])
+            ? [c]
+            : (c.aliases ?? []).filter((a) => a.startsWith(slash[1])).slice(0, 1).map((a) => ({ ...c, name: a, description: `/${c.name}: ${c.description ?? ""}` })),
+        )
+        .slice(0, 8)
+    : [];
   useEffect(() => setPick(0), [slash?.[1]]);
   const submit = () => {
     const t = value.trim();
@@ -212,13 +222,17 @@ export function SessionPage({ id }: { id: string }) {
   // turn's input tokens against the window.
   const lastResult = useMemo(() => [...timeline.items].reverse().find((i) => i.kind === "result"), [version]);
   useEffect(() => {
+    const estimate = () => {
+      const u = lastResult?.usage;
+      if (u) setCtxUse({ used: (u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0) + (u.output_tokens ?? 0), max: 200_000, estimated: true });
+    };
+    // Only a session with a live process is asked: asking one without starts its process and
+    // holds the session meanwhile, so a message sent right after opening it would be refused.
+    if (!info?.live) return estimate();
     get(`/api/sessions/${id}/context-usage`)
       .then((r) => setCtxUse({ used: r.totalTokens ?? r.total_tokens ?? 0, max: r.maxTokens ?? r.max_tokens ?? 200_000, estimated: false }))
-      .catch(() => {
-        const u = lastResult?.usage;
-        if (u) setCtxUse({ used: (u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0) + (u.output_tokens ?? 0), max: 200_000, estimated: true });
-      });
-  }, [id, lastResult?.key]);
+      .catch(estimate);
+  }, [id, lastResult?.key, info?.live]);
 
   const sendMessage = async (content: string) => {
     setBusy(true);
