@@ -115,6 +115,11 @@ impl MockUpstream {
             shutdown: shutdown_rx.clone(),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
+        // Small stream frames go out at once, as a real upstream's do; without it Nagle's
+        // algorithm holds them (~40 ms) and every latency measured against the mock is off.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let result = axum::serve(listener, app)
                 .with_graceful_shutdown(wait_for_shutdown(shutdown_rx))

@@ -12,7 +12,6 @@ const EMPTY = { name: "", description: "", prompt: "", tools: "", model: "" };
 function AgentForm({ initial, onSaved, editing }: { initial: typeof EMPTY; onSaved: () => void; editing: boolean }) {
   const [f, setF] = useState(initial);
   const [err, setErr] = useState("");
-  useEffect(() => setF(initial), [initial.name]);
   const set = (k: keyof typeof EMPTY) => (e: Event) => setF({ ...f, [k]: (e.target as HTMLInputElement).value });
   const save = async (e: Event) => {
     e.preventDefault();
