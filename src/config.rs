@@ -56,6 +56,9 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
     pub log_format: String,
+    /// SQLite's `synchronous` level under WAL: `normal` (a commit survives a crash of the
+    /// gateway; the last ones may be lost on power loss) or `full` (they survive that too).
+    pub store_durability: String,
     /// Public model id → CLI `--model` value (empty: the CLI's default).
     pub models: BTreeMap<String, String>,
     /// Directories a session's workspace must lie in; empty: the data dir's `workspaces/`.
@@ -125,6 +128,7 @@ impl Default for Config {
             max_connections: 4096,
             shutdown_grace_secs: 5,
             log_format: "auto".into(),
+            store_durability: "normal".into(),
             models: models::default_table(),
             workspace_roots: vec![],
             claude_sessions_dir: None,
@@ -289,6 +293,9 @@ impl Config {
         if let Some(v) = get("CCGW_LOG_FORMAT") {
             self.log_format = v;
         }
+        if let Some(v) = get("CCGW_STORE_DURABILITY") {
+            self.store_durability = v.trim().to_lowercase();
+        }
         if let Some(v) = get("CCGW_MODELS") {
             let mut extra =
                 models::parse_pairs(&v).map_err(|e| anyhow::anyhow!("CCGW_MODELS: {e}"))?;
@@ -340,6 +347,12 @@ impl Config {
             bail!(
                 "log_format must be auto, json or text (got {:?})",
                 self.log_format
+            );
+        }
+        if !matches!(self.store_durability.as_str(), "normal" | "full") {
+            bail!(
+                "store_durability must be normal or full (got {:?})",
+                self.store_durability
             );
         }
         if let Some(m) = self

@@ -171,7 +171,8 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
 
     let cfg = Arc::new(cfg);
     let db = cfg.data_dir.join("ccgw.db");
-    let store = crate::store::SqliteStore::open(&db)
+    let durability = crate::store::Durability::from_setting(&cfg.store_durability);
+    let store = crate::store::SqliteStore::open_with(&db, durability)
         .await
         .with_context(|| format!("opening the store {}", db.display()))?;
     // Before any process starts: what a killed gateway left behind.

@@ -43,19 +43,31 @@ async fn commands_are_listed_and_the_gateway_answers_its_own() {
     let id = create_session(&app, json!({"model": "sonnet"})).await;
     let (status, help) = command(&app, &id, "help", json!({})).await;
     assert_eq!(status, 200, "{help}");
-    assert!(help["output"].as_str().unwrap().contains("/compact"), "{help}");
+    assert!(
+        help["output"].as_str().unwrap().contains("/compact"),
+        "{help}"
+    );
     assert_eq!(help["session_id"], id.as_str());
     let (_, agents) = command(&app, &id, "agents", json!({})).await;
-    assert!(agents["output"].as_str().unwrap().contains("Explore"), "{agents}");
+    assert!(
+        agents["output"].as_str().unwrap().contains("Explore"),
+        "{agents}"
+    );
     let (status, model) = command(&app, &id, "model", json!({"args": "haiku"})).await;
     assert_eq!(status, 200, "{model}");
     assert_eq!(model["structured"]["model"], "haiku");
     send_message(&app, &id, "hi [[text:ok]]").await;
-    assert!(app.last_model_request()["model"].as_str().unwrap().contains("haiku"));
+    assert!(app.last_model_request()["model"]
+        .as_str()
+        .unwrap()
+        .contains("haiku"));
 
     let (status, err) = command(&app, &id, "no-such-command", json!({})).await;
     assert_eq!(status, 404, "{err}");
-    assert!(err["error"]["message"].as_str().unwrap().contains("no-such-command"));
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-command"));
     let (status, _) = command(&app, &id, "config", json!({})).await;
     assert_eq!(status, 400);
     let (status, err) = command(&app, &id, "cost", json!({"args": 5})).await;
@@ -69,7 +81,12 @@ async fn context_cost_compact_and_clear() {
     let app = defaults_with(&[]).await;
     let id = create_session(&app, json!({"model": "haiku"})).await;
     for i in 0..4 {
-        send_message(&app, &id, &format!("message {i} MSG-{i} [[text:reply {i}]]")).await;
+        send_message(
+            &app,
+            &id,
+            &format!("message {i} MSG-{i} [[text:reply {i}]]"),
+        )
+        .await;
     }
     let (status, ctx) = command(&app, &id, "context", json!({})).await;
     assert_eq!(status, 200, "{ctx}");
@@ -90,21 +107,40 @@ async fn context_cost_compact_and_clear() {
     )
     .await;
     assert_eq!(status, 200, "{compact}");
-    assert_ne!(compact["output"], table.as_str(), "not the earlier /context output");
+    assert_ne!(
+        compact["output"],
+        table.as_str(),
+        "not the earlier /context output"
+    );
     assert!(compact["structured"]["pre_tokens"].is_number(), "{compact}");
     let summarised = app.last_model_request()["messages"].to_string();
-    assert!(summarised.contains("MSG-3"), "the instructions reached the model");
+    assert!(
+        summarised.contains("MSG-3"),
+        "the instructions reached the model"
+    );
 
-    let before = app.request("GET", &format!("/api/sessions/{id}"), None, None).await.1;
+    let before = app
+        .request("GET", &format!("/api/sessions/{id}"), None, None)
+        .await
+        .1;
     let (status, clear) = command(&app, &id, "clear", json!({})).await;
     assert_eq!(status, 200, "{clear}");
     assert_eq!(clear["session_id"], id.as_str());
-    let after = app.request("GET", &format!("/api/sessions/{id}"), None, None).await.1;
+    let after = app
+        .request("GET", &format!("/api/sessions/{id}"), None, None)
+        .await
+        .1;
     assert_ne!(before["cli_session_id"], after["cli_session_id"], "{after}");
     let r = send_message(&app, &id, "fresh [[report:history]]").await;
     assert!(!r["text"].as_str().unwrap().contains("MSG-0"), "{r}");
-    let history = app.request("GET", &format!("/api/sessions/{id}/history"), None, None).await.1;
-    assert!(history.to_string().contains("/clear"), "the history marks the boundary");
+    let history = app
+        .request("GET", &format!("/api/sessions/{id}/history"), None, None)
+        .await
+        .1;
+    assert!(
+        history.to_string().contains("/clear"),
+        "the history marks the boundary"
+    );
 
     // SSE.
     let resp = app
@@ -123,7 +159,10 @@ async fn init_review_and_workspace_commands() {
     let app = defaults_with(&["Write"]).await;
     let id = create_session(&app, json!({"model": "sonnet", "tools": ["Write"]})).await;
     send_message(&app, &id, "hello [[text:hi]]").await;
-    let ws = app.request("GET", &format!("/api/sessions/{id}"), None, None).await.1["workspace"]
+    let ws = app
+        .request("GET", &format!("/api/sessions/{id}"), None, None)
+        .await
+        .1["workspace"]
         .as_str()
         .unwrap()
         .to_string();
@@ -139,7 +178,9 @@ async fn init_review_and_workspace_commands() {
     .await;
     assert_eq!(status, 200, "{init}");
     assert_eq!(init["stop_reason"], "permission_required", "{init}");
-    let rid = init["permission_requests"][0]["request_id"].as_str().unwrap();
+    let rid = init["permission_requests"][0]["request_id"]
+        .as_str()
+        .unwrap();
     assert_eq!(init["permission_requests"][0]["tool_name"], "Write");
     let (status, _) = app
         .request(
@@ -173,9 +214,13 @@ async fn init_review_and_workspace_commands() {
     }
     assert!(ok, "the session works after the permission");
 
-    let (status, review) = command(&app, &id, "review", json!({"args": "[[text:REVIEWED-OK]]"})).await;
+    let (status, review) =
+        command(&app, &id, "review", json!({"args": "[[text:REVIEWED-OK]]"})).await;
     assert_eq!(status, 200, "{review}");
-    assert!(review["output"].as_str().unwrap().contains("REVIEWED-OK"), "{review}");
+    assert!(
+        review["output"].as_str().unwrap().contains("REVIEWED-OK"),
+        "{review}"
+    );
 
     let dir = std::path::Path::new(&ws).join(".claude/commands");
     std::fs::create_dir_all(&dir).unwrap();

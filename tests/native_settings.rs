@@ -15,14 +15,20 @@ async fn patch_changes_the_next_turn_and_refuses_what_cannot_change_mid_turn() {
     let mut app = defaults().await;
     let id = create_session(&app, json!({"model": "sonnet"})).await;
     send_message(&app, &id, "first FIRST-MARK [[text:one]]").await;
-    assert!(app.last_model_request()["model"].as_str().unwrap().contains("sonnet"));
+    assert!(app.last_model_request()["model"]
+        .as_str()
+        .unwrap()
+        .contains("sonnet"));
 
     for (body, param) in [
         (json!({"permission_mode": "yolo"}), "permission_mode"),
         (json!({"effort": "huge"}), "effort"),
         (json!({"model": "gpt-9"}), "model"),
         (json!({"max_turns": 0}), "max_turns"),
-        (json!({"thinking": {"type": "enabled"}}), "thinking.budget_tokens"),
+        (
+            json!({"thinking": {"type": "enabled"}}),
+            "thinking.budget_tokens",
+        ),
         (json!({"workspace": "/"}), "workspace"),
     ] {
         let (status, err) = app
@@ -44,8 +50,14 @@ async fn patch_changes_the_next_turn_and_refuses_what_cannot_change_mid_turn() {
     assert_eq!(info["title"], "renamed");
     assert_eq!(info["effort"], "low");
     let r = send_message(&app, &id, "second [[report:history]]").await;
-    assert!(r["text"].as_str().unwrap().contains("FIRST-MARK"), "the history went on: {r}");
-    assert!(app.last_model_request()["model"].as_str().unwrap().contains("haiku"));
+    assert!(
+        r["text"].as_str().unwrap().contains("FIRST-MARK"),
+        "the history went on: {r}"
+    );
+    assert!(app.last_model_request()["model"]
+        .as_str()
+        .unwrap()
+        .contains("haiku"));
     assert!(app
         .cli_cmdlines()
         .iter()
@@ -60,7 +72,12 @@ async fn patch_changes_the_next_turn_and_refuses_what_cannot_change_mid_turn() {
         .await;
     read_sse(&mut resp, |v| v["type"] == "text_delta").await;
     let (status, _) = app
-        .request("PATCH", &format!("/api/sessions/{id}"), Some(&json!({"model": "sonnet"})), None)
+        .request(
+            "PATCH",
+            &format!("/api/sessions/{id}"),
+            Some(&json!({"model": "sonnet"})),
+            None,
+        )
         .await;
     assert_eq!(status, 409);
     let (status, info) = app
@@ -76,7 +93,9 @@ async fn patch_changes_the_next_turn_and_refuses_what_cannot_change_mid_turn() {
 
     // Stored: a restart keeps the settings.
     app.restart().await;
-    let (_, info) = app.request("GET", &format!("/api/sessions/{id}"), None, None).await;
+    let (_, info) = app
+        .request("GET", &format!("/api/sessions/{id}"), None, None)
+        .await;
     assert_eq!(info["effort"], "low", "{info}");
     assert_eq!(info["max_turns"], 3);
     assert_eq!(info["permission_mode"], "acceptEdits");
@@ -102,7 +121,10 @@ async fn context_and_thinking_apply_from_the_next_turn() {
     let r = send_message(&app, &id, "second [[report:history]]").await;
     assert!(r["text"].as_str().unwrap().contains("FIRST-MARK"), "{r}");
     let sys = app.last_model_request()["system"].to_string();
-    assert!(sys.contains("NEW-SP") && sys.contains("MORE-CONTEXT"), "{sys}");
+    assert!(
+        sys.contains("NEW-SP") && sys.contains("MORE-CONTEXT"),
+        "{sys}"
+    );
     assert!(!sys.contains("OLD-SP"), "{sys}");
 
     let (status, err) = app
@@ -151,7 +173,12 @@ async fn usage_cost_mcp_resume_and_tasks() {
     send_message(&app, &id, "two [[usage:20,7]]").await;
 
     let (status, usage) = app
-        .request("GET", &format!("/api/sessions/{id}/context-usage"), None, None)
+        .request(
+            "GET",
+            &format!("/api/sessions/{id}/context-usage"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{usage}");
     assert!(usage["totalTokens"].is_number(), "{usage}");
@@ -180,13 +207,20 @@ async fn usage_cost_mcp_resume_and_tasks() {
     assert!(mcp["mcpServers"].is_array(), "{mcp}");
 
     let (status, err) = app
-        .request("POST", &format!("/api/sessions/{id}/tasks/t-1/stop"), None, None)
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/tasks/t-1/stop"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(status, 404, "no turn runs: {err}");
 
     // After a restart the session has no process: resume starts one, once.
     app.restart().await;
-    let (_, before) = app.request("GET", &format!("/api/sessions/{id}"), None, None).await;
+    let (_, before) = app
+        .request("GET", &format!("/api/sessions/{id}"), None, None)
+        .await;
     assert_eq!(before["live"], false);
     let (status, info) = app
         .request("POST", &format!("/api/sessions/{id}/resume"), None, None)
@@ -201,6 +235,10 @@ async fn usage_cost_mcp_resume_and_tasks() {
     assert_eq!(app.spawned(), spawned, "resume is idempotent");
     let r = send_message(&app, &id, "three [[report:history]]").await;
     assert!(r["text"].as_str().unwrap().contains("one"), "{r}");
-    assert_eq!(app.spawned(), spawned, "the resumed process served the turn");
+    assert_eq!(
+        app.spawned(),
+        spawned,
+        "the resumed process served the turn"
+    );
     app.stop().await;
 }

@@ -169,6 +169,8 @@ pub struct ProcessPool {
     queue_timeout: Duration,
     shutdown_grace: Duration,
     inner: Mutex<Inner>,
+    /// Retired processes still stopping (a stopping CLI may still write its transcript).
+    stopping: Arc<Mutex<HashMap<u64, Arc<CliProcess>>>>,
     changed: Notify,
     waiting: AtomicUsize,
     spawned: AtomicU64,
@@ -184,6 +186,7 @@ impl ProcessPool {
             queue_timeout,
             shutdown_grace,
             inner: Mutex::default(),
+            stopping: Arc::default(),
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
             spawned: AtomicU64::new(0),
@@ -475,7 +478,25 @@ impl ProcessPool {
 
     fn stop_in_background(&self, p: Arc<CliProcess>) {
         let grace = self.shutdown_grace;
-        tokio::spawn(async move { p.shutdown(grace).await });
+        let stopping = self.stopping.clone();
+        lock_map(&stopping).insert(p.id, p.clone());
+        tokio::spawn(async move {
+            p.shutdown(grace).await;
+            lock_map(&stopping).remove(&p.id);
+        });
+    }
+
+    /// Wait (up to `limit`) until every retired process that served `label` has exited: a
+    /// stopping CLI may still append to the transcript that the next process resumes.
+    pub async fn wait_stopped(&self, label: &str, limit: Duration) {
+        let waiting: Vec<Arc<CliProcess>> = lock_map(&self.stopping)
+            .values()
+            .filter(|p| p.handler().label() == label)
+            .cloned()
+            .collect();
+        for p in waiting {
+            p.wait_exit(limit).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -483,6 +504,10 @@ impl ProcessPool {
         // updates), so a poisoned lock is still safe to use.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn lock_map<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -493,6 +493,9 @@ async fn read_stderr(shared: Arc<Shared>, mut stderr: tokio::process::ChildStder
     }
 }
 
+/// The stdout line buffer a process keeps between lines; a longer line's buffer is let go.
+const MAX_KEPT_LINE_BUFFER: usize = 1 << 20;
+
 async fn read_stdout(shared: Arc<Shared>, stdout: tokio::process::ChildStdout) {
     let mut reader = BufReader::new(stdout);
     let mut buf = Vec::new();
@@ -521,6 +524,11 @@ async fn read_stdout(shared: Arc<Shared>, stdout: tokio::process::ChildStdout) {
             Err(e) => {
                 tracing::warn!(pid = shared.pid, error = %e, line = %truncate(line, 200), "unparseable CLI output line skipped")
             }
+        }
+        // A huge line (a long answer's closing message and result repeat the whole text) must
+        // not keep its buffer for the life of the process.
+        if buf.capacity() > MAX_KEPT_LINE_BUFFER {
+            buf = Vec::new();
         }
     }
     // stdout closed: the process is ending. Fail whatever still waits on it.

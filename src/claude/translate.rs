@@ -90,7 +90,11 @@ impl Translator {
                     }]
                 }
                 "compact_boundary" => {
-                    let meta = s.extra.get("compact_metadata").cloned().unwrap_or(Value::Null);
+                    let meta = s
+                        .extra
+                        .get("compact_metadata")
+                        .cloned()
+                        .unwrap_or(Value::Null);
                     vec![Event::Compacted {
                         trigger: meta["trigger"].as_str().unwrap_or("manual").to_string(),
                         pre_tokens: meta["pre_tokens"].as_u64(),
@@ -442,7 +446,12 @@ mod tests {
         let compact = r#"{"type":"system","subtype":"compact_boundary","compact_metadata":{"trigger":"manual","pre_tokens":900,"post_tokens":120}}"#;
         let ev = run(&[started, sub, res, note, compact]);
         match &ev[0] {
-            Event::Task { subtype, task_id, parent_tool_use_id, detail } => {
+            Event::Task {
+                subtype,
+                task_id,
+                parent_tool_use_id,
+                detail,
+            } => {
                 assert_eq!(subtype, "task_started");
                 assert_eq!(task_id, "a4");
                 assert_eq!(parent_tool_use_id.as_deref(), Some("toolu_P"));
@@ -451,11 +460,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(&ev[1], Event::Subagent { role, parent_tool_use_id, content }
-            if role == "assistant" && parent_tool_use_id == "toolu_P" && content[0]["name"] == "Bash"));
+        assert!(
+            matches!(&ev[1], Event::Subagent { role, parent_tool_use_id, content }
+            if role == "assistant" && parent_tool_use_id == "toolu_P" && content[0]["name"] == "Bash")
+        );
         assert!(matches!(&ev[2], Event::Subagent { role, .. } if role == "user"));
         assert!(matches!(&ev[3], Event::Task { detail, .. } if detail["status"] == "completed"));
-        assert!(matches!(&ev[4], Event::Compacted { pre_tokens: Some(900), post_tokens: Some(120), .. }));
+        assert!(matches!(
+            &ev[4],
+            Event::Compacted {
+                pre_tokens: Some(900),
+                post_tokens: Some(120),
+                ..
+            }
+        ));
         assert_eq!(ev.len(), 5, "nothing reaches the main thread: {ev:?}");
     }
 

@@ -17,8 +17,16 @@ use super::settings::SessionPatch;
 /// Commands the gateway answers itself, with their description and argument hint.
 pub const GATEWAY_COMMANDS: &[(&str, &str, &str)] = &[
     ("help", "List the commands this session can run", ""),
-    ("model", "Show the session's model, or switch it from the next turn", "[model]"),
-    ("agents", "List the agents a session can run as or hand work to", ""),
+    (
+        "model",
+        "Show the session's model, or switch it from the next turn",
+        "[model]",
+    ),
+    (
+        "agents",
+        "List the agents a session can run as or hand work to",
+        "",
+    ),
 ];
 
 /// Commands that would change what every session shares (the CLI's settings file).
@@ -65,7 +73,10 @@ pub(crate) fn parse_command_file(text: &str) -> (Option<String>, Option<String>,
                         }
                     }
                 }
-                rest[end + 4..].trim_start_matches('-').trim_start().to_string()
+                rest[end + 4..]
+                    .trim_start_matches('-')
+                    .trim_start()
+                    .to_string()
             }
             None => text.to_string(),
         },
@@ -78,7 +89,10 @@ pub(crate) fn parse_command_file(text: &str) -> (Option<String>, Option<String>,
 pub(crate) fn expand(body: &str, args: &[String]) -> String {
     let mut out = body.replace("$ARGUMENTS", &args.join(" "));
     for i in (1..=9).rev() {
-        out = out.replace(&format!("${i}"), args.get(i - 1).map(String::as_str).unwrap_or(""));
+        out = out.replace(
+            &format!("${i}"),
+            args.get(i - 1).map(String::as_str).unwrap_or(""),
+        );
     }
     out
 }
@@ -159,7 +173,10 @@ impl Conversations {
     }
 
     /// Every command of the session: the gateway's list, then its workspace's own commands.
-    pub async fn session_commands(self: &Arc<Self>, id: &str) -> Result<Vec<CommandView>, TurnError> {
+    pub async fn session_commands(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Result<Vec<CommandView>, TurnError> {
         let info = self
             .session(id)
             .await
@@ -244,8 +261,9 @@ impl Conversations {
             let path = conf
                 .resolve(&format!(".claude/commands/{name}.md"))
                 .map_err(|e| TurnError::Forbidden(e.to_string()))?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| TurnError::NotFound(format!("The command /{name} cannot be read: {e}")))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                TurnError::NotFound(format!("The command /{name} cannot be read: {e}"))
+            })?;
             let (_, _, body) = parse_command_file(&text);
             // A leading space: the CLI must not read the expanded prompt as a command.
             format!(" {}", expand(&body, &args).trim())

@@ -217,7 +217,9 @@ fn exact_system_body(req: &TurnRequest) -> Option<Value> {
     let text = [req.options.append_system.clone(), req.tool_instructions()]
         .into_iter()
         .flatten()
-        .fold(system.to_string(), |text, extra| format!("{text}\n\n{extra}"));
+        .fold(system.to_string(), |text, extra| {
+            format!("{text}\n\n{extra}")
+        });
     Some(json!([{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]))
 }
 

@@ -176,6 +176,15 @@ impl Conversations {
     /// and a process being stopped may still be writing: give it a moment.
     pub(crate) async fn ready_to_resume(&self, conv: &mut Conversation) -> bool {
         let config = self.cfg.claude_config_dir();
+        // A process of this conversation that was just retired (its turn failed or was cut)
+        // may still be writing the transcript: reading it before then gives the next process
+        // a transcript that changes under it.
+        self.pool
+            .wait_stopped(
+                &conv.id,
+                Duration::from_secs(self.cfg.shutdown_grace_secs + 1),
+            )
+            .await;
         for _ in 0..20 {
             match transcript::make_resumable(
                 &config,

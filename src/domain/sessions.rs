@@ -177,7 +177,9 @@ impl Conversations {
         match self.store.get_session_settings(id).await {
             Ok(Some(v)) => info.settings = serde_json::from_value(v).unwrap_or_default(),
             Ok(None) => {}
-            Err(e) => tracing::warn!(session = %id, error = %e, "could not read a session's settings"),
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "could not read a session's settings")
+            }
         }
         let workspace = PathBuf::from(&info.workspace);
         let mut conv = self.session_conversation(&info, workspace.clone(), info.workspace_is_temp);

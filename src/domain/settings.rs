@@ -108,7 +108,10 @@ impl Conversations {
                 self.models
                     .resolve(m)
                     .ok_or_else(|| {
-                        TurnError::invalid("model", format!("The model '{m}' is not served by this gateway"))
+                        TurnError::invalid(
+                            "model",
+                            format!("The model '{m}' is not served by this gateway"),
+                        )
                     })?
                     .cli_model
                     .clone(),
@@ -122,17 +125,26 @@ impl Conversations {
         {
             return Err(TurnError::invalid(
                 "permission_mode",
-                format!("Unknown permission mode '{m}'; expected one of {}", PERMISSION_MODES.join(", ")),
+                format!(
+                    "Unknown permission mode '{m}'; expected one of {}",
+                    PERMISSION_MODES.join(", ")
+                ),
             ));
         }
         if let Some(e) = p.effort.as_deref().filter(|e| !EFFORTS.contains(e)) {
             return Err(TurnError::invalid(
                 "effort",
-                format!("Unknown effort '{e}'; expected one of {}", EFFORTS.join(", ")),
+                format!(
+                    "Unknown effort '{e}'; expected one of {}",
+                    EFFORTS.join(", ")
+                ),
             ));
         }
         if p.max_turns == Some(0) {
-            return Err(TurnError::invalid("max_turns", "max_turns must be at least 1"));
+            return Err(TurnError::invalid(
+                "max_turns",
+                "max_turns must be at least 1",
+            ));
         }
         if let Some(t) = &p.thinking {
             t.check("thinking")?;
@@ -171,7 +183,10 @@ impl Conversations {
         // The running turn's next tool call already follows the new mode.
         if let (Some(mode), Some(proc_)) = (&p.permission_mode, running) {
             if let Err(e) = proc_
-                .control(json!({"subtype": "set_permission_mode", "mode": mode}), CONTROL_TIMEOUT)
+                .control(
+                    json!({"subtype": "set_permission_mode", "mode": mode}),
+                    CONTROL_TIMEOUT,
+                )
                 .await
             {
                 tracing::warn!(session = %id, error = %e, "the running CLI refused the permission mode");
@@ -245,30 +260,38 @@ impl Conversations {
         self.ensure_session(id).await?;
         let running = {
             let sessions = self.sessions.lock();
-            sessions.get(id).ok_or_else(|| not_found(id))?.running.clone()
+            sessions
+                .get(id)
+                .ok_or_else(|| not_found(id))?
+                .running
+                .clone()
         };
         let p = running.ok_or_else(|| {
-            TurnError::NotFound(format!("No turn runs in session {id}, so no task '{task_id}' runs"))
+            TurnError::NotFound(format!(
+                "No turn runs in session {id}, so no task '{task_id}' runs"
+            ))
         })?;
-        p.control(json!({"subtype": "stop_task", "task_id": task_id}), CONTROL_TIMEOUT)
-            .await
-            .map(|_| ())
-            .map_err(|e| match e {
-                crate::claude::ClaudeError::Protocol { .. } => {
-                    TurnError::NotFound(format!("No task '{task_id}' runs in session {id}"))
-                }
-                other => other.into(),
-            })
+        p.control(
+            json!({"subtype": "stop_task", "task_id": task_id}),
+            CONTROL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            crate::claude::ClaudeError::Protocol { .. } => {
+                TurnError::NotFound(format!("No task '{task_id}' runs in session {id}"))
+            }
+            other => other.into(),
+        })
     }
 
     /// Cost, tokens and turns of the session, in all and by model.
     pub async fn session_cost(self: &Arc<Self>, id: &str) -> Result<Value, TurnError> {
         self.ensure_session(id).await?;
-        let rows = self
-            .store
-            .usage_by_model(id)
-            .await
-            .map_err(|e| TurnError::Claude(crate::claude::ClaudeError::protocol(e.to_string())))?;
+        let rows =
+            self.store.usage_by_model(id).await.map_err(|e| {
+                TurnError::Claude(crate::claude::ClaudeError::protocol(e.to_string()))
+            })?;
         let mut total = json!({"cost_usd": 0.0, "input_tokens": 0, "output_tokens": 0,
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "turns": 0, "duration_ms": 0});
         let mut by_model = serde_json::Map::new();
@@ -284,7 +307,11 @@ impl Conversations {
             });
             for (k, v) in entry.as_object().into_iter().flatten() {
                 let sum = total[k].as_f64().unwrap_or(0.0) + v.as_f64().unwrap_or(0.0);
-                total[k] = if k == "cost_usd" { json!(sum) } else { json!(sum as u64) };
+                total[k] = if k == "cost_usd" {
+                    json!(sum)
+                } else {
+                    json!(sum as u64)
+                };
             }
             by_model.insert(model, entry);
         }
@@ -330,7 +357,11 @@ impl Conversations {
 
     /// A control request to the session's process: the running turn's, else its idle one
     /// (held like a turn meanwhile), else one started by `resume`.
-    async fn session_control(self: &Arc<Self>, id: &str, request: Value) -> Result<Value, TurnError> {
+    async fn session_control(
+        self: &Arc<Self>,
+        id: &str,
+        request: Value,
+    ) -> Result<Value, TurnError> {
         self.ensure_session(id).await?;
         for _ in 0..2 {
             let taken = {
@@ -360,7 +391,9 @@ impl Conversations {
                             self.pool.release(&lease.hand_on());
                             r
                         }
-                        None => Err(crate::claude::ClaudeError::protocol("the session's process is busy")),
+                        None => Err(crate::claude::ClaudeError::protocol(
+                            "the session's process is busy",
+                        )),
                     };
                     self.return_session(conv, &status);
                     return Ok(result?);
@@ -374,14 +407,18 @@ impl Conversations {
     }
 
     async fn ensure_session(self: &Arc<Self>, id: &str) -> Result<(), TurnError> {
-        self.session(id).await.map(|_| ()).ok_or_else(|| not_found(id))
+        self.session(id)
+            .await
+            .map(|_| ())
+            .ok_or_else(|| not_found(id))
     }
 
     /// Save a session's record and its settings.
     pub(crate) async fn save_session(&self, info: &SessionInfo) -> Result<(), TurnError> {
         let settings = serde_json::to_value(&info.settings).unwrap_or(Value::Null);
-        let store_err =
-            |e: crate::store::StoreError| TurnError::Claude(crate::claude::ClaudeError::protocol(e.to_string()));
+        let store_err = |e: crate::store::StoreError| {
+            TurnError::Claude(crate::claude::ClaudeError::protocol(e.to_string()))
+        };
         self.store
             .update_session(&session_record(info))
             .await

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 /// Values of [`Session::status`].
 pub mod status {
@@ -376,8 +376,10 @@ pub trait Store: Send + Sync {
     async fn get_session_settings(&self, session_id: &str) -> Result<Option<Value>, StoreError>;
 
     /// A session's usage per model (`requests` counts its turns), by model name.
-    async fn usage_by_model(&self, session_id: &str)
-        -> Result<Vec<(String, UsageTotals)>, StoreError>;
+    async fn usage_by_model(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<(String, UsageTotals)>, StoreError>;
 }
 
 /// Now, in unix milliseconds.

@@ -43,6 +43,26 @@ const SESSION_COLUMNS: &str = "id, cli_session_id, workspace, workspace_is_temp,
      permission_mode, system_prompt, allowed_tools, title, status, history_key, source, \
      created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark";
 
+/// How durable a commit is (SQLite's `synchronous` under WAL; see `store_durability`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a crash of the gateway; the last commits may be lost on power loss.
+    Normal,
+    /// Survives power loss too: every commit waits for the disk.
+    Full,
+}
+
+impl Durability {
+    /// From the setting's value (`normal` or `full`, checked by the config).
+    pub fn from_setting(v: &str) -> Durability {
+        if v.eq_ignore_ascii_case("full") {
+            Durability::Full
+        } else {
+            Durability::Normal
+        }
+    }
+}
+
 /// A [`Store`] in a SQLite database. Cheap to clone (it is a handle to one pool).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -53,6 +73,11 @@ impl SqliteStore {
     /// Opens (creating it and its parent directory if needed) the database at `path`, and
     /// brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, Durability::Normal).await
+    }
+
+    /// [`open`](Self::open), with the given commit durability.
+    pub async fn open_with(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Open(format!("creating {}: {e}", dir.display())))?;
@@ -61,7 +86,10 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match durability {
+                Durability::Normal => SqliteSynchronous::Normal,
+                Durability::Full => SqliteSynchronous::Full,
+            })
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()

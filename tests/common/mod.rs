@@ -66,7 +66,9 @@ pub async fn spawn_defaults_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp
 
 /// A native session created with `body`; its id.
 pub async fn create_session(app: &TestApp, body: serde_json::Value) -> String {
-    let (status, s) = app.request("POST", "/api/sessions", Some(&body), None).await;
+    let (status, s) = app
+        .request("POST", "/api/sessions", Some(&body), None)
+        .await;
     assert_eq!(status, 201, "{s}");
     s["id"].as_str().expect("session id").to_string()
 }

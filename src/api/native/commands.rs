@@ -48,7 +48,9 @@ pub async fn run(
             })
             .collect::<std::result::Result<_, _>>()?,
         Some(_) => {
-            return Err(ApiError::bad_request("args", "args must be a string or a list of strings").into())
+            return Err(
+                ApiError::bad_request("args", "args must be a string or a list of strings").into(),
+            )
         }
     };
     let stream = match v.get("stream") {
@@ -67,7 +69,9 @@ pub async fn run(
             if stream {
                 let s = futures::stream::once(async move {
                     Ok::<_, std::convert::Infallible>(
-                        SseEvent::default().event("command_result").data(reply.to_string()),
+                        SseEvent::default()
+                            .event("command_result")
+                            .data(reply.to_string()),
                     )
                 });
                 return Ok(sse(s).into_response());

@@ -355,7 +355,8 @@ pub(super) async fn collect(
                 input,
                 tool_use_id,
             } => {
-                r.permission_requests.push(json!({"request_id": request_id, "tool_name": tool_name,
+                r.permission_requests
+                    .push(json!({"request_id": request_id, "tool_name": tool_name,
                     "input": input, "tool_use_id": tool_use_id}));
                 r.stop_reason = json!("permission_required");
                 tokio::spawn(drain(handle));

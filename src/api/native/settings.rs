@@ -33,7 +33,14 @@ fn thinking(v: &Value, k: &str) -> std::result::Result<Thinking, ApiError> {
     })
 }
 
-const PATCHABLE: &[&str] = &["model", "permission_mode", "title", "thinking", "effort", "max_turns"];
+const PATCHABLE: &[&str] = &[
+    "model",
+    "permission_mode",
+    "title",
+    "thinking",
+    "effort",
+    "max_turns",
+];
 
 pub async fn patch_session(
     State(app): State<AppState>,
@@ -47,7 +54,10 @@ pub async fn patch_session(
     if let Some(k) = obj.keys().find(|k| !PATCHABLE.contains(&k.as_str())) {
         return Err(ApiError::bad_request(
             k.as_str(),
-            format!("'{k}' cannot be changed here; settable: {}", PATCHABLE.join(", ")),
+            format!(
+                "'{k}' cannot be changed here; settable: {}",
+                PATCHABLE.join(", ")
+            ),
         )
         .into());
     }
@@ -56,7 +66,9 @@ pub async fn patch_session(
         Some(n) => Some(
             n.as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| ApiError::bad_request("max_turns", "max_turns must be a positive integer"))?,
+                .ok_or_else(|| {
+                    ApiError::bad_request("max_turns", "max_turns must be a positive integer")
+                })?,
         ),
     };
     let patch = SessionPatch {
@@ -64,7 +76,10 @@ pub async fn patch_session(
         permission_mode: text(&v, "permission_mode")?.flatten(),
         title: text(&v, "title")?.flatten(),
         effort: text(&v, "effort")?.flatten(),
-        thinking: v.get("thinking").map(|t| thinking(t, "thinking")).transpose()?,
+        thinking: v
+            .get("thinking")
+            .map(|t| thinking(t, "thinking"))
+            .transpose()?,
         max_turns,
     };
     Ok(Json(app.conversations.patch_session(&id, patch).await?).into_response())
@@ -77,7 +92,10 @@ pub async fn put_context(
     bytes: Bytes,
 ) -> Result<Response> {
     let v: Value = body(&bytes)?;
-    let (sp, ap) = (text(&v, "system_prompt")?, text(&v, "append_system_prompt")?);
+    let (sp, ap) = (
+        text(&v, "system_prompt")?,
+        text(&v, "append_system_prompt")?,
+    );
     if sp.is_none() && ap.is_none() {
         return Err(ApiError::bad_request(
             "system_prompt",
@@ -101,7 +119,10 @@ pub async fn post_thinking(
     Ok(Json(app.conversations.set_thinking(&id, t).await?).into_response())
 }
 
-pub async fn context_usage(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+pub async fn context_usage(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response> {
     Ok(Json(app.conversations.context_usage(&id).await?).into_response())
 }
 
