@@ -82,3 +82,31 @@ async fn lru_eviction_then_transparent_resume() {
     assert_eq!(app.live(), 2);
     app.stop().await;
 }
+
+/// A gateway stopped while its warm pool is still starting processes (right after start, and
+/// right after a request took a warm one) stops those too, once they have started, even while
+/// something still holds the pool (a late task; here the test): none is left behind (`stop`
+/// checks). They used to be added to the pool after it was emptied, and refills went on.
+#[tokio::test]
+async fn stopping_while_the_warm_pool_fills_leaves_no_process() {
+    for _ in 0..2 {
+        let app = spawn_defaults_app_with(|_| {}).await;
+        assert!(app.cfg.warm_pool_size > 0, "the defaults have a warm pool");
+        let pool = app.server().state.conversations.pool.clone();
+        app.stop().await;
+        assert_eq!(pool.live_count(), 0);
+    }
+    let app = spawn_defaults_app_with(|_| {}).await;
+    let size = app.cfg.warm_pool_size;
+    assert!(wait_for(|| app.pool().warm_count() == size, Duration::from_secs(30)).await);
+    let (status, body) = app
+        .chat(json!({"model": "sonnet", "messages": [user("take a warm one")]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The refill of the process just taken is under way now.
+    let pool = app.server().state.conversations.pool.clone();
+    app.stop().await;
+    // Later refills (the reaper's, every second) start nothing either.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(pool.live_count(), 0);
+}

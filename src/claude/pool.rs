@@ -104,6 +104,8 @@ impl Reservation {
                 warm: self.warm.clone(),
             },
         );
+        drop(inner);
+        self.pool.changed.notify_waiters();
     }
 }
 
@@ -171,6 +173,8 @@ pub struct ProcessPool {
     inner: Mutex<Inner>,
     /// Retired processes still stopping (a stopping CLI may still write its transcript).
     stopping: Arc<Mutex<HashMap<u64, Arc<CliProcess>>>>,
+    /// Set by [`shutdown_all`](Self::shutdown_all): no new process may start after it.
+    closed: std::sync::atomic::AtomicBool,
     changed: Notify,
     waiting: AtomicUsize,
     spawned: AtomicU64,
@@ -187,6 +191,7 @@ impl ProcessPool {
             shutdown_grace,
             inner: Mutex::default(),
             stopping: Arc::default(),
+            closed: Default::default(),
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
             spawned: AtomicU64::new(0),
@@ -270,6 +275,9 @@ impl ProcessPool {
     /// never while requests wait for a slot.
     pub fn refill(self: &Arc<Self>) {
         let Some(warm) = self.warm.get() else { return };
+        if self.is_closed() {
+            return;
+        }
         let mut starts: Vec<(WarmKey, Reservation)> = Vec::new();
         {
             let mut inner = self.lock();
@@ -414,10 +422,42 @@ impl ProcessPool {
     }
 
     /// Stop every process (gateway shutdown), waiting until they are gone.
+    /// Stop every process, and those still starting once they have started (a warm-pool
+    /// refill or a turn's spawn may be under way): none is left behind. No new one starts.
     pub async fn shutdown_all(&self) {
-        let all: Vec<Arc<CliProcess>> = self.lock().live.drain().map(|(_, s)| s.process).collect();
+        self.closed.store(true, Ordering::SeqCst);
         let grace = self.shutdown_grace;
-        futures::future::join_all(all.iter().map(|p| p.shutdown(grace))).await;
+        // A spawn takes a few seconds at most; one that hangs is not waited for beyond this.
+        let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(30);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (all, starting) = {
+                let mut inner = self.lock();
+                let all: Vec<Arc<CliProcess>> =
+                    inner.live.drain().map(|(_, s)| s.process).collect();
+                (all, inner.reserved)
+            };
+            futures::future::join_all(all.iter().map(|p| p.shutdown(grace))).await;
+            if starting == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    starting,
+                    "processes still starting when the gateway stopped"
+                );
+                break;
+            }
+        }
+        // And those retired just before, still stopping in the background.
+        let stopping: Vec<Arc<CliProcess>> = lock_map(&self.stopping).values().cloned().collect();
+        futures::future::join_all(stopping.iter().map(|p| p.shutdown(grace))).await;
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     async fn reserve(self: &Arc<Self>) -> Result<Reservation, ClaudeError> {
@@ -427,6 +467,13 @@ impl ProcessPool {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if self.is_closed() {
+                // Stopping: no slot will come free for a new process.
+                return Err(ClaudeError::AtCapacity {
+                    max: self.max_live,
+                    retry_after: 1,
+                });
+            }
             if self.try_reserve() {
                 return Ok(Reservation {
                     pool: self.clone(),
@@ -449,6 +496,9 @@ impl ProcessPool {
     fn try_reserve(&self) -> bool {
         let victim = {
             let mut inner = self.lock();
+            if self.is_closed() {
+                return false;
+            }
             if inner.live.len() + inner.reserved < self.max_live {
                 inner.reserved += 1;
                 return true;
