@@ -310,6 +310,47 @@ test("agents are created and edited; the tools show the policy; a session's tool
   await page.context().close();
 });
 
+test("slash commands autocomplete from the list, by alias too; branch from here opens a fork that holds the history up to that point", async () => {
+  const s = await api(gw, KEY, "POST", "/api/sessions", { model: "sonnet", title: "branching" });
+  for (const m of ["alpha turn", "beta turn"]) {
+    await api(gw, KEY, "POST", `/api/sessions/${s.id}/messages`, { content: m });
+  }
+  const page = await signedIn();
+  await page.goto(`${gw.url}/admin/sessions/${s.id}`);
+  await page.getByRole("heading", { name: "branching" }).waitFor();
+  // The commands come from the session's list: /cost is found through its alias (the CLI
+  // calls it /usage), /comp finds /compact.
+  const box = page.getByRole("textbox", { name: /message to session/ });
+  const list = page.getByRole("listbox", { name: "slash commands" });
+  await box.fill("/comp");
+  await list.getByRole("option", { name: /compact/ }).first().waitFor();
+  await box.fill("/cost");
+  await list.getByRole("option").first().waitFor();
+  assert.match(await list.textContent(), /usage|cost/);
+  await box.press("Tab");
+  assert.match(await box.inputValue(), /^\/(usage|cost) $/);
+  await box.fill("");
+  // Branch from the first turn's answer: a new session opens, with the first turn only.
+  const results = page.locator(".item.k-result");
+  await results.nth(1).waitFor({ timeout: 30_000 });
+  await results.first().getByRole("button", { name: "branch" }).click();
+  await page.waitForURL((u) => !u.pathname.endsWith(s.id), { timeout: 30_000 });
+  const forkId = new URL(page.url()).pathname.split("/").pop();
+  assert.notEqual(forkId, s.id);
+  await page.getByText("fork", { exact: false }).first().waitFor();
+  const history = JSON.stringify(await api(gw, KEY, "GET", `/api/sessions/${forkId}/history`));
+  assert.match(history, /alpha turn/);
+  assert.doesNotMatch(history, /beta turn/);
+  // The fork goes on from there: the model sees alpha, not beta.
+  await page.getByRole("textbox", { name: /message to session/ }).fill("gamma [[report:history]]");
+  await page.getByRole("textbox", { name: /message to session/ }).press("Enter");
+  await page.locator(".item.k-text", { hasText: "gamma" }).last().waitFor({ timeout: 30_000 });
+  const answer = await page.locator(".item.k-text").last().textContent();
+  assert.match(answer, /alpha turn/);
+  assert.doesNotMatch(answer, /beta turn/);
+  await page.context().close();
+});
+
 test("a session of 2,000 events scrolls as a virtualized list", async () => {
   // 667 turns of a user message, a text and a Bash call with its result: 2,668 events in
   // 2,001 rows.
