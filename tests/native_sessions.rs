@@ -565,3 +565,29 @@ async fn attaching_keeps_max_tokens_and_thinking() {
     );
     app.stop().await;
 }
+
+/// A body without a required field is a 400 naming that field (it used to name ".", the
+/// object that lacked it).
+#[tokio::test]
+async fn a_missing_required_field_is_named() {
+    let app = spawn_defaults_app_with(|_| {}).await;
+    let id = create_session(&app, json!({"model": "sonnet"})).await;
+    let (status, err) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/permissions/req-1"),
+            Some(&json!({"message": "no behavior"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["param"], "behavior", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("behavior"),
+        "{err}"
+    );
+    app.stop().await;
+}

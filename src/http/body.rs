@@ -70,10 +70,26 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], d: &Dialect) -> Result<T, ApiErr
         return Err(ApiError::bad_request(*f, (d.missing)(f)));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = (d.path)(&e.path().to_string());
+        let at = e.path().to_string();
         let why = e.into_inner().to_string();
+        // serde names a missing field only in its message, at the path of the object that
+        // lacks it ("." at the top): the field itself is what the client must be told.
+        if let Some(field) = missing_field(&why) {
+            let full = match at.as_str() {
+                "." | "" => field.to_string(),
+                _ => format!("{at}.{field}"),
+            };
+            let path = (d.path)(&full);
+            return ApiError::bad_request(path.clone(), (d.missing)(&path));
+        }
+        let path = (d.path)(&at);
         ApiError::bad_request(path.clone(), (d.invalid)(&path, &why))
     })
+}
+
+/// The field serde's "missing field `x`" message names.
+fn missing_field(why: &str) -> Option<&str> {
+    why.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// The body as JSON; when it is not, the error names the field whose value broke it (a lone
@@ -137,6 +153,26 @@ mod tests {
             ApiError::BadRequest { param, .. } => param,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_missing_field_is_named_itself_not_its_object() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Inner {
+            #[allow(dead_code)]
+            role: String,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        struct Outer {
+            #[allow(dead_code)]
+            name: String,
+            #[allow(dead_code)]
+            items: Vec<Inner>,
+        }
+        let top = parse::<Outer>(br#"{"items":[]}"#, &NATIVE).unwrap_err();
+        assert_eq!(param(top).as_deref(), Some("name"));
+        let nested = parse::<Outer>(br#"{"name":"x","items":[{}]}"#, &NATIVE).unwrap_err();
+        assert_eq!(param(nested).as_deref(), Some("items[0].role"));
     }
 
     #[test]
