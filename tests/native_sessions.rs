@@ -591,3 +591,24 @@ async fn a_missing_required_field_is_named() {
     );
     app.stop().await;
 }
+
+/// A message sent while the session is held by a control request (context usage starts the
+/// session's process first) waits for it instead of being refused (it was a 409).
+#[tokio::test]
+async fn a_message_waits_for_a_control_request_that_holds_its_session() {
+    let app = spawn_defaults_app_with(|_| {}).await;
+    let id = create_session(&app, json!({"model": "sonnet"})).await;
+    let usage = {
+        let (c, url) = (
+            app.client.clone(),
+            format!("{}/api/sessions/{id}/context-usage", app.url),
+        );
+        tokio::spawn(async move { c.get(url).send().await.unwrap().status().as_u16() })
+    };
+    // Until the control request holds the session (its process is starting).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reply = send_message(&app, &id, "right after").await;
+    assert_eq!(reply["text"], "right after", "{reply}");
+    assert_eq!(usage.await.unwrap(), 200);
+    app.stop().await;
+}

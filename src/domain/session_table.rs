@@ -64,6 +64,9 @@ pub(crate) struct SessionTable {
     /// Sessions deleted lately: a read of the store that began before a delete must not bring
     /// the session back. Kept for a while, then forgotten.
     deleted: Mutex<HashMap<String, Instant>>,
+    /// Told whenever a conversation is put back in its slot: a message that found its session
+    /// held by something other than a turn (a settings change, a control request) waits here.
+    returned: tokio::sync::Notify,
 }
 
 /// How long a deleted session's id is remembered.
@@ -113,8 +116,54 @@ impl SessionTable {
         slot.info.updated_at = now();
         slot.running = None;
         slot.conv = Some(conv);
-        Ok(session_record(&slot.info))
+        let rec = session_record(&slot.info);
+        drop(slots);
+        self.returned.notify_waiters();
+        Ok(rec)
     }
+
+    /// Take a session's conversation for a turn. A session held by a turn is refused at once
+    /// (`Busy`); one held by something quicker (a settings change, a control request such as
+    /// context usage, which may start a process) is waited for, up to `wait`.
+    pub(crate) async fn take_for_turn<T>(
+        &self,
+        id: &str,
+        wait: Duration,
+        mut take: impl FnMut(&mut SessionSlot) -> T,
+    ) -> Result<T, Held> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut slots = self.lock();
+                let Some(slot) = slots.get_mut(id) else {
+                    return Err(Held::Gone);
+                };
+                if slot.conv.is_some() {
+                    return Ok(take(slot));
+                }
+                if slot.running.is_some() || slot.info.status == "running" {
+                    return Err(Held::ByTurn);
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Held::TooLong);
+            }
+        }
+    }
+}
+
+/// Why [`SessionTable::take_for_turn`] got no conversation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// No such session (any more).
+    Gone,
+    /// A turn runs in it.
+    ByTurn,
+    /// Something else held it for longer than the wait.
+    TooLong,
 }
 
 pub fn now() -> String {

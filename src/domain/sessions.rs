@@ -18,11 +18,17 @@ use tokio::sync::broadcast;
 use super::conversation::{Conversation, TurnError, TurnHandle};
 use super::conversations::Conversations;
 pub use super::session_table::SessionInfo;
-use super::session_table::{info_from, millis_to_rfc3339, now, session_record, view, SessionSlot};
+use super::session_table::{
+    info_from, millis_to_rfc3339, now, session_record, view, Held, SessionSlot,
+};
 use crate::claude::control::PermissionBroker;
 use crate::claude::{transcript, Event};
 use crate::domain::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
 use crate::store::{self, StoreError};
+
+/// How long a message waits for its session while something other than a turn holds it (a
+/// control request may start the session's process first: a few seconds).
+const HOLD_WAIT: Duration = Duration::from_secs(30);
 
 /// What a client asks for when it creates a session.
 #[derive(Debug, Clone, Default)]
@@ -277,18 +283,26 @@ impl Conversations {
         if let Some(info) = self.session(id).await {
             self.checkpoint(id, &info.workspace).await;
         }
-        let (conv, req, broker) = {
-            let mut sessions = self.sessions.lock();
-            let slot = sessions.get_mut(id).ok_or_else(|| not_found(id))?;
-            let conv = slot.conv.take().ok_or_else(|| {
-                TurnError::Busy(format!(
+        let mut args = Some((prompt, key, over));
+        let taken = self
+            .sessions
+            .take_for_turn(id, HOLD_WAIT, |slot| {
+                let (prompt, key, over) = args.take()?;
+                let conv = slot.conv.take()?;
+                let req = session_request(slot, prompt, key, over);
+                slot.info.status = "running".into();
+                slot.info.updated_at = now();
+                Some((conv, req, slot.broker.clone()))
+            })
+            .await;
+        let (conv, req, broker) = match taken {
+            Ok(Some(t)) => t,
+            Err(Held::Gone) => return Err(not_found(id)),
+            Ok(None) | Err(Held::ByTurn) | Err(Held::TooLong) => {
+                return Err(TurnError::Busy(format!(
                     "Session {id} is busy with a turn; wait for it or interrupt it"
-                ))
-            })?;
-            let req = session_request(slot, prompt, key, over);
-            slot.info.status = "running".into();
-            slot.info.updated_at = now();
-            (conv, req, slot.broker.clone())
+                )))
+            }
         };
         if conv.awaiting.is_some() {
             self.return_session(conv, "awaiting_tools");
