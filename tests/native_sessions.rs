@@ -612,3 +612,27 @@ async fn a_message_waits_for_a_control_request_that_holds_its_session() {
     assert_eq!(usage.await.unwrap(), 200);
     app.stop().await;
 }
+
+/// Each reply reports its own turn's cost. The CLI's `total_cost_usd` is its process's running
+/// total; passed on as it was, the third reply cost more than the first two together, and the
+/// usage records summed to several times the truth.
+#[tokio::test]
+async fn each_reply_reports_its_own_turns_cost() {
+    let app = spawn_defaults_app_with(|_| {}).await;
+    let id = create_session(&app, json!({"model": "sonnet"})).await;
+    let mut costs = Vec::new();
+    for n in 0..3 {
+        let r = send_message(&app, &id, &format!("turn {n} [[words:30]]")).await;
+        costs.push(
+            r["cost_usd"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("a cost: {r}")),
+        );
+    }
+    assert!(costs.iter().all(|c| *c > 0.0), "{costs:?}");
+    assert!(
+        costs[2] < costs[0] + costs[1],
+        "the third turn's own cost, not the running total: {costs:?}"
+    );
+    app.stop().await;
+}

@@ -62,6 +62,8 @@ struct Shared {
     stdout_closed: AtomicBool,
     /// The process's relay token: revoked when the process exits.
     relay_token: Mutex<Option<crate::relay::RelayToken>>,
+    /// The CLI's running total cost (`total_cost_usd`) as of its last result.
+    cost_total: Mutex<f64>,
 }
 
 /// A handle on one running `claude` process.
@@ -157,6 +159,7 @@ impl CliProcess {
             handler,
             stdout_closed: AtomicBool::new(false),
             relay_token: Mutex::new(relay_token),
+            cost_total: Mutex::new(0.0),
         });
 
         // Waiter: owns the child, reaps it, publishes how it ended.
@@ -356,7 +359,9 @@ impl CliProcess {
             }
             *t = Some(TurnSink {
                 tx,
-                translator: Translator::new(),
+                translator: Translator::after_cost(
+                    self.shared.cost_total.lock().map(|c| *c).unwrap_or(0.0),
+                ),
             });
         }
         if let Err(e) = self.write_line(line).await {
@@ -608,6 +613,11 @@ async fn dispatch(shared: &Arc<Shared>, line: CliLine) {
                     return;
                 };
                 let mut events = sink.translator.on_line(&other);
+                if let Some(total) = sink.translator.process_cost() {
+                    if let Ok(mut c) = shared.cost_total.lock() {
+                        *c = total;
+                    }
+                }
                 let tx = sink.tx.clone();
                 if let Some(end) = events.iter().position(Event::is_terminal) {
                     events.truncate(end + 1);

@@ -28,11 +28,30 @@ pub struct Translator {
     step_usage: Usage,
     /// The uuid of the last main-thread message line (see `TurnSummary::leaf`).
     leaf: Option<String>,
+    /// The CLI's `total_cost_usd` is its process's running total: what it was before this
+    /// turn, so that the turn reports its own cost.
+    cost_before: f64,
+    /// That running total as of this turn's result.
+    process_cost: Option<f64>,
 }
 
 impl Translator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A turn's translator in a process whose earlier turns cost `cost_before` in all (the
+    /// CLI's running total as of its last result).
+    pub fn after_cost(cost_before: f64) -> Self {
+        Self {
+            cost_before,
+            ..Self::default()
+        }
+    }
+
+    /// The process's running total cost as of this turn's result, once it came.
+    pub fn process_cost(&self) -> Option<f64> {
+        self.process_cost
     }
 
     /// The gateway interrupted this turn: its `error_during_execution` result is not a failure.
@@ -235,10 +254,13 @@ impl Translator {
 
     fn on_result(&mut self, r: &ResultLine) -> Vec<Event> {
         let text = r.result.clone().unwrap_or_default();
+        self.process_cost = r.total_cost_usd;
+        let cost_before = self.cost_before;
         let summary = |stop_reason| TurnSummary {
             stop_reason,
             usage: Usage::from_json(&r.usage),
-            cost_usd: r.total_cost_usd,
+            // This turn's own cost, not the process's running total.
+            cost_usd: r.total_cost_usd.map(|t| (t - cost_before).max(0.0)),
             duration_ms: r.duration_ms,
             num_turns: r.num_turns,
             session_id: r.session_id.clone(),
@@ -420,6 +442,27 @@ mod tests {
         // ...but synthetic text of a successful turn (slash commands) is the answer.
         let ev = run(&[synthetic, OK]);
         assert_eq!(texts(&ev), "API Error: 529 Overloaded");
+    }
+
+    #[test]
+    fn a_turn_reports_its_own_cost_not_the_process_total() {
+        let result = |total: f64| {
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":{total},"usage":{{"input_tokens":3,"output_tokens":2}},"session_id":"s"}}"#
+            )
+        };
+        let cost = |t: &mut Translator, total| {
+            let line = parse_line(&result(total)).unwrap();
+            match t.on_line(&line).pop() {
+                Some(Event::Done(s)) => (s.cost_usd.unwrap(), t.process_cost().unwrap()),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (first, total) = cost(&mut Translator::new(), 0.000669);
+        assert_eq!((first, total), (0.000669, 0.000669));
+        let (second, total) = cost(&mut Translator::after_cost(total), 0.002061);
+        assert!((second - 0.001392).abs() < 1e-9, "{second}");
+        assert_eq!(total, 0.002061);
     }
 
     #[test]
