@@ -306,6 +306,7 @@ impl Conversations {
             End::CliError(e) => {
                 let label = error_label(&e);
                 out.finish(Event::Error(e)).await;
+                self.record_calls(&conv, step.take_records_ending("error"));
                 self.end_failed(conv, &process, &req);
                 label
             }
@@ -316,6 +317,7 @@ impl Conversations {
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
                 }))
                 .await;
+                self.record_calls(&conv, step.take_records_ending("interrupted"));
                 self.end_failed(conv, &process, &req);
                 "stop_sequence"
             }
@@ -331,6 +333,7 @@ impl Conversations {
                 if let Some(e) = err {
                     out.finish(Event::Error(e)).await;
                 }
+                self.record_calls(&conv, step.take_records_ending("interrupted"));
                 self.end_failed(conv, &process, &req);
                 label
             }
@@ -341,6 +344,27 @@ impl Conversations {
             duration_ms = started.elapsed().as_millis() as u64,
             "turn ended"
         );
+    }
+
+    /// Record the tool calls of a turn that did not end cleanly, behind its history's writes
+    /// (which create a conversation's record when its first turn failed). A conversation
+    /// that has no record has nothing to hang them on.
+    fn record_calls(&self, conv: &Conversation, calls: Vec<ToolCallRecord>) {
+        if calls.is_empty() {
+            return;
+        }
+        let (store, id) = (self.store.clone(), conv.id.clone());
+        self.write(async move {
+            if !matches!(store.get_session(&id).await, Ok(Some(_))) {
+                tracing::debug!(conversation = %id, calls = calls.len(), "tool calls of a turn with no record kept");
+                return;
+            }
+            for c in &calls {
+                if let Err(e) = store.record_tool_call(c).await {
+                    tracing::warn!(conversation = %id, error = %e, "could not record a tool call");
+                }
+            }
+        });
     }
 
     /// The conversation continues from its new history (possibly paused on tool calls).

@@ -46,6 +46,24 @@ impl ToolStep {
         std::mem::take(&mut self.records)
     }
 
+    /// Every call of a turn that ended early: the finished ones, and those still running
+    /// recorded with `outcome` (a call is recorded whatever ends its turn).
+    pub(crate) fn take_records_ending(&mut self, outcome: &str) -> Vec<ToolCallRecord> {
+        let unfinished: Vec<(String, (String, Instant, usize))> =
+            self.builtin_started.drain().collect();
+        for (id, (name, since, argument_bytes)) in unfinished {
+            self.record(
+                &id,
+                &name,
+                "builtin",
+                argument_bytes,
+                Some(outcome),
+                Some(since.elapsed().as_millis()),
+            );
+        }
+        self.take_records()
+    }
+
     pub(crate) fn record(
         &mut self,
         id: &str,

@@ -337,3 +337,67 @@ async fn a_killed_cli_ends_its_turn_cleanly_and_the_session_goes_on() {
     assert_at_rest_with(&app, 1, "after the crash").await;
     app.stop().await;
 }
+
+/// A built-in tool call whose turn ended because its client went away is in the tool-call
+/// records too (there were 6 rows for 7 calls), with the outcome `interrupted`.
+#[tokio::test]
+async fn a_tool_call_cut_off_by_a_disconnect_is_recorded() {
+    let app = spawn_defaults_with(|c| c.builtin_tools = vec!["Bash".into()]).await;
+    let first = json!({"model": "sonnet", "builtin_tools": ["Bash"],
+        "messages": [user(r#"[[tool:Bash {"command":"echo done-first"}]]"#)]});
+    let (status, body) = app.chat(first).await;
+    assert_eq!(status, 200, "{body}");
+    let said = reply(&body);
+    // The follow-up runs a long Bash call, and its client goes away while it runs.
+    let url = format!("{}/v1/chat/completions", app.url);
+    let follow_up = json!({"model": "sonnet", "builtin_tools": ["Bash"], "messages": [
+        user(r#"[[tool:Bash {"command":"echo done-first"}]]"#), assistant(&said),
+        user(r#"[[tool:Bash {"command":"sleep 39"}]]"#)]});
+    let turn = tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .post(url)
+            .json(&follow_up)
+            .send()
+            .await;
+    });
+    let sleeping = || {
+        processes_under(app.data.path())
+            .into_iter()
+            .any(|p| cmdline(p).starts_with("sleep 39"))
+    };
+    assert!(
+        wait_for(sleeping, Duration::from_secs(30)).await,
+        "the Bash tool never ran"
+    );
+    turn.abort();
+    assert!(
+        wait_for(|| !sleeping(), Duration::from_secs(20)).await,
+        "the cut-off turn stopped its tool"
+    );
+    let store = app.server().state.conversations.store.clone();
+    let filter = ccgw::store::SessionFilter {
+        source: Some(ccgw::store::source::OPENAI.into()),
+        ..Default::default()
+    };
+    let mut calls = Vec::new();
+    for _ in 0..100 {
+        let page = store.list_sessions(&filter).await.unwrap();
+        assert_eq!(page.items.len(), 1, "one conversation");
+        calls = store.list_tool_calls(&page.items[0].id).await.unwrap();
+        if calls.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let outcomes: Vec<(String, Option<String>)> = calls
+        .iter()
+        .map(|c| (c.tool.clone(), c.outcome.clone()))
+        .collect();
+    assert_eq!(calls.len(), 2, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&("Bash".into(), Some("interrupted".into()))),
+        "{outcomes:?}"
+    );
+    assert_at_rest(&app, "after the cut-off turn").await;
+    app.stop().await;
+}
