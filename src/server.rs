@@ -275,7 +275,10 @@ fn with_layers(router: axum::Router, cfg: &Config) -> axum::Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            })
+            // Every request's status line at the default level: a refused one (401, 429)
+            // leaves a trace an operator can follow by its request id.
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));

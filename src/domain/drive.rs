@@ -19,6 +19,7 @@ use crate::claude::{ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::domain::history_key::{history_key, KeyWriter};
 use crate::domain::turn::{Message, StopMatcher, TurnRequest};
 use crate::store::{self, ToolCallRecord, UsageRecord};
+use tracing::Instrument as _;
 
 impl Conversations {
     /// Send the new user message and start driving the turn. Until the line is written the
@@ -97,13 +98,15 @@ impl Conversations {
         let conversation_id = conv.id.clone();
         let this = self.clone();
         let cli_wait = crate::domain::cli_wait::current_cli_wait();
-        tokio::spawn(crate::domain::cli_wait::with_cli_wait(
-            cli_wait.clone(),
-            async move {
+        // The turn's log lines (its tool calls, its end) carry the request's span, and so its
+        // request id, although the turn outlives the handler that started it.
+        tokio::spawn(
+            crate::domain::cli_wait::with_cli_wait(cli_wait.clone(), async move {
                 this.drive(conv, process, req, cli, reported, tx, turn_id)
                     .await
-            },
-        ));
+            })
+            .instrument(tracing::Span::current()),
+        );
         TurnHandle {
             conversation_id,
             events: rx,

@@ -1,5 +1,7 @@
 //! The small ones: keys in two headers, `/config` in a session.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::common::*;
@@ -159,4 +161,71 @@ async fn a_browser_can_authenticate_a_websocket() {
         .unwrap();
     assert_eq!(anon.status().as_u16(), 401);
     app.stop().await;
+}
+
+/// One request can be followed through the log at the default level by its request id: a
+/// refused one has its status line, and a turn's tool calls and its end carry the id (they
+/// were logged at DEBUG, and outside the request's span).
+#[tokio::test]
+async fn a_request_can_be_followed_through_the_log_by_its_id() {
+    let mock = ccgw::mock_upstream::MockUpstream::start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let key = "trace-key-123456";
+    let gw = External::start(
+        data.path(),
+        &mock,
+        &[("CCGW_BUILTIN_TOOLS", "Bash"), ("CCGW_API_KEYS", key)],
+    );
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = json!({"model": "sonnet", "builtin_tools": ["Bash"],
+        "messages": [user(r#"[[tool:Bash {"command":"echo traced"}]]"#)]});
+    let refused = client
+        .post(&url)
+        .header("x-request-id", "trace-refused-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let ok = client
+        .post(&url)
+        .bearer_auth(key)
+        .header("x-request-id", "trace-turn-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let messages = |id: &str| -> Vec<String> {
+        gw.lines_of(id)
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let wanted = [
+        "tool call started",
+        "tool call finished",
+        "turn ended",
+        "finished processing request",
+    ];
+    let all_there = || {
+        let seen = messages("trace-turn-1");
+        wanted.iter().all(|w| seen.iter().any(|m| m == w))
+    };
+    assert!(
+        wait_for(all_there, Duration::from_secs(10)).await,
+        "the turn's lines carry its request id: {:?}",
+        messages("trace-turn-1")
+    );
+    let refused = gw.lines_of("trace-refused-1");
+    assert!(
+        refused
+            .iter()
+            .any(|l| l["message"] == "finished processing request"
+                && l["status"].as_u64() == Some(401)),
+        "the refused request's status line: {refused:?}"
+    );
 }

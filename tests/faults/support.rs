@@ -91,6 +91,21 @@ pub fn workspace_dirs(data: &Path) -> Vec<PathBuf> {
 pub struct External {
     pub child: Child,
     pub url: String,
+    /// Every line the gateway logged (JSON, at the default level).
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl External {
+    /// The logged lines (parsed) that carry this request id, in any field or span.
+    pub fn lines_of(&self, request_id: &str) -> Vec<Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(request_id))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
 }
 
 impl External {
@@ -114,9 +129,12 @@ impl External {
         let mut child = cmd.spawn().expect("ccgw starts");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if !sent {
                     if let Ok(v) = serde_json::from_str::<Value>(&line) {
                         if v["message"] == "ccgw listening" {
@@ -133,6 +151,7 @@ impl External {
         External {
             child,
             url: format!("http://{addr}"),
+            logs,
         }
     }
 
