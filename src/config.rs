@@ -190,6 +190,8 @@ impl std::fmt::Debug for Config {
             .field("unsandboxed_bash", &self.unsandboxed_bash)
             .field("sandbox_allowed_hosts", &self.sandbox_allowed_hosts)
             .field("demo", &self.demo)
+            .field("log_format", &self.log_format)
+            .field("store_durability", &self.store_durability)
             .finish()
     }
 }
@@ -421,6 +423,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_durability_is_normal_by_default_and_checked() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.store_durability, "normal");
+        cfg.validate().unwrap();
+        cfg.apply_env(|k| (k == "CCGW_STORE_DURABILITY").then(|| "FULL".to_string()))
+            .unwrap();
+        assert_eq!(cfg.store_durability, "full");
+        cfg.validate().unwrap();
+        let cfg = Config::from_toml("store_durability = \"sometimes\"").unwrap();
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("store_durability"));
+    }
 
     #[test]
     fn env_overrides_file_and_file_overrides_defaults() {
