@@ -177,7 +177,9 @@ impl Conversations {
         match self.store.get_session_settings(id).await {
             Ok(Some(v)) => info.settings = serde_json::from_value(v).unwrap_or_default(),
             Ok(None) => {}
-            Err(e) => tracing::warn!(session = %id, error = %e, "could not read a session's settings"),
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "could not read a session's settings")
+            }
         }
         let workspace = PathBuf::from(&info.workspace);
         let mut conv = self.session_conversation(&info, workspace.clone(), info.workspace_is_temp);
@@ -692,6 +694,7 @@ pub(crate) fn session_request(
         prompt,
         builtin_tools: info.tools.clone(),
         approved_tools: Some(info.allowed_tools.clone()),
+        denied_tools: s.denied_tools.clone(),
         parallel_tool_calls: true,
         slash_commands: true,
         key,
