@@ -209,3 +209,43 @@ async fn a_session_moves_to_another_workspace_with_its_history() {
     assert_eq!(after["workspace"], canonical.display().to_string());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn rewind_restores_the_files_and_a_deleted_session_takes_its_checkpoints_along() {
+    let app = app_with(None).await;
+    let id = create_session(
+        &app,
+        json!({"model": "sonnet", "tools": ["Write"], "allowed_tools": ["Write"]}),
+    )
+    .await;
+    send_message(&app, &id, "hello [[text:hi]]").await;
+    let ws = workspace(&app, &id).await;
+    let history = app.get_json(&format!("/api/sessions/{id}/history")).await;
+    let before = history["data"].as_array().unwrap().last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let file = ws.join("made.txt");
+    let write = json!({"file_path": file, "content": "by the model\n"});
+    send_message(&app, &id, &format!("[[tool:Write {write}]]")).await;
+    assert!(file.is_file());
+    let (s, r) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/rewind"),
+            Some(&json!({"to_seq": before})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["files"], json!(["made.txt"]), "{r}");
+    assert!(!file.exists(), "the model's file is gone again");
+
+    let checkpoints = app.data.path().join("checkpoints").join(&id);
+    assert!(checkpoints.is_dir());
+    let (s, _) = app
+        .request("DELETE", &format!("/api/sessions/{id}"), None, None)
+        .await;
+    assert_eq!(s, 204);
+    assert!(!checkpoints.exists(), "checkpoints go with their session");
+    app.stop().await;
+}

@@ -248,6 +248,7 @@ impl Conversations {
         if let Some(conv) = slot.conv {
             self.forget(conv);
         }
+        self.drop_checkpoints(id).await;
         Ok(())
     }
 
