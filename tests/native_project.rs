@@ -67,6 +67,18 @@ async fn tool_permissions_change_what_the_model_may_use_from_the_next_call() {
         "the model is told why: {r}"
     );
     assert_eq!(app.spawned(), spawned, "no new process for allowed/denied");
+    // Nor may a client call it directly.
+    let (s, e) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/tools/bash"),
+            Some(&json!({"command": "touch three.txt"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{e}");
+    assert!(e.to_string().contains("denied"), "{e}");
+    assert!(!ws.join("three.txt").exists());
 
     // A new tool set: offered from the next turn, in a process that keeps the history.
     let (s, p) = put(
