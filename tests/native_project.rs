@@ -121,6 +121,18 @@ async fn tool_permissions_change_what_the_model_may_use_from_the_next_call() {
     assert_eq!(e["error"]["param"], "rules", "{e}");
     let (s, _) = put(&app, "/api/sessions/nope/tool-permissions", json!({})).await;
     assert_eq!(s, 404);
+
+    // They are kept across a restart.
+    let (s, _) = put(&app, &path, json!({"denied_tools": ["Read"]})).await;
+    assert_eq!(s, 200);
+    let mut app = app;
+    app.restart().await;
+    let (s, p) = app.request("GET", &path, None, None).await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        p,
+        json!({"tools": ["Read", "Write"], "allowed_tools": ["Write"], "denied_tools": ["Read"]})
+    );
     app.stop().await;
 }
 

@@ -14,7 +14,8 @@ use crate::claude::transcript;
 
 impl Conversations {
     /// Move an idle session to `dir` (409 while a turn runs). The old workspace is left as it
-    /// is: a temporary one goes when the session does, a named one was never ours.
+    /// is: a named one was never ours, and a temporary one, held by no session any more, is
+    /// removed by the sweep when the gateway next starts (`sweep_workspaces`).
     pub async fn move_workspace(
         self: &Arc<Self>,
         id: &str,
