@@ -26,20 +26,29 @@ pub trait SdkMcpServer: Send + Sync {
 }
 
 /// Which tools may run. Names are exact, or an MCP server prefix like `mcp__client`.
+/// `denied` wins over `allowed` and over anyone's answer: a denied tool is refused in the
+/// PreToolUse hook, before the CLI's own permission rules could let it run.
 #[derive(Debug, Clone, Default)]
 pub struct ToolPolicy {
     pub allowed: Vec<String>,
+    pub denied: Vec<String>,
+}
+
+fn matches(rule: &str, tool: &str) -> bool {
+    rule == tool
+        || (rule.starts_with("mcp__")
+            && tool
+                .strip_prefix(rule)
+                .is_some_and(|rest| rest.starts_with("__")))
 }
 
 impl ToolPolicy {
     pub fn allows(&self, tool: &str) -> bool {
-        self.allowed.iter().any(|a| {
-            a == tool
-                || (a.starts_with("mcp__")
-                    && tool
-                        .strip_prefix(a.as_str())
-                        .is_some_and(|rest| rest.starts_with("__")))
-        })
+        !self.denies(tool) && self.allowed.iter().any(|a| matches(a, tool))
+    }
+
+    pub fn denies(&self, tool: &str) -> bool {
+        self.denied.iter().any(|d| matches(d, tool))
     }
 }
 
@@ -154,13 +163,18 @@ impl ControlHandler {
 
     /// A `can_use_tool` that the policy does not allow and a broker will ask about.
     pub fn will_ask(&self, req: &ControlRequestLine) -> bool {
+        let tool = req.request["tool_name"].as_str().unwrap_or_default();
         req.subtype() == "can_use_tool"
             && self.broker().is_some()
-            && !self
+            && self
                 .policy
                 .read()
-                .map(|p| p.allows(req.request["tool_name"].as_str().unwrap_or_default()))
+                .map(|p| !p.allows(tool) && !p.denies(tool))
                 .unwrap_or(false)
+    }
+
+    fn denies(&self, tool: &str) -> bool {
+        self.policy.read().map(|p| p.denies(tool)).unwrap_or(true)
     }
 
     /// The CLI withdrew a request (for instance after an interrupt).
@@ -252,6 +266,9 @@ impl ControlHandler {
         let tool_input = input.get("tool_input").unwrap_or(&Value::Null);
         let guard = self.guard.read().ok().and_then(|g| g.clone());
         let verdict = match guard {
+            _ if self.denies(tool) => Err(format!(
+                "The tool {tool} is denied by this session's tool permissions."
+            )),
             Some(g) => g.check(tool, tool_input),
             None => Ok(()),
         };
@@ -319,6 +336,7 @@ mod tests {
     fn policy_matches_exact_names_and_mcp_prefixes() {
         let p = ToolPolicy {
             allowed: vec!["Read".into(), "mcp__client".into()],
+            ..Default::default()
         };
         assert!(p.allows("Read"));
         assert!(!p.allows("ReadX"));
@@ -339,10 +357,34 @@ mod tests {
         assert_eq!(out["behavior"], "deny");
         h.set_policy(ToolPolicy {
             allowed: vec!["Bash".into()],
+            ..Default::default()
         });
         let out = h.handle(&req).await.unwrap();
         assert_eq!(out["behavior"], "allow");
         assert_eq!(out["updatedInput"]["command"], "ls");
+    }
+
+    #[tokio::test]
+    async fn a_denied_tool_is_refused_in_the_hook_and_never_asked_about() {
+        let h = ControlHandler::new(
+            "c1",
+            ToolPolicy {
+                allowed: vec!["Read".into()],
+                denied: vec!["Read".into()],
+            },
+        );
+        h.set_broker(Some(PermissionBroker::new(Duration::from_secs(1))));
+        let out = h
+            .handle(&hook(json!({"file_path": "a.txt"}), CONFINE_HOOK_ID))
+            .await
+            .unwrap();
+        assert_eq!(out["hookSpecificOutput"]["permissionDecision"], "deny");
+        let req = ControlRequestLine {
+            request_id: "r".into(),
+            request: json!({"subtype":"can_use_tool","tool_name":"Read","input":{}}),
+        };
+        assert!(!h.will_ask(&req));
+        assert_eq!(h.handle(&req).await.unwrap()["behavior"], "deny");
     }
 
     struct NoEtc;
@@ -369,6 +411,7 @@ mod tests {
             "c1",
             ToolPolicy {
                 allowed: vec!["Read".into()],
+                ..Default::default()
             },
         );
         let out = h

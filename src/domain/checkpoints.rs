@@ -3,7 +3,9 @@
 //! once), so that `changes` can show every file the session created, modified or deleted with
 //! its unified diff, and `rewind` can put the files back. Checkpoints are taken when the
 //! session is created, before each of its turns and after each direct call that can change
-//! files; each is named by the last history seq it follows. Filesystem work only.
+//! files; each is named by the last history seq it follows. A checkpoint reads only the files
+//! whose size or mtime changed since the last one; a session keeps its first checkpoint and its
+//! newest [`KEEP_CHECKPOINTS`], and all of them go with the session. Filesystem work only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,11 @@ pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
 /// At most this many files per checkpoint.
 pub const MAX_FILES: usize = 20_000;
+/// A session keeps its first checkpoint (the state it began with) and this many of its newest
+/// ones; older ones are deleted, with the file copies no kept checkpoint needs.
+pub const KEEP_CHECKPOINTS: usize = 50;
+/// A file copy this young is never collected: a checkpoint being taken may be about to name it.
+const BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the workspace held at one point.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -29,6 +36,23 @@ pub struct Manifest {
     pub files: BTreeMap<String, String>,
     /// Files too large (or beyond the caps) to keep.
     pub skipped: Vec<String>,
+    /// Relative path → (size, mtime in ns) when hashed: a file whose size and mtime have not
+    /// changed since the last checkpoint keeps its hash without being read again.
+    #[serde(default)]
+    pub stats: BTreeMap<String, (u64, u128)>,
+}
+
+/// The checkpoints between the first and the oldest of the newest were deleted (see
+/// [`KEEP_CHECKPOINTS`]): the state at a seq in that range is no longer known.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Pruned {
+    pub from_seq: u64,
+    pub to_seq: u64,
+}
+
+fn mtime_ns(path: &Path) -> Option<u128> {
+    let m = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(m.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos())
 }
 
 /// One file's change between a checkpoint and now.
@@ -95,6 +119,8 @@ impl Checkpoints {
             seq,
             ..Default::default()
         };
+        let all = self.list();
+        let last = all.last();
         let mut total = 0u64;
         for (rel, path, size) in walk(ws) {
             if size > MAX_FILE_BYTES || total + size > MAX_TOTAL_BYTES || m.files.len() >= MAX_FILES
@@ -102,20 +128,37 @@ impl Checkpoints {
                 m.skipped.push(rel);
                 continue;
             }
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
             total += size;
-            let hash = sha(&bytes);
-            let blob = self.blob(&hash);
-            if !blob.exists() {
-                let tmp = blob.with_extension("tmp");
-                std::fs::write(&tmp, &bytes)?;
-                std::fs::rename(&tmp, &blob)?;
+            let stat = mtime_ns(&path).map(|t| (size, t));
+            // Unchanged since the last checkpoint (same size and mtime, its copy still kept):
+            // not read again. Only what changed costs a read and a hash.
+            let known = last.and_then(|l| {
+                let hash = l.files.get(&rel)?;
+                (stat.is_some() && l.stats.get(&rel) == stat.as_ref() && self.blob(hash).is_file())
+                    .then(|| hash.clone())
+            });
+            let hash = match known {
+                Some(h) => h,
+                None => {
+                    let Ok(bytes) = std::fs::read(&path) else {
+                        continue;
+                    };
+                    let hash = sha(&bytes);
+                    let blob = self.blob(&hash);
+                    if !blob.exists() {
+                        let tmp = blob.with_extension("tmp");
+                        std::fs::write(&tmp, &bytes)?;
+                        std::fs::rename(&tmp, &blob)?;
+                    }
+                    hash
+                }
+            };
+            if let Some(st) = stat {
+                m.stats.insert(rel.clone(), st);
             }
             m.files.insert(rel, hash);
         }
-        if let Some(last) = self.list().last() {
+        if let Some(last) = last {
             if last.files == m.files && last.skipped == m.skipped {
                 return Ok(last.clone());
             }
@@ -124,7 +167,60 @@ impl Checkpoints {
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec(&m).unwrap_or_default())?;
         std::fs::rename(&tmp, &file)?;
+        let mut kept = all;
+        kept.push(m.clone());
+        self.prune(kept)?;
         Ok(m)
+    }
+
+    /// Keep the first checkpoint and the newest [`KEEP_CHECKPOINTS`]; delete the rest and the
+    /// file copies no kept checkpoint names.
+    fn prune(&self, all: Vec<Manifest>) -> std::io::Result<()> {
+        if all.len() <= KEEP_CHECKPOINTS + 1 {
+            return Ok(());
+        }
+        let cut = all.len() - KEEP_CHECKPOINTS;
+        let gone = &all[1..cut];
+        let mut pruned = self.pruned().unwrap_or(Pruned {
+            from_seq: gone[0].seq,
+            to_seq: 0,
+        });
+        pruned.to_seq = all[cut].seq.saturating_sub(1);
+        let file = self.root.join("pruned.state");
+        std::fs::write(&file, serde_json::to_vec(&pruned).unwrap_or_default())?;
+        for m in gone {
+            std::fs::remove_file(self.root.join(format!("{:012}.json", m.seq)))?;
+        }
+        let mut first_and_newest = vec![&all[0]];
+        first_and_newest.extend(&all[cut..]);
+        let needed: std::collections::HashSet<&String> = first_and_newest
+            .iter()
+            .flat_map(|m| m.files.values())
+            .collect();
+        for e in std::fs::read_dir(self.root.join("blobs"))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() < BLOB_GRACE);
+            if !young && !needed.contains(&name) {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which seqs lost their checkpoints to pruning, if any did.
+    pub fn pruned(&self) -> Option<Pruned> {
+        serde_json::from_slice(&std::fs::read(self.root.join("pruned.state")).ok()?).ok()
+    }
+
+    /// Delete every checkpoint (the session is gone).
+    pub fn remove_all(&self) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(&self.root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Every checkpoint, oldest first.
@@ -287,5 +383,46 @@ mod tests {
         );
         assert!(!ws.path().join("new/n.bin").exists());
         assert!(cp.changes(ws.path(), &first).is_empty());
+    }
+
+    #[test]
+    fn old_checkpoints_are_pruned_keeping_the_first_and_unchanged_files_are_not_read() {
+        let ws = tempfile::tempdir().unwrap();
+        let store = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::new(store.path().join("s"));
+        std::fs::write(ws.path().join("big.txt"), "unchanged").unwrap();
+        for i in 0..(KEEP_CHECKPOINTS as u64 + 10) {
+            std::fs::write(ws.path().join("n.txt"), format!("{i}")).unwrap();
+            cp.take(ws.path(), i * 2).unwrap();
+        }
+        let all = cp.list();
+        assert_eq!(all.len(), KEEP_CHECKPOINTS + 1);
+        assert_eq!(all[0].seq, 0, "the first checkpoint stays");
+        assert_eq!(all[1].seq, 10 * 2);
+        assert_eq!(
+            cp.pruned(),
+            Some(Pruned {
+                from_seq: 2,
+                to_seq: 19
+            })
+        );
+        // A file whose size and mtime hold keeps its hash from the last checkpoint: it is not
+        // read again (shown by changing its bytes behind the same size and mtime).
+        let big = ws.path().join("big.txt");
+        let before = cp.list().last().unwrap().files["big.txt"].clone();
+        let mtime = std::fs::metadata(&big).unwrap().modified().unwrap();
+        std::fs::write(&big, "UNCHANGED").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::write(ws.path().join("n.txt"), "last").unwrap();
+        let m = cp.take(ws.path(), 1000).unwrap();
+        assert_eq!(m.files.get("big.txt"), Some(&before));
+        cp.remove_all().unwrap();
+        assert!(cp.list().is_empty());
+        assert!(!store.path().join("s").exists());
     }
 }

@@ -33,24 +33,21 @@ impl Conversations {
     ) -> Result<Lease, ClaudeError> {
         let launch = launch_fingerprint(req);
         let runtime = Runtime::of(req, self.exact_system_prompt);
+        let policy = tool_policy(req);
         if let Some(p) = conv.process.take() {
             if let Some(lease) = self.pool.claim(&p) {
                 // Flags and `initialize` are fixed at start: a change needs a new process.
                 if conv.process_launch == launch {
                     // Other sessions' workspaces may have come and gone since the last turn.
                     self.guard_process(&lease, &conv.workspace);
+                    // Which tools run unasked (or never) is ours to decide per call.
+                    lease.handler().set_policy(policy);
                     return self.apply_runtime(conv, lease, runtime).await;
                 }
                 lease.retire();
             }
         }
         let offered = req.offered_tools();
-        let mut allowed = req
-            .approved_tools
-            .clone()
-            .unwrap_or_else(|| req.builtin_tools.clone());
-        allowed.push(format!("mcp__{}", tools::SERVER_NAME));
-        let policy = ToolPolicy { allowed };
         let server = (!offered.is_empty()).then(|| ClientToolServer::new(conv.id.clone(), offered));
 
         // A warm process has its own workspace: only a conversation that has none yet (nothing
@@ -273,6 +270,20 @@ pub(crate) fn sandbox_policy(
             .map(|v| v.to_string())
             .collect(),
     })
+}
+
+/// What a request's tools may do without asking: its approved tools (every requested built-in
+/// one on the compatible APIs) and the client tools; its denied tools never.
+pub(crate) fn tool_policy(req: &TurnRequest) -> ToolPolicy {
+    let mut allowed = req
+        .approved_tools
+        .clone()
+        .unwrap_or_else(|| req.builtin_tools.clone());
+    allowed.push(format!("mcp__{}", tools::SERVER_NAME));
+    ToolPolicy {
+        allowed,
+        denied: req.denied_tools.clone(),
+    }
 }
 
 /// Everything about a request that only a new process can change.

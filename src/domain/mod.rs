@@ -12,8 +12,9 @@
 //! `claude_sessions` reads the machine's own Claude Code transcripts; `confine` is the one
 //! check that a path stays inside a session's workspace. `tool_catalog`, `direct_tools` and
 //! `tool_calls` are the native API's tools: what exists, direct calls on a workspace, and a
-//! session's tool-call history; `files`, `memory`, `checkpoints` and `workspace` a
-//! session's workspace files, its CLAUDE.md, its checkpoints and the workspace roots.
+//! session's tool-call history, with `permissions` the tools a session may use; `files`,
+//! `memory`, `checkpoints` and `workspace` a session's workspace files, its CLAUDE.md, its
+//! checkpoints and the workspace roots; `project` moves a session to another workspace.
 
 pub mod activity;
 pub mod agents;
@@ -37,6 +38,8 @@ pub mod memory;
 pub mod models;
 mod outlet;
 pub mod overview;
+pub mod permissions;
+pub mod project;
 mod recorder;
 pub mod replies;
 pub mod session_table;

@@ -254,6 +254,7 @@ impl Conversations {
         if let Some(conv) = slot.conv {
             self.forget(conv);
         }
+        self.drop_checkpoints(id).await;
         Ok(())
     }
 
@@ -708,6 +709,7 @@ pub(crate) fn session_request(
         prompt,
         builtin_tools: info.tools.clone(),
         approved_tools: Some(info.allowed_tools.clone()),
+        denied_tools: s.denied_tools.clone(),
         parallel_tool_calls: true,
         slash_commands: true,
         key,

@@ -71,6 +71,9 @@ pub struct SessionSettings {
     /// Added to the system prompt (the CLI's own, an agent's, or the session's).
     #[serde(default)]
     pub append_system_prompt: Option<String>,
+    /// Tools the model may not use, whatever else allows them (`tool-permissions`).
+    #[serde(default)]
+    pub denied_tools: Vec<String>,
 }
 
 /// What `PATCH /api/sessions/{id}` may change; `None` keeps a setting as it is.

@@ -372,6 +372,11 @@ impl Conversations {
                 "The tool '{name}' is not among session {id}'s tools"
             )));
         }
+        if info.settings.denied_tools.iter().any(|t| t == name) {
+            return Err(TurnError::Forbidden(format!(
+                "The tool '{name}' is denied by session {id}'s tool permissions"
+            )));
+        }
         let conf = self.confinement(&info.workspace)?;
         let call_id = format!("{DIRECT_ID_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let bus = self.sessions.lock().get(id).map(|s| s.bus.clone());

@@ -307,6 +307,8 @@ pub struct TurnRequest {
     /// Tools that run without asking. `None`: every requested built-in tool (the compatible
     /// endpoints, where nobody could be asked). `Some`: only these; the rest are asked about.
     pub approved_tools: Option<Vec<String>>,
+    /// Tools refused whatever else allows them (a session's `denied_tools`).
+    pub denied_tools: Vec<String>,
     /// Which API the request came from (`store::source`); empty means OpenAI.
     pub source: &'static str,
     pub options: ClaudeOptions,

@@ -212,6 +212,14 @@ impl Conversations {
         }
     }
 
+    /// Delete a deleted session's checkpoints. Best effort, logged.
+    pub(crate) async fn drop_checkpoints(&self, id: &str) {
+        let cp = self.checkpoints(id);
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cp.remove_all()).await {
+            tracing::warn!(session = %id, error = %e, "could not delete a session's checkpoints");
+        }
+    }
+
     /// Every file the session created, modified or deleted since it began (or since history
     /// seq `since`), with its unified diff.
     pub async fn changes(
@@ -223,6 +231,7 @@ impl Conversations {
         let cp = self.checkpoints(id);
         let ws = conf.workspace().to_path_buf();
         let since = since.unwrap_or(0);
+        forgotten(&cp, since, "since")?;
         let out = tokio::task::spawn_blocking(move || {
             let base = cp.at(since).unwrap_or_default();
             (cp.changes(&ws, &base), base.seq)
@@ -265,6 +274,7 @@ impl Conversations {
             )
             .into());
         }
+        forgotten(&self.checkpoints(id), to_seq, "to_seq")?;
         let conf = self.confinement(&info.workspace)?;
         self.checkpoint(id, &info.workspace).await;
         let cp = self.checkpoints(id);
@@ -365,5 +375,23 @@ impl Conversations {
             .and_then(|m| m.cli_model.clone());
         self.insert_slot(info.clone(), cli_model, conv);
         Ok(info)
+    }
+}
+
+/// A 400 naming `param` when the checkpoints of `seq` were pruned (see `KEEP_CHECKPOINTS`):
+/// the state then is no longer known, and guessing it would restore the wrong files.
+fn forgotten(cp: &Checkpoints, seq: u64, param: &str) -> Result<(), TurnError> {
+    match cp.pruned() {
+        Some(p) if (p.from_seq..=p.to_seq).contains(&seq) => Err(TurnError::invalid(
+            param,
+            format!(
+                "the workspace's state at seq {seq} is no longer kept (checkpoints of seqs {} to {} \
+                 were deleted; a session keeps its first and its newest {})",
+                p.from_seq,
+                p.to_seq,
+                super::checkpoints::KEEP_CHECKPOINTS
+            ),
+        )),
+        _ => Ok(()),
     }
 }

@@ -53,6 +53,18 @@ pub fn router(state: AppState) -> Router {
             get(native::tools::stream),
         )
         .route("/api/sessions/{id}/tools/{name}", post(native::tools::call))
+        .route(
+            "/api/sessions/{id}/tool-permissions",
+            get(native::tools::permissions).put(native::tools::put_permissions),
+        )
+        .route(
+            "/api/sessions/{id}/project/init",
+            post(native::project::init),
+        )
+        .route(
+            "/api/sessions/{id}/project/workspace",
+            put(native::project::move_workspace),
+        )
         .route("/api/sessions/{id}/files", get(native::files::list))
         .route(
             "/api/sessions/{id}/files/upload",

@@ -74,6 +74,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         builtin_tools: turn::builtin_tools(req.extra.get("builtin_tools"))?,
         slash_commands: false,
         approved_tools: None,
+        denied_tools: vec![],
         source: crate::store::source::ANTHROPIC,
         options: options(req)?,
         json_schema: None,

@@ -1,5 +1,5 @@
-//! Native API tool endpoints: the catalog, a session's tool-call history, direct tool calls and
-//! the tool-status WebSocket. Extract, call the domain, render or map the error.
+//! Native API tool endpoints: the catalog, a session's tool-call history and tool permissions,
+//! direct tool calls and the tool-status WebSocket. Extract, call the domain, render or map the error.
 
 use std::collections::HashMap;
 
@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 
 use crate::claude::Event;
 use crate::domain::direct_tools::DirectTool;
+use crate::domain::permissions::PermissionsChange;
 use crate::domain::tool_calls::{self, ToolCallFilter};
 use crate::domain::tool_catalog;
 use crate::http::auth::Caller;
@@ -118,4 +119,66 @@ async fn serve(
             break;
         }
     }
+}
+
+const PERMISSION_LISTS: [&str; 3] = ["tools", "allowed_tools", "denied_tools"];
+
+/// One of the permission lists: absent, or a list of tool names (a bad entry is named by its
+/// index, e.g. `allowed_tools[2]`).
+fn tool_list(v: &Value, key: &str) -> std::result::Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = v.get(key) else {
+        return Ok(None);
+    };
+    let items = list
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request(key, format!("{key} must be a list of tool names")))?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let name = item
+            .as_str()
+            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    format!("{key}[{i}]"),
+                    format!(
+                        "{key}[{i}] must be a built-in tool's name, such as \"Read\" (rules with \
+                         a specifier, like Bash(git:*), are not supported)"
+                    ),
+                )
+            })?;
+        out.push(name.to_string());
+    }
+    Ok(Some(out))
+}
+
+pub async fn permissions(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(app.conversations.tool_permissions(&id).await?).into_response())
+}
+
+/// `{tools?, allowed_tools?, denied_tools?}`: each given list replaces the session's.
+pub async fn put_permissions(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let v: Value = crate::http::body::parse(&bytes, &crate::http::body::NATIVE)?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("", "the body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !PERMISSION_LISTS.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            k.as_str(),
+            format!(
+                "'{k}' is not a tool permission; give {}",
+                PERMISSION_LISTS.join(", ")
+            ),
+        )
+        .into());
+    }
+    let change = PermissionsChange {
+        tools: tool_list(&v, "tools")?,
+        allowed_tools: tool_list(&v, "allowed_tools")?,
+        denied_tools: tool_list(&v, "denied_tools")?,
+    };
+    Ok(Json(app.conversations.set_tool_permissions(&id, change).await?).into_response())
 }

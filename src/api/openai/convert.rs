@@ -123,6 +123,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         builtin_tools,
         slash_commands: false,
         approved_tools: None,
+        denied_tools: vec![],
         source: crate::store::source::OPENAI,
         options,
         json_schema,

@@ -184,6 +184,7 @@ pub fn to_turn(
         builtin_tools: turn::builtin_tools(req.extra.get("builtin_tools"))?,
         slash_commands: false,
         approved_tools: None,
+        denied_tools: vec![],
         source: crate::store::source::OPENAI,
         options,
         json_schema,
