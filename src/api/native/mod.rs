@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod claude_sessions;
 pub mod commands;
+pub mod events;
 pub mod files;
 pub mod handlers;
 pub mod project;
