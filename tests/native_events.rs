@@ -427,3 +427,38 @@ async fn a_running_subagent_task_can_be_stopped() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_websocket_resumes_after_a_seq_too() {
+    use futures::StreamExt;
+    let app = defaults().await;
+    let id = create_session(&app, json!({})).await;
+    send_message(&app, &id, "[[text:one]]").await;
+    send_message(&app, &id, "[[text:two]]").await;
+    let url = format!(
+        "{}/api/sessions/{id}/ws?after=3",
+        app.url.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(30), ws.next())
+            .await
+            .expect("a frame")
+            .unwrap()
+            .unwrap();
+        got.push(serde_json::from_str::<Value>(msg.to_text().unwrap()).unwrap());
+    }
+    assert_eq!(seqs(&got), vec![4, 5, 6], "{got:?}");
+    assert_eq!(got[1]["type"], "text");
+    assert_eq!(got[1]["text"], "two");
+    assert!(got.iter().all(|v| v["replayed"] == true));
+    let bad = format!(
+        "{}/api/sessions/{id}/ws?after=soon",
+        app.url.replace("http://", "ws://")
+    );
+    assert!(
+        tokio_tungstenite::connect_async(bad).await.is_err(),
+        "a 400"
+    );
+}

@@ -550,7 +550,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(ev.len(), 5, "nothing reaches the main thread: {ev:?}");
+        assert_eq!(ev.len(), 6, "nothing reaches the main thread: {ev:?}");
     }
 
     #[test]

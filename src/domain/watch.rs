@@ -102,3 +102,109 @@ async fn missed(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use serde_json::json;
+
+    use super::*;
+    use crate::claude::Event;
+    use crate::store::{source, Session, SqliteStore};
+
+    async fn store_with(n: usize) -> (Arc<dyn Store>, String) {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+        let s = Session::new("/tmp/ws", "sonnet", source::NATIVE);
+        store.create_session(&s).await.unwrap();
+        for i in 0..n {
+            store
+                .append_events(
+                    &s.id,
+                    "t",
+                    &[("assistant", json!({"text": format!("e{i}")}))],
+                )
+                .await
+                .unwrap();
+        }
+        (store, s.id)
+    }
+
+    fn live(seq: u64, stored: bool) -> Stamped {
+        Stamped {
+            seq,
+            stored,
+            ..Stamped::bare(Event::TextBlock {
+                text: format!("e{}", seq - 1),
+            })
+        }
+    }
+
+    fn seq_of(w: &Watched) -> (u64, &'static str) {
+        match w {
+            Watched::Live(s) => (s.seq, if s.stored { "live" } else { "preview" }),
+            Watched::Stored(e) => (e.seq as u64, "stored"),
+            Watched::Lagged(_) => (0, "lagged"),
+        }
+    }
+
+    #[tokio::test]
+    async fn history_then_live_without_gap_or_duplicate() {
+        let (store, id) = store_with(4).await;
+        let (tx, rx) = broadcast::channel(16);
+        // Entries 3 and 4 were committed and broadcast while the history was being read.
+        tx.send(live(3, true)).unwrap();
+        tx.send(live(4, true)).unwrap();
+        tx.send(live(4, false)).unwrap();
+        tx.send(live(5, true)).unwrap();
+        drop(tx);
+        let got: Vec<Watched> = resume(store, id, rx, Some(1)).collect().await;
+        let got: Vec<_> = got.iter().map(seq_of).collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "stored"),
+                (3, "stored"),
+                (4, "stored"),
+                (4, "preview"),
+                (5, "live")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_lagged_reads_what_it_lost_from_the_history() {
+        let (store, id) = store_with(6).await;
+        let (tx, rx) = broadcast::channel(2);
+        let mut w = Box::pin(resume(store, id, rx, None));
+        tx.send(live(1, true)).unwrap();
+        assert_eq!(seq_of(&w.next().await.unwrap()), (1, "live"));
+        // Five more while the watcher was not reading: the channel keeps the last two.
+        for seq in 2..=6 {
+            tx.send(live(seq, true)).unwrap();
+        }
+        drop(tx);
+        let rest: Vec<Watched> = w.collect().await;
+        let rest: Vec<_> = rest.iter().map(seq_of).collect();
+        assert_eq!(
+            rest,
+            vec![
+                (2, "stored"),
+                (3, "stored"),
+                (4, "stored"),
+                (5, "stored"),
+                (6, "stored")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_watcher_with_nowhere_to_resume_from_is_told_it_lagged() {
+        let (store, id) = store_with(0).await;
+        let (tx, rx) = broadcast::channel(1);
+        tx.send(live(1, false)).unwrap();
+        tx.send(live(1, false)).unwrap();
+        drop(tx);
+        let got: Vec<Watched> = resume(store, id, rx, None).collect().await;
+        assert!(matches!(got[0], Watched::Lagged(1)), "{got:?}");
+    }
+}
