@@ -89,7 +89,6 @@ pub(super) fn stored_json(e: &StoredEvent, session: &str) -> Value {
             v["message"] = p["message"].clone();
             v
         }
-        "rate_limit" => with_type("rate_limit", p),
         other => with_type(other, p),
     };
     envelope(
