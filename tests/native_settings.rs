@@ -214,7 +214,8 @@ async fn usage_cost_mcp_resume_and_tasks() {
             None,
         )
         .await;
-    assert_eq!(status, 404, "no turn runs: {err}");
+    // No turn runs, so no task can: a conflict with the session's state (issue 9 §6).
+    assert_eq!(status, 409, "no turn runs: {err}");
 
     // After a restart the session has no process: resume starts one, once.
     app.restart().await;

@@ -94,6 +94,24 @@ pub enum Event {
         role: String,
         content: Vec<Value>,
     },
+    /// The CLI's status changed (its `system/status` line): `compacting` while it compacts the
+    /// conversation, then `None` with `compact_result` when that is over. (`requesting`, sent
+    /// before every model call, is left out: `StepStart` says the same.)
+    Status {
+        status: Option<String>,
+        compact_result: Option<String>,
+    },
+    /// The upstream's rate-limit state changed (the CLI's `rate_limit_event`: `status`
+    /// `allowed`/`allowed_warning`/`rejected`, `resetsAt`, `rateLimitType`, `utilization`).
+    /// The CLI sends it only when signed in to a Claude subscription, never with an API key.
+    RateLimit { info: Value },
+    /// A whole text block of the model's answer, once its last delta arrived: what a native
+    /// session's history stores as one `assistant` entry (native streams only).
+    #[serde(rename = "text")]
+    TextBlock { text: String },
+    /// A whole thinking block, once its last delta arrived (native streams only).
+    #[serde(rename = "thinking")]
+    ThinkingBlock { text: String },
     /// The conversation was compacted (`/compact`, or automatically): tokens before and after.
     Compacted {
         trigger: String,

@@ -33,6 +33,8 @@ pub struct Translator {
     cost_before: f64,
     /// That running total as of this turn's result.
     process_cost: Option<f64>,
+    /// Task id → the Agent/Task call that runs it: `task_updated` lines do not name the call.
+    task_calls: std::collections::HashMap<String, String>,
 }
 
 impl Translator {
@@ -97,15 +99,33 @@ impl Translator {
                     if let Some(obj) = detail.as_object_mut() {
                         obj.remove("session_id");
                     }
+                    let task_id = str_field(&s.extra, "task_id");
+                    let parent = match s.extra.get("tool_use_id").and_then(Value::as_str) {
+                        Some(call) => {
+                            self.task_calls.insert(task_id.clone(), call.to_string());
+                            Some(call.to_string())
+                        }
+                        None => self.task_calls.get(&task_id).cloned(),
+                    };
                     vec![Event::Task {
                         subtype: sub.to_string(),
-                        task_id: str_field(&s.extra, "task_id"),
-                        parent_tool_use_id: s
+                        task_id,
+                        parent_tool_use_id: parent,
+                        detail,
+                    }]
+                }
+                "status" => {
+                    let status = s.extra.get("status").and_then(Value::as_str);
+                    if status == Some("requesting") {
+                        return vec![];
+                    }
+                    vec![Event::Status {
+                        status: status.map(String::from),
+                        compact_result: s
                             .extra
-                            .get("tool_use_id")
+                            .get("compact_result")
                             .and_then(Value::as_str)
                             .map(String::from),
-                        detail,
                     }]
                 }
                 "compact_boundary" => {
@@ -139,6 +159,13 @@ impl Translator {
             CliLine::Assistant(m) if m.parent_tool_use_id.is_none() => self.on_assistant(m),
             CliLine::User(m) if m.parent_tool_use_id.is_none() => on_user(m),
             CliLine::Result(r) => self.on_result(r),
+            CliLine::Other(v)
+                if v.get("type").and_then(Value::as_str) == Some("rate_limit_event") =>
+            {
+                vec![Event::RateLimit {
+                    info: v.get("rate_limit_info").cloned().unwrap_or(Value::Null),
+                }]
+            }
             _ => vec![],
         }
     }
@@ -487,7 +514,13 @@ mod tests {
         let res = r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t2","content":"x"}]},"parent_tool_use_id":"toolu_P"}"#;
         let note = r#"{"type":"system","subtype":"task_notification","task_id":"a4","tool_use_id":"toolu_P","status":"completed","summary":"done"}"#;
         let compact = r#"{"type":"system","subtype":"compact_boundary","compact_metadata":{"trigger":"manual","pre_tokens":900,"post_tokens":120}}"#;
-        let ev = run(&[started, sub, res, note, compact]);
+        let updated = r#"{"type":"system","subtype":"task_updated","task_id":"a4","patch":{"status":"completed"}}"#;
+        let ev = run(&[started, sub, res, note, compact, updated]);
+        assert!(
+            matches!(&ev[5], Event::Task { parent_tool_use_id: Some(p), .. } if p == "toolu_P"),
+            "a task_updated names the call its task_started named: {:?}",
+            ev[5]
+        );
         match &ev[0] {
             Event::Task {
                 subtype,
@@ -517,7 +550,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(ev.len(), 5, "nothing reaches the main thread: {ev:?}");
+        assert_eq!(ev.len(), 6, "nothing reaches the main thread: {ev:?}");
     }
 
     #[test]
@@ -635,5 +668,24 @@ mod tests {
         let res = r#"{"type":"result","subtype":"success","is_error":false,"session_id":"s"}"#;
         let ev = run(&[md, res]);
         assert!(matches!(&ev[0], Event::Done(s) if s.stop_reason == StopReason::MaxTokens));
+    }
+
+    #[test]
+    fn status_and_rate_limit_lines_become_events_but_requesting_does_not() {
+        let requesting =
+            r#"{"type":"system","subtype":"status","status":"requesting","session_id":"s"}"#;
+        let compacting =
+            r#"{"type":"system","subtype":"status","status":"compacting","session_id":"s"}"#;
+        let over = r#"{"type":"system","subtype":"status","status":null,"compact_result":"success","session_id":"s"}"#;
+        let limit = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed_warning","rateLimitType":"five_hour","utilization":0.9},"uuid":"u","session_id":"s"}"#;
+        let ev = run(&[requesting, compacting, over, limit]);
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert!(
+            matches!(&ev[0], Event::Status { status: Some(s), compact_result: None } if s == "compacting")
+        );
+        assert!(
+            matches!(&ev[1], Event::Status { status: None, compact_result: Some(r) } if r == "success")
+        );
+        assert!(matches!(&ev[2], Event::RateLimit { info } if info["status"] == "allowed_warning"));
     }
 }

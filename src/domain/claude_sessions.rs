@@ -118,8 +118,10 @@ pub fn history_entries(text: &str) -> Vec<HistoryEntry> {
     let mut push = |kind: &str, payload: Value, at: &str| {
         out.push(HistoryEntry {
             seq: out.len() as u64 + 1,
+            turn_id: String::new(),
             kind: kind.to_string(),
             payload,
+            ts: at.to_string(),
             at: at.to_string(),
         })
     };

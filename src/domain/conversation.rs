@@ -75,7 +75,7 @@ pub(crate) struct Conversation {
     /// A native session's id: the conversation lives in the session table, not the registry.
     pub(crate) native: Option<String>,
     /// Watchers of a native session.
-    pub(crate) bus: Option<tokio::sync::broadcast::Sender<Event>>,
+    pub(crate) bus: Option<tokio::sync::broadcast::Sender<crate::domain::stamp::Stamped>>,
     /// It has a record in the store (so usage and tool calls can refer to it).
     pub(crate) persisted: bool,
     /// Which API it came from (`store::source`).

@@ -96,6 +96,8 @@ pub struct Conversations {
     pub(crate) tool_status: super::tool_calls::ToolStatus,
     /// The CLI's own commands, agents and models.
     pub(crate) catalog: super::catalog::Catalog,
+    /// The subagent tasks of native sessions' running turns.
+    pub(crate) tasks: super::tasks::RunningTasks,
 }
 
 impl Conversations {
@@ -169,6 +171,7 @@ impl Conversations {
             idempotency,
             tool_status: Default::default(),
             catalog: Default::default(),
+            tasks: Default::default(),
             stage_hook: OnceLock::new(),
         }
     }

@@ -89,12 +89,6 @@ impl Conversations {
         let (tx, rx) = outlet(conv.bus.clone(), Some(history), lag);
         let mut tx = tx.with_feed(feed);
         tx.user_message(&req.prompt);
-        if conv.native.is_some() {
-            // Watchers and the history see what was asked.
-            tx.announce(Event::UserMessage {
-                content: Value::Array(req.prompt.clone()),
-            });
-        }
         let conversation_id = conv.id.clone();
         let this = self.clone();
         let cli_wait = crate::domain::cli_wait::current_cli_wait();
@@ -102,6 +96,14 @@ impl Conversations {
         // request id, although the turn outlives the handler that started it.
         tokio::spawn(
             crate::domain::cli_wait::with_cli_wait(cli_wait.clone(), async move {
+                if conv.native.is_some() {
+                    // Watchers and the history see what was asked, before anything the CLI
+                    // answers.
+                    tx.announce(Event::UserMessage {
+                        content: Value::Array(req.prompt.clone()),
+                    })
+                    .await;
+                }
                 this.drive(conv, process, req, cli, reported, tx, turn_id)
                     .await
             })
@@ -225,6 +227,9 @@ impl Conversations {
                 }
                 Event::Error(e) => break End::CliError(e),
                 other => {
+                    if let Some(session) = &conv.native {
+                        self.tasks.observe(session, &other);
+                    }
                     let mut failed = None;
                     for ev in step.route(other, conv.tool_server.as_deref(), &conv.id) {
                         if let Err(g) = out.send(ev).await {
@@ -238,6 +243,9 @@ impl Conversations {
                 }
             }
         };
+        if let Some(session) = &conv.native {
+            self.tasks.forget(session);
+        }
         // Until here the turn was the CLI's; counted before `Done` goes out (see `metrics`).
         crate::domain::cli_wait::add_cli_wait(started.elapsed());
 
@@ -266,7 +274,7 @@ impl Conversations {
                 // What the client is told is durable before it is told: the history entries,
                 // the conversation's record and its history key are committed first.
                 let done = Event::Done(summary);
-                out.record(&done);
+                out.record(&done).await;
                 self.keep(conv, process, reply.finish(&[]), None, usage, calls);
                 self.flush_writes().await;
                 out.deliver(done).await;
@@ -293,7 +301,7 @@ impl Conversations {
                 };
                 let usage = usage_record(&conv, &req, &turn_id, usage, None, started);
                 let records = step.take_records();
-                out.record(&done);
+                out.record(&done).await;
                 self.keep(
                     conv,
                     process,

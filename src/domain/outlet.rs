@@ -8,6 +8,11 @@
 //! requester is told: a native session's entries go to the store as the turn goes; a
 //! compatible-API conversation's wait for the turn's end (its record may be created only then,
 //! by the turn's own writes) and hold what its client was given.
+//!
+//! A native session's event is stamped here (see [`Stamped`]), once, when its entry is
+//! committed: the requester, the watchers and the history see the same `seq`, turn and time,
+//! and the entry is in the store before anyone is told, so a watcher that reconnects after
+//! `seq` N finds everything after N in the store or still to come live.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +22,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::feed::FeedTurn;
 use super::history::Joiner;
+use super::stamp::Stamped;
 use super::writes::WriteQueue;
 use crate::claude::process::TURN_BUFFER;
 use crate::claude::{ClaudeError, Event};
-use crate::store::{Store, StoreError};
+use crate::store::{now_millis, Store, StoreError};
 
 /// One turn's history, written in order through the store queue.
 pub(crate) struct History {
@@ -87,25 +93,52 @@ impl History {
         self.held.is_none()
     }
 
-    fn record(&mut self, ev: &Event) {
+    /// A compatible-API turn's: held until the turn ends.
+    fn hold(&mut self, ev: &Event) {
         let entries = self.recorder.push(ev);
-        if entries.is_empty() {
-            return;
-        }
         if let Some(held) = &mut self.held {
             held.entries.extend(entries);
-            return;
+        }
+    }
+
+    /// A native session's: commit the entries this event completes, behind every earlier
+    /// write, and return them with their numbers. Empty when there were none, or the write
+    /// failed (the event then goes out unstored: a watcher still gets it live).
+    async fn commit_entries(&mut self, ev: &Event) -> Vec<Committed> {
+        let entries = self.recorder.push(ev);
+        if entries.is_empty() {
+            return Vec::new();
         }
         let (store, session, turn) = (self.store.clone(), self.session.clone(), self.turn.clone());
+        let at = now_millis();
+        let (tx, rx) = oneshot::channel();
+        let written = entries.clone();
         self.writes.push(async move {
-            match store.append_events(&session, &turn, &entries).await {
+            let last = match store.append_events_at(&session, &turn, at, &written).await {
+                Ok(last) => u64::try_from(last).ok(),
                 // Deleted meanwhile: nothing to keep.
-                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(StoreError::NotFound(_)) => None,
                 Err(e) => {
-                    tracing::warn!(session = %session, error = %e, "could not record history")
+                    tracing::warn!(session = %session, error = %e, "could not record history");
+                    None
                 }
-            }
+            };
+            let _ = tx.send(last);
         });
+        let Some(last) = rx.await.ok().flatten() else {
+            return Vec::new();
+        };
+        let first = last + 1 - entries.len() as u64;
+        entries
+            .into_iter()
+            .zip(first..)
+            .map(|((kind, payload), seq)| Committed {
+                seq,
+                kind,
+                payload,
+                at,
+            })
+            .collect()
     }
 
     /// Write a compatible-API turn's entries behind the turn's own records, and wait until
@@ -148,6 +181,14 @@ async fn save_held(store: &dyn Store, id: &str, turn: &str, held: Held) -> Resul
     Ok(())
 }
 
+/// One history entry, committed.
+struct Committed {
+    seq: u64,
+    kind: &'static str,
+    payload: Value,
+    at: i64,
+}
+
 /// Why events could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gone {
@@ -159,10 +200,15 @@ pub(crate) enum Gone {
 
 /// The sending half, owned by the task that drives the turn.
 pub(crate) struct Outlet {
-    out: Option<mpsc::Sender<Event>>,
-    tail: Option<oneshot::Sender<Event>>,
-    bus: Option<broadcast::Sender<Event>>,
+    out: Option<mpsc::Sender<Stamped>>,
+    tail: Option<oneshot::Sender<Stamped>>,
+    bus: Option<broadcast::Sender<Stamped>>,
     history: Option<History>,
+    /// The number of the last entry this turn committed (what an unstored event is stamped
+    /// with).
+    last_seq: u64,
+    /// The stamped form of the event [`Outlet::record`] committed last, for `deliver`.
+    ready: Option<Vec<Stamped>>,
     /// The gateway-wide feed (the console's live view) sees every event the requester sees.
     feed: Option<FeedTurn>,
     lag: Duration,
@@ -172,13 +218,18 @@ pub(crate) struct Outlet {
 /// A turn's events for its adapter: until (and including) one `Done` or `Error`. Dropping it
 /// ends the turn.
 pub struct TurnEvents {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Stamped>,
     /// The last event, when the turn had to end while the requester was not reading.
-    tail: Option<oneshot::Receiver<Event>>,
+    tail: Option<oneshot::Receiver<Stamped>>,
 }
 
 impl TurnEvents {
     pub async fn recv(&mut self) -> Option<Event> {
+        self.recv_stamped().await.map(|s| s.event)
+    }
+
+    /// The next event with its envelope (a native session's `seq`, turn and time).
+    pub async fn recv_stamped(&mut self) -> Option<Stamped> {
         if let Some(ev) = self.rx.recv().await {
             return Some(ev);
         }
@@ -191,7 +242,7 @@ impl TurnEvents {
 
 /// A connected pair; `bus` (native sessions' watchers) and `history` also get every event.
 pub(crate) fn outlet(
-    bus: Option<broadcast::Sender<Event>>,
+    bus: Option<broadcast::Sender<Stamped>>,
     history: Option<History>,
     lag: Duration,
 ) -> (Outlet, TurnEvents) {
@@ -203,6 +254,8 @@ pub(crate) fn outlet(
             tail: Some(tail_tx),
             bus,
             history,
+            last_seq: 0,
+            ready: None,
             feed: None,
             lag,
             lagged: false,
@@ -225,7 +278,7 @@ impl Outlet {
     /// turn's history is what the feed was told: what its client was given.
     pub(crate) fn publish(&mut self, ev: &Event) {
         if let Some(h) = self.history.as_mut().filter(|h| !h.is_native()) {
-            h.record(ev);
+            h.hold(ev);
         }
         if let Some(f) = &self.feed {
             f.publish(ev);
@@ -240,35 +293,96 @@ impl Outlet {
         });
     }
 
-    /// Record an event in a native session's history only.
-    pub(crate) fn record(&mut self, ev: &Event) {
-        if let Some(h) = self.history.as_mut().filter(|h| h.is_native()) {
-            h.record(ev);
+    fn turn_id(&self) -> Option<String> {
+        self.history.as_ref().map(|h| h.turn.clone())
+    }
+
+    /// Commit the event's history entries (a native session's) and stamp it: first the whole
+    /// text and thinking blocks it completed, each with its entry's number, then the event.
+    async fn stamp(&mut self, ev: Event) -> Vec<Stamped> {
+        let committed = match self.history.as_mut().filter(|h| h.is_native()) {
+            Some(h) => h.commit_entries(&ev).await,
+            None => Vec::new(),
+        };
+        let turn_id = self.turn_id();
+        let mut out = Vec::with_capacity(committed.len() + 1);
+        let mut own = None;
+        for c in committed {
+            self.last_seq = c.seq;
+            let text = || c.payload["text"].as_str().unwrap_or_default().to_string();
+            let block = match c.kind {
+                "assistant" => Event::TextBlock { text: text() },
+                "thinking" => Event::ThinkingBlock { text: text() },
+                _ => {
+                    own = Some((c.seq, c.at));
+                    continue;
+                }
+            };
+            out.push(Stamped {
+                event: block,
+                seq: c.seq,
+                stored: true,
+                turn_id: turn_id.clone(),
+                at_millis: c.at,
+            });
+        }
+        let (seq, at_millis) = own.unwrap_or((self.last_seq, now_millis()));
+        out.push(Stamped {
+            event: ev,
+            seq,
+            stored: own.is_some(),
+            turn_id,
+            at_millis,
+        });
+        out
+    }
+
+    /// Commit a native session's history entries for the event, to be delivered next with
+    /// [`Outlet::deliver`] (the caller does what must happen in between).
+    pub(crate) async fn record(&mut self, ev: &Event) {
+        let stamped = self.stamp(ev.clone()).await;
+        self.ready = Some(stamped);
+    }
+
+    fn broadcast(&self, stamped: &[Stamped]) {
+        if let Some(b) = &self.bus {
+            for s in stamped {
+                let _ = b.send(s.clone());
+            }
         }
     }
 
     /// Tell the watchers and the history, not the requester (what it sent itself).
-    pub(crate) fn announce(&mut self, ev: Event) {
-        self.record(&ev);
-        if let Some(b) = &self.bus {
-            let _ = b.send(ev);
-        }
+    pub(crate) async fn announce(&mut self, ev: Event) {
+        let stamped = self.stamp(ev).await;
+        self.broadcast(&stamped);
     }
 
     /// Deliver one event, waiting at most the lag limit for room.
     pub(crate) async fn send(&mut self, ev: Event) -> Result<(), Gone> {
-        self.record(&ev);
-        if let Some(b) = &self.bus {
-            let _ = b.send(ev.clone());
+        let stamped = self.stamp(ev).await;
+        self.broadcast(&stamped);
+        for s in stamped {
+            self.send_one(s).await?;
         }
+        Ok(())
+    }
+
+    async fn send_one(&mut self, s: Stamped) -> Result<(), Gone> {
         let Some(out) = self.out.clone() else {
             return Err(Gone::Left);
         };
         match tokio::time::timeout(self.lag, out.reserve_owned()).await {
             Ok(Ok(permit)) => {
-                // The feed sees what the requester was given, not what it never read.
-                self.publish(&ev);
-                permit.send(ev);
+                // The feed sees what the requester was given, not what it never read (and not
+                // the whole blocks, which it has as deltas).
+                if !matches!(
+                    s.event,
+                    Event::TextBlock { .. } | Event::ThinkingBlock { .. }
+                ) {
+                    self.publish(&s.event);
+                }
+                permit.send(s);
                 Ok(())
             }
             Ok(Err(_)) => Err(Gone::Left),
@@ -281,7 +395,7 @@ impl Outlet {
 
     /// Record and deliver the turn's last event (see [`Outlet::deliver`]).
     pub(crate) async fn finish(&mut self, ev: Event) {
-        self.record(&ev);
+        self.record(&ev).await;
         self.deliver(ev).await;
     }
 
@@ -293,11 +407,28 @@ impl Outlet {
         if let Some(h) = &mut self.history {
             h.commit().await;
         }
-        if let Some(b) = &self.bus {
-            let _ = b.send(ev.clone());
-        }
+        let mut stamped = match self.ready.take() {
+            Some(s) => s,
+            None => vec![Stamped {
+                seq: self.last_seq,
+                turn_id: self.turn_id(),
+                ..Stamped::bare(ev)
+            }],
+        };
+        self.broadcast(&stamped);
+        let Some(last) = stamped.pop() else { return };
         let Some(out) = self.out.take() else { return };
-        let permit = if self.lagged {
+        let mut lagged = self.lagged;
+        for block in stamped {
+            if lagged {
+                break;
+            }
+            match tokio::time::timeout(self.lag, out.reserve()).await {
+                Ok(Ok(permit)) => permit.send(block),
+                _ => lagged = true,
+            }
+        }
+        let permit = if lagged {
             None
         } else {
             tokio::time::timeout(self.lag, out.reserve())
@@ -306,10 +437,10 @@ impl Outlet {
                 .and_then(Result::ok)
         };
         match permit {
-            Some(permit) => permit.send(ev),
+            Some(permit) => permit.send(last),
             None => {
                 if let Some(tail) = self.tail.take() {
-                    let _ = tail.send(ev);
+                    let _ = tail.send(last);
                 }
             }
         }

@@ -71,22 +71,47 @@ impl Joiner {
                 request_id,
                 tool_name,
                 input,
-                ..
+                tool_use_id,
             } => entries.push((
                 "permission_request",
-                json!({"request_id": request_id, "tool_name": tool_name, "input": input}),
+                json!({"request_id": request_id, "tool_name": tool_name, "input": input,
+                       "tool_use_id": tool_use_id}),
             )),
             Event::Retry {
                 attempt,
                 max_retries,
+                delay_ms,
                 error_status,
                 error,
-                ..
-            } if self.steps => entries.push((
-                "retry",
-                json!({"attempt": attempt, "max_retries": max_retries,
-                       "error_status": error_status, "error": error}),
-            )),
+            } => {
+                self.flush(&mut entries);
+                entries.push((
+                    "retry",
+                    json!({"attempt": attempt, "max_retries": max_retries, "delay_ms": delay_ms,
+                           "error_status": error_status, "error": error}),
+                ));
+            }
+            // What the CLI reports besides the answer: a watcher that reconnects reads these
+            // back from the history as it would have seen them live.
+            Event::Status { .. }
+            | Event::RateLimit { .. }
+            | Event::Compacted { .. }
+            | Event::Task { .. }
+            | Event::Subagent { .. } => {
+                self.flush(&mut entries);
+                let kind = match ev {
+                    Event::Status { .. } => "status",
+                    Event::RateLimit { .. } => "rate_limit",
+                    Event::Compacted { .. } => "compacted",
+                    Event::Task { .. } => "task",
+                    _ => "subagent",
+                };
+                let mut payload = serde_json::to_value(ev).unwrap_or(Value::Null);
+                if let Some(obj) = payload.as_object_mut() {
+                    obj.remove("type");
+                }
+                entries.push((kind, payload));
+            }
             Event::StepEnd { stop_reason, usage } if self.steps => {
                 self.flush(&mut entries);
                 entries.push((

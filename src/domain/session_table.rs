@@ -13,7 +13,6 @@ use tokio::sync::broadcast;
 use super::conversation::Conversation;
 use crate::claude::control::PermissionBroker;
 use crate::claude::process::CliProcess;
-use crate::claude::Event;
 use crate::store;
 
 /// A session as clients see it.
@@ -53,7 +52,7 @@ pub(crate) struct SessionSlot {
     /// `None` while a turn runs in it.
     pub(crate) conv: Option<Conversation>,
     pub(crate) running: Option<Arc<CliProcess>>,
-    pub(crate) bus: broadcast::Sender<Event>,
+    pub(crate) bus: broadcast::Sender<crate::domain::stamp::Stamped>,
     pub(crate) broker: Arc<PermissionBroker>,
 }
 
@@ -181,6 +180,25 @@ pub(crate) fn view(slot: &SessionSlot) -> SessionInfo {
             .and_then(|c| c.process.as_ref())
             .is_some_and(|p| p.is_alive());
     info
+}
+
+/// RFC 3339 in UTC with exactly three fraction digits (`2026-12-03T06:40:40.120Z`): an
+/// event's `ts`, which sorts as text.
+pub fn millis_to_ts(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) fn millis_to_rfc3339(ms: i64) -> String {

@@ -21,8 +21,10 @@ pub use super::session_table::SessionInfo;
 use super::session_table::{
     info_from, millis_to_rfc3339, now, session_record, view, Held, SessionSlot,
 };
+use super::stamp::Stamped;
+use super::watch::{self, Watched};
 use crate::claude::control::PermissionBroker;
-use crate::claude::{transcript, Event};
+use crate::claude::transcript;
 use crate::domain::turn::{ClaudeOptions, TurnRequest, PERMISSION_MODES};
 use crate::store::{self, StoreError};
 
@@ -47,22 +49,28 @@ pub struct NewSession {
     pub title: Option<String>,
 }
 
-/// One entry of a session's history.
+/// One entry of a session's history: `seq`, `turn_id` and `ts` are the ones its live event
+/// carried (`at` is `ts`, kept for older clients).
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
     pub seq: u64,
+    pub turn_id: String,
     pub kind: String,
     pub payload: Value,
+    pub ts: String,
     pub at: String,
 }
 
 impl From<store::StoredEvent> for HistoryEntry {
     fn from(e: store::StoredEvent) -> Self {
+        let ts = super::session_table::millis_to_ts(e.created_at);
         HistoryEntry {
             seq: e.seq as u64,
+            turn_id: e.turn_id,
             kind: e.kind,
             payload: e.payload,
             at: millis_to_rfc3339(e.created_at),
+            ts,
         }
     }
 }
@@ -464,7 +472,7 @@ impl Conversations {
     pub async fn watch(
         self: &Arc<Self>,
         id: &str,
-    ) -> Result<broadcast::Receiver<Event>, TurnError> {
+    ) -> Result<broadcast::Receiver<Stamped>, TurnError> {
         self.ensure_slot(id).await;
         let sessions = self.sessions.lock();
         Ok(sessions
@@ -472,6 +480,19 @@ impl Conversations {
             .ok_or_else(|| not_found(id))?
             .bus
             .subscribe())
+    }
+
+    /// Watch a session from after `after` (the history it missed, then live; see
+    /// [`watch::resume`]), or live only. A watcher that falls behind catches up from the
+    /// history.
+    pub async fn watch_from(
+        self: &Arc<Self>,
+        id: &str,
+        after: Option<u64>,
+    ) -> Result<impl futures::Stream<Item = Watched> + Send + 'static, TurnError> {
+        // Subscribed before the history is read: nothing committed in between is missed.
+        let rx = self.watch(id).await?;
+        Ok(watch::resume(self.store.clone(), id.to_string(), rx, after))
     }
 
     pub async fn history(self: &Arc<Self>, id: &str) -> Result<Vec<HistoryEntry>, TurnError> {

@@ -270,10 +270,16 @@ impl Conversations {
                 .clone()
         };
         let p = running.ok_or_else(|| {
-            TurnError::NotFound(format!(
+            TurnError::Busy(format!(
                 "No turn runs in session {id}, so no task '{task_id}' runs"
             ))
         })?;
+        // The CLI answers a stop of a task it does not know with success.
+        if !self.tasks.is_running(id, task_id) {
+            return Err(TurnError::NotFound(format!(
+                "No task '{task_id}' runs in session {id}"
+            )));
+        }
         p.control(
             json!({"subtype": "stop_task", "task_id": task_id}),
             CONTROL_TIMEOUT,

@@ -16,12 +16,15 @@ use super::confine::{ConfineError, Confinement};
 use super::conversations::{Conversations, TurnError};
 use super::direct_tools::{self, DirectTool, DirectToolError, ToolOutput};
 use super::session_table::millis_to_rfc3339;
+use super::stamp::Stamped;
 use crate::claude::tools::PREFIX as CLIENT_PREFIX;
 use crate::claude::Event;
 use crate::store::{self, StoredEvent};
 
 /// History kinds this module writes.
 pub const DIRECT_KIND: &str = "direct_tool_call";
+/// The turn id a direct call is stored under (it belongs to no turn).
+const DIRECT_TURN: &str = "direct";
 pub const DECISION_KIND: &str = "permission_decision";
 /// Direct calls' ids start with this (the model's start with `toolu_`).
 pub const DIRECT_ID_PREFIX: &str = "direct_";
@@ -380,13 +383,31 @@ impl Conversations {
         let conf = self.confinement(&info.workspace)?;
         let call_id = format!("{DIRECT_ID_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let bus = self.sessions.lock().get(id).map(|s| s.bus.clone());
+        // The call is stored once it ended; until then watchers see it after the last entry.
+        let before = self
+            .store
+            .append_events(id, DIRECT_TURN, &[])
+            .await
+            .unwrap_or(0);
+        let stamp = |event: Event, seq: i64, stored: bool, at_millis: i64| Stamped {
+            event,
+            seq: u64::try_from(seq).unwrap_or(0),
+            stored,
+            turn_id: Some(DIRECT_TURN.into()),
+            at_millis,
+        };
         if let Some(bus) = &bus {
-            let _ = bus.send(Event::ToolCall {
-                id: call_id.clone(),
-                name: name.into(),
-                input: input.clone(),
-                client: false,
-            });
+            let _ = bus.send(stamp(
+                Event::ToolCall {
+                    id: call_id.clone(),
+                    name: name.into(),
+                    input: input.clone(),
+                    client: false,
+                },
+                before,
+                false,
+                store::now_millis(),
+            ));
         }
         let mutates = matches!(
             tool,
@@ -405,11 +426,16 @@ impl Conversations {
             Err(e) => {
                 // Watchers saw it start: they see it end too.
                 if let Some(bus) = &bus {
-                    let _ = bus.send(Event::ToolResult {
-                        tool_use_id: call_id.clone(),
-                        content: json!(e.to_string()),
-                        is_error: true,
-                    });
+                    let _ = bus.send(stamp(
+                        Event::ToolResult {
+                            tool_use_id: call_id.clone(),
+                            content: json!(e.to_string()),
+                            is_error: true,
+                        },
+                        before,
+                        false,
+                        store::now_millis(),
+                    ));
                 }
                 return Err(e.into());
             }
@@ -424,19 +450,25 @@ impl Conversations {
         let payload = json!({"id": call_id, "tool": name, "input": input, "content": content,
                              "is_error": is_error, "duration_ms": duration_ms, "by": by,
                              "diff": diff});
+        let at = store::now_millis();
         let seq = self
             .store
-            .append_events(id, "direct", &[(DIRECT_KIND, payload)])
+            .append_events_at(id, DIRECT_TURN, at, &[(DIRECT_KIND, payload)])
             .await
             .map_err(|e| {
                 TurnError::Claude(crate::claude::ClaudeError::protocol(format!("store: {e}")))
             })?;
         if let Some(bus) = &bus {
-            let _ = bus.send(Event::ToolResult {
-                tool_use_id: call_id.clone(),
-                content: json!(content),
-                is_error,
-            });
+            let _ = bus.send(stamp(
+                Event::ToolResult {
+                    tool_use_id: call_id.clone(),
+                    content: json!(content),
+                    is_error,
+                },
+                seq,
+                true,
+                at,
+            ));
         }
         if matches!(
             tool,
@@ -510,7 +542,7 @@ impl Conversations {
     pub async fn watch_tools(
         self: &Arc<Self>,
         id: &str,
-    ) -> Result<(broadcast::Receiver<Event>, broadcast::Receiver<Value>), TurnError> {
+    ) -> Result<(broadcast::Receiver<Stamped>, broadcast::Receiver<Value>), TurnError> {
         let status = self.tool_status.subscribe(id);
         Ok((self.watch(id).await?, status))
     }

@@ -323,6 +323,19 @@ pub trait Store: Send + Sync {
         session_id: &str,
         turn_id: &str,
         events: &[(&str, Value)],
+    ) -> Result<i64, StoreError> {
+        self.append_events_at(session_id, turn_id, now_millis(), events)
+            .await
+    }
+
+    /// [`Store::append_events`] with the time the events happened (Unix milliseconds), so a
+    /// live event and its history entry carry the same timestamp.
+    async fn append_events_at(
+        &self,
+        session_id: &str,
+        turn_id: &str,
+        at_millis: i64,
+        events: &[(&str, Value)],
     ) -> Result<i64, StoreError>;
 
     /// Events with `seq > after_seq`, in order, at most `limit` (capped at

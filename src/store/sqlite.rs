@@ -376,10 +376,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn append_events(
+    async fn append_events_at(
         &self,
         session_id: &str,
         turn_id: &str,
+        now: i64,
         events: &[(&str, Value)],
     ) -> Result<i64, StoreError> {
         let count = i64::try_from(events.len())
@@ -395,7 +396,6 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let last = last.ok_or_else(|| StoreError::NotFound(format!("session {session_id}")))?;
-        let now = now_millis();
         for (seq, (kind, payload)) in (last - count + 1..).zip(events) {
             sqlx::query(
                 "INSERT INTO events (session_id, seq, turn_id, kind, payload, created_at) \

@@ -6,19 +6,20 @@ use std::path::PathBuf;
 use axum::body::Bytes;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::{SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 
+use super::events::{event_json, resume_after, sse_event, watch_events, watched_json, AfterQuery};
 use super::types::*;
 use crate::claude::Event;
 use crate::domain::conversations::TurnHandle;
 use crate::domain::sessions::{NewSession, SessionFilter};
+use crate::domain::watch::Watched;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, NativeError};
 use crate::http::ws_auth;
@@ -155,19 +156,28 @@ pub async fn answer_permission(
     Ok(Json(json!({"answered": true})).into_response())
 }
 
-/// Watch a session: every event of every turn, for as long as the client stays.
-pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let rx = app.conversations.watch(&id).await?;
-    Ok(sse(watch_events(id, rx)).into_response())
+/// Watch a session: every event of every turn, for as long as the client stays; after
+/// `Last-Event-ID` or `?after=SEQ`, what it missed first (from the history).
+pub async fn events(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<AfterQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let after = resume_after(&q, &headers)?;
+    let watched = app.conversations.watch_from(&id, after).await?;
+    Ok(sse(watch_events(id, watched)).into_response())
 }
 
 pub async fn websocket(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<AfterQuery>,
     Extension(caller): Extension<Caller>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    let rx = app.conversations.watch(&id).await?;
+    let after = resume_after(&q, &HeaderMap::new())?;
+    let rx = app.conversations.watch_from(&id, after).await?;
     let key = caller.label();
     Ok(ws
         .protocols([ws_auth::PROTOCOL])
@@ -179,18 +189,18 @@ async fn serve_socket(
     id: String,
     key: Option<String>,
     socket: WebSocket,
-    mut rx: broadcast::Receiver<Event>,
+    watched: impl Stream<Item = Watched> + Send + 'static,
 ) {
     let (mut tx, mut incoming) = socket.split();
     let session = id.clone();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Value>(16);
     let writer = tokio::spawn(async move {
+        let mut watched = std::pin::pin!(watched);
         loop {
             let frame = tokio::select! {
-                ev = rx.recv() => match ev {
-                    Ok(ev) => event_json(&ev, &session),
-                    Err(broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "skipped": n}),
-                    Err(broadcast::error::RecvError::Closed) => break,
+                w = watched.next() => match w {
+                    Some(w) => watched_json(&w, &session),
+                    None => break,
                 },
                 own = out_rx.recv() => match own { Some(v) => v, None => break },
             };
@@ -390,26 +400,6 @@ pub(super) async fn collect(
     )))
 }
 
-/// An event as the native API shows it: `session_id` is the native session's (stable for the
-/// session's life); the CLI's own, which changes (after the first turn, after `/clear`), is
-/// `cli_session_id`.
-pub(super) fn event_json(ev: &Event, session: &str) -> Value {
-    let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
-    if let Some(obj) = v.as_object_mut() {
-        if let Some(cli) = obj.remove("session_id") {
-            obj.insert("cli_session_id".into(), cli);
-        }
-        obj.insert("session_id".into(), json!(session));
-    }
-    v
-}
-
-pub(super) fn sse_event(ev: &Event, session: &str) -> SseEvent {
-    let v = event_json(ev, session);
-    let kind = v["type"].as_str().unwrap_or("event").to_string();
-    SseEvent::default().event(kind).data(v.to_string())
-}
-
 pub(super) fn sse<S: Stream<Item = std::result::Result<SseEvent, Infallible>> + Send + 'static>(
     s: S,
 ) -> impl IntoResponse {
@@ -422,27 +412,10 @@ pub(super) fn turn_events(
     mut handle: TurnHandle,
 ) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
     async_stream::stream! {
-        while let Some(ev) = handle.events.recv().await {
-            let last = ev.is_terminal();
-            yield Ok(sse_event(&ev, &session));
+        while let Some(ev) = handle.events.recv_stamped().await {
+            let last = ev.event.is_terminal();
+            yield Ok(sse_event(&event_json(&ev, &session)));
             if last { break; }
-        }
-    }
-}
-
-fn watch_events(
-    session: String,
-    mut rx: broadcast::Receiver<Event>,
-) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
-    async_stream::stream! {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => yield Ok(sse_event(&ev, &session)),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    yield Ok(SseEvent::default().event("lagged").data(json!({"skipped": n}).to_string()));
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The native Claude Code API (`/api/...`): sessions that live on, their messages (JSON, SSE
 //! or WebSocket), watchers, permissions, history, fork and export; tools (`tools`): the
 //! catalog, tool-call history, direct tool calls and the tool-status stream; the workspace
-//! (`files`): files and memory; the project (`project`): `/init` and moving the workspace.
+//! (`files`): files and memory; the project (`project`): `/init` and moving the workspace;
+//! the event envelope, SSE framing and watcher resumption (`events`).
 //!
 //! A thin adapter like the others: it maps HTTP onto the session functions of the domain
 //! (`crate::domain::sessions`) and renders `claude::Event`s; it never touches processes.
@@ -9,6 +10,7 @@
 pub mod agents;
 pub mod claude_sessions;
 pub mod commands;
+pub mod events;
 pub mod files;
 pub mod handlers;
 pub mod project;

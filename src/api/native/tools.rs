@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::claude::Event;
 use crate::domain::direct_tools::DirectTool;
 use crate::domain::permissions::PermissionsChange;
 use crate::domain::tool_calls::{self, ToolCallFilter};
@@ -87,14 +86,14 @@ pub async fn stream(
 
 async fn serve(
     mut socket: WebSocket,
-    mut events: broadcast::Receiver<Event>,
+    mut events: broadcast::Receiver<crate::domain::stamp::Stamped>,
     mut decisions: broadcast::Receiver<Value>,
 ) {
     let mut started = HashMap::new();
     loop {
         let frame = tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => match tool_calls::status_frame(&ev, &mut started) {
+                Ok(ev) => match tool_calls::status_frame(&ev.event, &mut started) {
                     Some(f) => f,
                     None => continue,
                 },
