@@ -16,7 +16,7 @@ pub const FILE: &str = "CLAUDE.md";
 /// The memory a message carries is cut here (the rest stays in the file).
 pub const MAX_DELIVERED: usize = 40_000;
 /// How a delivered memory block names its version.
-const MARK: &str = "ccgw-memory-version:";
+pub(crate) const MARK: &str = "ccgw-memory-version:";
 
 /// The version of a memory's text.
 pub fn version(text: &str) -> String {

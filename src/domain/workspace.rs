@@ -169,12 +169,14 @@ impl Conversations {
             .ok()
             .and_then(|c| c.resolve(memory::FILE).ok())
             .and_then(|p| std::fs::read_to_string(p).ok());
-        let history = self
+        // The last delivery, however far back in the history it is.
+        let last = self
             .store
-            .list_events(id, 0, store::MAX_EVENTS_PER_CALL)
+            .last_event_containing(id, "user", memory::MARK)
             .await
-            .unwrap_or_default();
-        memory::deliver(prompt, text.as_deref(), &history)
+            .ok()
+            .flatten();
+        memory::deliver(prompt, text.as_deref(), last.as_slice())
     }
 }
 

@@ -338,6 +338,15 @@ pub trait Store: Send + Sync {
         events: &[(&str, Value)],
     ) -> Result<i64, StoreError>;
 
+    /// The newest event of `kind` whose payload's JSON text contains `needle`, however long
+    /// the history is.
+    async fn last_event_containing(
+        &self,
+        session_id: &str,
+        kind: &str,
+        needle: &str,
+    ) -> Result<Option<StoredEvent>, StoreError>;
+
     /// Events with `seq > after_seq`, in order, at most `limit` (capped at
     /// [`MAX_EVENTS_PER_CALL`]).
     async fn list_events(

@@ -435,6 +435,26 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
+    async fn last_event_containing(
+        &self,
+        session_id: &str,
+        kind: &str,
+        needle: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        // instr, not LIKE: the needle's own `%` and `_` are not patterns.
+        let row = sqlx::query(
+            "SELECT session_id, seq, turn_id, kind, payload, created_at FROM events \
+             WHERE session_id = ? AND kind = ? AND instr(payload, ?) > 0 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(session_id)
+        .bind(kind)
+        .bind(needle)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(event_from_row).transpose()?)
+    }
+
     async fn record_tool_call(&self, c: &ToolCallRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO tool_calls (session_id, id, turn_id, tool, kind, argument_bytes, \
@@ -924,6 +944,47 @@ mod tests {
         assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
         let found = store.find_session_by_history_key("h3").await.unwrap();
         assert_eq!(found.map(|s| s.id), Some(a.id.clone()));
+    }
+
+    #[tokio::test]
+    async fn the_newest_event_containing_a_needle_is_found_however_far_back() {
+        let store = mem().await;
+        let a = add(&store, 1).await;
+        let b = add(&store, 2).await;
+        let user = |t: &str| ("user", json!({"content": [{"type": "text", "text": t}]}));
+        store
+            .append_events(&a.id, "t1", &[user("mark:1 100%_x"), user("mark:2 100%_x")])
+            .await
+            .unwrap();
+        let filler: Vec<(&str, Value)> = (0..50).map(|n| user(&format!("plain {n}"))).collect();
+        store.append_events(&a.id, "t2", &filler).await.unwrap();
+        store
+            .append_events(&b.id, "t1", &[user("mark:9")])
+            .await
+            .unwrap();
+        let found = store
+            .last_event_containing(&a.id, "user", "mark:")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.seq, 2);
+        assert!(found.payload.to_string().contains("mark:2"));
+        // The needle is text, not a pattern.
+        assert!(store
+            .last_event_containing(&a.id, "user", "100%_x")
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store
+            .last_event_containing(&a.id, "user", "1%0")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .last_event_containing(&a.id, "text", "mark:")
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
