@@ -10,7 +10,7 @@ use crate::http::error::ApiError;
 pub struct Dialect {
     /// Fields that must be present and not null.
     pub required: &'static [&'static str],
-    /// Whether an empty body counts as `{}`.
+    /// Whether an empty (or all-whitespace) body counts as `{}`.
     pub empty_is_object: bool,
     /// `messages[1].content` → the API's own way of writing a field path.
     pub path: fn(&str) -> String,
@@ -51,7 +51,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], d: &Dialect) -> Result<T, ApiErr
     if let Some(parsed) = parse_well_formed(bytes, d) {
         return Ok(parsed);
     }
-    let value: Value = if bytes.is_empty() && d.empty_is_object {
+    let value: Value = if d.empty_is_object && bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
         read_value(bytes, d)?
@@ -153,6 +153,15 @@ mod tests {
             ApiError::BadRequest { param, .. } => param,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_empty_or_blank_native_body_is_an_empty_object() {
+        for b in [&b""[..], b" \r\n\t"] {
+            let v: Value = parse(b, &NATIVE).unwrap();
+            assert_eq!(v, json!({}));
+        }
+        assert!(parse::<Value>(b" ", &OPENAI).is_err());
     }
 
     #[test]

@@ -30,11 +30,7 @@ pub async fn run(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
-    let v: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        body(&bytes)?
-    };
+    let v: Value = body(&bytes)?;
     let args = match v.get("args") {
         None | Some(Value::Null) => vec![],
         Some(Value::String(s)) => s.split_whitespace().map(String::from).collect(),

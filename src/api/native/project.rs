@@ -24,11 +24,7 @@ pub async fn init(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
-    let v: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        body(&bytes)?
-    };
+    let v: Value = body(&bytes)?;
     let args = match v.get("args") {
         None | Some(Value::Null) => vec![],
         Some(Value::String(s)) => vec![s.clone()],
