@@ -18,10 +18,28 @@ let browser;
 before(async () => {
   assert.ok(existsSync(FIREFOX), `Firefox is not at ${FIREFOX}: run scripts/setup.sh --browser (or set CCGW_FIREFOX)`);
   gw = await startGateway({ env: { CCGW_API_KEYS: KEY } });
-  browser = await puppeteer.launch({
+  browser = await launchFirefox();
+});
+
+/** Firefox, started with its own new profile. A cold first start on a busy machine has taken
+ * over puppeteer's default 30 s to say where it listens: wait longer, and try once more. */
+async function launchFirefox() {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await puppeteer.launch(firefoxOptions());
+    } catch (e) {
+      if (attempt >= 2) throw e;
+      console.error(`Firefox did not start (${e.message}); trying once more`);
+    }
+  }
+}
+
+function firefoxOptions() {
+  return {
     browser: "firefox",
     executablePath: FIREFOX,
     headless: true,
+    timeout: 90_000,
     // No background traffic: this machine's network is closed.
     extraPrefsFirefox: {
       "network.captive-portal-service.enabled": false,
@@ -30,8 +48,8 @@ before(async () => {
       "browser.safebrowsing.phishing.enabled": false,
       "extensions.getAddons.cache.enabled": false,
     },
-  });
-});
+  };
+}
 
 after(async () => {
   await browser?.close();
