@@ -356,10 +356,19 @@ test("a session of 2,000 events scrolls as a virtualized list", async () => {
   // 2,001 rows.
   const page = await signedIn();
   await page.getByRole("link", { name: "Machine sessions" }).click();
+  // The list opens at its newest rows: its oldest are never drawn on the way there.
+  await page.evaluate(() => {
+    window.__oldestDrawn = false;
+    new MutationObserver((changes) => {
+      for (const c of changes) for (const n of c.addedNodes) if (n.textContent?.includes("step 0: list")) window.__oldestDrawn = true;
+    }).observe(document.body, { childList: true, subtree: true });
+  });
   await page.getByTestId("machine-sessions").getByRole("link").first().click();
   const count = page.locator(".filters .count");
   await count.filter({ hasText: /\/ 2001/ }).waitFor({ timeout: 30_000 });
   const scroller = page.getByTestId("timeline");
+  await scroller.locator(".item", { hasText: "step 666" }).first().waitFor({ timeout: 5_000 });
+  assert.equal(await page.evaluate(() => window.__oldestDrawn), false, "the oldest rows were drawn before the newest");
   // Only what is on screen is in the DOM, wherever the list is scrolled.
   const rows = () => scroller.locator(".item").count();
   assert.ok((await rows()) < 80, `${await rows()} rows rendered`);
