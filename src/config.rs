@@ -54,6 +54,8 @@ pub struct Config {
     /// Most client connections at once (lowered to what the open-file limit allows).
     pub max_connections: usize,
     pub shutdown_grace_secs: u64,
+    /// On SIGTERM: how long running turns may go on before they are interrupted.
+    pub drain_timeout_secs: u64,
     /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
     pub log_format: String,
     /// SQLite's `synchronous` level under WAL: `normal` (a commit survives a crash of the
@@ -127,6 +129,7 @@ impl Default for Config {
             keep_alive_timeout_secs: 60,
             max_connections: 4096,
             shutdown_grace_secs: 5,
+            drain_timeout_secs: 20,
             log_format: "auto".into(),
             store_durability: "normal".into(),
             models: models::default_table(),
@@ -323,6 +326,7 @@ impl Config {
             keep_alive_timeout_secs => "CCGW_KEEP_ALIVE_TIMEOUT_SECS",
             max_connections => "CCGW_MAX_CONNECTIONS",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
+            drain_timeout_secs => "CCGW_DRAIN_TIMEOUT_SECS",
             reply_ttl_secs => "CCGW_REPLY_TTL_SECS",
             idempotency_window_secs => "CCGW_IDEMPOTENCY_WINDOW_SECS",
         );

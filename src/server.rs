@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::conversations::Conversations;
+use crate::domain::drain::Phase;
 use crate::domain::models::ModelTable;
 use crate::http::{self, AppState};
 use crate::mock_upstream::MockUpstream;
@@ -31,6 +32,8 @@ pub struct RunningServer {
     pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
+    /// Held while the gateway runs: a second instance on this data dir refuses to start.
+    _data_dir_lock: std::fs::File,
 }
 
 impl RunningServer {
@@ -38,25 +41,63 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stop accepting requests, then stop every CLI process.
+    /// Stop accepting requests, then stop every CLI process. Running turns end at once (see
+    /// [`RunningServer::drain`] for the gentle way).
     pub async fn stop(mut self) {
-        // Live-feed watchers (the console) would otherwise hold the server open.
+        // Live-feed watchers (the console) and session watchers would otherwise hold the
+        // server open.
         self.state.conversations.feed.close();
+        self.state.conversations.drain.advance(Phase::Closed);
         if let Some(tx) = self.shutdown.take() {
             tx.send_replace(true);
         }
-        // In-flight streams may hold the server open; don't wait on them forever.
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        // In-flight requests may still be finishing; don't wait on them forever.
+        let _ = tokio::time::timeout(IN_FLIGHT_LIMIT, &mut self.task).await;
         self.state.conversations.shutdown().await;
     }
 
-    /// Serve until ctrl-c or SIGTERM, then stop.
+    /// Drain, then stop: readiness turns false and no new turn starts; running turns get
+    /// `drain_timeout_secs` to finish, then are interrupted (each ends with
+    /// `stop_reason: "shutdown"`, recorded, its session resumable); watchers' streams end with
+    /// a `shutdown` event; then every CLI process is stopped.
+    pub async fn drain(self) {
+        let drain = &self.state.conversations.drain;
+        drain.advance(Phase::Draining);
+        let limit = Duration::from_secs(self.state.cfg.drain_timeout_secs);
+        tracing::info!(
+            running_turns = drain.running(),
+            drain_timeout_secs = limit.as_secs(),
+            "draining: no new turns; running ones may finish"
+        );
+        if !drain.until_idle(limit).await {
+            tracing::info!(
+                running_turns = drain.running(),
+                "drain timeout: interrupting the turns still running"
+            );
+            drain.advance(Phase::Interrupting);
+            if !drain.until_idle(INTERRUPT_LIMIT).await {
+                tracing::warn!(
+                    running_turns = drain.running(),
+                    "turns did not end after their interrupt; their processes are stopped"
+                );
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Serve until ctrl-c or SIGTERM, then drain and stop.
     pub async fn run_until_signal(self) {
         shutdown_signal().await;
         tracing::info!("shutting down");
-        self.stop().await;
+        self.drain().await;
     }
 }
+
+/// How long a stopping gateway waits for requests still in flight once turns have ended and
+/// watchers were told.
+const IN_FLIGHT_LIMIT: Duration = Duration::from_secs(10);
+/// How long an interrupted turn may take to end before its process is stopped under it.
+const INTERRUPT_LIMIT: Duration = Duration::from_secs(10);
 
 /// The CLI's version, from `claude --version` ("2.1.197 (Claude Code)").
 pub async fn cli_version(bin: &Path) -> anyhow::Result<String> {
@@ -161,6 +202,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     } else {
         None
     };
+    let data_dir_lock = lock_data_dir(&cfg.data_dir)?;
     confine(&mut cfg).await?;
     let bin = cfg.resolve_claude_bin();
     let version = cli_version(&bin).await?;
@@ -256,7 +298,46 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         demo_upstream,
         shutdown: Some(tx),
         task,
+        _data_dir_lock: data_dir_lock,
     })
+}
+
+/// Take the data dir for this instance alone. Two instances on one data dir would run the
+/// same CLI sessions at once and interleave their histories, so the second refuses to start
+/// (the lock is the OS's: it goes with the process, however that ends).
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data dir {}", dir.display()))?;
+    let path = dir.join("ccgw.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            bail!(
+                "another ccgw instance (pid {}) is using the data dir {}: two instances on one \
+                 data dir would run the same sessions at once and corrupt them. Give each \
+                 instance its own data_dir, or stop the other one first.",
+                holder.trim(),
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 fn with_layers(router: axum::Router, cfg: &Config) -> axum::Router {

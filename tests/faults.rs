@@ -8,6 +8,8 @@ mod common;
 mod capacity;
 #[path = "faults/conn.rs"]
 mod conn;
+#[path = "faults/drain.rs"]
+mod drain;
 #[path = "faults/input.rs"]
 mod input;
 #[path = "faults/kill.rs"]

@@ -172,6 +172,8 @@ pub enum StopReason {
     MaxTurns,
     /// The turn was interrupted (by a client, a timeout or an explicit interrupt).
     Interrupted,
+    /// The gateway was shutting down and interrupted the turn (what it had said is kept).
+    Shutdown,
     Other(String),
 }
 

@@ -32,6 +32,9 @@ pub enum TurnError {
     /// Outside what this gateway allows (a path outside the workspace roots).
     #[error("{0}")]
     Forbidden(String),
+    /// The gateway is stopping: no new turn starts here.
+    #[error("the gateway is shutting down and starts no new turns; retry on another instance or after it restarts")]
+    ShuttingDown,
 }
 
 impl TurnError {

@@ -98,6 +98,8 @@ pub struct Conversations {
     pub(crate) catalog: super::catalog::Catalog,
     /// The subagent tasks of native sessions' running turns.
     pub(crate) tasks: super::tasks::RunningTasks,
+    /// Where a stopping gateway is in its drain, and how many turns still run.
+    pub drain: super::drain::Drain,
 }
 
 impl Conversations {
@@ -172,6 +174,7 @@ impl Conversations {
             tool_status: Default::default(),
             catalog: Default::default(),
             tasks: Default::default(),
+            drain: Default::default(),
             stage_hook: OnceLock::new(),
         }
     }
@@ -231,6 +234,9 @@ impl Conversations {
 
     /// Start a turn. Errors here happen before any output (capacity, spawn, bad input).
     pub async fn start_turn(self: &Arc<Self>, req: TurnRequest) -> Result<TurnHandle, TurnError> {
+        if !self.drain.accepting() {
+            return Err(TurnError::ShuttingDown);
+        }
         let structured = req.json_schema.is_some();
         let handle = self.start_compatible_turn(req).await?;
         Ok(if structured {

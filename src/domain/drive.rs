@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::conversation::{escape_slash, Awaiting, Conversation, TurnError, TurnHandle};
 use super::conversations::{Conversations, Held, Stage};
+use super::drain::Phase;
 use super::outlet::{outlet, Gone, History, Outlet};
 use super::tool_step::ToolStep;
 use crate::claude::pool::Lease;
@@ -151,9 +152,22 @@ impl Conversations {
         };
         let mut step = ToolStep::new(&req, &conv.id, &turn_id);
         let mut step_usage = Usage::default();
+        // A stopping gateway lets this turn finish within its drain, then interrupts it: the
+        // CLI ends the turn, and it is recorded like any other, its session resumable.
+        let _running = self.drain.turn();
+        let mut phase = self.drain.subscribe();
+        let mut shutdown = false;
 
         let end = loop {
             let next = tokio::select! {
+                _ = super::drain::reached(&mut phase, Phase::Interrupting), if !shutdown => {
+                    shutdown = true;
+                    tracing::info!(pid, "the gateway is shutting down: interrupting the turn");
+                    if let Err(e) = process.interrupt().await {
+                        break End::CliError(e);
+                    }
+                    continue;
+                }
                 r = tokio::time::timeout(idle, cli.recv()) => r,
                 _ = tokio::time::sleep_until(deadline) => break End::Abort(Some(ClaudeError::Timeout {
                     what: format!("the turn took longer than {} s", self.cfg.turn_timeout_secs),
@@ -223,6 +237,9 @@ impl Conversations {
                         }
                     }
                     summary.usage = minus(summary.usage, reported);
+                    if shutdown {
+                        summary.stop_reason = StopReason::Shutdown;
+                    }
                     break End::Clean(summary);
                 }
                 Event::Error(e) => break End::CliError(e),

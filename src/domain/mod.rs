@@ -27,6 +27,7 @@ pub mod confine;
 pub mod conversation;
 pub mod conversations;
 pub mod direct_tools;
+pub mod drain;
 mod drive;
 pub mod feed;
 pub mod files;

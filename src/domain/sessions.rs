@@ -286,6 +286,9 @@ impl Conversations {
         key: Option<String>,
         over: TurnOverrides,
     ) -> Result<TurnHandle, TurnError> {
+        if !self.drain.accepting() {
+            return Err(TurnError::ShuttingDown);
+        }
         refuse_shared_settings(&prompt)?;
         self.ensure_slot(id).await;
         let prompt = self.with_memory(id, prompt).await;
@@ -492,7 +495,8 @@ impl Conversations {
     ) -> Result<impl futures::Stream<Item = Watched> + Send + 'static, TurnError> {
         // Subscribed before the history is read: nothing committed in between is missed.
         let rx = self.watch(id).await?;
-        Ok(watch::resume(self.store.clone(), id.to_string(), rx, after))
+        let watched = watch::resume(self.store.clone(), id.to_string(), rx, after);
+        Ok(watch::until_closed(watched, self.drain.subscribe()))
     }
 
     pub async fn history(self: &Arc<Self>, id: &str) -> Result<Vec<HistoryEntry>, TurnError> {

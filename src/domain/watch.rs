@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use tokio::sync::broadcast;
 
+use super::drain::{reached, Phase};
 use super::stamp::Stamped;
 use crate::store::{Store, StoredEvent, MAX_EVENTS_PER_CALL};
 
@@ -23,6 +24,8 @@ pub enum Watched {
     /// Live events were lost and the history could not fill the gap (nothing known yet to
     /// resume after, or the store failed): how many.
     Lagged(u64),
+    /// The gateway is shutting down; the stream ends after this.
+    Shutdown,
 }
 
 /// The watcher's stream. `rx` must be subscribed before this is called, so that nothing
@@ -75,6 +78,31 @@ pub fn resume(
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+}
+
+/// `inner` until the gateway closes (the last phase of its drain), then a [`Watched::Shutdown`]
+/// and the end, so a watcher's connection ends cleanly instead of being cut.
+pub fn until_closed(
+    inner: impl Stream<Item = Watched> + Send + 'static,
+    mut phase: tokio::sync::watch::Receiver<Phase>,
+) -> impl Stream<Item = Watched> + Send + 'static {
+    async_stream::stream! {
+        let mut inner = Box::pin(inner);
+        loop {
+            tokio::select! {
+                // What was sent before the close (a drained turn's `done`) goes out first.
+                biased;
+                item = inner.next() => match item {
+                    Some(w) => yield w,
+                    None => break,
+                },
+                _ = reached(&mut phase, Phase::Closed) => {
+                    yield Watched::Shutdown;
+                    break;
+                }
             }
         }
     }
@@ -143,6 +171,7 @@ mod tests {
         match w {
             Watched::Live(s) => (s.seq, if s.stored { "live" } else { "preview" }),
             Watched::Stored(e) => (e.seq as u64, "stored"),
+            Watched::Shutdown => (0, "shutdown"),
             Watched::Lagged(_) => (0, "lagged"),
         }
     }

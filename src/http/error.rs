@@ -12,6 +12,10 @@ use crate::domain::conversations::TurnError;
 use crate::domain::turn::InvalidField;
 use crate::upstream::UpstreamError;
 
+/// What a draining instance tells clients to wait before they retry: long enough for a load
+/// balancer to see it not ready, or for a restart.
+const SHUTDOWN_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed; `param` names the offending field.
@@ -34,6 +38,9 @@ pub enum ApiError {
     Rejected { status: u16, message: String },
     #[error("{0}")]
     Forbidden(String),
+    /// This instance is draining (shutting down): a 503 with `retry-after`.
+    #[error("{0}")]
+    ShuttingDown(String),
     #[error(transparent)]
     Claude(#[from] ClaudeError),
 }
@@ -46,6 +53,7 @@ impl From<TurnError> for ApiError {
             TurnError::NotFound(m) => ApiError::NotFound(m),
             TurnError::Busy(m) => ApiError::Conflict(m),
             TurnError::Forbidden(m) => ApiError::Forbidden(m),
+            e @ TurnError::ShuttingDown => ApiError::ShuttingDown(e.to_string()),
         }
     }
 }
@@ -132,6 +140,7 @@ impl ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::ShuttingDown(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(400) => StatusCode::BAD_REQUEST,
@@ -161,6 +170,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::Claude(ClaudeError::AtCapacity { retry_after, .. }) => Some(*retry_after),
+            ApiError::ShuttingDown(_) => Some(SHUTDOWN_RETRY_AFTER_SECS),
             ApiError::Claude(ClaudeError::Upstream {
                 status: Some(429 | 503 | 529),
                 retry_after,
@@ -181,6 +191,7 @@ impl ApiError {
             ApiError::Rejected { status: 413, .. } => "request_too_large",
             ApiError::Rejected { .. } => "invalid_request",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::ShuttingDown(_) => "shutting_down",
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(401) => "upstream_authentication_failed",

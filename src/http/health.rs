@@ -3,7 +3,7 @@
 //! need a key.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -50,10 +50,27 @@ pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response
     details(&app).into_response()
 }
 
+/// `GET /health/ready`: readiness for a load balancer or Kubernetes, open to anyone (it tells
+/// nothing else): 200 while this instance starts new turns, 503 once it drains.
+pub async fn ready(State(app): State<AppState>) -> Response {
+    if app.conversations.drain.accepting() {
+        Json(serde_json::json!({"ready": true})).into_response()
+    } else {
+        let body = Json(serde_json::json!({"ready": false, "reason": "draining"}));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}
+
 fn details(app: &AppState) -> Json<Health> {
     let c = &app.conversations;
     Json(Health {
-        status: "ok",
+        // Alive either way (liveness must not fail while turns finish); "draining" once the
+        // instance starts no new turns.
+        status: if c.drain.accepting() {
+            "ok"
+        } else {
+            "draining"
+        },
         version: env!("CARGO_PKG_VERSION"),
         cli_version: c.cli_version().to_string(),
         live_processes: c.pool.live_count(),

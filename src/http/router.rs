@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(health::root))
         .route("/health", get(health::health))
+        .route("/health/ready", get(health::ready))
         .route("/v1/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/admin", get(console::app))

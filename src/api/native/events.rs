@@ -127,6 +127,7 @@ pub(super) fn watched_json(w: &Watched, session: &str) -> Value {
         Watched::Live(s) => event_json(s, session),
         Watched::Stored(e) => stored_json(e, session),
         Watched::Lagged(n) => json!({"type": "lagged", "skipped": n}),
+        Watched::Shutdown => json!({"type": "shutdown"}),
     }
 }
 

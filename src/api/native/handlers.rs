@@ -4,7 +4,9 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 
 use axum::body::Bytes;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{
+    close_code, CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -200,7 +202,16 @@ async fn serve_socket(
             let frame = tokio::select! {
                 w = watched.next() => match w {
                     Some(w) => watched_json(&w, &session),
-                    None => break,
+                    None => {
+                        // The stream is over (the gateway shuts down, after its `shutdown`
+                        // event, or the session went): close instead of leaving it open.
+                        let bye = CloseFrame {
+                            code: close_code::AWAY,
+                            reason: "stream ended".into(),
+                        };
+                        let _ = tx.send(WsMessage::Close(Some(bye))).await;
+                        break;
+                    }
                 },
                 own = out_rx.recv() => match own { Some(v) => v, None => break },
             };
