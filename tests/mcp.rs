@@ -362,3 +362,59 @@ async fn the_server_list_asks_a_probe_process_when_no_session_has_used_them() {
     assert!(left.is_empty(), "{left:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_native_session_is_asked_about_server_tools_it_did_not_allow() {
+    let app = spawn_app_with(with_probe).await;
+    let id = create_session(&app, json!({"mcp_servers": ["probe"]})).await;
+    let (status, reply) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/messages"),
+            Some(&json!({"content": r#"[[tool:mcp__probe__echo {"text":"ask"}]]"#})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["stop_reason"], "permission_required", "{reply}");
+    let req = &reply["permission_requests"][0];
+    assert_eq!(req["tool_name"], "mcp__probe__echo", "{reply}");
+    let rid = req["request_id"].as_str().unwrap();
+    let (status, _) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/permissions/{rid}"),
+            Some(&json!({"behavior": "deny", "message": "not this one"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The model gets the refusal as the tool's result; the server never ran.
+    assert!(
+        wait_for(
+            || app
+                .model_requests()
+                .iter()
+                .any(|r| r.body["messages"].to_string().contains("not this one")),
+            Duration::from_secs(20)
+        )
+        .await,
+        "the model saw the refusal"
+    );
+    assert!(!app
+        .model_requests()
+        .iter()
+        .any(|r| r.body["messages"].to_string().contains("ECHO:ask")));
+    // An allowed_tools entry must belong to an enabled server.
+    let (status, err) = app
+        .request(
+            "POST",
+            "/api/sessions",
+            Some(&json!({"mcp_servers": ["probe"], "allowed_tools": ["mcp__other"]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err.to_string().contains("allowed_tools"), "{err}");
+    app.stop().await;
+}
