@@ -183,6 +183,9 @@ pub fn check_config(
             }
         }
     }
+    if servers.values().any(|s| s.kind == McpKind::Stdio) && !Path::new(ENV_PROGRAM).is_file() {
+        bail!("mcp_servers: stdio servers are started through {ENV_PROGRAM}, which is missing");
+    }
     if let Some(h) = hosts
         .iter()
         .find(|h| h.trim().is_empty() || h.contains('/'))
