@@ -180,7 +180,7 @@ async fn a_session_enabling_the_stdio_server_calls_its_tool_and_manages_it() {
 }
 
 #[tokio::test]
-async fn openai_chat_enables_a_server_in_the_body() {
+async fn the_compatible_apis_enable_a_server_in_the_body() {
     let app = spawn_defaults_app_with(with_probe).await;
     let (status, body) = app
         .chat(json!({
@@ -204,6 +204,17 @@ async fn openai_chat_enables_a_server_in_the_body() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(!tool_names(&app.last_model_request()).contains(&"mcp__probe__echo".to_string()));
+    // The Anthropic endpoint takes the same field.
+    let (status, body) = app
+        .anthropic(json!({
+            "model": "sonnet",
+            "max_tokens": 100,
+            "messages": [user(r#"[[tool:mcp__probe__echo {"text":"an"}]]"#)],
+            "mcp_servers": ["probe"],
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["content"].to_string().contains("ECHO:an"), "{body}");
     app.stop().await;
 }
 
