@@ -211,18 +211,25 @@ fn parse_url(url: &str) -> Result<reqwest::Url, String> {
     Ok(u)
 }
 
-/// Whether `host[:port]` is on the allowlist: `host`, `host:port` or `*.domain` entries.
+/// An allowlist entry as host and optional port: `host`, `host:port`, `[v6]`, `[v6]:port`.
+fn split_entry(entry: &str) -> (&str, Option<u16>) {
+    if let Some((h, p)) = entry.rsplit_once(':') {
+        let bracketed = h.starts_with('[') && h.ends_with(']');
+        if let (Ok(port), true) = (p.parse::<u16>(), !h.contains(':') || bracketed) {
+            return (h, Some(port));
+        }
+    }
+    (entry, None)
+}
+
+/// Whether the URL's host (and port) is on the allowlist: `host`, `host:port` or `*.domain`
+/// (its subdomains, not the domain itself).
 fn host_allowed(u: &reqwest::Url, hosts: &[String]) -> bool {
     let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
     let port = u.port_or_known_default().unwrap_or(0);
     hosts.iter().any(|entry| {
         let entry = entry.trim().to_ascii_lowercase();
-        let (h, p) = match entry.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || entry.starts_with('[') => {
-                (h.to_string(), p.parse::<u16>().ok())
-            }
-            _ => (entry.clone(), None),
-        };
+        let (h, p) = split_entry(&entry);
         let host_ok = match h.strip_prefix("*.") {
             Some(domain) => host.ends_with(&format!(".{domain}")),
             None => h == host,
@@ -616,6 +623,9 @@ mod tests {
             kind: Some(McpKind::Sse),
         }];
         allowing.check(&r, "mcp_servers").unwrap();
+        assert_eq!(split_entry("[::1]:8080"), ("[::1]", Some(8080)));
+        assert_eq!(split_entry("[::1]"), ("[::1]", None));
+        assert_eq!(split_entry("h.example"), ("h.example", None));
         assert_eq!(
             allowing.launch_config(&r).unwrap()["mcpServers"]["r"],
             json!({"type": "sse", "url": "https://10.0.0.5:8443/mcp"})
