@@ -429,3 +429,99 @@ async fn a_native_session_is_asked_about_server_tools_it_did_not_allow() {
     assert!(err.to_string().contains("allowed_tools"), "{err}");
     app.stop().await;
 }
+
+/// The test server over Streamable HTTP, on a loopback port; killed when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start() -> HttpServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ccgw-mcp-test-server"))
+            .arg("--http")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the test server starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("its stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("its address");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("an address");
+        HttpServer {
+            child,
+            url: format!("http://{addr}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_http_server_gets_its_header_from_the_environment_and_never_shows_it() {
+    let web = HttpServer::start();
+    let (var, secret) = tag_source();
+    let url = web.url.clone();
+    let app = spawn_defaults_app_with(move |c| {
+        c.mcp_servers.insert(
+            "web".into(),
+            McpServerConfig {
+                kind: McpKind::Http,
+                command: None,
+                args: vec![],
+                env: Default::default(),
+                url: Some(url),
+                headers: Default::default(),
+                headers_env: [("Authorization".to_string(), var)].into(),
+            },
+        );
+    })
+    .await;
+    let id = create_session(
+        &app,
+        json!({"mcp_servers": ["web"], "allowed_tools": ["mcp__web__echo"]}),
+    )
+    .await;
+    let reply = send_message(&app, &id, r#"[[tool:mcp__web__echo {"text":"net"}]]"#).await;
+    let want = format!("ECHO:net AUTH:{secret}");
+    assert!(
+        reply["text"].as_str().unwrap_or("").contains(&want),
+        "{reply}"
+    );
+    // The CLI's own status holds the header's value; the gateway's answers never do.
+    let (status, mcp) = app
+        .request("GET", &format!("/api/sessions/{id}/mcp"), None, None)
+        .await;
+    assert_eq!(status, 200, "{mcp}");
+    let web_entry = server(&mcp, "web");
+    assert_eq!(web_entry["status"], "connected", "{mcp}");
+    assert_eq!(
+        web_entry["config"]["headers"],
+        json!(["Authorization"]),
+        "{mcp}"
+    );
+    let list = app.get_json("/api/mcp-servers").await;
+    for shown in [mcp.to_string(), list.to_string()] {
+        assert!(
+            !shown.contains(&secret),
+            "the header's value was shown: {shown}"
+        );
+    }
+    assert!(
+        list["data"][0]["tools"]
+            .to_string()
+            .contains("mcp__web__echo"),
+        "{list}"
+    );
+    app.stop().await;
+}
