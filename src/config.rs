@@ -85,6 +85,12 @@ pub struct Config {
     pub unsandboxed_bash: bool,
     /// Hosts sandboxed Bash commands may reach; empty: no network.
     pub sandbox_allowed_hosts: Vec<String>,
+    /// External MCP servers sessions and requests may enable by name (`[mcp_servers.NAME]`).
+    pub mcp_servers: BTreeMap<String, crate::domain::mcp::McpServerConfig>,
+    /// Let clients name remote MCP servers by URL (only on `client_mcp_hosts`).
+    pub client_mcp_urls: bool,
+    /// Hosts client-named MCP servers may be on: `host`, `host:port` or `*.domain`.
+    pub client_mcp_hosts: Vec<String>,
     /// How Bash is confined here (set at start: `bubblewrap`, or why not).
     #[serde(skip)]
     pub bash_sandbox: Option<String>,
@@ -142,6 +148,9 @@ impl Default for Config {
             metrics_listen: None,
             unsandboxed_bash: false,
             sandbox_allowed_hosts: vec![],
+            mcp_servers: BTreeMap::new(),
+            client_mcp_urls: false,
+            client_mcp_hosts: vec![],
             bash_sandbox: None,
             bash_sandbox_status: String::new(),
             cli_env: vec![],
@@ -192,6 +201,9 @@ impl std::fmt::Debug for Config {
             .field("metrics_listen", &self.metrics_listen)
             .field("unsandboxed_bash", &self.unsandboxed_bash)
             .field("sandbox_allowed_hosts", &self.sandbox_allowed_hosts)
+            .field("mcp_servers", &self.mcp_servers.keys().collect::<Vec<_>>())
+            .field("client_mcp_urls", &self.client_mcp_urls)
+            .field("client_mcp_hosts", &self.client_mcp_hosts)
             .field("demo", &self.demo)
             .field("log_format", &self.log_format)
             .field("store_durability", &self.store_durability)
@@ -286,6 +298,17 @@ impl Config {
         if let Some(v) = get("CCGW_SANDBOX_ALLOWED_HOSTS") {
             self.sandbox_allowed_hosts = list(&v);
         }
+        if let Some(v) = get("CCGW_MCP_SERVERS").filter(|v| !v.trim().is_empty()) {
+            // The same tables as in the file, as one JSON object: {"NAME": {"type": ...}}.
+            self.mcp_servers = serde_json::from_str(&v)
+                .map_err(|e| anyhow::anyhow!("CCGW_MCP_SERVERS is not valid: {e}"))?;
+        }
+        if let Some(v) = get("CCGW_CLIENT_MCP_URLS") {
+            self.client_mcp_urls = parse_bool("CCGW_CLIENT_MCP_URLS", &v)?;
+        }
+        if let Some(v) = get("CCGW_CLIENT_MCP_HOSTS") {
+            self.client_mcp_hosts = list(&v);
+        }
         if let Some(v) = get("CCGW_WORKSPACE_ROOTS") {
             self.workspace_roots = list(&v).into_iter().map(PathBuf::from).collect();
         }
@@ -371,6 +394,9 @@ impl Config {
         if self.api_keys.iter().any(|k| k.len() < 8) {
             bail!("every API key must be at least 8 characters long");
         }
+        crate::domain::mcp::check_config(&self.mcp_servers, &self.client_mcp_hosts, |k| {
+            std::env::var(k).ok()
+        })?;
         Ok(())
     }
 
@@ -497,6 +523,31 @@ mod tests {
         };
         abs.make_paths_absolute();
         assert_eq!(abs.data_dir, PathBuf::from("/srv/ccgw"));
+    }
+
+    #[test]
+    fn mcp_servers_come_from_the_file_or_the_environment() {
+        let cfg = Config::from_toml(
+            "client_mcp_urls = true\nclient_mcp_hosts = [\"*.example.com\"]\n\
+             [mcp_servers.gh]\ntype = \"stdio\"\ncommand = \"/bin/gh-mcp\"\nenv = { TOKEN = \"PATH\" }\n",
+        )
+        .unwrap();
+        assert!(cfg.client_mcp_urls);
+        assert_eq!(cfg.mcp_servers["gh"].env["TOKEN"], "PATH");
+        cfg.validate().unwrap();
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| {
+            (k == "CCGW_MCP_SERVERS").then(|| {
+                r#"{"docs": {"type": "http", "url": "https://docs.example.com/mcp"}}"#.into()
+            })
+        })
+        .unwrap();
+        assert!(cfg.mcp_servers.contains_key("docs"));
+        let bad = Config::from_toml("[mcp_servers.x]\ntype = \"stdio\"\ncommand = \"c\"\nenv = { T = \"CCGW_NO_SUCH_VAR_SET\" }\n")
+            .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("CCGW_NO_SUCH_VAR_SET"), "{err}");
+        assert!(Config::from_toml("[mcp_servers.x]\ntype = \"ftp\"\n").is_err());
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct LaunchSpec {
     pub pass_env: Vec<String>,
     /// The Bash sandbox, turned on when Bash is among the tools; `None` where it cannot run.
     pub sandbox: Option<SandboxPolicy>,
+    /// `--mcp-config`: a file with the external MCP servers (it may hold their secrets, so it
+    /// is never inline on the command line).
+    pub mcp_config: Option<PathBuf>,
 }
 
 /// Variables of the gateway's environment every CLI process gets: the system's basics.
@@ -141,6 +144,9 @@ impl LaunchSpec {
         a.push(format!("--tools={}", self.builtin_tools.join(",")));
         if !self.allowed_tools.is_empty() {
             a.push(format!("--allowedTools={}", self.allowed_tools.join(",")));
+        }
+        if let Some(path) = &self.mcp_config {
+            a.push(format!("--mcp-config={}", path.display()));
         }
         if let Some(policy) = self.sandbox.as_ref().filter(|_| self.runs_bash()) {
             a.push(format!("--settings={}", policy.settings()));
@@ -245,6 +251,7 @@ mod tests {
             relay: None,
             pass_env: vec![],
             sandbox: None,
+            mcp_config: None,
         }
     }
 
@@ -270,6 +277,10 @@ mod tests {
         assert!(a.contains(&"--session-id=11111111-1111-1111-1111-111111111111".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--model")));
         assert!(!a.iter().any(|x| x.starts_with("--allowedTools")));
+        assert!(!a.iter().any(|x| x.starts_with("--mcp-config")));
+        let mut s = spec();
+        s.mcp_config = Some("/d/claude/mcp/x.json".into());
+        assert!(strs(&s).contains(&"--mcp-config=/d/claude/mcp/x.json".to_string()));
     }
 
     #[test]

@@ -100,6 +100,10 @@ pub struct Conversations {
     pub(crate) tasks: super::tasks::RunningTasks,
     /// Where a stopping gateway is in its drain, and how many turns still run.
     pub drain: super::drain::Drain,
+    /// The deployment's external MCP servers (see `mcp`).
+    pub(crate) mcp: super::mcp::McpRegistry,
+    /// Their tools as processes last reported them (see `mcp_status`).
+    pub(crate) mcp_seen: super::mcp_status::Seen,
 }
 
 impl Conversations {
@@ -149,6 +153,12 @@ impl Conversations {
         }
         let idempotency =
             super::idempotency::Replays::new(Duration::from_secs(cfg.idempotency_window_secs));
+        let mcp = super::mcp::McpRegistry::new(
+            &cfg.mcp_servers,
+            cfg.client_mcp_urls,
+            &cfg.client_mcp_hosts,
+            |k| std::env::var(k).ok(),
+        );
         let activity = Arc::new(super::activity::Activity::default());
         let observed = activity.clone();
         let feed = Arc::new(super::feed::Feed::new(
@@ -175,6 +185,8 @@ impl Conversations {
             catalog: Default::default(),
             tasks: Default::default(),
             drain: Default::default(),
+            mcp,
+            mcp_seen: Default::default(),
             stage_hook: OnceLock::new(),
         }
     }
@@ -256,6 +268,7 @@ impl Conversations {
             return self.session_turn_with(&id, req.prompt, req.key, over).await;
         }
         self.check_builtin_tools(&req.builtin_tools)?;
+        self.check_mcp(&req.mcp_servers, "mcp_servers")?;
         let key = history_key(req.system.as_deref(), &req.history);
         let found = self.registry().remove(&key);
         if let Some(mut conv) = found {
@@ -771,5 +784,6 @@ pub(crate) fn base_spec(
         relay: cfg.relay.clone(),
         pass_env: cfg.cli_extra_env.clone(),
         sandbox,
+        mcp_config: None,
     }
 }

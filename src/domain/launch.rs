@@ -97,6 +97,7 @@ impl Conversations {
                 spec.effort = req.options.effort.clone();
                 spec.agent = req.options.agent.clone();
                 spec.max_turns = req.options.max_turns;
+                spec.mcp_config = self.mcp_config_file(&req.mcp_servers)?;
                 runtime.apply_to(&mut spec);
                 let handler = Arc::new(ControlHandler::new(conv.id.clone(), policy));
                 (self.pool.spawn(&spec, handler).await?, runtime.clone())
@@ -280,6 +281,11 @@ pub(crate) fn tool_policy(req: &TurnRequest) -> ToolPolicy {
         .clone()
         .unwrap_or_else(|| req.builtin_tools.clone());
     allowed.push(format!("mcp__{}", tools::SERVER_NAME));
+    if req.approved_tools.is_none() {
+        // On the compatible APIs nobody could be asked: enabling a server allows its tools,
+        // as asking for a built-in tool does. A native session lists them in `allowed_tools`.
+        allowed.extend(req.mcp_servers.iter().map(|r| format!("mcp__{}", r.name())));
+    }
     ToolPolicy {
         allowed,
         denied: req.denied_tools.clone(),
@@ -304,6 +310,8 @@ pub(crate) fn launch_fingerprint(req: &TurnRequest) -> String {
         [&o.effort, &o.permission_mode, &o.agent, o.max_turns],
         // `initialize.jsonSchema` holds for the process's life.
         req.json_schema,
+        // `--mcp-config`: a process with other MCP servers is another process.
+        req.mcp_servers,
     ]);
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }
@@ -316,4 +324,6 @@ pub(crate) fn launch_is_default(req: &TurnRequest) -> bool {
         && o.permission_mode.is_none()
         && o.agent.is_none()
         && o.max_turns.is_none()
+        // Warm processes have no external MCP servers.
+        && req.mcp_servers.is_empty()
 }

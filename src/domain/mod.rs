@@ -35,6 +35,8 @@ mod history;
 pub mod history_key;
 pub mod idempotency;
 mod launch;
+pub mod mcp;
+mod mcp_status;
 pub mod memory;
 pub mod models;
 mod outlet;

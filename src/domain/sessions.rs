@@ -44,9 +44,12 @@ pub struct NewSession {
     pub permission_mode: Option<String>,
     /// Built-in tools the model may use (within the deployment's allowlist).
     pub tools: Vec<String>,
-    /// Of those, the ones that run without asking.
+    /// Of those, the ones that run without asking (also `mcp__NAME` or `mcp__NAME__tool` of
+    /// an enabled MCP server).
     pub allowed_tools: Vec<String>,
     pub title: Option<String>,
+    /// External MCP servers the session enables.
+    pub mcp_servers: Vec<crate::domain::mcp::McpRef>,
 }
 
 /// One entry of a session's history: `seq`, `turn_id` and `ts` are the ones its live event
@@ -115,10 +118,23 @@ impl Conversations {
         if let Some(agent) = &spec.agent {
             self.check_agent(agent, "agent").await?;
         }
-        if let Some(t) = spec.allowed_tools.iter().find(|t| !spec.tools.contains(t)) {
+        self.check_mcp(&spec.mcp_servers, "mcp_servers")?;
+        let of_mcp = |t: &str| {
+            spec.mcp_servers.iter().any(|r| {
+                let prefix = format!("mcp__{}", r.name());
+                t == prefix
+                    || t.strip_prefix(&prefix)
+                        .is_some_and(|rest| rest.starts_with("__"))
+            })
+        };
+        if let Some(t) = spec
+            .allowed_tools
+            .iter()
+            .find(|t| !spec.tools.contains(t) && !of_mcp(t))
+        {
             return Err(TurnError::invalid(
                 "allowed_tools",
-                format!("'{t}' is not among the session's tools"),
+                format!("'{t}' is not among the session's tools or its MCP servers' tools"),
             ));
         }
         if let Some(m) = spec
@@ -157,7 +173,10 @@ impl Conversations {
             created_at: at.clone(),
             updated_at: at,
             live: false,
-            settings: Default::default(),
+            settings: super::settings::SessionSettings {
+                mcp_servers: spec.mcp_servers.clone(),
+                ..Default::default()
+            },
             transcript_leaf: None,
             turn_mark: None,
         };
@@ -165,6 +184,9 @@ impl Conversations {
             .create_session(&session_record(&info))
             .await
             .map_err(store_error)?;
+        if !info.settings.mcp_servers.is_empty() {
+            self.save_session(&info).await?;
+        }
         self.checkpoint(&info.id, &info.workspace).await;
         let conv = self.session_conversation(&info, workspace, temp);
         self.insert_slot(info.clone(), spec.cli_model, conv);
@@ -735,6 +757,7 @@ pub(crate) fn session_request(
         builtin_tools: info.tools.clone(),
         approved_tools: Some(info.allowed_tools.clone()),
         denied_tools: s.denied_tools.clone(),
+        mcp_servers: s.mcp_servers.clone(),
         parallel_tool_calls: true,
         slash_commands: true,
         key,

@@ -74,6 +74,9 @@ pub struct SessionSettings {
     /// Tools the model may not use, whatever else allows them (`tool-permissions`).
     #[serde(default)]
     pub denied_tools: Vec<String>,
+    /// External MCP servers the session enabled (see `domain::mcp`).
+    #[serde(default)]
+    pub mcp_servers: Vec<crate::domain::mcp::McpRef>,
 }
 
 /// What `PATCH /api/sessions/{id}` may change; `None` keeps a setting as it is.
@@ -366,7 +369,7 @@ impl Conversations {
 
     /// A control request to the session's process: the running turn's, else its idle one
     /// (held like a turn meanwhile), else one started by `resume`.
-    async fn session_control(
+    pub(crate) async fn session_control(
         self: &Arc<Self>,
         id: &str,
         request: Value,

@@ -316,6 +316,8 @@ pub struct TurnRequest {
     /// object schema). The CLI enforces it with its `StructuredOutput` tool
     /// (`initialize.jsonSchema`); see `domain::structured`.
     pub json_schema: Option<Value>,
+    /// External MCP servers enabled for this turn (`mcp_servers`; see `domain::mcp`).
+    pub mcp_servers: Vec<crate::domain::mcp::McpRef>,
 }
 
 impl TurnRequest {

@@ -122,6 +122,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/sessions/{id}/cost", get(native::settings::cost))
         .route("/api/sessions/{id}/mcp", get(native::settings::mcp))
+        .route("/api/mcp-servers", get(native::mcp::list))
+        .route(
+            "/api/sessions/{id}/mcp/{name}/reconnect",
+            post(native::mcp::reconnect),
+        )
+        .route(
+            "/api/sessions/{id}/mcp/{name}/toggle",
+            post(native::mcp::toggle),
+        )
         .route("/api/sessions/{id}/resume", post(native::settings::resume))
         .route(
             "/api/sessions/{id}/tasks/{task_id}/stop",

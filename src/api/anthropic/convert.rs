@@ -24,6 +24,7 @@ const EXTENSIONS: &[&str] = &[
     "effort",
     "permission_mode",
     "builtin_tools",
+    "mcp_servers",
     "agent",
     "max_turns",
     "session_id",
@@ -78,6 +79,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         source: crate::store::source::ANTHROPIC,
         options: options(req)?,
         json_schema: None,
+        mcp_servers: crate::domain::mcp::parse_refs(req.extra.get("mcp_servers"), "mcp_servers")?,
     })
 }
 

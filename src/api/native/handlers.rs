@@ -51,6 +51,8 @@ pub async fn create_session(State(app): State<AppState>, bytes: Bytes) -> Result
         tools: req.tools,
         allowed_tools: req.allowed_tools,
         title: req.title,
+        mcp_servers: crate::domain::mcp::parse_refs(req.extra.get("mcp_servers"), "mcp_servers")
+            .map_err(ApiError::from)?,
     };
     let info = app.conversations.create_session(spec).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod events;
 pub mod files;
 pub mod handlers;
+pub mod mcp;
 pub mod project;
 pub mod settings;
 pub mod tools;

@@ -131,7 +131,7 @@ pub async fn cost(State(app): State<AppState>, Path(id): Path<String>) -> Result
 }
 
 pub async fn mcp(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(app.conversations.mcp_status(&id).await?).into_response())
+    Ok(Json(app.conversations.session_mcp(&id).await?).into_response())
 }
 
 pub async fn resume(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {

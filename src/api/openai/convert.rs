@@ -127,6 +127,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         source: crate::store::source::OPENAI,
         options,
         json_schema,
+        mcp_servers: crate::domain::mcp::parse_refs(req.extra.get("mcp_servers"), "mcp_servers")?,
     })
 }
 
@@ -200,6 +201,7 @@ pub fn sampling(
 /// docs/claude-options.md.
 const EXTENSIONS: &[&str] = &[
     "builtin_tools",
+    "mcp_servers",
     "temperature",
     "top_p",
     "thinking",

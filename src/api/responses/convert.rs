@@ -35,6 +35,7 @@ const EXTENSIONS: &[&str] = &[
     "conversation",
     "prompt",
     "builtin_tools",
+    "mcp_servers",
     "temperature",
     "top_p",
     "thinking",
@@ -189,6 +190,7 @@ pub fn to_turn(
         options,
         json_schema,
         key: None,
+        mcp_servers: crate::domain::mcp::parse_refs(req.extra.get("mcp_servers"), "mcp_servers")?,
     };
     Ok(Converted { turn, added })
 }

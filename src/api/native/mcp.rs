@@ -1,0 +1,45 @@
+//! Native API handlers for external MCP servers: the configured ones with their tools
+//! (`GET /api/mcp-servers`), and reconnecting or toggling one of a session's
+//! (`POST /api/sessions/{id}/mcp/{name}/reconnect|toggle`). Extract, call the domain
+//! (`crate::domain::mcp_status`), render. Never touches processes.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::handlers::{body, Result};
+use crate::http::AppState;
+
+/// `POST …/toggle`: `enabled` sets the state; without it the server's state flips.
+#[derive(Debug, Default, Deserialize)]
+struct Toggle {
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+pub async fn list(State(app): State<AppState>) -> Result<Response> {
+    Ok(Json(app.conversations.mcp_servers().await?).into_response())
+}
+
+pub async fn reconnect(
+    State(app): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response> {
+    Ok(Json(app.conversations.mcp_reconnect(&id, &name).await?).into_response())
+}
+
+pub async fn toggle(
+    State(app): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let req: Toggle = body(&bytes)?;
+    Ok(Json(
+        app.conversations
+            .mcp_toggle(&id, &name, req.enabled)
+            .await?,
+    )
+    .into_response())
+}
