@@ -85,13 +85,7 @@ impl McpRef {
 /// A server name the CLI can carry in `mcp__NAME__tool`: letters, digits, `-` and `_`, no
 /// `__` (the separator), at most 48 characters (tool names are at most 64 in all).
 pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 48
-        && !name.contains("__")
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
+    if crate::domain::turn::is_plain_name(name, 48) && !name.contains("__") {
         Ok(())
     } else {
         Err(format!(

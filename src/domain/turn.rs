@@ -73,14 +73,19 @@ impl InvalidField {
     }
 }
 
-/// A client tool name the model can be given.
-pub fn check_tool_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_TOOL_NAME
+/// 1 to `max` ASCII letters, digits, `_` or `-`: what a tool's (or an MCP server's) name may
+/// hold.
+pub(crate) fn is_plain_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A client tool name the model can be given.
+pub fn check_tool_name(name: &str) -> Result<(), String> {
+    if is_plain_name(name, MAX_TOOL_NAME) {
         Ok(())
     } else {
         Err(format!(
