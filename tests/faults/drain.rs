@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ccgw::mock_upstream::MockUpstream;
 use futures::StreamExt as _;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::common::{spawn_defaults_app_with, sse_data, wait_for};
 use super::support::{new_session, post_json, say, External};
@@ -70,6 +71,8 @@ async fn sigterm_drains_a_streamed_turn_which_ends_recorded_and_resumable() {
         .await
         .expect("watch");
     assert_eq!(watcher.status(), 200);
+    let ws_url = format!("{}/api/sessions/{id}/ws", gw.url.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
 
     // A long streamed answer: 400 words, 40 ms apart.
     let (url, c) = (gw.url.clone(), client.clone());
@@ -145,6 +148,19 @@ async fn sigterm_drains_a_streamed_turn_which_ends_recorded_and_resumable() {
     assert_eq!(done["stop_reason"], "shutdown", "{done}");
     assert_eq!(kinds.last(), Some(&"shutdown"), "{kinds:?}");
     assert!(!kinds.contains(&"error"), "{kinds:?}");
+
+    // So did the WebSocket watcher's: `shutdown`, then a close frame saying it goes away.
+    let mut last_text = String::new();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(WsMessage::Text(t)))) => last_text = t.to_string(),
+            Ok(Some(Ok(WsMessage::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert!(last_text.contains(r#""type":"shutdown""#), "{last_text}");
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1001));
 
     // The gateway exits by itself, well before a drain of 1 s plus the old 15 s.
     let mut gw = gw;
