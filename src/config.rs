@@ -83,6 +83,22 @@ pub struct Config {
     pub unsandboxed_bash: bool,
     /// Hosts sandboxed Bash commands may reach; empty: no network.
     pub sandbox_allowed_hosts: Vec<String>,
+    /// Hooks every session has (`[[hooks]]`: event, matcher, mode, url, timeout_secs,
+    /// default; see docs/hooks.md).
+    pub hooks: Vec<crate::domain::hooks::HookSpec>,
+    /// Hosts (`host` or `host:port`) hook webhooks may be sent to; empty: no webhooks.
+    pub hook_webhook_hosts: Vec<String>,
+    /// The environment variable holding the key webhook bodies are signed with.
+    pub hook_secret_env: String,
+    /// How long a decide hook waits for its answer unless its subscription says otherwise.
+    pub hook_timeout_secs: u64,
+    /// What a decide hook nobody answered in time amounts to: `deny` or `continue`.
+    pub hook_default_outcome: String,
+    /// Further attempts after a webhook delivery failed (within the hook's timeout).
+    pub hook_webhook_retries: u32,
+    /// The signing key itself, when embedding the gateway (else read from `hook_secret_env`).
+    #[serde(skip)]
+    pub hook_secret: Option<String>,
     /// How Bash is confined here (set at start: `bubblewrap`, or why not).
     #[serde(skip)]
     pub bash_sandbox: Option<String>,
@@ -139,6 +155,13 @@ impl Default for Config {
             metrics_listen: None,
             unsandboxed_bash: false,
             sandbox_allowed_hosts: vec![],
+            hooks: vec![],
+            hook_webhook_hosts: vec![],
+            hook_secret_env: "CCGW_HOOK_SECRET".into(),
+            hook_timeout_secs: 30,
+            hook_default_outcome: "deny".into(),
+            hook_webhook_retries: 2,
+            hook_secret: None,
             bash_sandbox: None,
             bash_sandbox_status: String::new(),
             cli_env: vec![],
@@ -189,6 +212,12 @@ impl std::fmt::Debug for Config {
             .field("metrics_listen", &self.metrics_listen)
             .field("unsandboxed_bash", &self.unsandboxed_bash)
             .field("sandbox_allowed_hosts", &self.sandbox_allowed_hosts)
+            .field("hooks", &self.hooks.len())
+            .field("hook_webhook_hosts", &self.hook_webhook_hosts)
+            .field("hook_secret_env", &self.hook_secret_env)
+            .field("hook_timeout_secs", &self.hook_timeout_secs)
+            .field("hook_default_outcome", &self.hook_default_outcome)
+            .field("hook_webhook_retries", &self.hook_webhook_retries)
             .field("demo", &self.demo)
             .field("log_format", &self.log_format)
             .field("store_durability", &self.store_durability)
@@ -283,6 +312,15 @@ impl Config {
         if let Some(v) = get("CCGW_SANDBOX_ALLOWED_HOSTS") {
             self.sandbox_allowed_hosts = list(&v);
         }
+        if let Some(v) = get("CCGW_HOOK_WEBHOOK_HOSTS") {
+            self.hook_webhook_hosts = list(&v);
+        }
+        if let Some(v) = get("CCGW_HOOK_SECRET_ENV") {
+            self.hook_secret_env = v.trim().to_string();
+        }
+        if let Some(v) = get("CCGW_HOOK_DEFAULT_OUTCOME") {
+            self.hook_default_outcome = v.trim().to_lowercase();
+        }
         if let Some(v) = get("CCGW_WORKSPACE_ROOTS") {
             self.workspace_roots = list(&v).into_iter().map(PathBuf::from).collect();
         }
@@ -325,6 +363,8 @@ impl Config {
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
             reply_ttl_secs => "CCGW_REPLY_TTL_SECS",
             idempotency_window_secs => "CCGW_IDEMPOTENCY_WINDOW_SECS",
+            hook_timeout_secs => "CCGW_HOOK_TIMEOUT_SECS",
+            hook_webhook_retries => "CCGW_HOOK_WEBHOOK_RETRIES",
         );
         Ok(())
     }
@@ -367,6 +407,7 @@ impl Config {
         if self.api_keys.iter().any(|k| k.len() < 8) {
             bail!("every API key must be at least 8 characters long");
         }
+        crate::domain::hooks::check_config(self).map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

@@ -98,6 +98,8 @@ pub struct Conversations {
     pub(crate) catalog: super::catalog::Catalog,
     /// The subagent tasks of native sessions' running turns.
     pub(crate) tasks: super::tasks::RunningTasks,
+    /// Hooks over HTTP: the deployment's and each session's subscriptions (see `hooks`).
+    pub(crate) hooks: Arc<super::hooks::HookHub>,
 }
 
 impl Conversations {
@@ -153,6 +155,7 @@ impl Conversations {
             super::feed::FEED_CAPACITY,
             Some(Box::new(move |item| observed.observe(item))),
         ));
+        let hooks = Arc::new(super::hooks::HookHub::new(&cfg));
         Conversations {
             feed,
             activity,
@@ -172,6 +175,7 @@ impl Conversations {
             tool_status: Default::default(),
             catalog: Default::default(),
             tasks: Default::default(),
+            hooks,
             stage_hook: OnceLock::new(),
         }
     }
