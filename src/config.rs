@@ -483,6 +483,38 @@ mod tests {
     }
 
     #[test]
+    fn deployment_hooks_come_from_the_file_and_bad_ones_stop_the_start() {
+        let cfg = Config::from_toml(
+            "hook_webhook_hosts = [\"audit.example.com\"]\n\
+             [[hooks]]\nevent = \"PostToolUse\"\nmode = \"watch\"\n\
+             url = \"https://audit.example.com/claude\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.hooks.len(), 1);
+        assert_eq!(cfg.hooks[0].event.as_deref(), Some("PostToolUse"));
+        assert_eq!(cfg.hook_default_outcome, "deny");
+        let with_secret = Config {
+            hook_secret: Some("s3cret-key".into()),
+            ..cfg.clone()
+        };
+        with_secret.validate().unwrap();
+        // A webhook needs the signing key.
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hooks[0].url"));
+        let bad =
+            Config::from_toml("[[hooks]]\nevent = \"Sometimes\"\nmode = \"watch\"\n").unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hooks[0].event"));
+        assert!(Config::from_toml("[[hooks]]\nevent = \"Stop\"\ncolour = \"red\"\n").is_err());
+    }
+
+    #[test]
     fn env_overrides_file_and_file_overrides_defaults() {
         let mut cfg =
             Config::from_toml("port = 9000\nmax_live_processes = 3\n[models]\nfast = \"haiku\"\n")

@@ -559,3 +559,56 @@ async fn confinement_refuses_a_path_outside_the_workspace_whatever_a_hook_allows
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_deployment_hook_from_the_config_reaches_its_webhook_from_every_session() {
+    let (host, got) = receiver().await;
+    let audit: ccgw::domain::hooks::HookSpec = serde_json::from_value(json!({
+        "event": "PostToolUse", "mode": "watch", "url": format!("http://{host}/hook")
+    }))
+    .unwrap();
+    let app = spawn_app_with(|c| {
+        c.builtin_tools = vec!["Bash".into()];
+        c.hook_webhook_hosts = vec![host.clone()];
+        c.hook_secret = Some(SECRET.into());
+        c.hooks = vec![audit];
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for n in 0..2 {
+        let (id, _) = tool_session(&app, &["Bash"]).await;
+        let list = app.get_json(&format!("/api/sessions/{id}/hooks")).await;
+        assert_eq!(list["data"][0]["scope"], "deployment", "{list}");
+        let hid = list["data"][0]["id"].as_str().unwrap().to_string();
+        let (s, _) = app
+            .request(
+                "DELETE",
+                &format!("/api/sessions/{id}/hooks/{hid}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(s, 403, "a deployment hook is not a session's to remove");
+        let text = format!(r#"[[tool:Bash {{"command":"echo audited-{n}"}}]]"#);
+        let mut resp = stream(&app, &id, &text).await;
+        read_sse(&mut resp, is_end).await;
+        sessions.push(id);
+    }
+    assert!(
+        wait_for(|| got.lock().unwrap().len() >= 2, Duration::from_secs(10)).await,
+        "both sessions' calls were sent"
+    );
+    let got = got.lock().unwrap().clone();
+    let mut seen: Vec<String> = Vec::new();
+    for (headers, body) in &got {
+        assert!(verify(headers, body));
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["hook_event"], "PostToolUse");
+        assert_eq!(v["mode"], "watch");
+        seen.push(v["session_id"].as_str().unwrap().to_string());
+    }
+    seen.sort();
+    sessions.sort();
+    assert_eq!(seen, sessions);
+    app.stop().await;
+}
