@@ -86,6 +86,9 @@ pub struct Config {
     /// Hooks every session has (`[[hooks]]`: event, matcher, mode, url, timeout_secs,
     /// default; see docs/hooks.md).
     pub hooks: Vec<crate::domain::hooks::HookSpec>,
+    /// The hook events every process registers, and so the ones sessions may subscribe to
+    /// (each costs a callback whenever it fires; PreToolUse is always registered).
+    pub hook_events: Vec<String>,
     /// Hosts (`host` or `host:port`) hook webhooks may be sent to; empty: no webhooks.
     pub hook_webhook_hosts: Vec<String>,
     /// The environment variable holding the key webhook bodies are signed with.
@@ -156,6 +159,10 @@ impl Default for Config {
             unsandboxed_bash: false,
             sandbox_allowed_hosts: vec![],
             hooks: vec![],
+            hook_events: crate::claude::control::HOOK_EVENTS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
             hook_webhook_hosts: vec![],
             hook_secret_env: "CCGW_HOOK_SECRET".into(),
             hook_timeout_secs: 30,
@@ -213,6 +220,7 @@ impl std::fmt::Debug for Config {
             .field("unsandboxed_bash", &self.unsandboxed_bash)
             .field("sandbox_allowed_hosts", &self.sandbox_allowed_hosts)
             .field("hooks", &self.hooks.len())
+            .field("hook_events", &self.hook_events)
             .field("hook_webhook_hosts", &self.hook_webhook_hosts)
             .field("hook_secret_env", &self.hook_secret_env)
             .field("hook_timeout_secs", &self.hook_timeout_secs)
@@ -311,6 +319,9 @@ impl Config {
         }
         if let Some(v) = get("CCGW_SANDBOX_ALLOWED_HOSTS") {
             self.sandbox_allowed_hosts = list(&v);
+        }
+        if let Some(v) = get("CCGW_HOOK_EVENTS") {
+            self.hook_events = list(&v);
         }
         if let Some(v) = get("CCGW_HOOK_WEBHOOK_HOSTS") {
             self.hook_webhook_hosts = list(&v);
@@ -512,6 +523,17 @@ mod tests {
             .to_string()
             .contains("hooks[0].event"));
         assert!(Config::from_toml("[[hooks]]\nevent = \"Stop\"\ncolour = \"red\"\n").is_err());
+        // A hook may not wait as long as an idle turn lives.
+        let slow = Config {
+            idle_timeout_secs: 30,
+            hook_timeout_secs: 30,
+            ..Config::default()
+        };
+        assert!(slow
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hook_timeout_secs"));
     }
 
     #[test]

@@ -78,11 +78,12 @@ pub const HOOK_EVENTS: [&str; 8] = [
 pub const HOOK_CLI_TIMEOUT_SECS: u64 = 660;
 
 /// The `initialize.hooks`: every tool call is checked before it runs, whatever the tool and
-/// whatever the permission rules say (hooks run before them), and every hook event reaches
-/// the gateway.
-pub fn gateway_hooks() -> Value {
+/// whatever the permission rules say (hooks run before them), and each of `events` (names
+/// from [`HOOK_EVENTS`]; others are left out) reaches the gateway.
+pub fn gateway_hooks(events: &[String]) -> Value {
     let hooks: serde_json::Map<String, Value> = HOOK_EVENTS
         .iter()
+        .filter(|e| **e == "PreToolUse" || events.iter().any(|x| x == *e))
         .map(|e| {
             let id = if *e == "PreToolUse" {
                 CONFINE_HOOK_ID.to_string()
@@ -585,12 +586,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, json!({"continue": true}));
-        let hooks = gateway_hooks();
+        let all: Vec<String> = HOOK_EVENTS.iter().map(|e| e.to_string()).collect();
+        let hooks = gateway_hooks(&all);
         assert_eq!(
             hooks["PreToolUse"][0]["hookCallbackIds"][0],
             CONFINE_HOOK_ID
         );
         assert_eq!(hooks.as_object().unwrap().len(), HOOK_EVENTS.len());
+        // The workspace check is registered whatever the list says.
+        let only = gateway_hooks(&["Stop".to_string()]);
+        assert_eq!(
+            only.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["PreToolUse", "Stop"]
+        );
         assert_eq!(hooks["Stop"][0]["timeout"], HOOK_CLI_TIMEOUT_SECS);
     }
 

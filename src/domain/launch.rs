@@ -116,7 +116,7 @@ impl Conversations {
                 .collect(),
             json_schema: req.json_schema.clone(),
             // Every tool call, whatever the permission rules, is checked before it runs.
-            hooks: Some(control::gateway_hooks()),
+            hooks: Some(control::gateway_hooks(&self.cfg.hook_events)),
             ..self.agent_initialize(conv.system.clone(), req).await
         };
         self.stage(Stage::Initialize).await;

@@ -63,6 +63,8 @@ impl HookHub {
                 settings: HookSettings {
                     webhook_hosts: vec![],
                     default_timeout_secs: 30,
+                    max_timeout_secs: 30,
+                    events: vec![],
                     default_outcome: Outcome::Deny,
                     webhook_retries: 0,
                     secret: None,
@@ -354,10 +356,9 @@ impl HookDispatch for SessionHooks {
                 let first = hook_ids.first().cloned().unwrap_or_default();
                 let (source, checked) = match got {
                     Ok(Ok(c)) => ("api", c),
-                    Ok(Err(_)) => (
-                        "withdrawn",
-                        Checked::default_for(event, Outcome::Continue, &first),
-                    ),
+                    // Withdrawn by the CLI (its answer is then ignored) or dropped with
+                    // the session: the default holds, so nothing runs unasked.
+                    Ok(Err(_)) => ("withdrawn", Checked::default_for(event, default, &first)),
                     Err(_) => ("default", Checked::default_for(event, default, &first)),
                 };
                 Answered {

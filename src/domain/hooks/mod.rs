@@ -25,7 +25,8 @@ pub fn check_config(cfg: &Config) -> Result<(), String> {
     HookHub::build(cfg).map(|_| ())
 }
 
-/// The longest a decide hook may wait for its answer, in seconds.
+/// The longest a decide hook may wait for its answer, in seconds (and less than the turn's
+/// `idle_timeout_secs`, which would end a turn that waits longer).
 pub const MAX_TIMEOUT_SECS: u64 = 600;
 
 /// The hook events a session may subscribe to. The gateway registers all of them on every
@@ -218,6 +219,10 @@ impl Subscription {
 pub struct HookSettings {
     pub webhook_hosts: Vec<String>,
     pub default_timeout_secs: u64,
+    /// The longest `timeout_secs`: [`MAX_TIMEOUT_SECS`], and below `idle_timeout_secs`.
+    pub max_timeout_secs: u64,
+    /// The events the processes register (`hook_events`; PreToolUse always).
+    pub events: Vec<HookEvent>,
     pub default_outcome: Outcome,
     pub webhook_retries: u32,
     /// The HMAC key webhook bodies are signed with (never logged).
@@ -232,10 +237,22 @@ impl HookSettings {
                 cfg.hook_default_outcome
             )
         })?;
-        if !(1..=MAX_TIMEOUT_SECS).contains(&cfg.hook_timeout_secs) {
+        // A turn with no output for `idle_timeout_secs` is ended: a hook must answer sooner.
+        let max_timeout_secs = MAX_TIMEOUT_SECS
+            .min(cfg.idle_timeout_secs.saturating_sub(1))
+            .max(1);
+        if !(1..=max_timeout_secs).contains(&cfg.hook_timeout_secs) {
             return Err(format!(
-                "hook_timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
+                "hook_timeout_secs must be between 1 and {max_timeout_secs} (at most 600, and below idle_timeout_secs)"
             ));
+        }
+        let mut events = vec![HookEvent::PreToolUse];
+        for e in &cfg.hook_events {
+            match HookEvent::parse(e) {
+                Some(ev) if !events.contains(&ev) => events.push(ev),
+                Some(_) => {}
+                None => return Err(format!("hook_events names an unknown hook event '{e}'")),
+            }
         }
         let secret = cfg
             .hook_secret
@@ -249,6 +266,8 @@ impl HookSettings {
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
             default_timeout_secs: cfg.hook_timeout_secs,
+            max_timeout_secs,
+            events,
             default_outcome,
             webhook_retries: cfg.hook_webhook_retries,
             secret,
@@ -274,6 +293,12 @@ impl HookSettings {
                 ),
             )
         })?;
+        if !self.events.contains(&event) {
+            return Err(TurnError::invalid(
+                "event",
+                format!("{event_name} is not enabled on this gateway (hook_events)"),
+            ));
+        }
         let matcher = spec.matcher.clone().filter(|m| !m.trim().is_empty());
         if matcher.is_some() && event.match_field().is_none() {
             return Err(TurnError::invalid(
@@ -295,10 +320,13 @@ impl HookSettings {
             None => return Err(TurnError::invalid("mode", "mode is required")),
         };
         let timeout_secs = spec.timeout_secs.unwrap_or(self.default_timeout_secs);
-        if !(1..=MAX_TIMEOUT_SECS).contains(&timeout_secs) {
+        if !(1..=self.max_timeout_secs).contains(&timeout_secs) {
             return Err(TurnError::invalid(
                 "timeout_secs",
-                format!("timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"),
+                format!(
+                    "timeout_secs must be between 1 and {} (the gateway ends a turn that waits longer)",
+                    self.max_timeout_secs
+                ),
             ));
         }
         let default = match spec.default.as_deref() {
@@ -572,6 +600,8 @@ mod tests {
         HookSettings {
             webhook_hosts: vec!["hooks.example.com".into(), "127.0.0.1:9999".into()],
             default_timeout_secs: 30,
+            max_timeout_secs: 600,
+            events: HookEvent::ALL.to_vec(),
             default_outcome: Outcome::Deny,
             webhook_retries: 1,
             secret: Some("k".into()),
@@ -646,6 +676,14 @@ mod tests {
         assert_eq!(ok.timeout_secs, 30);
         assert_eq!(ok.default, Outcome::Deny);
         assert!(!ok.asks_the_api());
+        let fewer = HookSettings {
+            events: vec![HookEvent::PreToolUse],
+            ..settings()
+        };
+        let e = fewer
+            .subscription(&spec(json!({"event": "Stop", "mode": "watch"})), "session")
+            .unwrap_err();
+        assert_eq!(param(e), "event");
         let no_secret = HookSettings {
             secret: None,
             ..settings()
