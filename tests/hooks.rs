@@ -51,6 +51,17 @@ async fn subscribe(app: &TestApp, id: &str, body: Value) -> (u16, Value) {
     .await
 }
 
+/// Answer a waiting decide request over the API.
+async fn answer(app: &TestApp, id: &str, rid: &str, body: Value) -> (u16, Value) {
+    app.request(
+        "POST",
+        &format!("/api/sessions/{id}/hooks/requests/{rid}"),
+        Some(&body),
+        None,
+    )
+    .await
+}
+
 /// A streamed message, open: read it with `read_sse`.
 async fn stream(app: &TestApp, id: &str, text: &str) -> reqwest::Response {
     let resp = app
@@ -121,24 +132,16 @@ async fn a_decide_hook_answered_over_the_api_denies_bash_and_the_model_gets_the_
     assert_eq!(list["pending"][0]["request_id"], rid.as_str());
 
     // A bad answer is a 400 naming the field, and leaves the request waiting.
-    let (s, bad) = app
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/hooks/requests/{rid}"),
-            Some(&json!({"decision": "perhaps"})),
-            None,
-        )
-        .await;
+    let (s, bad) = answer(&app, &id, &rid, json!({"decision": "perhaps"})).await;
     assert_eq!(s, 400, "{bad}");
     assert_eq!(bad["error"]["param"], "decision", "{bad}");
-    let (s, ok) = app
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/hooks/requests/{rid}"),
-            Some(&json!({"decision": "deny", "reason": "HOOK-SAYS-NO to touching files"})),
-            None,
-        )
-        .await;
+    let (s, ok) = answer(
+        &app,
+        &id,
+        &rid,
+        json!({"decision": "deny", "reason": "HOOK-SAYS-NO to touching files"}),
+    )
+    .await;
     assert_eq!(s, 200, "{ok}");
     assert_eq!(ok["decision"], "deny");
     let rest = read_sse(&mut resp, is_end).await;
@@ -152,14 +155,7 @@ async fn a_decide_hook_answered_over_the_api_denies_bash_and_the_model_gets_the_
     );
     assert!(!std::path::Path::new(&workspace).join("hooked.txt").exists());
     // Answered once: a second answer finds nothing waiting.
-    let (s, _) = app
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/hooks/requests/{rid}"),
-            Some(&json!({"decision": "allow"})),
-            None,
-        )
-        .await;
+    let (s, _) = answer(&app, &id, &rid, json!({"decision": "allow"})).await;
     assert_eq!(s, 404);
     app.stop().await;
 }
@@ -332,14 +328,13 @@ async fn under_the_defaults_a_user_prompt_submit_hooks_context_reaches_the_model
     assert_eq!(req["hook_event"], "UserPromptSubmit");
     assert_eq!(req["input"]["prompt"], "what do you know?");
     let rid = req["request_id"].as_str().unwrap();
-    let (s, _) = app
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/hooks/requests/{rid}"),
-            Some(&json!({"additionalContext": "CTX-FROM-HOOK: the build is green"})),
-            None,
-        )
-        .await;
+    let (s, _) = answer(
+        &app,
+        &id,
+        rid,
+        json!({"additionalContext": "CTX-FROM-HOOK: the build is green"}),
+    )
+    .await;
     assert_eq!(s, 200);
     let mut found = false;
     for _ in 0..100 {
@@ -538,14 +533,13 @@ async fn confinement_refuses_a_path_outside_the_workspace_whatever_a_hook_allows
         .as_str()
         .unwrap()
         .to_string();
-    let (s, _) = app
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/hooks/requests/{rid}"),
-            Some(&json!({"permissionDecision": "allow", "updatedInput": {"file_path": "/etc/passwd"}})),
-            None,
-        )
-        .await;
+    let (s, _) = answer(
+        &app,
+        &id,
+        &rid,
+        json!({"permissionDecision": "allow", "updatedInput": {"file_path": "/etc/passwd"}}),
+    )
+    .await;
     assert_eq!(s, 200);
     read_sse(&mut resp, is_end).await;
     let results = tool_results(&app);
