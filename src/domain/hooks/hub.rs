@@ -31,7 +31,8 @@ struct Pending {
     session: String,
     event: HookEvent,
     view: PendingView,
-    tx: oneshot::Sender<Checked>,
+    /// The answer, and who gave it (the caller's key label).
+    tx: oneshot::Sender<(Checked, String)>,
 }
 
 /// A waiting request as the API lists it.
@@ -252,8 +253,10 @@ impl Conversations {
             .ok()
             .and_then(|mut p| p.remove(request_id))
             .ok_or_else(not_waiting)?;
-        tracing::debug!(target: "ccgw::hooks", session = id, request_id, by, "hook request answered");
-        waiter.tx.send(checked).map_err(|_| not_waiting())?;
+        waiter
+            .tx
+            .send((checked, by.to_string()))
+            .map_err(|_| not_waiting())?;
         Ok(json!({"request_id": request_id, "decision": decision}))
     }
 
@@ -276,6 +279,7 @@ struct Answered {
     /// `api`, `webhook`, `default` (nobody answered in time) or `withdrawn`.
     source: &'static str,
     checked: Checked,
+    /// Who answered over the API, or why a webhook gave no answer.
     detail: Option<String>,
 }
 
@@ -354,18 +358,26 @@ impl HookDispatch for SessionHooks {
                     p.remove(&rid);
                 }
                 let first = hook_ids.first().cloned().unwrap_or_default();
-                let (source, checked) = match got {
-                    Ok(Ok(c)) => ("api", c),
+                let (source, checked, detail) = match got {
+                    Ok(Ok((c, by))) => ("api", c, Some(format!("answered by {by}"))),
                     // Withdrawn by the CLI (its answer is then ignored) or dropped with
                     // the session: the default holds, so nothing runs unasked.
-                    Ok(Err(_)) => ("withdrawn", Checked::default_for(event, default, &first)),
-                    Err(_) => ("default", Checked::default_for(event, default, &first)),
+                    Ok(Err(_)) => (
+                        "withdrawn",
+                        Checked::default_for(event, default, &first),
+                        None,
+                    ),
+                    Err(_) => (
+                        "default",
+                        Checked::default_for(event, default, &first),
+                        None,
+                    ),
                 };
                 Answered {
                     hook_ids,
                     source,
                     checked,
-                    detail: None,
+                    detail,
                 }
             }));
         }
