@@ -86,14 +86,21 @@ impl HookHub {
             .iter()
             .enumerate()
             .map(|(i, spec)| {
-                settings
+                let sub = settings
                     .subscription(spec, "deployment")
                     .map_err(|e| match e {
                         TurnError::Invalid { param, message } => {
                             format!("hooks[{i}].{param}: {message}")
                         }
                         other => format!("hooks[{i}]: {other}"),
-                    })
+                    })?;
+                // The compatible APIs' conversations have nobody to answer over the API.
+                if sub.asks_the_api() {
+                    return Err(format!(
+                        "hooks[{i}].url: a deployment's decide hook is answered by a webhook"
+                    ));
+                }
+                Ok(sub)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(HookHub {
