@@ -13,6 +13,10 @@ once as the gateway does when no subscription matches:
 Turns alternate between A and B; a turn is timed from writing its user line to its `result`
 line. Two kinds: a text turn, and a turn with one Bash call (`echo`) and a second model call.
 
+Then the same through the gateway itself: two `ccgw serve`, one with `CCGW_HOOK_EVENTS=""`
+(PreToolUse only) and one with the defaults, one native session each, alternating text turns
+(`POST /api/sessions/{id}/messages`, JSON), timed at the client.
+
 usage: bench/hooks.py [--turns 20]
 (CCGW_BENCH_CCGW=path/to/ccgw uses that binary for the mock upstream instead of a release build)
 """
@@ -129,17 +133,45 @@ def main():
                 before = cli.callbacks
                 times[(kind, name)].append(cli.turn(text))
                 calls[(kind, name)] = cli.callbacks - before
+    # Through the gateway: the same two sets, answered by the gateway's own reader.
+    upstream = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{mock_port}",
+                "ANTHROPIC_API_KEY": "sk-ccgw-bench", "ANTHROPIC_AUTH_TOKEN": "",
+                "CCGW_CLI_MAX_RETRIES": "0"}
+    gateways = {}
+    for name, extra in (("A", {"CCGW_HOOK_EVENTS": ""}), ("B", {})):
+        _, port, _ = b.start_gateway(b.REAL_CLI, {**upstream, **extra}, binary=b.CCGW)
+        st, body, _ = b.http_request(port, "POST", "/api/sessions", {"model": "sonnet"})
+        if st != 201:
+            b.die(f"session not created: {st} {body[:200]!r}")
+        gateways[name] = (port, json.loads(body)["id"])
+
+    def gw_turn(name):
+        port, sid = gateways[name]
+        t0 = time.perf_counter()
+        st, body, _ = b.http_request(port, "POST", f"/api/sessions/{sid}/messages",
+                                     {"content": "[[text:hello]]"}, timeout=60)
+        if st != 200:
+            b.die(f"turn failed: {st} {body[:200]!r}")
+        return (time.perf_counter() - t0) * 1000
+
+    for name in gateways:
+        gw_turn(name)  # warm-up (the first turn also sets the process up)
+    for i in range(args.turns):
+        for name in (("A", "B") if i % 2 == 0 else ("B", "A")):
+            times.setdefault(("gateway text turn", name), []).append(gw_turn(name))
+
     rows = []
-    for kind in kinds:
+    for kind in list(kinds) + ["gateway text turn"]:
         ma, mb = b.median(times[(kind, "A")]), b.median(times[(kind, "B")])
-        rows.append((f"{kind}, A (PreToolUse only, {calls[(kind, 'A')]} callbacks): median",
-                     b.fmt_ms(ma), "", ""))
-        rows.append((f"{kind}, B (all eight events, {calls[(kind, 'B')]} callbacks): median",
-                     b.fmt_ms(mb), "", ""))
+        na, nb = calls.get((kind, "A"), 0), calls.get((kind, "B"), 2)
+        rows.append((f"{kind}, A (PreToolUse only, {na} callbacks): median", b.fmt_ms(ma), "", ""))
+        rows.append((f"{kind}, B (all eight events, {nb} callbacks): median", b.fmt_ms(mb), "", ""))
         rows.append((f"{kind}, B − A (medians)", b.fmt_ms(mb - ma), "", ""))
     details = [f"{args.turns} turns of each kind on each process, alternating; real CLI "
                f"`{os.path.relpath(b.REAL_CLI, b.ROOT)}`; upstream `ccgw mock-upstream`; every "
-               "callback answered at once with `{\"continue\": true}` by the driver"]
+               "callback answered at once with `{\"continue\": true}` by the driver; the gateway "
+               f"rows: `{os.path.relpath(b.CCGW, b.ROOT) if b.CCGW.startswith(b.ROOT) else b.CCGW}` "
+               "serve, a native session, JSON messages, timed at the client"]
     details += [f"raw (ms) {k} {n}: {[round(x, 1) for x in v]}" for (k, n), v in times.items()]
     b.append_results("Hooks: the cost of registering every hook event", rows, details,
                      started_load=load0)

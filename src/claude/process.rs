@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
@@ -602,6 +603,15 @@ async fn dispatch(shared: &Arc<Shared>, line: CliLine) {
                     for ev in announce {
                         let _ = tx.send(ev).await;
                     }
+                }
+            }
+            // A hook nobody waits on (no subscription, or the workspace check's refusal) is
+            // answered here at once: every turn makes such calls, and a task hop per call
+            // is latency the CLI waits for.
+            if let Some(h) = hook.as_mut() {
+                if let Some(out) = (&mut h.answer).now_or_never() {
+                    answer_with(shared, &req.request_id, Ok(out)).await;
+                    return;
                 }
             }
             let shared = shared.clone();
