@@ -398,7 +398,8 @@ impl ControlHandler {
         let Some(step) = dispatch.and_then(|d| d.route(call)) else {
             return HookStep::now(json!({"continue": true}));
         };
-        if !pre_tool_use {
+        // Whatever callback it came by, a tool call's answer is held to the gateway's rules.
+        if event != "PreToolUse" {
             return step;
         }
         let guard = self.guard.read().ok().and_then(|g| g.clone());
