@@ -523,13 +523,20 @@ mod tests {
             .to_string()
             .contains("hooks[0].event"));
         assert!(Config::from_toml("[[hooks]]\nevent = \"Stop\"\ncolour = \"red\"\n").is_err());
-        // A hook may not wait as long as an idle turn lives.
-        let slow = Config {
-            idle_timeout_secs: 30,
-            hook_timeout_secs: 30,
+        // A hook may not wait as long as an idle turn lives: a short idle timeout lowers the
+        // default wait (and bounds each subscription's) instead of stopping the start.
+        let short = Config {
+            idle_timeout_secs: 2,
             ..Config::default()
         };
-        assert!(slow
+        short.validate().unwrap();
+        let s = crate::domain::hooks::HookSettings::from_config(&short).unwrap();
+        assert_eq!((s.default_timeout_secs, s.max_timeout_secs), (1, 1));
+        let zero = Config {
+            hook_timeout_secs: 0,
+            ..Config::default()
+        };
+        assert!(zero
             .validate()
             .unwrap_err()
             .to_string()

@@ -241,9 +241,9 @@ impl HookSettings {
         let max_timeout_secs = MAX_TIMEOUT_SECS
             .min(cfg.idle_timeout_secs.saturating_sub(1))
             .max(1);
-        if !(1..=max_timeout_secs).contains(&cfg.hook_timeout_secs) {
+        if !(1..=MAX_TIMEOUT_SECS).contains(&cfg.hook_timeout_secs) {
             return Err(format!(
-                "hook_timeout_secs must be between 1 and {max_timeout_secs} (at most 600, and below idle_timeout_secs)"
+                "hook_timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
             ));
         }
         let mut events = vec![HookEvent::PreToolUse];
@@ -265,7 +265,8 @@ impl HookSettings {
                 .iter()
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
-            default_timeout_secs: cfg.hook_timeout_secs,
+            // A short `idle_timeout_secs` lowers the default rather than stop the start.
+            default_timeout_secs: cfg.hook_timeout_secs.min(max_timeout_secs),
             max_timeout_secs,
             events,
             default_outcome,
