@@ -91,6 +91,25 @@ pub struct Config {
     pub client_mcp_urls: bool,
     /// Hosts client-named MCP servers may be on: `host`, `host:port` or `*.domain`.
     pub client_mcp_hosts: Vec<String>,
+    /// Hooks every session has (`[[hooks]]`: event, matcher, mode, url, timeout_secs,
+    /// default; see docs/hooks.md).
+    pub hooks: Vec<crate::domain::hooks::HookSpec>,
+    /// The hook events every process registers, and so the ones sessions may subscribe to
+    /// (each costs a callback whenever it fires; PreToolUse is always registered).
+    pub hook_events: Vec<String>,
+    /// Hosts (`host` or `host:port`) hook webhooks may be sent to; empty: no webhooks.
+    pub hook_webhook_hosts: Vec<String>,
+    /// The environment variable holding the key webhook bodies are signed with.
+    pub hook_secret_env: String,
+    /// How long a decide hook waits for its answer unless its subscription says otherwise.
+    pub hook_timeout_secs: u64,
+    /// What a decide hook nobody answered in time amounts to: `deny` or `continue`.
+    pub hook_default_outcome: String,
+    /// Further attempts after a webhook delivery failed (within the hook's timeout).
+    pub hook_webhook_retries: u32,
+    /// The signing key itself, when embedding the gateway (else read from `hook_secret_env`).
+    #[serde(skip)]
+    pub hook_secret: Option<String>,
     /// How Bash is confined here (set at start: `bubblewrap`, or why not).
     #[serde(skip)]
     pub bash_sandbox: Option<String>,
@@ -151,6 +170,17 @@ impl Default for Config {
             mcp_servers: BTreeMap::new(),
             client_mcp_urls: false,
             client_mcp_hosts: vec![],
+            hooks: vec![],
+            hook_events: crate::claude::control::HOOK_EVENTS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
+            hook_webhook_hosts: vec![],
+            hook_secret_env: "CCGW_HOOK_SECRET".into(),
+            hook_timeout_secs: 30,
+            hook_default_outcome: "deny".into(),
+            hook_webhook_retries: 2,
+            hook_secret: None,
             bash_sandbox: None,
             bash_sandbox_status: String::new(),
             cli_env: vec![],
@@ -204,6 +234,13 @@ impl std::fmt::Debug for Config {
             .field("mcp_servers", &self.mcp_servers.keys().collect::<Vec<_>>())
             .field("client_mcp_urls", &self.client_mcp_urls)
             .field("client_mcp_hosts", &self.client_mcp_hosts)
+            .field("hooks", &self.hooks.len())
+            .field("hook_events", &self.hook_events)
+            .field("hook_webhook_hosts", &self.hook_webhook_hosts)
+            .field("hook_secret_env", &self.hook_secret_env)
+            .field("hook_timeout_secs", &self.hook_timeout_secs)
+            .field("hook_default_outcome", &self.hook_default_outcome)
+            .field("hook_webhook_retries", &self.hook_webhook_retries)
             .field("demo", &self.demo)
             .field("log_format", &self.log_format)
             .field("store_durability", &self.store_durability)
@@ -309,6 +346,18 @@ impl Config {
         if let Some(v) = get("CCGW_CLIENT_MCP_HOSTS") {
             self.client_mcp_hosts = list(&v);
         }
+        if let Some(v) = get("CCGW_HOOK_EVENTS") {
+            self.hook_events = list(&v);
+        }
+        if let Some(v) = get("CCGW_HOOK_WEBHOOK_HOSTS") {
+            self.hook_webhook_hosts = list(&v);
+        }
+        if let Some(v) = get("CCGW_HOOK_SECRET_ENV") {
+            self.hook_secret_env = v.trim().to_string();
+        }
+        if let Some(v) = get("CCGW_HOOK_DEFAULT_OUTCOME") {
+            self.hook_default_outcome = v.trim().to_lowercase();
+        }
         if let Some(v) = get("CCGW_WORKSPACE_ROOTS") {
             self.workspace_roots = list(&v).into_iter().map(PathBuf::from).collect();
         }
@@ -352,6 +401,8 @@ impl Config {
             drain_timeout_secs => "CCGW_DRAIN_TIMEOUT_SECS",
             reply_ttl_secs => "CCGW_REPLY_TTL_SECS",
             idempotency_window_secs => "CCGW_IDEMPOTENCY_WINDOW_SECS",
+            hook_timeout_secs => "CCGW_HOOK_TIMEOUT_SECS",
+            hook_webhook_retries => "CCGW_HOOK_WEBHOOK_RETRIES",
         );
         Ok(())
     }
@@ -397,6 +448,7 @@ impl Config {
         crate::domain::mcp::check_config(&self.mcp_servers, &self.client_mcp_hosts, |k| {
             std::env::var(k).ok()
         })?;
+        crate::domain::hooks::check_config(self).map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -469,6 +521,56 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("store_durability"));
+    }
+
+    #[test]
+    fn deployment_hooks_come_from_the_file_and_bad_ones_stop_the_start() {
+        let cfg = Config::from_toml(
+            "hook_webhook_hosts = [\"audit.example.com\"]\n\
+             [[hooks]]\nevent = \"PostToolUse\"\nmode = \"watch\"\n\
+             url = \"https://audit.example.com/claude\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.hooks.len(), 1);
+        assert_eq!(cfg.hooks[0].event.as_deref(), Some("PostToolUse"));
+        assert_eq!(cfg.hook_default_outcome, "deny");
+        let with_secret = Config {
+            hook_secret: Some("s3cret-key".into()),
+            ..cfg.clone()
+        };
+        with_secret.validate().unwrap();
+        // A webhook needs the signing key.
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hooks[0].url"));
+        let bad =
+            Config::from_toml("[[hooks]]\nevent = \"Sometimes\"\nmode = \"watch\"\n").unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hooks[0].event"));
+        assert!(Config::from_toml("[[hooks]]\nevent = \"Stop\"\ncolour = \"red\"\n").is_err());
+        // A hook may not wait as long as an idle turn lives: a short idle timeout lowers the
+        // default wait (and bounds each subscription's) instead of stopping the start.
+        let short = Config {
+            idle_timeout_secs: 2,
+            ..Config::default()
+        };
+        short.validate().unwrap();
+        let s = crate::domain::hooks::HookSettings::from_config(&short).unwrap();
+        assert_eq!((s.default_timeout_secs, s.max_timeout_secs), (1, 1));
+        let zero = Config {
+            hook_timeout_secs: 0,
+            ..Config::default()
+        };
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hook_timeout_secs"));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! Permission decisions come from a [`ToolPolicy`]: deny unless the tool is allowed. Every
 //! decision is logged. Before any of that, every tool call (allowed or not) passes the
-//! PreToolUse hook registered by [`pre_tool_use_hooks`], answered by the process's
+//! PreToolUse hook registered by [`gateway_hooks`], answered by the process's
 //! [`ToolGuard`] (the workspace confinement, which the domain supplies). MCP servers are registered by name by whoever owns the conversation
-//! (the client-tool bridge); this module only routes to them.
+//! (the client-tool bridge); this module only routes to them. Every other hook call, and a
+//! PreToolUse call the guard lets through, goes to the [`HookDispatch`] of whoever the process
+//! serves (hooks over HTTP), whose answer may refuse a call but never widen what is allowed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,6 +18,7 @@ use tokio::sync::oneshot;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::event::Event;
 use super::wire::ControlRequestLine;
 
 /// An MCP server that lives inside the gateway and is reached through `mcp_message`.
@@ -55,10 +58,76 @@ impl ToolPolicy {
 /// The callback id of the PreToolUse hook every process registers in `initialize`.
 pub const CONFINE_HOOK_ID: &str = "ccgw_pre_tool_use";
 
-/// The `initialize.hooks` that make the CLI ask us before every tool call, whatever the tool
-/// and whatever the permission rules say (hooks run before them).
-pub fn pre_tool_use_hooks() -> Value {
-    json!({"PreToolUse": [{"matcher": null, "hookCallbackIds": [CONFINE_HOOK_ID]}]})
+/// The hook events every process registers, so that a session's subscriptions (made before
+/// or after its process started, warm or not) can be dispatched. PreToolUse also carries the
+/// workspace check.
+pub const HOOK_EVENTS: [&str; 8] = [
+    "PreToolUse",
+    "PostToolUse",
+    "UserPromptSubmit",
+    "Stop",
+    "SubagentStop",
+    "PreCompact",
+    "SessionStart",
+    "Notification",
+];
+
+/// How long the CLI waits for our answer to a hook call. Without a `timeout` it gives up
+/// after 30 s, withdraws the call and ends the turn with an error (docs/cli-notes.md), so it
+/// must outlast the longest decide hook (600 s) and a webhook's last attempt.
+pub const HOOK_CLI_TIMEOUT_SECS: u64 = 660;
+
+/// The `initialize.hooks`: every tool call is checked before it runs, whatever the tool and
+/// whatever the permission rules say (hooks run before them), and each of `events` (names
+/// from [`HOOK_EVENTS`]; others are left out) reaches the gateway.
+pub fn gateway_hooks(events: &[String]) -> Value {
+    let hooks: serde_json::Map<String, Value> = HOOK_EVENTS
+        .iter()
+        .filter(|e| **e == "PreToolUse" || events.iter().any(|x| x == *e))
+        .map(|e| {
+            let id = if *e == "PreToolUse" {
+                CONFINE_HOOK_ID.to_string()
+            } else {
+                format!("ccgw_{e}")
+            };
+            (
+                e.to_string(),
+                json!([{"matcher": null, "hookCallbackIds": [id], "timeout": HOOK_CLI_TIMEOUT_SECS}]),
+            )
+        })
+        .collect();
+    Value::Object(hooks)
+}
+
+/// A hook call of the CLI, for whoever subscribed to it.
+pub struct HookCall<'a> {
+    pub request_id: &'a str,
+    pub event: &'a str,
+    pub input: &'a Value,
+}
+
+/// How a hook call is answered: what watchers are told at once, and the hook output.
+pub struct HookStep {
+    pub announce: Vec<Event>,
+    pub answer: BoxFuture<'static, Value>,
+}
+
+impl HookStep {
+    fn now(answer: Value) -> HookStep {
+        HookStep {
+            announce: Vec::new(),
+            answer: Box::pin(std::future::ready(answer)),
+        }
+    }
+}
+
+/// Dispatches hook calls to a session's subscriptions (the domain supplies it).
+pub trait HookDispatch: Send + Sync {
+    /// Called on the process's reader, so it must not wait on anything. `None`: nobody
+    /// subscribes, and the call goes on at once.
+    fn route(&self, call: HookCall<'_>) -> Option<HookStep>;
+    /// The CLI withdrew the call (an interrupt, or its own timeout).
+    fn cancel(&self, request_id: &str);
 }
 
 /// Decides, before a tool runs, whether its input may be used at all (for instance: every path
@@ -121,6 +190,46 @@ fn deny(message: &str) -> Value {
     json!({"behavior": "deny", "message": message})
 }
 
+/// A PreToolUse hook output that refuses the call.
+fn refusal(reason: &str) -> Value {
+    json!({
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        }
+    })
+}
+
+/// A subscriber's PreToolUse output, held within the gateway's rules: its `allow` would skip
+/// the CLI's permission check (`can_use_tool`), so it is dropped and the tool policy decides;
+/// an `updatedInput` passes the same workspace check as the model's own input.
+fn restrain(mut out: Value, guard: Option<&dyn ToolGuard>, tool: &str) -> Value {
+    let Some(specific) = out
+        .get_mut("hookSpecificOutput")
+        .and_then(Value::as_object_mut)
+    else {
+        return out;
+    };
+    if specific.get("permissionDecision") == Some(&json!("allow")) {
+        specific.remove("permissionDecision");
+        specific.remove("permissionDecisionReason");
+    }
+    if let (Some(input), Some(g)) = (specific.get("updatedInput"), guard) {
+        if let Err(reason) = g.check(tool, input) {
+            return refusal(&reason);
+        }
+    }
+    if specific.len() == 1 {
+        // Only `hookEventName` is left.
+        out.as_object_mut().map(|o| o.remove("hookSpecificOutput"));
+        if out.as_object().is_some_and(|o| o.is_empty()) {
+            return json!({"continue": true});
+        }
+    }
+    out
+}
+
 /// Per-process answerer for CLI → gateway control requests.
 #[derive(Default)]
 pub struct ControlHandler {
@@ -132,6 +241,8 @@ pub struct ControlHandler {
     broker: RwLock<Option<Arc<PermissionBroker>>>,
     /// Checks every tool call's input before it runs (the PreToolUse hook).
     guard: RwLock<Option<Arc<dyn ToolGuard>>>,
+    /// The subscriptions of whoever this process serves (hooks over HTTP).
+    hooks: RwLock<Option<Arc<dyn HookDispatch>>>,
 }
 
 impl ControlHandler {
@@ -142,6 +253,13 @@ impl ControlHandler {
             mcp_servers: RwLock::default(),
             broker: RwLock::default(),
             guard: RwLock::default(),
+            hooks: RwLock::default(),
+        }
+    }
+
+    pub fn set_hooks(&self, hooks: Option<Arc<dyn HookDispatch>>) {
+        if let Ok(mut h) = self.hooks.write() {
+            *h = hooks;
         }
     }
 
@@ -183,6 +301,9 @@ impl ControlHandler {
             if let Ok(mut p) = b.pending.lock() {
                 p.remove(request_id);
             }
+        }
+        if let Some(h) = self.hooks.read().ok().and_then(|h| h.clone()) {
+            h.cancel(request_id);
         }
     }
 
@@ -249,19 +370,50 @@ impl ControlHandler {
                 };
                 Ok(json!({ "mcp_response": response }))
             }
-            "hook_callback" => Ok(self.hook_callback(r)),
+            "hook_callback" => Ok(self.hook_step(req).answer.await),
             other => Err(format!("Unsupported control request subtype: {other}")),
         }
     }
 
-    /// The PreToolUse hook: the guard's verdict on the call. Any other hook lets the call go
-    /// on. A call the guard refuses never reaches `can_use_tool`, so no policy or person can
-    /// let it through.
-    fn hook_callback(&self, r: &Value) -> Value {
+    /// A hook call: for PreToolUse first the workspace check and the denied tools, which no
+    /// hook can override; then the subscriptions. A call the guard refuses never reaches
+    /// `can_use_tool`, so no policy or person can let it through. Runs on the reader: it
+    /// does not wait, and with no subscription the answer is ready at once.
+    pub fn hook_step(&self, req: &ControlRequestLine) -> HookStep {
+        let r = &req.request;
         let input = &r["input"];
-        if r["callback_id"] != CONFINE_HOOK_ID || input["hook_event_name"] != "PreToolUse" {
-            return json!({"continue": true});
+        let event = input["hook_event_name"].as_str().unwrap_or_default();
+        let pre_tool_use = r["callback_id"] == CONFINE_HOOK_ID && event == "PreToolUse";
+        if pre_tool_use {
+            if let Some(refusal) = self.confine(r) {
+                return HookStep::now(refusal);
+            }
         }
+        let dispatch = self.hooks.read().ok().and_then(|h| h.clone());
+        let call = HookCall {
+            request_id: &req.request_id,
+            event,
+            input,
+        };
+        let Some(step) = dispatch.and_then(|d| d.route(call)) else {
+            return HookStep::now(json!({"continue": true}));
+        };
+        // Whatever callback it came by, a tool call's answer is held to the gateway's rules.
+        if event != "PreToolUse" {
+            return step;
+        }
+        let guard = self.guard.read().ok().and_then(|g| g.clone());
+        let tool = input["tool_name"].as_str().unwrap_or_default().to_string();
+        let answer = step.answer;
+        HookStep {
+            announce: step.announce,
+            answer: Box::pin(async move { restrain(answer.await, guard.as_deref(), &tool) }),
+        }
+    }
+
+    /// The guard's refusal of a PreToolUse call, if it refuses.
+    fn confine(&self, r: &Value) -> Option<Value> {
+        let input = &r["input"];
         let tool = input["tool_name"].as_str().unwrap_or_default();
         let tool_input = input.get("tool_input").unwrap_or(&Value::Null);
         let guard = self.guard.read().ok().and_then(|g| g.clone());
@@ -285,7 +437,7 @@ impl ControlHandler {
                     tool_use_id,
                     "tool call passed the workspace check"
                 );
-                json!({"continue": true})
+                None
             }
             Err(reason) => {
                 tracing::warn!(
@@ -297,13 +449,7 @@ impl ControlHandler {
                     decision = "deny",
                     "tool call refused before it ran"
                 );
-                json!({
-                    "hookSpecificOutput": {
-                        "hookEventName": "PreToolUse",
-                        "permissionDecision": "deny",
-                        "permissionDecisionReason": reason,
-                    }
-                })
+                Some(refusal(&reason))
             }
         }
     }
@@ -441,10 +587,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, json!({"continue": true}));
-        let hooks = pre_tool_use_hooks();
+        let all: Vec<String> = HOOK_EVENTS.iter().map(|e| e.to_string()).collect();
+        let hooks = gateway_hooks(&all);
         assert_eq!(
             hooks["PreToolUse"][0]["hookCallbackIds"][0],
             CONFINE_HOOK_ID
+        );
+        assert_eq!(hooks.as_object().unwrap().len(), HOOK_EVENTS.len());
+        // The workspace check is registered whatever the list says.
+        let only = gateway_hooks(&["Stop".to_string()]);
+        assert_eq!(
+            only.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["PreToolUse", "Stop"]
+        );
+        assert_eq!(hooks["Stop"][0]["timeout"], HOOK_CLI_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn a_subscribers_allow_defers_to_the_policy_and_its_input_is_confined() {
+        let out = restrain(
+            json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow"}}),
+            Some(&NoEtc),
+            "Read",
+        );
+        assert_eq!(out, json!({"continue": true}));
+        let out = restrain(
+            json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow",
+                   "updatedInput": {"file_path": "/etc/shadow"}}}),
+            Some(&NoEtc),
+            "Read",
+        );
+        assert_eq!(out["hookSpecificOutput"]["permissionDecision"], "deny");
+        let out = restrain(
+            json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "updatedInput": {"file_path": "b.txt"}}}),
+            Some(&NoEtc),
+            "Read",
+        );
+        assert_eq!(
+            out["hookSpecificOutput"]["updatedInput"]["file_path"],
+            "b.txt"
         );
     }
 

@@ -59,6 +59,22 @@ pub enum Event {
         input: Value,
         tool_use_id: Option<String>,
     },
+    /// A hook the session watches fired (`mode: "watch"`): the CLI's hook input, for the
+    /// watchers; the turn goes on.
+    Hook {
+        hook_event: String,
+        hook_ids: Vec<String>,
+        input: Value,
+    },
+    /// A `decide` hook waits for an answer over the API (`POST
+    /// /api/sessions/{id}/hooks/requests/{request_id}`), at most `timeout_secs`.
+    HookRequest {
+        request_id: String,
+        hook_event: String,
+        hook_ids: Vec<String>,
+        input: Value,
+        timeout_secs: u64,
+    },
     /// A user message entered the conversation (for watchers and history).
     UserMessage { content: Value },
     /// A model call of the turn started: the upstream accepted the request. `usage` is what its

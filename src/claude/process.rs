@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
@@ -574,26 +575,55 @@ async fn dispatch(shared: &Arc<Shared>, line: CliLine) {
             }
         }
         CliLine::ControlRequest(req) => {
+            let mut announce = Vec::new();
             if shared.handler.will_ask(&req) {
                 // Whoever drives the turn learns of the question, and can answer it.
                 let r = &req.request;
-                let ask = Event::PermissionRequest {
+                announce.push(Event::PermissionRequest {
                     request_id: req.request_id.clone(),
                     tool_name: r["tool_name"].as_str().unwrap_or_default().to_string(),
                     input: r.get("input").cloned().unwrap_or(Value::Null),
                     tool_use_id: r["tool_use_id"].as_str().map(String::from),
-                };
+                });
+            }
+            // A hook call is routed here, before anything waits, so what it tells the
+            // watchers (a `hook_request` to answer) is in the turn's stream first.
+            let mut hook =
+                (req.subtype() == "hook_callback").then(|| shared.handler.hook_step(&req));
+            if let Some(h) = hook.as_mut() {
+                announce.append(&mut h.announce);
+            }
+            if !announce.is_empty() {
                 let tx = shared
                     .turn
                     .lock()
                     .ok()
                     .and_then(|t| t.as_ref().map(|sink| sink.tx.clone()));
                 if let Some(tx) = tx {
-                    let _ = tx.send(ask).await;
+                    for ev in announce {
+                        let _ = tx.send(ev).await;
+                    }
+                }
+            }
+            // A hook nobody waits on (no subscription, or the workspace check's refusal) is
+            // answered here at once: every turn makes such calls, and a task hop per call
+            // is latency the CLI waits for.
+            if let Some(h) = hook.as_mut() {
+                if let Some(out) = (&mut h.answer).now_or_never() {
+                    answer_with(shared, &req.request_id, Ok(out)).await;
+                    return;
                 }
             }
             let shared = shared.clone();
-            tokio::spawn(async move { answer_control_request(&shared, req).await });
+            tokio::spawn(async move {
+                match hook {
+                    Some(h) => {
+                        let out = h.answer.await;
+                        answer_with(&shared, &req.request_id, Ok(out)).await;
+                    }
+                    None => answer_control_request(&shared, req).await,
+                }
+            });
         }
         CliLine::ControlCancel { request_id } => {
             tracing::debug!(
@@ -635,9 +665,14 @@ async fn dispatch(shared: &Arc<Shared>, line: CliLine) {
 }
 
 async fn answer_control_request(shared: &Shared, req: ControlRequestLine) {
-    let line = match shared.handler.handle(&req).await {
-        Ok(resp) => wire::control_success_line(&req.request_id, &resp),
-        Err(msg) => wire::control_error_line(&req.request_id, &msg),
+    let answer = shared.handler.handle(&req).await;
+    answer_with(shared, &req.request_id, answer).await;
+}
+
+async fn answer_with(shared: &Shared, request_id: &str, answer: Result<Value, String>) {
+    let line = match answer {
+        Ok(resp) => wire::control_success_line(request_id, &resp),
+        Err(msg) => wire::control_error_line(request_id, &msg),
     };
     if let Err(e) = write_line(shared, &line).await {
         tracing::debug!(pid = shared.pid, error = %e, "could not answer a control request");

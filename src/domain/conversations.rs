@@ -104,6 +104,8 @@ pub struct Conversations {
     pub(crate) mcp: super::mcp::McpRegistry,
     /// Their tools as processes last reported them (see `mcp_status`).
     pub(crate) mcp_seen: super::mcp_status::Seen,
+    /// Hooks over HTTP: the deployment's and each session's subscriptions (see `hooks`).
+    pub(crate) hooks: Arc<super::hooks::HookHub>,
 }
 
 impl Conversations {
@@ -165,6 +167,7 @@ impl Conversations {
             super::feed::FEED_CAPACITY,
             Some(Box::new(move |item| observed.observe(item))),
         ));
+        let hooks = Arc::new(super::hooks::HookHub::new(&cfg));
         Conversations {
             feed,
             activity,
@@ -187,6 +190,7 @@ impl Conversations {
             drain: Default::default(),
             mcp,
             mcp_seen: Default::default(),
+            hooks,
             stage_hook: OnceLock::new(),
         }
     }

@@ -108,6 +108,7 @@ impl Conversations {
                 .register_mcp_server(tools::SERVER_NAME, s.clone());
         }
         self.guard_process(&p, &conv.workspace);
+        self.hook_process(&p, &conv.id);
         // The system prompt's parts and the custom agents (see `agents`).
         let init = Initialize {
             sdk_mcp_servers: server
@@ -116,7 +117,7 @@ impl Conversations {
                 .collect(),
             json_schema: req.json_schema.clone(),
             // Every tool call, whatever the permission rules, is checked before it runs.
-            hooks: Some(control::pre_tool_use_hooks()),
+            hooks: Some(control::gateway_hooks(&self.cfg.hook_events)),
             ..self.agent_initialize(conv.system.clone(), req).await
         };
         self.stage(Stage::Initialize).await;

@@ -33,6 +33,7 @@ pub mod feed;
 pub mod files;
 mod history;
 pub mod history_key;
+pub mod hooks;
 pub mod idempotency;
 mod launch;
 pub mod mcp;

@@ -275,6 +275,7 @@ impl Conversations {
             self.sessions.mark_deleted(id);
             slot
         };
+        self.hooks.forget_session(id);
         self.store.delete_session(id).await.map_err(store_error)?;
         if let Some(p) = &slot.running {
             let _ = p.interrupt().await;

@@ -91,6 +91,18 @@ pub fn router(state: AppState) -> Router {
             post(native::handlers::answer_permission),
         )
         .route(
+            "/api/sessions/{id}/hooks",
+            get(native::hooks::list).post(native::hooks::subscribe),
+        )
+        .route(
+            "/api/sessions/{id}/hooks/{hook_id}",
+            delete(native::hooks::remove),
+        )
+        .route(
+            "/api/sessions/{id}/hooks/requests/{request_id}",
+            post(native::hooks::answer),
+        )
+        .route(
             "/api/agents",
             get(native::agents::list).post(native::agents::create),
         )

@@ -71,7 +71,10 @@ async fn sigterm_drains_a_streamed_turn_which_ends_recorded_and_resumable() {
         .await
         .expect("watch");
     assert_eq!(watcher.status(), 200);
-    let ws_url = format!("{}/api/sessions/{id}/ws", gw.url.replace("http://", "ws://"));
+    let ws_url = format!(
+        "{}/api/sessions/{id}/ws",
+        gw.url.replace("http://", "ws://")
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
 
     // A long streamed answer: 400 words, 40 ms apart.

@@ -385,6 +385,21 @@ pub(super) async fn collect(
                 tokio::spawn(drain(handle));
                 return Ok(r);
             }
+            // Like a permission request: the turn waits for the answer over the API.
+            Event::HookRequest {
+                request_id,
+                hook_event,
+                hook_ids,
+                input,
+                timeout_secs,
+            } => {
+                r.hook_requests
+                    .push(json!({"request_id": request_id, "hook_event": hook_event,
+                    "hook_ids": hook_ids, "input": input, "timeout_secs": timeout_secs}));
+                r.stop_reason = json!("hook_required");
+                tokio::spawn(drain(handle));
+                return Ok(r);
+            }
             Event::Compacted {
                 trigger,
                 pre_tokens,

@@ -2,7 +2,8 @@
 //! or WebSocket), watchers, permissions, history, fork and export; tools (`tools`): the
 //! catalog, tool-call history, direct tool calls and the tool-status stream; the workspace
 //! (`files`): files and memory; the project (`project`): `/init` and moving the workspace;
-//! the event envelope, SSE framing and watcher resumption (`events`).
+//! the event envelope, SSE framing and watcher resumption (`events`); hook subscriptions and
+//! their answers (`hooks`).
 //!
 //! A thin adapter like the others: it maps HTTP onto the session functions of the domain
 //! (`crate::domain::sessions`) and renders `claude::Event`s; it never touches processes.
@@ -13,6 +14,7 @@ pub mod commands;
 pub mod events;
 pub mod files;
 pub mod handlers;
+pub mod hooks;
 pub mod mcp;
 pub mod project;
 pub mod settings;

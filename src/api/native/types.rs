@@ -90,6 +90,9 @@ pub struct MessageReply {
     /// answer (`POST /api/sessions/{id}/permissions/{request_id}`); the turn goes on then.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub permission_requests: Vec<Value>,
+    /// Decide hooks waiting for an answer (`stop_reason: "hook_required"`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hook_requests: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,57 @@
+//! Native API hook endpoints: a session's subscriptions (`/api/sessions/{id}/hooks`) and the
+//! answers to its waiting decide requests. Extract, call the domain, render or map the error.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+
+use super::handlers::{body, Result};
+use crate::domain::hooks::{HookAnswer, HookSpec};
+use crate::http::auth::Caller;
+use crate::http::AppState;
+
+/// `{event, matcher?, mode, url?, timeout_secs?, default?}` → the subscription, 201.
+pub async fn subscribe(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let spec: HookSpec = body(&bytes)?;
+    let sub = app.conversations.subscribe_hook(&id, spec).await?;
+    Ok((StatusCode::CREATED, Json(sub)).into_response())
+}
+
+pub async fn list(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(app.conversations.hooks_of(&id).await?).into_response())
+}
+
+pub async fn remove(
+    State(app): State<AppState>,
+    Path((id, hook_id)): Path<(String, String)>,
+) -> Result<Response> {
+    app.conversations.unsubscribe_hook(&id, &hook_id).await?;
+    Ok(Json(json!({"deleted": true, "id": hook_id})).into_response())
+}
+
+/// The CLI's hook output fields, flat or in `hookSpecificOutput`.
+pub async fn answer(
+    State(app): State<AppState>,
+    Path((id, request_id)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let a: HookAnswer = body(&bytes)?;
+    let out = app
+        .conversations
+        .answer_hook(
+            &id,
+            &request_id,
+            a,
+            caller.label().as_deref().unwrap_or("client"),
+        )
+        .await?;
+    Ok(Json(out).into_response())
+}
