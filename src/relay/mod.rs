@@ -410,7 +410,8 @@ fn finish_record(inner: &Inner, record: RequestRecord) {
 async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let label = presented_token(&parts.headers).and_then(|t| {
+    let presented = presented_token(&parts.headers);
+    let label = presented.and_then(|t| {
         inner
             .tokens
             .lock()
@@ -418,7 +419,13 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             .and_then(|tokens| tokens.get(t).cloned())
     });
     let Some(label) = label else {
-        tracing::warn!(target: "ccgw::relay", path = %parts.uri.path(), "relay request with an unknown or revoked token refused");
+        // The CLI's runtime warms its connection with a bare `HEAD /` as each process starts:
+        // no credential at all is routine. A token that is not (or no longer) ours is not.
+        if presented.is_some() {
+            tracing::warn!(target: "ccgw::relay", path = %parts.uri.path(), "relay request with an unknown or revoked token refused");
+        } else {
+            tracing::debug!(target: "ccgw::relay", method = %parts.method, path = %parts.uri.path(), "relay request without a token refused");
+        }
         return relay_error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",

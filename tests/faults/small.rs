@@ -229,3 +229,34 @@ async fn a_request_can_be_followed_through_the_log_by_its_id() {
         "the refused request's status line: {refused:?}"
     );
 }
+
+#[tokio::test]
+async fn a_healthy_start_and_turn_log_no_warning() {
+    // The defaults: the warm pool fills (two processes start), then one turn runs. An operator
+    // must not see warnings for routine work: each CLI's runtime warms its connection to the
+    // relay with a bare `HEAD /`, which was logged as a refused token.
+    let mock = ccgw::mock_upstream::MockUpstream::start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let gw = External::start(data.path(), &mock, &[]);
+    gw.wait_warm(2).await;
+    let client = reqwest::Client::new();
+    let (status, _) = post_json(
+        &client,
+        &format!("{}/v1/chat/completions", gw.url),
+        &json!({"model": "sonnet", "messages": [user("[[text:fine]]")]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    gw.wait_warm(2).await;
+    let warnings: Vec<String> = gw
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#))
+        .cloned()
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
