@@ -21,6 +21,7 @@ pub mod config;
 pub mod doctor;
 pub mod domain;
 pub mod http;
+pub mod keys_cli;
 pub mod mock_upstream;
 pub mod relay;
 pub mod server;

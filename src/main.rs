@@ -1,4 +1,4 @@
-//! The `ccgw` command line: `serve`, `doctor`, `mock-upstream`.
+//! The `ccgw` command line: `serve`, `doctor`, `keys`, `mock-upstream`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +23,13 @@ enum Command {
     Serve(ServeArgs),
     /// Check the CLI and the upstream with one real turn, and explain what is wrong.
     Doctor(DoctorArgs),
+    /// Manage the API keys kept in the store.
+    Keys {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: ccgw::keys_cli::KeysCommand,
+    },
     /// Run the scripted Anthropic-compatible mock upstream (for tests and benchmarks).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1")]
@@ -132,6 +139,7 @@ async fn run() -> anyhow::Result<()> {
             let ok = ccgw::doctor::run(cfg).await;
             std::process::exit(if ok { 0 } else { 1 });
         }
+        Command::Keys { config, command } => ccgw::keys_cli::run(load(&config)?, command).await,
         Command::MockUpstream { host, port } => {
             init_logging("auto");
             let addr: SocketAddr = format!("{host}:{port}").parse()?;

@@ -219,17 +219,20 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("opening the store {}", db.display()))?;
     // Before any process starts: what a killed gateway left behind.
     crate::domain::conversations::sweep_workspaces(&cfg, &store).await;
-    let conversations = Arc::new(Conversations::new(
-        cfg.clone(),
-        bin,
-        version,
-        Arc::new(store),
-    ));
+    let store: Arc<dyn crate::store::Store> = Arc::new(store);
+    let keys = Arc::new(
+        crate::domain::tenants::KeyRing::load(store.clone(), &cfg.api_keys)
+            .await
+            .context("loading the API keys")?,
+    );
+    keys.spawn_refresh();
+    let conversations = Arc::new(Conversations::new(cfg.clone(), bin, version, store));
     conversations.spawn_reaper();
     let state = AppState {
         ws_tickets: Arc::default(),
         stats: Arc::default(),
         models: Arc::new(ModelTable::new(&cfg.models)),
+        keys,
         upstream: Arc::new(Upstream::from_config(&cfg)),
         conversations,
         started_unix: SystemTime::now()

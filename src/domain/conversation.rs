@@ -84,6 +84,8 @@ pub(crate) struct Conversation {
     /// Which API it came from (`store::source`).
     pub(crate) source: String,
     pub(crate) model_id: String,
+    /// The key that made it (`Caller::owner`).
+    pub(crate) owner: String,
     pub(crate) process: Option<Arc<CliProcess>>,
     /// What the live process was launched and initialized with, and its current settings.
     pub(crate) process_launch: String,
@@ -120,6 +122,7 @@ impl Conversation {
             persisted: false,
             source: store::source::OPENAI.to_string(),
             model_id: String::new(),
+            owner: String::new(),
             process: None,
             process_launch: String::new(),
             process_runtime: Runtime::default(),

@@ -369,6 +369,7 @@ impl Conversations {
         conv.persisted = true;
         conv.source = rec.source;
         conv.model_id = rec.model;
+        conv.owner = rec.owner;
         Some(conv)
     }
 
@@ -612,6 +613,7 @@ impl Conversations {
         }
         .to_string();
         conv.model_id = req.model_id.clone();
+        conv.owner = req.owner.clone();
         conv.started = started;
         conv.leaf = leaf;
         conv.resumable = replay_tail.is_empty();

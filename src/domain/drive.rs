@@ -82,6 +82,7 @@ impl Conversations {
                 turn_id.clone(),
                 conv.source.clone(),
                 req.model_id.clone(),
+                conv.owner.clone(),
             ),
         };
         let feed = self
@@ -449,6 +450,7 @@ impl Conversations {
             model: conv.model_id.clone(),
             system_prompt: conv.system.clone(),
             source: conv.source.clone(),
+            owner: conv.owner.clone(),
             transcript_leaf: conv.leaf.clone(),
             turn_mark: Some(conv.turn_mark.clone()),
             ..store::Session::new("", "", "")

@@ -52,6 +52,7 @@ pub mod settings;
 pub mod stamp;
 mod structured;
 mod tasks;
+pub mod tenants;
 pub mod tool_calls;
 pub mod tool_catalog;
 mod tool_step;

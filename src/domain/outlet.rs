@@ -45,6 +45,7 @@ struct Held {
     entries: Vec<(&'static str, Value)>,
     source: String,
     model: String,
+    owner: String,
 }
 
 impl History {
@@ -74,6 +75,7 @@ impl History {
         turn: String,
         source: String,
         model: String,
+        owner: String,
     ) -> History {
         History {
             recorder: Joiner::with_steps(),
@@ -85,6 +87,7 @@ impl History {
                 entries: Vec::new(),
                 source,
                 model,
+                owner,
             }),
         }
     }
@@ -173,6 +176,7 @@ async fn save_held(store: &dyn Store, id: &str, turn: &str, held: Held) -> Resul
         let rec = crate::store::Session {
             id: id.to_string(),
             status: status.to_string(),
+            owner: held.owner.clone(),
             ..crate::store::Session::new("", held.model.clone(), held.source.clone())
         };
         store.create_session(&rec).await?;

@@ -32,6 +32,8 @@ pub struct SessionInfo {
     /// idle, running, awaiting_tools or error.
     pub status: String,
     pub forked_from: Option<String>,
+    /// The key that made it (`Caller::owner`; `""` without keys).
+    pub owner: String,
     pub created_at: String,
     pub updated_at: String,
     /// Whether a live process holds it right now.
@@ -237,6 +239,7 @@ pub(crate) fn session_record(info: &SessionInfo) -> store::Session {
         source: store::source::NATIVE.into(),
         transcript_leaf: info.transcript_leaf.clone(),
         turn_mark: info.turn_mark.clone(),
+        owner: info.owner.clone(),
         created_at: rfc3339_to_millis(&info.created_at),
         updated_at: rfc3339_to_millis(&info.updated_at),
     }
@@ -262,6 +265,7 @@ pub(crate) fn info_from(rec: &store::Session) -> SessionInfo {
             rec.status.clone()
         },
         forked_from: rec.forked_from.clone(),
+        owner: rec.owner.clone(),
         created_at: millis_to_rfc3339(rec.created_at),
         updated_at: millis_to_rfc3339(rec.updated_at),
         live: false,

@@ -50,6 +50,8 @@ pub struct NewSession {
     pub title: Option<String>,
     /// External MCP servers the session enables.
     pub mcp_servers: Vec<crate::domain::mcp::McpRef>,
+    /// The key that makes it (`Caller::owner`).
+    pub owner: String,
 }
 
 /// One entry of a session's history: `seq`, `turn_id` and `ts` are the ones its live event
@@ -170,6 +172,7 @@ impl Conversations {
             title: spec.title.clone(),
             status: "idle".into(),
             forked_from: None,
+            owner: spec.owner.clone(),
             created_at: at.clone(),
             updated_at: at,
             live: false,
@@ -244,6 +247,7 @@ impl Conversations {
             status: f.status.clone(),
             source: Some(store::source::NATIVE.into()),
             model: f.model.clone(),
+            owner: None,
             limit: f.limit as u32,
             cursor: f.cursor.clone(),
         };

@@ -298,8 +298,10 @@ pub struct TurnRequest {
     pub stop: Vec<String>,
     /// Who asked, for the logs (`user` / `metadata` of the request).
     pub client_user: Option<String>,
-    /// Which API key sent it: a short fingerprint (`http::auth::key_id`), never the secret.
+    /// Which API key sent it, as a label to show (`Caller::label`), never the secret.
     pub key: Option<String>,
+    /// The key's owner id (`Caller::owner`): what the conversation's records belong to.
+    pub owner: String,
     /// The client's function tools.
     pub tools: Vec<ClientTool>,
     pub tool_choice: ToolChoice,

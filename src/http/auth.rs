@@ -1,6 +1,7 @@
-//! Optional static API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`. Refusals come
-//! in the error shape of the API asked (Anthropic for `/v1/messages*`, else OpenAI).
-//! Off when no key is configured. Keys are compared in constant time and never logged.
+//! API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`, checked against the
+//! [`KeyRing`](crate::domain::tenants::KeyRing) in memory. Refusals come in the error shape of
+//! the API asked (Anthropic for `/v1/messages*`, else OpenAI). Off when the gateway has no key
+//! (none in the config, none ever stored). Keys are looked up by their SHA-256 and never logged.
 //!
 //! Every request that passes carries a [`Caller`]: which key made it, as a fingerprint, so that
 //! what one key stores only that key can read back.
@@ -11,13 +12,14 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::domain::tenants::Refusal;
 pub use crate::http::caller::Caller;
 use crate::http::error::ApiError;
 use crate::http::ws_auth;
 use crate::http::AppState;
 
 pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    if app.cfg.api_keys.is_empty() {
+    if !app.keys.enabled() {
         req.extensions_mut().insert(Caller::default());
         return next.run(req).await;
     }
@@ -27,20 +29,28 @@ pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Ne
         .map(String::from)
         .collect();
     keys.extend(ws_auth::protocol_key(req.headers()));
-    let valid = |k: &str| {
-        app.cfg
-            .api_keys
-            .iter()
-            .any(|v| ct_eq(v.as_bytes(), k.as_bytes()))
-    };
     // Any one good credential lets the request through: a stale x-api-key next to a good
     // bearer (some SDKs send both) must not lock it out.
-    let refusal = if let Some(k) = keys.iter().find(|k| valid(k)) {
-        let caller = Caller::of_key(k);
-        req.extensions_mut().insert(caller);
-        return next.run(req).await;
-    } else if !keys.is_empty() {
-        ApiError::Unauthorized("Invalid API key".into())
+    let mut refused = None;
+    for k in &keys {
+        match app.keys.authenticate(k) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                return next.run(req).await;
+            }
+            // Say the most telling reason: revoked or expired over unknown.
+            Err(r) => refused = refused.max(Some(r)),
+        }
+    }
+    let refusal = if let Some(r) = refused {
+        ApiError::Unauthorized(
+            match r {
+                Refusal::Revoked => "This API key has been revoked",
+                Refusal::Expired => "This API key has expired",
+                Refusal::Unknown => "Invalid API key",
+            }
+            .into(),
+        )
     } else {
         match ws_auth::redeem_ticket(&app, &mut req) {
             ws_auth::TicketCheck::Valid => return next.run(req).await,
@@ -58,13 +68,10 @@ pub async fn require_key(State(app): State<AppState>, mut req: Request, next: Ne
 
 /// Whether the request may see what needs a key: no keys are configured, or it presents one.
 pub fn key_ok(app: &AppState, headers: &HeaderMap) -> bool {
-    app.cfg.api_keys.is_empty()
-        || presented_keys(headers).iter().any(|k| {
-            app.cfg
-                .api_keys
-                .iter()
-                .any(|v| ct_eq(v.as_bytes(), k.as_bytes()))
-        })
+    !app.keys.enabled()
+        || presented_keys(headers)
+            .iter()
+            .any(|k| app.keys.authenticate(k).is_ok())
 }
 
 /// A 401 in the shape of the API asked, saying how to authenticate (`WWW-Authenticate`).
@@ -109,10 +116,6 @@ fn presented_keys(h: &HeaderMap) -> Vec<&str> {
         .collect()
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,8 +129,5 @@ mod tests {
         assert_eq!(presented_keys(&h), vec!["xyz", "abc"]);
         h.insert("x-api-key", "".parse().unwrap());
         assert_eq!(presented_keys(&h), vec!["abc"]);
-        assert!(ct_eq(b"same", b"same"));
-        assert!(!ct_eq(b"same", b"diff"));
-        assert!(!ct_eq(b"same", b"samer"));
     }
 }

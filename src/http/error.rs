@@ -106,6 +106,17 @@ impl From<UpstreamError> for ApiError {
     }
 }
 
+impl From<crate::domain::tenants::KeyError> for ApiError {
+    fn from(e: crate::domain::tenants::KeyError) -> Self {
+        use crate::domain::tenants::KeyError;
+        match e {
+            KeyError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            KeyError::Invalid(param, message) => ApiError::bad_request(param, message),
+            KeyError::Store(s) => ApiError::Claude(ClaudeError::protocol(format!("store: {s}"))),
+        }
+    }
+}
+
 impl From<InvalidField> for ApiError {
     fn from(e: InvalidField) -> Self {
         ApiError::bad_request(e.param, e.message)

@@ -47,7 +47,7 @@ pub async fn replay(State(app): State<AppState>, req: Request, next: Next) -> Re
     let owner = req
         .extensions()
         .get::<Caller>()
-        .map(|c| c.0.clone())
+        .map(|c| c.owner.clone())
         .unwrap_or_default();
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, app.cfg.max_body_bytes).await {

@@ -162,6 +162,15 @@ pub fn router(state: AppState) -> Router {
             "/api/claude-sessions/{id}/continue",
             post(native::claude_sessions::resume),
         )
+        .route(
+            "/admin/api/keys",
+            get(admin::keys::list).post(admin::keys::create),
+        )
+        .route(
+            "/admin/api/keys/{id}",
+            get(admin::keys::get).delete(admin::keys::revoke),
+        )
+        .route("/admin/api/keys/{id}/rotate", post(admin::keys::rotate))
         .route("/admin/api/events", get(admin::handlers::events))
         .route("/admin/ws", get(admin::handlers::websocket))
         .route("/admin/api/stats", get(stats::stats))

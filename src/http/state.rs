@@ -13,6 +13,8 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub conversations: Arc<Conversations>,
     pub models: Arc<ModelTable>,
+    /// The API keys, in memory (see `domain::tenants`).
+    pub keys: Arc<crate::domain::tenants::KeyRing>,
     /// The upstream Messages API, called directly for token counts.
     pub upstream: Arc<Upstream>,
     /// Single-use tickets for browsers' WebSockets.

@@ -160,9 +160,12 @@ mod tests {
     #[test]
     fn tickets_are_single_use() {
         let t = Tickets::default();
-        let ticket = t.issue(Caller::of_key("secret-key-1"));
+        let ticket = t.issue(Caller::of_static_key("secret-key-1"));
         assert!(ticket.len() >= 64);
-        assert_eq!(t.redeem(&ticket), Some(Caller::of_key("secret-key-1")));
+        assert_eq!(
+            t.redeem(&ticket),
+            Some(Caller::of_static_key("secret-key-1"))
+        );
         assert_eq!(t.redeem(&ticket), None);
         assert_eq!(t.redeem("made-up"), None);
     }

@@ -12,6 +12,7 @@
 //! store only enforces identity, uniqueness and ordering.
 
 mod agents;
+mod keys;
 mod replies;
 mod sqlite;
 
@@ -111,6 +112,9 @@ pub struct Session {
     /// The uuid the next user line carries: a transcript holding it holds a turn that never
     /// ended, and is cut back to the line before it.
     pub turn_mark: Option<String>,
+    /// Who made it (`domain::tenants::Caller::owner`): `""` when the gateway had no keys. Set at
+    /// creation; [`Store::update_session`] never changes it.
+    pub owner: String,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds; set by the store on every update.
@@ -144,6 +148,7 @@ impl Session {
             source: source.into(),
             transcript_leaf: None,
             turn_mark: None,
+            owner: String::new(),
             created_at: now,
             updated_at: now,
         }
@@ -251,6 +256,8 @@ pub struct SessionFilter {
     pub status: Option<String>,
     pub source: Option<String>,
     pub model: Option<String>,
+    /// Only the sessions this owner made.
+    pub owner: Option<String>,
     /// Page size: 0 means [`DEFAULT_PAGE_SIZE`]; more than [`MAX_PAGE_SIZE`] is capped.
     pub limit: u32,
     /// `next_cursor` of the previous page; `None` for the first.
@@ -263,6 +270,7 @@ impl Default for SessionFilter {
             status: None,
             source: None,
             model: None,
+            owner: None,
             limit: DEFAULT_PAGE_SIZE,
             cursor: None,
         }
@@ -402,6 +410,40 @@ pub trait Store: Send + Sync {
         &self,
         session_id: &str,
     ) -> Result<Vec<(String, UsageTotals)>, StoreError>;
+
+    /// Stores an API key, replacing the one with the same id ([`StoreError::Conflict`] when
+    /// its secret hash is another key's).
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// Every stored API key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// `(newest updated_at, count)` of the stored keys: it changes whenever any key does.
+    async fn api_keys_version(&self) -> Result<(i64, i64), StoreError>;
+}
+
+/// A stored API key. Only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// Public id (`key_…`): what the key's records name as their owner.
+    pub id: String,
+    pub name: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// The secret's first characters, to recognize it.
+    pub prefix: String,
+    /// Hex SHA-256 of the secret.
+    pub secret_hash: String,
+    /// JSON object: what the key may use (see `domain::tenants::KeyPolicy`).
+    pub policy: Value,
+    /// JSON object: its rate, concurrency and budget limits (`domain::tenants::KeyLimits`).
+    pub limits: Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
 }
 
 /// Now, in unix milliseconds.

@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{agents, AgentRecord};
+use super::{agents, keys, AgentRecord, ApiKeyRecord};
 use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
     ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
@@ -41,7 +41,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SESSION_COLUMNS: &str = "id, cli_session_id, workspace, workspace_is_temp, model, agent, \
      permission_mode, system_prompt, allowed_tools, title, status, history_key, source, \
-     created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark";
+     created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark, owner";
 
 /// How durable a commit is (SQLite's `synchronous` under WAL; see `store_durability`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +159,7 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, sqlx::Error> {
         source: row.try_get("source")?,
         transcript_leaf: row.try_get("transcript_leaf")?,
         turn_mark: row.try_get("turn_mark")?,
+        owner: row.try_get("owner")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -217,8 +218,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO sessions (id, cli_session_id, workspace, workspace_is_temp, model, agent, \
              permission_mode, system_prompt, allowed_tools, title, status, history_key, source, \
-             created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark, owner) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.cli_session_id)
@@ -239,6 +240,7 @@ impl Store for SqliteStore {
         .bind(&s.forked_from)
         .bind(&s.transcript_leaf)
         .bind(&s.turn_mark)
+        .bind(&s.owner)
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -318,6 +320,9 @@ impl Store for SqliteStore {
         }
         if let Some(model) = &filter.model {
             q.push(" AND model = ").push_bind(model);
+        }
+        if let Some(owner) = &filter.owner {
+            q.push(" AND owner = ").push_bind(owner);
         }
         if let Some((at, id)) = after {
             q.push(" AND (created_at, id) < (")
@@ -560,6 +565,22 @@ impl Store for SqliteStore {
         session_id: &str,
     ) -> Result<Vec<(String, UsageTotals)>, StoreError> {
         agents::usage_by_model(&self.pool, session_id).await
+    }
+
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        keys::put(&self.pool, key).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        keys::list(&self.pool).await
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        keys::get(&self.pool, id).await
+    }
+
+    async fn api_keys_version(&self) -> Result<(i64, i64), StoreError> {
+        keys::version(&self.pool).await
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError> {
@@ -872,6 +893,7 @@ mod tests {
             status: Some(status::IDLE.into()),
             source: Some(source::NATIVE.into()),
             model: Some("opus".into()),
+            owner: None,
             limit: 500,
             cursor: None,
         };

@@ -7,3 +7,4 @@
 //! process. Everything here needs a key when keys are configured.
 
 pub mod handlers;
+pub mod keys;

@@ -69,6 +69,7 @@ pub fn to_turn(req: &MessagesRequest, models: &ModelTable) -> Result<TurnRequest
         stop,
         client_user,
         key: None,
+        owner: String::new(),
         tools,
         tool_choice,
         parallel_tool_calls,

@@ -31,7 +31,7 @@ pub async fn messages(
     {
         let chain = app
             .conversations
-            .reply_chain(previous_message_id, threads::KIND, &caller.0)
+            .reply_chain(previous_message_id, threads::KIND, &caller.owner)
             .await?;
         let Some(chain) = chain else {
             return Ok(threads::not_found(previous_message_id));
@@ -40,6 +40,7 @@ pub async fn messages(
     }
     let mut turn = convert::to_turn(&req, &app.models)?;
     turn.key = caller.label();
+    turn.owner = caller.owner.clone();
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");
@@ -57,7 +58,7 @@ pub async fn messages(
                 tools.as_ref(),
                 &added,
                 message,
-                &caller.0,
+                &caller.owner,
             );
             app.conversations.put_reply(record);
         }

@@ -34,7 +34,11 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, 
     crate::http::body::parse(bytes, &crate::http::body::NATIVE)
 }
 
-pub async fn create_session(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
+pub async fn create_session(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response> {
     let req: CreateSession = body(&bytes)?;
     let model_id = req.model.unwrap_or_else(|| "default".into());
     let model = app
@@ -53,6 +57,7 @@ pub async fn create_session(State(app): State<AppState>, bytes: Bytes) -> Result
         title: req.title,
         mcp_servers: crate::domain::mcp::parse_refs(req.extra.get("mcp_servers"), "mcp_servers")
             .map_err(ApiError::from)?,
+        owner: caller.owner.clone(),
     };
     let info = app.conversations.create_session(spec).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())

@@ -117,6 +117,7 @@ pub fn to_turn(req: &ChatCompletionRequest, models: &ModelTable) -> Result<TurnR
         stop,
         client_user: req.user.clone(),
         key: None,
+        owner: String::new(),
         tools,
         tool_choice,
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),

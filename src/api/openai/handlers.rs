@@ -24,6 +24,7 @@ pub async fn chat_completions(
     let req = convert::parse(&body)?;
     let mut turn = convert::to_turn(&req, &app.models)?;
     turn.key = caller.label();
+    turn.owner = caller.owner.clone();
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");

@@ -190,6 +190,7 @@ pub fn to_turn(
         options,
         json_schema,
         key: None,
+        owner: String::new(),
         mcp_servers: crate::domain::mcp::parse_refs(req.extra.get("mcp_servers"), "mcp_servers")?,
     };
     Ok(Converted { turn, added })

@@ -27,7 +27,11 @@ pub async fn create(
     let req = convert::parse(&body)?;
     let mut earlier = Earlier::default();
     if let Some(prev) = &req.previous_response_id {
-        let Some(chain) = app.conversations.reply_chain(prev, KIND, &caller.0).await? else {
+        let Some(chain) = app
+            .conversations
+            .reply_chain(prev, KIND, &caller.owner)
+            .await?
+        else {
             return Ok(error(
                 StatusCode::BAD_REQUEST,
                 format!("Previous response with id '{prev}' not found."),
@@ -46,7 +50,7 @@ pub async fn create(
         };
         if let Some(r) = app
             .conversations
-            .reply(&response_id, KIND, &caller.0)
+            .reply(&response_id, KIND, &caller.owner)
             .await?
         {
             let item = r.body["response"]["output"]
@@ -59,6 +63,7 @@ pub async fn create(
     }
     let Converted { mut turn, added } = convert::to_turn(&req, &app.models, &earlier)?;
     turn.key = caller.label();
+    turn.owner = caller.owner.clone();
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");
@@ -80,7 +85,7 @@ pub async fn create(
         conversations.put_reply(StoredReply {
             id: fold.id().to_string(),
             kind: KIND.to_string(),
-            owner: caller.0.clone(),
+            owner: caller.owner.clone(),
             previous_id: previous,
             body: json!({"response": response, "messages": messages}),
             created_at: crate::store::now_millis(),
@@ -107,10 +112,12 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, OpenAiError> {
-    Ok(match app.conversations.reply(&id, KIND, &caller.0).await? {
-        Some(r) => Json(r.body["response"].clone()).into_response(),
-        None => not_found(&id),
-    })
+    Ok(
+        match app.conversations.reply(&id, KIND, &caller.owner).await? {
+            Some(r) => Json(r.body["response"].clone()).into_response(),
+            None => not_found(&id),
+        },
+    )
 }
 
 pub async fn delete(
@@ -119,7 +126,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, OpenAiError> {
     Ok(
-        if app.conversations.delete_reply(&id, KIND, &caller.0).await? {
+        if app
+            .conversations
+            .delete_reply(&id, KIND, &caller.owner)
+            .await?
+        {
             Json(json!({"id": id, "object": "response.deleted", "deleted": true})).into_response()
         } else {
             not_found(&id)

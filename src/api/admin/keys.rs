@@ -1,0 +1,77 @@
+//! `/admin/api/keys`: API keys for an admin key. Creating and rotating answer with the secret,
+//! the only time it is shown. Must not: keep or log a secret.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+
+use crate::domain::tenants::NewKey;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, NativeError};
+use crate::http::AppState;
+
+type Result<T> = std::result::Result<T, NativeError>;
+
+/// Only an admin key manages keys. A user key is told the route needs an admin, not that it is
+/// missing: the route exists for every deployment.
+pub(crate) fn admin_only(caller: &Caller) -> std::result::Result<(), ApiError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("This route needs an admin key".into()))
+    }
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response> {
+    admin_only(&caller)?;
+    Ok(Json(json!({"data": app.keys.list().await?})).into_response())
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response> {
+    admin_only(&caller)?;
+    let new: NewKey = crate::http::body::parse(&bytes, &crate::http::body::NATIVE)?;
+    let issued = app.keys.create(new).await?;
+    tracing::info!(key = %issued.key.id, name = %issued.key.name, by = ?caller.label(), "API key created");
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    admin_only(&caller)?;
+    Ok(Json(app.keys.get(&id).await?).into_response())
+}
+
+pub async fn revoke(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    admin_only(&caller)?;
+    let key = app.keys.revoke(&id).await?;
+    tracing::info!(key = %key.id, by = ?caller.label(), "API key revoked");
+    Ok(Json(key).into_response())
+}
+
+pub async fn rotate(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    admin_only(&caller)?;
+    let issued = app.keys.rotate(&id).await?;
+    tracing::info!(key = %issued.key.id, by = ?caller.label(), "API key rotated");
+    Ok(Json(issued).into_response())
+}
