@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
-use crate::domain::tenants::NewKey;
+use crate::domain::tenants::{NewKey, Role};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, NativeError};
 use crate::http::AppState;
@@ -40,6 +40,14 @@ pub async fn create(
 ) -> Result<Response> {
     admin_only(&caller)?;
     let new: NewKey = crate::http::body::parse(&bytes, &crate::http::body::NATIVE)?;
+    // The first key turns authentication on: were it a user key, nobody could manage keys.
+    if !app.keys.enabled() && new.role != Some(Role::Admin) {
+        return Err(ApiError::bad_request(
+            "role",
+            "The gateway has no keys yet: the first key must be an admin key (\"role\": \"admin\")",
+        )
+        .into());
+    }
     let issued = app.keys.create(new).await?;
     tracing::info!(key = %issued.key.id, name = %issued.key.name, by = ?caller.label(), "API key created");
     Ok((StatusCode::CREATED, Json(issued)).into_response())
