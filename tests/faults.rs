@@ -18,6 +18,8 @@ mod kill;
 mod memory;
 #[path = "faults/races.rs"]
 mod races;
+#[path = "faults/ready.rs"]
+mod ready;
 #[path = "faults/small.rs"]
 mod small;
 #[path = "faults/support.rs"]

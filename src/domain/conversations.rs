@@ -68,6 +68,8 @@ pub struct Conversations {
     pub(crate) cfg: Arc<Config>,
     pub(crate) claude_bin: PathBuf,
     pub(crate) cli_version: String,
+    /// Whether the CLI can run here (readiness).
+    pub cli_health: Arc<super::cli_health::CliHealth>,
     pub pool: Arc<ProcessPool>,
     pub store: Arc<dyn Store>,
     pub(crate) models: crate::domain::models::ModelTable,
@@ -173,6 +175,7 @@ impl Conversations {
             activity,
             exact_system_prompt,
             cfg,
+            cli_health: super::cli_health::CliHealth::new(claude_bin.clone()),
             claude_bin,
             cli_version,
             pool,

@@ -100,7 +100,8 @@ impl Conversations {
                 spec.mcp_config = self.mcp_config_file(&req.mcp_servers)?;
                 runtime.apply_to(&mut spec);
                 let handler = Arc::new(ControlHandler::new(conv.id.clone(), policy));
-                (self.pool.spawn(&spec, handler).await?, runtime.clone())
+                let spawned = self.pool.spawn(&spec, handler).await;
+                (self.judge_cli(spawned)?, runtime.clone())
             }
         };
         if let Some(s) = &server {
@@ -122,7 +123,7 @@ impl Conversations {
         };
         self.stage(Stage::Initialize).await;
         // On an error the lease retires the process.
-        let offer = waiting_on_cli(p.initialize(&init)).await?;
+        let offer = self.judge_cli(waiting_on_cli(p.initialize(&init)).await)?;
         self.catalog
             .observe(&offer, &super::agents::passed_agents(&init));
         if let Some(old) = std::mem::replace(&mut conv.tool_server, server) {
@@ -173,6 +174,19 @@ impl Conversations {
     /// clean turn, and a turn that never ended is cut off (the conversation then continues
     /// under the copy's session id). The CLI writes a turn's lines shortly after its result,
     /// and a process being stopped may still be writing: give it a moment.
+    /// What a process's start says about the CLI (see `cli_health`): one that answers proves it
+    /// works; one that fails to start makes it suspect, and a check decides. (How a dying CLI
+    /// shows depends on which is seen first, its exit or its closed pipe, so every failure but
+    /// the upstream's and a full budget counts.)
+    fn judge_cli<T>(&self, r: Result<T, ClaudeError>) -> Result<T, ClaudeError> {
+        match &r {
+            Ok(_) => self.cli_health.works(),
+            Err(ClaudeError::Upstream { .. } | ClaudeError::AtCapacity { .. }) => {}
+            Err(_) => self.cli_health.suspect(),
+        }
+        r
+    }
+
     pub(crate) async fn ready_to_resume(&self, conv: &mut Conversation) -> bool {
         let config = self.cfg.claude_config_dir();
         // A process of this conversation that was just retired (its turn failed or was cut)

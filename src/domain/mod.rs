@@ -21,6 +21,7 @@ pub mod agents;
 mod catalog;
 pub mod checkpoints;
 pub mod claude_sessions;
+pub mod cli_health;
 pub mod cli_wait;
 pub mod commands;
 pub mod confine;

@@ -50,15 +50,23 @@ pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response
     details(&app).into_response()
 }
 
-/// `GET /health/ready`: readiness for a load balancer or Kubernetes, open to anyone (it tells
-/// nothing else): 200 while this instance starts new turns, 503 once it drains.
-pub async fn ready(State(app): State<AppState>) -> Response {
-    if app.conversations.drain.accepting() {
-        Json(serde_json::json!({"ready": true})).into_response()
+/// `GET /health/ready`: readiness for a load balancer or Kubernetes, open to anyone: 200 while
+/// this instance starts new turns; 503 once it drains, or while the CLI cannot run (the reason
+/// in detail only for a caller with a key, or when the gateway has none).
+pub async fn ready(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let c = &app.conversations;
+    let not_ready = if !c.drain.accepting() {
+        serde_json::json!({"ready": false, "reason": "draining"})
+    } else if let Err(why) = c.cli_health.usable() {
+        let mut body = serde_json::json!({"ready": false, "reason": "cli_unavailable"});
+        if auth::key_ok(&app, &headers) {
+            body["detail"] = why.into();
+        }
+        body
     } else {
-        let body = Json(serde_json::json!({"ready": false, "reason": "draining"}));
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-    }
+        return Json(serde_json::json!({"ready": true})).into_response();
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready)).into_response()
 }
 
 fn details(app: &AppState) -> Json<Health> {
