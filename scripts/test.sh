@@ -35,6 +35,9 @@ stage "setup" "$ROOT/scripts/setup.sh" --all
 stage "cargo build" cargo build
 stage "cargo test" cargo test
 stage "python tests" "$VENV_PY" -m pytest tests/python -q
+# The Kubernetes manifests, and the container image where a Docker daemon can build it (-rs
+# prints plainly why the image test was skipped when it could not run).
+stage "deploy checks" "$VENV_PY" -m pytest tests/deploy -q -rs
 stage "console tests" npm --prefix "$ROOT/web" test
 
 echo "test: all stages passed (${done_stages[*]}) in $((SECONDS - START))s"
