@@ -192,63 +192,141 @@ impl Default for Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("data_dir", &self.data_dir)
-            .field("claude_bin", &self.claude_bin)
-            .field(
-                "api_keys",
-                &format_args!("[{} redacted]", self.api_keys.len()),
-            )
-            .field("cors_origins", &self.cors_origins)
-            .field("max_live_processes", &self.max_live_processes)
-            .field("warm_pool_size", &self.warm_pool_size)
-            .field("warm_models", &self.warm_models)
-            .field("warm_ttl_secs", &self.warm_ttl_secs)
-            .field("queue_timeout_secs", &self.queue_timeout_secs)
-            .field("turn_timeout_secs", &self.turn_timeout_secs)
-            .field("idle_timeout_secs", &self.idle_timeout_secs)
-            .field("stream_lag_timeout_secs", &self.stream_lag_timeout_secs)
-            .field("process_idle_ttl_secs", &self.process_idle_ttl_secs)
-            .field("conversation_ttl_secs", &self.conversation_ttl_secs)
-            .field("cli_max_retries", &self.cli_max_retries)
-            .field("builtin_tools", &self.builtin_tools)
-            .field("tool_call_timeout_secs", &self.tool_call_timeout_secs)
-            .field("permission_timeout_secs", &self.permission_timeout_secs)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_upload_bytes", &self.max_upload_bytes)
-            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
-            .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
-            .field("max_connections", &self.max_connections)
-            .field("models", &self.models.keys().collect::<Vec<_>>())
-            .field("workspace_roots", &self.workspace_roots)
-            .field("claude_sessions_dir", &self.claude_sessions_dir)
-            .field("exact_system_prompt", &self.exact_system_prompt)
-            .field("reply_ttl_secs", &self.reply_ttl_secs)
-            .field("idempotency_window_secs", &self.idempotency_window_secs)
-            .field("cli_extra_env", &self.cli_extra_env)
-            .field("metrics_listen", &self.metrics_listen)
-            .field("unsandboxed_bash", &self.unsandboxed_bash)
-            .field("sandbox_allowed_hosts", &self.sandbox_allowed_hosts)
-            .field("mcp_servers", &self.mcp_servers.keys().collect::<Vec<_>>())
-            .field("client_mcp_urls", &self.client_mcp_urls)
-            .field("client_mcp_hosts", &self.client_mcp_hosts)
-            .field("hooks", &self.hooks.len())
-            .field("hook_events", &self.hook_events)
-            .field("hook_webhook_hosts", &self.hook_webhook_hosts)
-            .field("hook_secret_env", &self.hook_secret_env)
-            .field("hook_timeout_secs", &self.hook_timeout_secs)
-            .field("hook_default_outcome", &self.hook_default_outcome)
-            .field("hook_webhook_retries", &self.hook_webhook_retries)
-            .field("demo", &self.demo)
-            .field("log_format", &self.log_format)
-            .field("store_durability", &self.store_durability)
-            .finish()
+        let mut d = f.debug_struct("Config");
+        for (name, value) in self.settings() {
+            d.field(name, &format_args!("{value}"));
+        }
+        d.finish()
     }
 }
 
+/// Secrets as a count and a short digest: a change shows, the values never do.
+fn redacted(secrets: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for s in secrets {
+        h.update(s.as_bytes());
+        h.update([0]);
+    }
+    format!(
+        "[{} redacted, {}]",
+        secrets.len(),
+        hex::encode(&h.finalize()[..4])
+    )
+}
+
 impl Config {
+    /// Every setting read from the file or the environment, by name, as shown in logs (secrets
+    /// redacted): what `Debug` prints and what a reload compares.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("host", format!("{:?}", self.host)),
+            ("port", format!("{:?}", self.port)),
+            ("data_dir", format!("{:?}", self.data_dir)),
+            ("claude_bin", format!("{:?}", self.claude_bin)),
+            ("api_keys", redacted(&self.api_keys)),
+            ("cors_origins", format!("{:?}", self.cors_origins)),
+            (
+                "max_live_processes",
+                format!("{:?}", self.max_live_processes),
+            ),
+            ("warm_pool_size", format!("{:?}", self.warm_pool_size)),
+            ("warm_models", format!("{:?}", self.warm_models)),
+            ("warm_ttl_secs", format!("{:?}", self.warm_ttl_secs)),
+            (
+                "queue_timeout_secs",
+                format!("{:?}", self.queue_timeout_secs),
+            ),
+            ("turn_timeout_secs", format!("{:?}", self.turn_timeout_secs)),
+            ("idle_timeout_secs", format!("{:?}", self.idle_timeout_secs)),
+            (
+                "stream_lag_timeout_secs",
+                format!("{:?}", self.stream_lag_timeout_secs),
+            ),
+            (
+                "process_idle_ttl_secs",
+                format!("{:?}", self.process_idle_ttl_secs),
+            ),
+            (
+                "conversation_ttl_secs",
+                format!("{:?}", self.conversation_ttl_secs),
+            ),
+            ("cli_max_retries", format!("{:?}", self.cli_max_retries)),
+            ("builtin_tools", format!("{:?}", self.builtin_tools)),
+            (
+                "tool_call_timeout_secs",
+                format!("{:?}", self.tool_call_timeout_secs),
+            ),
+            (
+                "permission_timeout_secs",
+                format!("{:?}", self.permission_timeout_secs),
+            ),
+            ("max_body_bytes", format!("{:?}", self.max_body_bytes)),
+            ("max_upload_bytes", format!("{:?}", self.max_upload_bytes)),
+            (
+                "header_read_timeout_secs",
+                format!("{:?}", self.header_read_timeout_secs),
+            ),
+            (
+                "keep_alive_timeout_secs",
+                format!("{:?}", self.keep_alive_timeout_secs),
+            ),
+            ("max_connections", format!("{:?}", self.max_connections)),
+            (
+                "shutdown_grace_secs",
+                format!("{:?}", self.shutdown_grace_secs),
+            ),
+            (
+                "drain_timeout_secs",
+                format!("{:?}", self.drain_timeout_secs),
+            ),
+            ("models", format!("{:?}", self.models)),
+            ("workspace_roots", format!("{:?}", self.workspace_roots)),
+            (
+                "claude_sessions_dir",
+                format!("{:?}", self.claude_sessions_dir),
+            ),
+            (
+                "exact_system_prompt",
+                format!("{:?}", self.exact_system_prompt),
+            ),
+            ("reply_ttl_secs", format!("{:?}", self.reply_ttl_secs)),
+            (
+                "idempotency_window_secs",
+                format!("{:?}", self.idempotency_window_secs),
+            ),
+            ("cli_extra_env", format!("{:?}", self.cli_extra_env)),
+            ("metrics_listen", format!("{:?}", self.metrics_listen)),
+            ("unsandboxed_bash", format!("{:?}", self.unsandboxed_bash)),
+            (
+                "sandbox_allowed_hosts",
+                format!("{:?}", self.sandbox_allowed_hosts),
+            ),
+            ("mcp_servers", format!("{:?}", self.mcp_servers)),
+            ("client_mcp_urls", format!("{:?}", self.client_mcp_urls)),
+            ("client_mcp_hosts", format!("{:?}", self.client_mcp_hosts)),
+            ("hooks", format!("{:?}", self.hooks)),
+            ("hook_events", format!("{:?}", self.hook_events)),
+            (
+                "hook_webhook_hosts",
+                format!("{:?}", self.hook_webhook_hosts),
+            ),
+            ("hook_secret_env", format!("{:?}", self.hook_secret_env)),
+            ("hook_timeout_secs", format!("{:?}", self.hook_timeout_secs)),
+            (
+                "hook_default_outcome",
+                format!("{:?}", self.hook_default_outcome),
+            ),
+            (
+                "hook_webhook_retries",
+                format!("{:?}", self.hook_webhook_retries),
+            ),
+            ("demo", format!("{:?}", self.demo)),
+            ("log_format", format!("{:?}", self.log_format)),
+            ("store_durability", format!("{:?}", self.store_durability)),
+        ]
+    }
+
     /// Defaults ← file (when given) ← environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut cfg = match file {

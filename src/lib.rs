@@ -24,6 +24,7 @@ pub mod http;
 pub mod keys_cli;
 pub mod mock_upstream;
 pub mod relay;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod upstream;

@@ -119,17 +119,37 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let mut cfg = load(&args.config)?;
-            if let Some(h) = args.host {
-                cfg.host = h;
-            }
-            if let Some(p) = args.port {
-                cfg.port = p;
-            }
-            cfg.demo |= args.demo;
+            // What the command line says wins over the file and the environment, on every
+            // reload too.
+            let (host, port, data_dir, demo) = (
+                args.host,
+                args.port,
+                args.config.data_dir.clone(),
+                args.demo,
+            );
+            let overrides = move |cfg: &mut Config| {
+                if let Some(h) = &host {
+                    cfg.host = h.clone();
+                }
+                if let Some(p) = port {
+                    cfg.port = p;
+                }
+                if let Some(d) = &data_dir {
+                    cfg.data_dir = d.clone();
+                }
+                cfg.demo |= demo;
+            };
+            let mut cfg = Config::load(args.config.config.as_deref())?;
+            overrides(&mut cfg);
             init_logging(&cfg.log_format);
             tracing::info!(config = ?cfg, "starting");
+            let loaded = cfg.clone();
             let server = ccgw::server::start(cfg).await?;
+            let source = ccgw::reload::Source {
+                file: args.config.config.clone(),
+                overrides: Box::new(overrides),
+            };
+            ccgw::reload::Reloader::new(source, server.state.clone(), loaded).spawn();
             server.run_until_signal().await;
             Ok(())
         }

@@ -10,14 +10,12 @@ use anyhow::{bail, Context};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use tokio::sync::watch;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::conversations::Conversations;
 use crate::domain::drain::Phase;
-use crate::domain::models::ModelTable;
 use crate::http::{self, AppState};
 use crate::mock_upstream::MockUpstream;
 use crate::upstream::Upstream;
@@ -231,7 +229,8 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     let state = AppState {
         ws_tickets: Arc::default(),
         stats: Arc::default(),
-        models: Arc::new(ModelTable::new(&cfg.models)),
+        models: conversations.models.clone(),
+        cors: http::cors::CorsOrigins::new(&cfg.cors_origins),
         keys,
         upstream: Arc::new(Upstream::from_config(&cfg)),
         conversations,
@@ -269,7 +268,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {}:{}", cfg.host, cfg.port))?;
     let addr = listener.local_addr()?;
-    let router = with_layers(http::router(state.clone()), &cfg);
+    let router = with_layers(http::router(state.clone()), &cfg, state.cors.clone());
     let (tx, rx) = watch::channel(false);
     let metrics_addr = match &cfg.metrics_listen {
         Some(at) => {
@@ -343,10 +342,14 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-fn with_layers(router: axum::Router, cfg: &Config) -> axum::Router {
+fn with_layers(
+    router: axum::Router,
+    cfg: &Config,
+    cors: Arc<http::cors::CorsOrigins>,
+) -> axum::Router {
     let request_id = HeaderName::from_static("x-request-id");
     let limit = cfg.max_body_bytes;
-    let mut router = router
+    let router = router
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(axum::middleware::from_fn(move |req, next| {
             http::error::shape_errors(limit, req, next)
@@ -366,20 +369,8 @@ fn with_layers(router: axum::Router, cfg: &Config) -> axum::Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
-    if !cfg.cors_origins.is_empty() {
-        let origins = if cfg.cors_origins.iter().any(|o| o == "*") {
-            AllowOrigin::any()
-        } else {
-            AllowOrigin::list(cfg.cors_origins.iter().filter_map(|o| o.parse().ok()))
-        };
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(origins)
-                .allow_methods(tower_http::cors::Any)
-                .allow_headers(tower_http::cors::Any),
-        );
-    }
-    router
+    // Always there, asking the live list: a reload may allow origins where none were.
+    router.layer(http::cors::layer(cors))
 }
 
 async fn shutdown_signal() {

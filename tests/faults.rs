@@ -20,6 +20,8 @@ mod memory;
 mod races;
 #[path = "faults/ready.rs"]
 mod ready;
+#[path = "faults/reload.rs"]
+mod reload;
 #[path = "faults/small.rs"]
 mod small;
 #[path = "faults/support.rs"]

@@ -29,7 +29,7 @@ pub async fn list(
         Ok(Query(q)) => q,
         Err(e) => return AnthropicError(ApiError::bad_request("", e.body_text())).into_response(),
     };
-    match anthropic_models::page(&app.models, &q, app.started_unix) {
+    match anthropic_models::page(&app.models.current(), &q, app.started_unix) {
         Ok(p) => Json(p).into_response(),
         Err(e) => AnthropicError(e).into_response(),
     }

@@ -138,9 +138,9 @@ impl Drop for Queued<'_> {
 pub type WarmFactory = Box<dyn Fn(&WarmKey) -> (LaunchSpec, Arc<ControlHandler>) + Send + Sync>;
 
 struct Warm {
-    /// Processes kept ready per key.
-    size: usize,
-    keys: Vec<WarmKey>,
+    /// Processes kept ready per key (a reload may change both).
+    size: AtomicUsize,
+    keys: std::sync::RwLock<Vec<WarmKey>>,
     ttl: Duration,
     factory: WarmFactory,
 }
@@ -167,7 +167,8 @@ impl Inner {
 }
 
 pub struct ProcessPool {
-    max_live: usize,
+    /// The budget (a reload may change it).
+    max_live: AtomicUsize,
     queue_timeout: Duration,
     shutdown_grace: Duration,
     inner: Mutex<Inner>,
@@ -186,7 +187,7 @@ pub struct ProcessPool {
 impl ProcessPool {
     pub fn new(max_live: usize, queue_timeout: Duration, shutdown_grace: Duration) -> Self {
         ProcessPool {
-            max_live: max_live.max(1),
+            max_live: AtomicUsize::new(max_live.max(1)),
             queue_timeout,
             shutdown_grace,
             inner: Mutex::default(),
@@ -209,20 +210,72 @@ impl ProcessPool {
         ttl: Duration,
         factory: WarmFactory,
     ) {
-        if size > 0
-            && !keys.is_empty()
-            && self
-                .warm
-                .set(Warm {
-                    size,
-                    keys,
-                    ttl,
-                    factory,
+        // Set even when off, so that a reload can turn it on.
+        let _ = self.warm.set(Warm {
+            size: AtomicUsize::new(size),
+            keys: std::sync::RwLock::new(keys),
+            ttl,
+            factory,
+        });
+        self.refill();
+    }
+
+    /// New warm-pool settings (a reload): idle warm processes no longer wanted stop, missing
+    /// ones start.
+    pub fn set_warm(self: &Arc<Self>, size: usize, keys: Vec<WarmKey>) {
+        let Some(warm) = self.warm.get() else { return };
+        warm.size.store(size, Ordering::Relaxed);
+        *warm.keys.write().unwrap_or_else(|e| e.into_inner()) = keys.clone();
+        let victims: Vec<Arc<CliProcess>> = {
+            let mut inner = self.lock();
+            let mut kept: HashMap<WarmKey, usize> = HashMap::new();
+            let ids: Vec<u64> = inner
+                .live
+                .iter()
+                .filter_map(|(id, s)| {
+                    let key = s.warm.as_ref()?;
+                    let n = kept.entry(key.clone()).or_default();
+                    *n += 1;
+                    (s.idle_since.is_some() && (!keys.contains(key) || *n > size)).then_some(*id)
                 })
-                .is_ok()
-        {
-            self.refill();
+                .collect();
+            ids.iter()
+                .filter_map(|id| inner.live.remove(id))
+                .map(|s| s.process)
+                .collect()
+        };
+        for p in victims {
+            self.stop_in_background(p);
         }
+        self.changed.notify_waiters();
+        self.refill();
+    }
+
+    /// A new budget (a reload). Over it, idle processes stop (warm ones first, then the least
+    /// recently used); busy ones finish their turns, and no new one starts until there is room.
+    pub fn set_max_live(self: &Arc<Self>, max_live: usize) {
+        let max_live = max_live.max(1);
+        self.max_live.store(max_live, Ordering::Relaxed);
+        let victims: Vec<Arc<CliProcess>> = {
+            let mut inner = self.lock();
+            let excess = (inner.live.len() + inner.reserved).saturating_sub(max_live);
+            let mut idle: Vec<(bool, Instant, u64)> = inner
+                .live
+                .iter()
+                .filter_map(|(id, s)| s.idle_since.map(|t| (s.warm.is_none(), t, *id)))
+                .collect();
+            idle.sort();
+            idle.iter()
+                .take(excess)
+                .filter_map(|(_, _, id)| inner.live.remove(id))
+                .map(|s| s.process)
+                .collect()
+        };
+        for p in victims {
+            self.stop_in_background(p);
+        }
+        self.changed.notify_waiters();
+        self.refill();
     }
 
     pub fn warm_count(&self) -> usize {
@@ -284,7 +337,9 @@ impl ProcessPool {
             if self.waiting.load(Ordering::Relaxed) > 0 {
                 return;
             }
-            for key in &warm.keys {
+            let size = warm.size.load(Ordering::Relaxed);
+            let keys = warm.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+            for key in &keys {
                 let have = inner
                     .live
                     .values()
@@ -292,9 +347,9 @@ impl ProcessPool {
                     .count()
                     + inner.reserved_warm.iter().filter(|k| *k == key).count();
                 let room = self
-                    .max_live
+                    .max_live()
                     .saturating_sub(inner.live.len() + inner.reserved);
-                let n = warm.size.saturating_sub(have).min(room);
+                let n = size.saturating_sub(have).min(room);
                 for _ in 0..n {
                     inner.reserved += 1;
                     inner.reserved_warm.push(key.clone());
@@ -337,7 +392,7 @@ impl ProcessPool {
     }
 
     pub fn max_live(&self) -> usize {
-        self.max_live
+        self.max_live.load(Ordering::Relaxed)
     }
 
     /// Pids of every live process (for health output and tests).
@@ -470,7 +525,7 @@ impl ProcessPool {
             if self.is_closed() {
                 // Stopping: no slot will come free for a new process.
                 return Err(ClaudeError::AtCapacity {
-                    max: self.max_live,
+                    max: self.max_live(),
                     retry_after: 1,
                 });
             }
@@ -486,7 +541,7 @@ impl ProcessPool {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(ClaudeError::AtCapacity {
-                    max: self.max_live,
+                    max: self.max_live(),
                     retry_after: 1,
                 });
             }
@@ -499,7 +554,7 @@ impl ProcessPool {
             if self.is_closed() {
                 return false;
             }
-            if inner.live.len() + inner.reserved < self.max_live {
+            if inner.live.len() + inner.reserved < self.max_live() {
                 inner.reserved += 1;
                 return true;
             }

@@ -72,7 +72,8 @@ pub struct Conversations {
     pub cli_health: Arc<super::cli_health::CliHealth>,
     pub pool: Arc<ProcessPool>,
     pub store: Arc<dyn Store>,
-    pub(crate) models: crate::domain::models::ModelTable,
+    /// The model table in force (shared with the HTTP layer; a reload replaces it).
+    pub models: Arc<crate::domain::models::Models>,
     /// Store writes run one after another, in the order they were made: later records refer to
     /// earlier ones (a tool call's outcome to its conversation), so they must not race.
     pub(crate) writes: WriteQueue,
@@ -124,12 +125,8 @@ impl Conversations {
             Duration::from_secs(cfg.shutdown_grace_secs),
         ));
         let (warm_cfg, warm_bin) = (cfg.clone(), claude_bin.clone());
-        let models = crate::domain::models::ModelTable::new(&cfg.models);
-        let keys = cfg
-            .warm_models
-            .iter()
-            .filter_map(|m| models.resolve(m).map(|e| e.cli_model.clone()))
-            .collect();
+        let models = Arc::new(crate::domain::models::Models::new(&cfg.models));
+        let keys = warm_keys(&models.current(), &cfg.warm_models);
         pool.enable_warm(
             cfg.warm_pool_size,
             keys,
@@ -795,4 +792,15 @@ pub(crate) fn base_spec(
         sandbox,
         mcp_config: None,
     }
+}
+
+/// The warm pool's keys (CLI `--model` values) of the configured warm models.
+pub(crate) fn warm_keys(
+    models: &crate::domain::models::ModelTable,
+    warm_models: &[String],
+) -> Vec<Option<String>> {
+    warm_models
+        .iter()
+        .filter_map(|m| models.resolve(m).map(|e| e.cli_model.clone()))
+        .collect()
 }

@@ -1,9 +1,10 @@
 //! The public model table: ids clients may ask for → the CLI's `--model` value.
 //!
 //! Pure data and lookups; configured in `[models]` of the config file or `CCGW_MODELS`.
+//! [`Models`] holds the table in force, which a reload replaces whole.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 
@@ -61,9 +62,8 @@ impl ModelTable {
         }
     }
 
-    /// The list as the adapter `key` renders it, rendered on first use and kept: the table
-    /// does not change while the gateway serves, so `render` must depend on nothing else that
-    /// does. Serializing the list was the largest cost of `GET /v1/models` (bench/RESULTS.md).
+    /// The list as the adapter `key` renders it, rendered on first use and kept: a table never
+    /// changes (a reload makes a new one), so `render` must depend on nothing else that does. Serializing the list was the largest cost of `GET /v1/models` (bench/RESULTS.md).
     pub fn rendered(&self, key: &'static str, render: impl FnOnce(&ModelTable) -> Bytes) -> Bytes {
         let cached = |v: &Vec<(&'static str, Bytes)>| {
             v.iter().find(|(k, _)| *k == key).map(|(_, b)| b.clone())
@@ -87,6 +87,30 @@ impl ModelTable {
 
     pub fn all(&self) -> impl Iterator<Item = &ModelEntry> {
         self.entries.values()
+    }
+}
+
+/// The model table in force. Readers take the current table ([`Models::current`]) and use it
+/// for the whole request; a reload swaps in a new one for the requests after it.
+pub struct Models(RwLock<Arc<ModelTable>>);
+
+impl Models {
+    pub fn new(table: &BTreeMap<String, String>) -> Models {
+        Models(RwLock::new(Arc::new(ModelTable::new(table))))
+    }
+
+    pub fn current(&self) -> Arc<ModelTable> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The entry for `id` in the current table.
+    pub fn resolve(&self, id: &str) -> Option<ModelEntry> {
+        self.current().resolve(id).cloned()
+    }
+
+    /// Replace the table (its rendered lists go with it).
+    pub fn replace(&self, table: &BTreeMap<String, String>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ModelTable::new(table));
     }
 }
 

@@ -264,8 +264,8 @@ pub struct IssuedKey {
 
 pub struct KeyRing {
     store: Arc<dyn Store>,
-    /// Static keys by the SHA-256 of their secret.
-    statics: HashMap<[u8; 32], Caller>,
+    /// Static keys by the SHA-256 of their secret (replaced by a reload of the config).
+    statics: RwLock<HashMap<[u8; 32], Caller>>,
     /// Stored keys by the hex SHA-256 of their secret.
     stored: RwLock<HashMap<String, Arc<KeyInfo>>>,
     /// The store's key version last loaded (see [`Store::api_keys_version`]).
@@ -275,13 +275,9 @@ pub struct KeyRing {
 impl KeyRing {
     /// The ring of a deployment: its static keys and what the store holds.
     pub async fn load(store: Arc<dyn Store>, static_keys: &[String]) -> Result<KeyRing, KeyError> {
-        let statics = static_keys
-            .iter()
-            .map(|k| (digest(k), Caller::of_static_key(k)))
-            .collect();
         let ring = KeyRing {
             store,
-            statics,
+            statics: RwLock::new(statics_of(static_keys)),
             stored: RwLock::default(),
             version: RwLock::new((-1, -1)),
         };
@@ -292,13 +288,18 @@ impl KeyRing {
     /// Whether requests need a key: the config has one, or the store has ever held one (a
     /// revoked key does not turn authentication back off).
     pub fn enabled(&self) -> bool {
-        !self.statics.is_empty() || !read(&self.stored).is_empty()
+        !read(&self.statics).is_empty() || !read(&self.stored).is_empty()
+    }
+
+    /// The static keys of a reloaded config: the next request sees them.
+    pub fn set_statics(&self, static_keys: &[String]) {
+        *write(&self.statics) = statics_of(static_keys);
     }
 
     /// Who a presented secret is.
     pub fn authenticate(&self, secret: &str) -> Result<Caller, Refusal> {
         let d = digest(secret);
-        if let Some(c) = self.statics.get(&d) {
+        if let Some(c) = read(&self.statics).get(&d) {
             return Ok(c.clone());
         }
         let Some(key) = read(&self.stored).get(&hex::encode(d)).cloned() else {
@@ -427,6 +428,12 @@ impl KeyRing {
             .await?
             .ok_or_else(|| KeyError::NotFound(id.to_string()))
     }
+}
+
+fn statics_of(keys: &[String]) -> HashMap<[u8; 32], Caller> {
+    keys.iter()
+        .map(|k| (digest(k), Caller::of_static_key(k)))
+        .collect()
 }
 
 fn check_limits(l: &KeyLimits) -> Result<(), KeyError> {

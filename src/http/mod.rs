@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod caller;
 pub mod console;
+pub mod cors;
 pub mod error;
 pub mod health;
 pub mod idempotency;

@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::domain::conversations::Conversations;
-use crate::domain::models::ModelTable;
+use crate::domain::models::Models;
 use crate::upstream::Upstream;
 
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<Config>,
     pub conversations: Arc<Conversations>,
-    pub models: Arc<ModelTable>,
+    /// The model table in force (`models.current()`); a reload replaces it.
+    pub models: Arc<Models>,
+    /// The origins CORS allows (live).
+    pub cors: Arc<crate::http::cors::CorsOrigins>,
     /// The API keys, in memory (see `domain::tenants`).
     pub keys: Arc<crate::domain::tenants::KeyRing>,
     /// The upstream Messages API, called directly for token counts.

@@ -38,7 +38,7 @@ pub async fn messages(
         };
         threads::expand(&mut req, &chain)?;
     }
-    let mut turn = convert::to_turn(&req, &app.models)?;
+    let mut turn = convert::to_turn(&req, &app.models.current())?;
     turn.key = caller.label();
     turn.owner = caller.owner.clone();
     let ignored = convert::ignored_params(&req);
@@ -85,7 +85,7 @@ pub async fn count_tokens(
 ) -> Result<Json<CountTokensResponse>, AnthropicError> {
     let mut req = convert::parse(&body)?;
     threads::take(&mut req)?;
-    let upstream_body = convert::count_tokens_body(&req, &app.models)?;
+    let upstream_body = convert::count_tokens_body(&req, &app.models.current())?;
     let input_tokens = app.upstream.count_tokens(&upstream_body).await?;
     Ok(Json(CountTokensResponse { input_tokens }))
 }

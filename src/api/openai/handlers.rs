@@ -22,7 +22,7 @@ pub async fn chat_completions(
 ) -> Result<Response, OpenAiError> {
     let timer = TurnTimer::start();
     let req = convert::parse(&body)?;
-    let mut turn = convert::to_turn(&req, &app.models)?;
+    let mut turn = convert::to_turn(&req, &app.models.current())?;
     turn.key = caller.label();
     turn.owner = caller.owner.clone();
     let ignored = convert::ignored_params(&req);
@@ -49,7 +49,7 @@ pub async fn chat_completions(
 
 pub async fn list_models(State(app): State<AppState>) -> Response {
     // Rendered once: the table and `created` are fixed while the gateway serves.
-    let body = app.models.rendered("openai", |table| {
+    let body = app.models.current().rendered("openai", |table| {
         let list = ModelList {
             object: "list",
             data: table.all().map(|m| model_object(&m.id, &app)).collect(),

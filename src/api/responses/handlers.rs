@@ -61,7 +61,7 @@ pub async fn create(
             }
         }
     }
-    let Converted { mut turn, added } = convert::to_turn(&req, &app.models, &earlier)?;
+    let Converted { mut turn, added } = convert::to_turn(&req, &app.models.current(), &earlier)?;
     turn.key = caller.label();
     turn.owner = caller.owner.clone();
     let ignored = convert::ignored_params(&req);
