@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{agents, keys, AgentRecord, ApiKeyRecord};
+use super::{agents, keys, projects, AgentRecord, ApiKeyRecord, ProjectRecord};
 use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
     ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
@@ -324,6 +324,9 @@ impl Store for SqliteStore {
         if let Some(owner) = &filter.owner {
             q.push(" AND owner = ").push_bind(owner);
         }
+        if let Some(project) = &filter.project_id {
+            q.push(" AND project_id = ").push_bind(project);
+        }
         if let Some((at, id)) = after {
             q.push(" AND (created_at, id) < (")
                 .push_bind(at)
@@ -606,6 +609,43 @@ impl Store for SqliteStore {
             cost_usd: row.try_get("cost_usd")?,
             duration_ms: row.try_get("duration_ms")?,
         })
+    }
+
+    // --- projects (isolation) ---
+
+    async fn put_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
+        projects::put(&self.pool, project).await
+    }
+
+    async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError> {
+        projects::get(&self.pool, id).await
+    }
+
+    async fn list_projects(&self, owner: Option<&str>) -> Result<Vec<ProjectRecord>, StoreError> {
+        projects::list(&self.pool, owner).await
+    }
+
+    async fn delete_project(&self, id: &str) -> Result<bool, StoreError> {
+        projects::delete(&self.pool, id).await
+    }
+
+    async fn count_project_sessions(&self, project_id: &str) -> Result<i64, StoreError> {
+        projects::count_sessions(&self.pool, project_id).await
+    }
+
+    async fn set_session_project(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        projects::set_session_project(&self.pool, session_id, project_id).await
+    }
+
+    async fn session_projects(
+        &self,
+        session_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        projects::session_projects(&self.pool, session_ids).await
     }
 }
 
