@@ -53,9 +53,11 @@ async fn a_projects_defaults_fill_its_sessions_and_its_listing_is_its_own() {
         .request(
             "POST",
             "/api/projects",
-            Some(&json!({"name": "billing", "description": "the billing service",
+            Some(
+                &json!({"name": "billing", "description": "the billing service",
                 "defaults": {"workspace": root.path(), "model": "haiku", "tools": ["Read"],
-                             "permission_mode": "plan"}})),
+                             "permission_mode": "plan"}}),
+            ),
             Some(&a),
         )
         .await;
@@ -113,7 +115,12 @@ async fn a_projects_defaults_fill_its_sessions_and_its_listing_is_its_own() {
     // A session outside the project is not in its listing.
     let outside = create_session_as(&app, &a, json!({})).await;
     let (_, listed) = app
-        .request("GET", &format!("/api/sessions?project_id={pid}"), None, Some(&a))
+        .request(
+            "GET",
+            &format!("/api/sessions?project_id={pid}"),
+            None,
+            Some(&a),
+        )
         .await;
     let mut got = ids(&listed);
     got.sort();
@@ -128,7 +135,11 @@ async fn a_projects_defaults_fill_its_sessions_and_its_listing_is_its_own() {
         .iter()
         .filter(|s| s["project_id"] == pid.as_str())
         .collect();
-    assert_eq!(projected.len(), 2, "the listing shows each session's project");
+    assert_eq!(
+        projected.len(),
+        2,
+        "the listing shows each session's project"
+    );
 
     // Another key: the project does not exist for it.
     for (method, body) in [
@@ -137,7 +148,12 @@ async fn a_projects_defaults_fill_its_sessions_and_its_listing_is_its_own() {
         ("DELETE", None),
     ] {
         let (s, e) = app
-            .request(method, &format!("/api/projects/{pid}"), body.as_ref(), Some(&b))
+            .request(
+                method,
+                &format!("/api/projects/{pid}"),
+                body.as_ref(),
+                Some(&b),
+            )
             .await;
         assert_eq!(s, 404, "{method}: {e}");
         assert_eq!(
@@ -158,16 +174,29 @@ async fn a_projects_defaults_fill_its_sessions_and_its_listing_is_its_own() {
     let (_, lb) = app.request("GET", "/api/projects", None, Some(&b)).await;
     assert!(ids(&lb).is_empty());
     let (_, lbs) = app
-        .request("GET", &format!("/api/sessions?project_id={pid}"), None, Some(&b))
+        .request(
+            "GET",
+            &format!("/api/sessions?project_id={pid}"),
+            None,
+            Some(&b),
+        )
         .await;
-    assert!(ids(&lbs).is_empty(), "B lists none of the project's sessions");
+    assert!(
+        ids(&lbs).is_empty(),
+        "B lists none of the project's sessions"
+    );
     // The admin sees it, and filters by owner.
     let (s, _) = app
         .request("GET", &format!("/api/projects/{pid}"), None, Some(ADMIN))
         .await;
     assert_eq!(s, 200);
     let (_, la) = app
-        .request("GET", &format!("/api/projects?owner={a_id}"), None, Some(ADMIN))
+        .request(
+            "GET",
+            &format!("/api/projects?owner={a_id}"),
+            None,
+            Some(ADMIN),
+        )
         .await;
     assert_eq!(ids(&la), vec![pid.clone()]);
     app.stop().await;
@@ -192,7 +221,10 @@ async fn projects_are_changed_checked_and_deleted() {
     let post = |body: Value| {
         let app = &app;
         let a = a.clone();
-        async move { app.request("POST", "/api/projects", Some(&body), Some(&a)).await }
+        async move {
+            app.request("POST", "/api/projects", Some(&body), Some(&a))
+                .await
+        }
     };
     // Bad input: a 400 naming the field.
     for (body, param) in [
@@ -201,18 +233,37 @@ async fn projects_are_changed_checked_and_deleted() {
         (json!({"name": 3}), "name"),
         (json!({"name": "p", "description": false}), "description"),
         (json!({"name": "p", "defaults": []}), "defaults"),
-        (json!({"name": "p", "defaults": {"modle": "x"}}), "defaults.modle"),
-        (json!({"name": "p", "defaults": {"model": "no-such-model"}}), "defaults.model"),
-        (json!({"name": "p", "defaults": {"tools": ["Bash"]}}), "defaults.tools"),
-        (json!({"name": "p", "defaults": {"tools": "Read"}}), "defaults.tools"),
-        (json!({"name": "p", "defaults": {"permission_mode": "yolo"}}), "defaults.permission_mode"),
-        (json!({"name": "p", "defaults": {"workspace": "relative/dir"}}), "defaults.workspace"),
+        (
+            json!({"name": "p", "defaults": {"modle": "x"}}),
+            "defaults.modle",
+        ),
+        (
+            json!({"name": "p", "defaults": {"model": "no-such-model"}}),
+            "defaults.model",
+        ),
+        (
+            json!({"name": "p", "defaults": {"tools": ["Bash"]}}),
+            "defaults.tools",
+        ),
+        (
+            json!({"name": "p", "defaults": {"tools": "Read"}}),
+            "defaults.tools",
+        ),
+        (
+            json!({"name": "p", "defaults": {"permission_mode": "yolo"}}),
+            "defaults.permission_mode",
+        ),
+        (
+            json!({"name": "p", "defaults": {"workspace": "relative/dir"}}),
+            "defaults.workspace",
+        ),
     ] {
         let (s, e) = post(body.clone()).await;
         assert_eq!(s, 400, "{body}: {e}");
         assert_eq!(e["error"]["param"], param, "{body}: {e}");
     }
-    let (s, p) = post(json!({"name": "web", "defaults": {"model": "haiku", "tools": ["Read"]}})).await;
+    let (s, p) =
+        post(json!({"name": "web", "defaults": {"model": "haiku", "tools": ["Read"]}})).await;
     assert_eq!(s, 201, "{p}");
     let pid = p["id"].as_str().unwrap().to_string();
     let path = format!("/api/projects/{pid}");
@@ -222,13 +273,18 @@ async fn projects_are_changed_checked_and_deleted() {
         .request(
             "PATCH",
             &path,
-            Some(&json!({"name": "web app", "defaults": {"model": null, "permission_mode": "plan"}})),
+            Some(
+                &json!({"name": "web app", "defaults": {"model": null, "permission_mode": "plan"}}),
+            ),
             Some(&a),
         )
         .await;
     assert_eq!(s, 200, "{p2}");
     assert_eq!(p2["name"], "web app");
-    assert_eq!(p2["defaults"], json!({"tools": ["Read"], "permission_mode": "plan"}));
+    assert_eq!(
+        p2["defaults"],
+        json!({"tools": ["Read"], "permission_mode": "plan"})
+    );
     let (s, e) = app
         .request("PATCH", &path, Some(&json!({"name": ""})), Some(&a))
         .await;
@@ -266,7 +322,12 @@ async fn a_session_keeps_its_project_across_a_restart() {
     let mut app = spawn_app_with(|c| c.api_keys = vec![ADMIN.into()]).await;
     let (_, a) = user_key(&app, "alice").await;
     let (s, p) = app
-        .request("POST", "/api/projects", Some(&json!({"name": "p"})), Some(&a))
+        .request(
+            "POST",
+            "/api/projects",
+            Some(&json!({"name": "p"})),
+            Some(&a),
+        )
         .await;
     assert_eq!(s, 201, "{p}");
     let pid = p["id"].as_str().unwrap().to_string();
@@ -278,7 +339,12 @@ async fn a_session_keeps_its_project_across_a_restart() {
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["project_id"], pid.as_str());
     let (_, listed) = app
-        .request("GET", &format!("/api/sessions?project_id={pid}"), None, Some(&a))
+        .request(
+            "GET",
+            &format!("/api/sessions?project_id={pid}"),
+            None,
+            Some(&a),
+        )
         .await;
     assert_eq!(ids(&listed), vec![sid]);
     app.stop().await;

@@ -99,11 +99,19 @@ fn session_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("GET", "/events", None),
         ("GET", "/tool-calls", None),
         ("GET", "/tools/stream", None),
-        ("POST", "/tools/Read", Some(json!({"input": {"file_path": "a.txt"}}))),
+        (
+            "POST",
+            "/tools/Read",
+            Some(json!({"input": {"file_path": "a.txt"}})),
+        ),
         ("GET", "/tool-permissions", None),
         ("PUT", "/tool-permissions", Some(json!({"tools": ["Read"]}))),
         ("POST", "/project/init", None),
-        ("PUT", "/project/workspace", Some(json!({"workspace": "/tmp"}))),
+        (
+            "PUT",
+            "/project/workspace",
+            Some(json!({"workspace": "/tmp"})),
+        ),
         ("GET", "/files", None),
         ("POST", "/files/upload", Some(json!({}))),
         ("GET", "/files/a.txt", None),
@@ -113,14 +121,26 @@ fn session_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("GET", "/memory", None),
         ("PUT", "/memory", Some(json!({"content": "x"}))),
         ("POST", "/memory", Some(json!({"content": "x"}))),
-        ("POST", "/permissions/req-1", Some(json!({"behavior": "allow"}))),
+        (
+            "POST",
+            "/permissions/req-1",
+            Some(json!({"behavior": "allow"})),
+        ),
         ("GET", "/hooks", None),
         ("POST", "/hooks", Some(json!({"events": ["PreToolUse"]}))),
         ("DELETE", "/hooks/hook-1", None),
-        ("POST", "/hooks/requests/req-1", Some(json!({"decision": "allow"}))),
+        (
+            "POST",
+            "/hooks/requests/req-1",
+            Some(json!({"decision": "allow"})),
+        ),
         ("GET", "/commands", None),
         ("POST", "/commands/compact", Some(json!({}))),
-        ("PUT", "/context", Some(json!({"append_system_prompt": "x"}))),
+        (
+            "PUT",
+            "/context",
+            Some(json!({"append_system_prompt": "x"})),
+        ),
         ("POST", "/thinking", Some(json!({"budget_tokens": 2048}))),
         ("GET", "/context-usage", None),
         ("GET", "/cost", None),
@@ -144,8 +164,7 @@ fn not_found_message(id: &str) -> String {
 }
 
 #[tokio::test]
-async fn another_keys_session_is_a_404_on_every_route_while_its_owner_and_the_admin_get_through()
-{
+async fn another_keys_session_is_a_404_on_every_route_while_its_owner_and_the_admin_get_through() {
     let app = spawn_defaults_app_with(|c| {
         c.api_keys = vec![ADMIN.into()];
         c.builtin_tools = vec!["Read".into()];
@@ -153,7 +172,12 @@ async fn another_keys_session_is_a_404_on_every_route_while_its_owner_and_the_ad
     .await;
     let ((a_id, a), (_, b)) = user_keys(&app).await;
     let (s, sess) = app
-        .request("POST", "/api/sessions", Some(&json!({"model": "sonnet"})), Some(&a))
+        .request(
+            "POST",
+            "/api/sessions",
+            Some(&json!({"model": "sonnet"})),
+            Some(&a),
+        )
         .await;
     assert_eq!(s, 201, "{sess}");
     assert_eq!(sess["owner"], a_id.as_str());
@@ -223,11 +247,33 @@ async fn another_keys_session_is_a_404_on_every_route_while_its_owner_and_the_ad
         );
     }
 
+    // A compatible request attached to A's session (`session_id`) is refused to B alike.
+    let (s, e) = app
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            Some(&json!({"model": "sonnet", "session_id": id, "messages": [user("hijack")]})),
+            Some(&b),
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        not_found_message(&id).as_str(),
+        "{e}"
+    );
+
     // A and the admin get through on every reading route (and the SSE events open).
     for key in [a.as_str(), ADMIN] {
         for (method, rest, _) in session_routes().into_iter().filter(|r| r.0 == "GET") {
-            let (status, text) =
-                call(&app, method, &format!("/api/sessions/{id}{rest}"), None, key).await;
+            let (status, text) = call(
+                &app,
+                method,
+                &format!("/api/sessions/{id}{rest}"),
+                None,
+                key,
+            )
+            .await;
             let refused = status == 404 && text.contains(&not_found_message(&id));
             assert!(!refused, "{method} {rest} refused its owner: {text}");
         }
@@ -240,7 +286,12 @@ async fn another_keys_session_is_a_404_on_every_route_while_its_owner_and_the_ad
 
     // A fork belongs to who forks it: the admin's fork is not A's.
     let (s, fork) = app
-        .request("POST", &format!("/api/sessions/{id}/fork"), None, Some(ADMIN))
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/fork"),
+            None,
+            Some(ADMIN),
+        )
         .await;
     assert_eq!(s, 201, "{fork}");
     assert_ne!(fork["owner"], a_id.as_str());
@@ -283,13 +334,23 @@ async fn a_listing_shows_a_user_key_its_own_sessions_and_an_admin_all() {
     assert_eq!(ids(&lb), vec![mine[2].clone()]);
     // A user key's `?owner=` does not widen its view.
     let (_, lb2) = app
-        .request("GET", &format!("/api/sessions?owner={a_id}"), None, Some(&b))
+        .request(
+            "GET",
+            &format!("/api/sessions?owner={a_id}"),
+            None,
+            Some(&b),
+        )
         .await;
     assert_eq!(ids(&lb2), vec![mine[2].clone()]);
     let (_, all) = app.request("GET", "/api/sessions", None, Some(ADMIN)).await;
     assert_eq!(ids(&all).len(), 3);
     let (_, only_b) = app
-        .request("GET", &format!("/api/sessions?owner={b_id}"), None, Some(ADMIN))
+        .request(
+            "GET",
+            &format!("/api/sessions?owner={b_id}"),
+            None,
+            Some(ADMIN),
+        )
         .await;
     assert_eq!(ids(&only_b), vec![mine[2].clone()]);
     app.stop().await;
@@ -326,12 +387,18 @@ async fn a_history_one_key_produced_does_not_continue_for_another() {
     let ((a_id, a), (b_id, b)) = user_keys(&app).await;
     let r1 = chat_as(&app, &a, json!([user("alpha")])).await;
     let a1 = r1["choices"][0]["message"]["content"].as_str().unwrap();
-    assert!(wait_for_count(&app, &a_id, 1).await, "A's conversation recorded");
+    assert!(
+        wait_for_count(&app, &a_id, 1).await,
+        "A's conversation recorded"
+    );
     // B sends the very history A's conversation ends at: a conversation of its own.
     let history = json!([user("alpha"), assistant(a1), user("beta")]);
     let rb = chat_as(&app, &b, history.clone()).await;
     assert_eq!(rb["choices"][0]["message"]["content"], "beta");
-    assert!(wait_for_count(&app, &b_id, 1).await, "B got its own conversation");
+    assert!(
+        wait_for_count(&app, &b_id, 1).await,
+        "B got its own conversation"
+    );
     // A's conversation was left for A: A continues it, without a second one.
     let spawned = app.spawned();
     let ra = chat_as(&app, &a, history).await;
@@ -405,13 +472,19 @@ async fn another_keys_response_and_thread_are_not_found() {
         .await;
     assert_eq!(s, 200, "{m1}");
     let mid = m1["id"].as_str().unwrap();
-    let cont = msg(json!({"type": "continue", "previous_message_id": mid}), "beta");
+    let cont = msg(
+        json!({"type": "continue", "previous_message_id": mid}),
+        "beta",
+    );
     let (s, e) = app
         .request("POST", "/v1/messages", Some(&cont), Some(&b))
         .await;
     assert_eq!(s, 404, "{e}");
     assert_eq!(e["type"], "error", "Anthropic's shape: {e}");
-    assert_eq!(e["error"]["details"]["error_code"], "thread_not_found", "{e}");
+    assert_eq!(
+        e["error"]["details"]["error_code"], "thread_not_found",
+        "{e}"
+    );
     let (s, ok) = app
         .request("POST", "/v1/messages", Some(&cont), Some(&a))
         .await;

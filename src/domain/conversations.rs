@@ -275,7 +275,9 @@ impl Conversations {
                 .await?
                 .is_some_and(|owner| owner != req.owner)
             {
-                return Err(TurnError::NotFound(format!("No session with the id '{id}'")));
+                return Err(TurnError::NotFound(format!(
+                    "No session with the id '{id}'"
+                )));
             }
             let over = super::sessions::TurnOverrides::of(&req);
             return self.session_turn_with(&id, req.prompt, req.key, over).await;

@@ -73,7 +73,10 @@ impl Conversations {
         let name = check_name(change.name.as_deref())?;
         let description = check_description(change.description)?;
         let defaults = match &change.defaults {
-            Some(v) => self.check_defaults(merge(&ProjectDefaults::default(), v)?).await?,
+            Some(v) => {
+                self.check_defaults(merge(&ProjectDefaults::default(), v)?)
+                    .await?
+            }
             None => ProjectDefaults::default(),
         };
         let at = now_millis();
@@ -147,7 +150,10 @@ impl Conversations {
                 "Project {id} has {n} session(s); delete them before the project"
             )));
         }
-        self.store.delete_project(&rec.id).await.map_err(store_error)?;
+        self.store
+            .delete_project(&rec.id)
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -166,7 +172,11 @@ impl Conversations {
                 .map_err(|e| rename(e, "defaults.workspace"))?;
             d.workspace = Some(canonical.display().to_string());
         }
-        if let Some(m) = d.model.as_deref().filter(|m| self.models.resolve(m).is_none()) {
+        if let Some(m) = d
+            .model
+            .as_deref()
+            .filter(|m| self.models.resolve(m).is_none())
+        {
             return Err(TurnError::invalid(
                 "defaults.model",
                 format!("The model '{m}' does not exist"),
@@ -278,7 +288,12 @@ fn string(v: &Value, field: &str) -> Result<Option<String>, TurnError> {
 }
 
 fn strings(v: &Value, field: &str) -> Result<Option<Vec<String>>, TurnError> {
-    let bad = || TurnError::invalid(field, format!("{field} must be an array of strings or null"));
+    let bad = || {
+        TurnError::invalid(
+            field,
+            format!("{field} must be an array of strings or null"),
+        )
+    };
     match v {
         Value::Null => Ok(None),
         Value::Array(items) => items
@@ -340,7 +355,11 @@ mod tests {
             agent: Some("x".into()),
             ..Default::default()
         };
-        let d = merge(&cur, &json!({"model": "b", "agent": null, "tools": ["Read"]})).unwrap();
+        let d = merge(
+            &cur,
+            &json!({"model": "b", "agent": null, "tools": ["Read"]}),
+        )
+        .unwrap();
         assert_eq!(d.model.as_deref(), Some("b"));
         assert_eq!(d.agent, None);
         assert_eq!(d.tools, Some(vec!["Read".to_string()]));

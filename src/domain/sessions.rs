@@ -225,7 +225,10 @@ impl Conversations {
             _ => return,
         };
         let mut info = info_from(&rec);
-        info.project_id = self.projects_of(&[rec.id.clone()]).await.remove(id);
+        info.project_id = self
+            .projects_of(std::slice::from_ref(&rec.id))
+            .await
+            .remove(id);
         match self.store.get_session_settings(id).await {
             Ok(Some(v)) => info.settings = serde_json::from_value(v).unwrap_or_default(),
             Ok(None) => {}

@@ -200,7 +200,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/messages/count_tokens",
             post(anthropic::handlers::count_tokens),
         )
-        .route("/api/projects", post(native::projects::create).get(native::projects::list))
+        .route(
+            "/api/projects",
+            post(native::projects::create).get(native::projects::list),
+        )
         .route(
             "/api/projects/{id}",
             get(native::projects::get)

@@ -64,7 +64,10 @@ pub async fn update(
 ) -> Result<Response> {
     let b: Map<String, Value> = body(&bytes)?;
     let change = change_of(&b).map_err(ApiError::from)?;
-    let p = app.conversations.update_project(&caller, &id, change).await?;
+    let p = app
+        .conversations
+        .update_project(&caller, &id, change)
+        .await?;
     Ok(Json(p).into_response())
 }
 
@@ -116,7 +119,11 @@ mod tests {
         };
         let r = with_defaults(req, &p);
         assert_eq!(r.model.as_deref(), Some("sonnet"));
-        assert_eq!(r.tools, Some(vec![]), "an explicit empty list is not filled");
+        assert_eq!(
+            r.tools,
+            Some(vec![]),
+            "an explicit empty list is not filled"
+        );
         assert_eq!(r.permission_mode.as_deref(), Some("plan"));
         assert_eq!(r.agent, None);
     }
