@@ -409,6 +409,33 @@ async fn a_history_one_key_produced_does_not_continue_for_another() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn after_a_restart_a_stored_history_continues_only_for_its_own_key() {
+    let mut app = spawn_app_with(|c| c.api_keys = vec![ADMIN.into()]).await;
+    let ((a_id, a), (b_id, b)) = user_keys(&app).await;
+    let r1 = chat_as(&app, &a, json!([user("alpha")])).await;
+    let a1 = r1["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(wait_for_count(&app, &a_id, 1).await);
+    // The conversation now lives only in the store (and the CLI's transcript).
+    app.restart().await;
+    let history = json!([user("alpha"), assistant(&a1), user("beta")]);
+    chat_as(&app, &b, history.clone()).await;
+    assert!(
+        wait_for_count(&app, &b_id, 1).await,
+        "B got its own conversation"
+    );
+    chat_as(&app, &a, history).await;
+    assert_eq!(
+        conversations_of(&app, &a_id).await.len(),
+        1,
+        "A continued its stored conversation"
+    );
+    app.stop().await;
+}
+
 async fn wait_for_count(app: &TestApp, owner: &str, n: usize) -> bool {
     for _ in 0..100 {
         if conversations_of(app, owner).await.len() == n {
