@@ -267,14 +267,36 @@ impl Conversations {
         req: TurnRequest,
     ) -> Result<TurnHandle, TurnError> {
         if let Some(id) = req.options.session_id.clone() {
-            // Attached to a native session: the session holds the history.
+            // Attached to a native session: the session holds the history. Another key's
+            // session is not found, as on the native API (the request knows its owner, not
+            // its role: an admin attaches to its own sessions only here).
+            if self
+                .session_owner(&id)
+                .await?
+                .is_some_and(|owner| owner != req.owner)
+            {
+                return Err(TurnError::NotFound(format!(
+                    "No session with the id '{id}'"
+                )));
+            }
             let over = super::sessions::TurnOverrides::of(&req);
             return self.session_turn_with(&id, req.prompt, req.key, over).await;
         }
         self.check_builtin_tools(&req.builtin_tools)?;
         self.check_mcp(&req.mcp_servers, "mcp_servers")?;
         let key = history_key(req.system.as_deref(), &req.history);
-        let found = self.registry().remove(&key);
+        // History keys are per tenant: a history another key produced starts afresh (its
+        // conversation stays where it was, for its own key).
+        let found = {
+            let mut reg = self.registry();
+            match reg.remove(&key) {
+                Some(conv) if conv.owner != req.owner => {
+                    reg.insert(key.clone(), conv);
+                    None
+                }
+                found => found,
+            }
+        };
         if let Some(mut conv) = found {
             if conv.awaiting.is_some() {
                 return match self.resume_paused(&mut conv, &req) {
@@ -298,7 +320,7 @@ impl Conversations {
             }
             return self.continue_turn(conv, key, req).await;
         }
-        if let Some(conv) = self.restore(&key).await {
+        if let Some(conv) = self.restore(&key, &req.owner).await {
             return self.continue_turn(conv, key, req).await;
         }
         self.start_fresh(req).await
@@ -338,9 +360,16 @@ impl Conversations {
 
     /// A conversation this gateway kept before it restarted: its record and the CLI's
     /// transcript are on disk, so it continues with `--resume`.
-    pub(crate) async fn restore(&self, key: &str) -> Option<Conversation> {
+    /// Only `owner`'s: history keys are per tenant.
+    pub(crate) async fn restore(&self, key: &str, owner: &str) -> Option<Conversation> {
         let rec = match self.store.find_session_by_history_key(key).await {
-            Ok(Some(rec)) if rec.source != store::source::NATIVE && !self.is_known(&rec.id) => rec,
+            Ok(Some(rec))
+                if rec.source != store::source::NATIVE
+                    && !self.is_known(&rec.id)
+                    && rec.owner == owner =>
+            {
+                rec
+            }
             Ok(_) => return None,
             Err(e) => {
                 tracing::warn!(error = %e, "store lookup failed; the history is replayed instead");

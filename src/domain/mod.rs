@@ -15,6 +15,8 @@
 //! session's tool-call history, with `permissions` the tools a session may use; `files`,
 //! `memory`, `checkpoints` and `workspace` a session's workspace files, its CLAUDE.md, its
 //! checkpoints and the workspace roots; `project` moves a session to another workspace.
+//! `ownership` says who owns a session; `projects` holds projects, the defaults of their
+//! sessions and who may see them.
 
 pub mod activity;
 pub mod agents;
@@ -45,6 +47,9 @@ mod outlet;
 pub mod overview;
 pub mod permissions;
 pub mod project;
+// --- isolation: who owns a session, and projects ---
+pub mod ownership;
+pub mod projects;
 mod recorder;
 pub mod replies;
 pub mod session_table;

@@ -34,6 +34,8 @@ pub struct SessionInfo {
     pub forked_from: Option<String>,
     /// The key that made it (`Caller::owner`; `""` without keys).
     pub owner: String,
+    /// The project it was made in (`/api/projects`).
+    pub project_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// Whether a live process holds it right now.
@@ -266,6 +268,8 @@ pub(crate) fn info_from(rec: &store::Session) -> SessionInfo {
         },
         forked_from: rec.forked_from.clone(),
         owner: rec.owner.clone(),
+        // Kept beside the record (`Store::session_projects`); the caller fills it in.
+        project_id: None,
         created_at: millis_to_rfc3339(rec.created_at),
         updated_at: millis_to_rfc3339(rec.updated_at),
         live: false,

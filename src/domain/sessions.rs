@@ -52,6 +52,8 @@ pub struct NewSession {
     pub mcp_servers: Vec<crate::domain::mcp::McpRef>,
     /// The key that makes it (`Caller::owner`).
     pub owner: String,
+    /// The project it is made in (one the owner may see; its defaults already applied).
+    pub project_id: Option<String>,
 }
 
 /// One entry of a session's history: `seq`, `turn_id` and `ts` are the ones its live event
@@ -109,6 +111,9 @@ pub struct SessionFilter {
     pub limit: usize,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only this owner's sessions (a user key's listing; an admin's `?owner=`).
+    pub owner: Option<String>,
+    pub project_id: Option<String>,
 }
 
 impl Conversations {
@@ -173,6 +178,7 @@ impl Conversations {
             status: "idle".into(),
             forked_from: None,
             owner: spec.owner.clone(),
+            project_id: spec.project_id.clone(),
             created_at: at.clone(),
             updated_at: at,
             live: false,
@@ -187,6 +193,12 @@ impl Conversations {
             .create_session(&session_record(&info))
             .await
             .map_err(store_error)?;
+        if let Some(p) = &info.project_id {
+            self.store
+                .set_session_project(&info.id, Some(p))
+                .await
+                .map_err(store_error)?;
+        }
         if !info.settings.mcp_servers.is_empty() {
             self.save_session(&info).await?;
         }
@@ -213,6 +225,10 @@ impl Conversations {
             _ => return,
         };
         let mut info = info_from(&rec);
+        info.project_id = self
+            .projects_of(std::slice::from_ref(&rec.id))
+            .await
+            .remove(id);
         match self.store.get_session_settings(id).await {
             Ok(Some(v)) => info.settings = serde_json::from_value(v).unwrap_or_default(),
             Ok(None) => {}
@@ -247,7 +263,8 @@ impl Conversations {
             status: f.status.clone(),
             source: Some(store::source::NATIVE.into()),
             model: f.model.clone(),
-            owner: None,
+            owner: f.owner.clone(),
+            project_id: f.project_id.clone(),
             limit: f.limit as u32,
             cursor: f.cursor.clone(),
         };
@@ -256,13 +273,26 @@ impl Conversations {
             .list_sessions(&filter)
             .await
             .map_err(store_error)?;
+        // Sessions this instance does not hold yet: their project is in the store only.
+        let unheld: Vec<String> = {
+            let sessions = self.sessions.lock();
+            page.items
+                .iter()
+                .filter(|rec| !sessions.contains_key(&rec.id))
+                .map(|rec| rec.id.clone())
+                .collect()
+        };
+        let mut projects = self.projects_of(&unheld).await;
         let sessions = self.sessions.lock();
         let items = page
             .items
             .iter()
             .map(|rec| match sessions.get(&rec.id) {
                 Some(slot) => view(slot),
-                None => info_from(rec),
+                None => SessionInfo {
+                    project_id: projects.remove(&rec.id),
+                    ..info_from(rec)
+                },
             })
             .collect();
         Ok((items, page.next_cursor))
@@ -539,8 +569,14 @@ impl Conversations {
         Ok(events.into_iter().map(HistoryEntry::from).collect())
     }
 
-    /// A new session that starts from this one's conversation; the original is not changed.
-    pub async fn fork_session(self: &Arc<Self>, id: &str) -> Result<SessionInfo, TurnError> {
+    /// A new session that starts from this one's conversation, owned by `owner` (who forks);
+    /// the original is not changed. The fork stays in the original's project when its owner
+    /// forks it (an admin's fork of another key's session is in no project).
+    pub async fn fork_session(
+        self: &Arc<Self>,
+        id: &str,
+        owner: &str,
+    ) -> Result<SessionInfo, TurnError> {
         self.ensure_slot(id).await;
         let (orig, cli_model) = {
             let sessions = self.sessions.lock();
@@ -603,12 +639,17 @@ impl Conversations {
             updated_at: at,
             live: false,
             turn_mark: None,
+            owner: owner.to_string(),
+            project_id: orig.project_id.clone().filter(|_| orig.owner == owner),
             ..orig.clone()
         };
         self.store
             .create_session(&session_record(&info))
             .await
             .map_err(store_error)?;
+        if let Some(p) = &info.project_id {
+            let _ = self.store.set_session_project(&info.id, Some(p)).await;
+        }
         if info.settings != Default::default() {
             let settings = serde_json::to_value(&info.settings).unwrap_or_default();
             let _ = self.store.put_session_settings(&info.id, &settings).await;

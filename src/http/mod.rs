@@ -1,7 +1,7 @@
 //! The HTTP layer: the router, authentication, body parsing, the error type and its wire
 //! shapes, health and metrics, the console's assets and stats, browser WebSocket auth, the
-//! `Idempotency-Key` layer, and the listener that accepts connections within their limits.
-//! It knows the domain's service but never a CLI process.
+//! `Idempotency-Key` layer, the ownership layers (`ownership`), and the listener that accepts
+//! connections within their limits. It knows the domain's service but never a CLI process.
 
 pub mod auth;
 pub mod body;
@@ -13,6 +13,8 @@ pub mod health;
 pub mod idempotency;
 pub mod listener;
 pub mod metrics;
+// --- isolation ---
+pub mod ownership;
 pub mod router;
 pub mod state;
 pub mod stats;

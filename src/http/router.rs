@@ -3,27 +3,13 @@
 use axum::routing::{delete, get, post, put};
 use axum::{middleware, Router};
 
-use super::{auth, console, health, idempotency, metrics, stats, ws_auth, AppState};
+use super::{auth, console, health, idempotency, metrics, ownership, stats, ws_auth, AppState};
 use crate::api::{admin, anthropic, models, native, openai, responses};
 
 pub fn router(state: AppState) -> Router {
     metrics::install();
-    let api = Router::new()
-        .route(
-            "/v1/chat/completions",
-            post(openai::handlers::chat_completions),
-        )
-        .route("/v1/responses", post(responses::handlers::create))
-        .route(
-            "/v1/responses/{id}",
-            get(responses::handlers::get).delete(responses::handlers::delete),
-        )
-        .route("/v1/models", get(models::list))
-        .route("/v1/models/{id}", get(models::get))
-        .route(
-            "/api/sessions",
-            post(native::handlers::create_session).get(native::handlers::list_sessions),
-        )
+    // Every route of one session: a user key reaches only its own (see `ownership`).
+    let sessions = Router::new()
         .route(
             "/api/sessions/{id}",
             get(native::handlers::get_session)
@@ -46,7 +32,6 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{id}/stream",
             get(native::handlers::websocket),
         )
-        .route("/api/tools", get(native::tools::list))
         .route("/api/sessions/{id}/tool-calls", get(native::tools::calls))
         .route(
             "/api/sessions/{id}/tools/stream",
@@ -103,16 +88,6 @@ pub fn router(state: AppState) -> Router {
             post(native::hooks::answer),
         )
         .route(
-            "/api/agents",
-            get(native::agents::list).post(native::agents::create),
-        )
-        .route(
-            "/api/agents/{name}/config",
-            get(native::agents::config).put(native::agents::update),
-        )
-        .route("/api/agents/{name}", delete(native::agents::delete))
-        .route("/api/commands", get(native::commands::list))
-        .route(
             "/api/sessions/{id}/commands",
             get(native::commands::session_list),
         )
@@ -134,7 +109,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/sessions/{id}/cost", get(native::settings::cost))
         .route("/api/sessions/{id}/mcp", get(native::settings::mcp))
-        .route("/api/mcp-servers", get(native::mcp::list))
         .route(
             "/api/sessions/{id}/mcp/{name}/reconnect",
             post(native::mcp::reconnect),
@@ -152,7 +126,12 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{id}/agent",
             put(native::agents::set_session_agent),
         )
-        .route("/api/ws-tickets", post(ws_auth::create_ticket))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ownership::sessions,
+        ));
+    // The console's view of everything: admin keys only.
+    let console_api = Router::new()
         .route("/api/claude-sessions", get(native::claude_sessions::list))
         .route(
             "/api/claude-sessions/{id}",
@@ -162,15 +141,6 @@ pub fn router(state: AppState) -> Router {
             "/api/claude-sessions/{id}/continue",
             post(native::claude_sessions::resume),
         )
-        .route(
-            "/admin/api/keys",
-            get(admin::keys::list).post(admin::keys::create),
-        )
-        .route(
-            "/admin/api/keys/{id}",
-            get(admin::keys::get).delete(admin::keys::revoke),
-        )
-        .route("/admin/api/keys/{id}/rotate", post(admin::keys::rotate))
         .route("/admin/api/events", get(admin::handlers::events))
         .route("/admin/ws", get(admin::handlers::websocket))
         .route("/admin/api/stats", get(stats::stats))
@@ -186,11 +156,62 @@ pub fn router(state: AppState) -> Router {
             "/admin/api/conversations/{id}/events",
             get(admin::handlers::conversation_events),
         )
+        .route_layer(middleware::from_fn(ownership::admin_only));
+    let api = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(openai::handlers::chat_completions),
+        )
+        .route("/v1/responses", post(responses::handlers::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::handlers::get).delete(responses::handlers::delete),
+        )
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
+        .route(
+            "/api/sessions",
+            post(native::handlers::create_session).get(native::handlers::list_sessions),
+        )
+        .route("/api/tools", get(native::tools::list))
+        .route(
+            "/api/agents",
+            get(native::agents::list).post(native::agents::create),
+        )
+        .route(
+            "/api/agents/{name}/config",
+            get(native::agents::config).put(native::agents::update),
+        )
+        .route("/api/agents/{name}", delete(native::agents::delete))
+        .route("/api/commands", get(native::commands::list))
+        .route("/api/mcp-servers", get(native::mcp::list))
+        .route("/api/ws-tickets", post(ws_auth::create_ticket))
+        .route(
+            "/admin/api/keys",
+            get(admin::keys::list).post(admin::keys::create),
+        )
+        .route(
+            "/admin/api/keys/{id}",
+            get(admin::keys::get).delete(admin::keys::revoke),
+        )
+        .route("/admin/api/keys/{id}/rotate", post(admin::keys::rotate))
         .route("/v1/messages", post(anthropic::handlers::messages))
         .route(
             "/v1/messages/count_tokens",
             post(anthropic::handlers::count_tokens),
         )
+        .route(
+            "/api/projects",
+            post(native::projects::create).get(native::projects::list),
+        )
+        .route(
+            "/api/projects/{id}",
+            get(native::projects::get)
+                .patch(native::projects::update)
+                .delete(native::projects::delete),
+        )
+        .merge(sessions)
+        .merge(console_api)
         // Layers run bottom-up: the key is checked before a retry is replayed.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -13,6 +13,7 @@
 
 mod agents;
 mod keys;
+mod projects;
 mod replies;
 mod sqlite;
 
@@ -258,6 +259,8 @@ pub struct SessionFilter {
     pub model: Option<String>,
     /// Only the sessions this owner made.
     pub owner: Option<String>,
+    /// Only the sessions of this project (`sessions.project_id`).
+    pub project_id: Option<String>,
     /// Page size: 0 means [`DEFAULT_PAGE_SIZE`]; more than [`MAX_PAGE_SIZE`] is capped.
     pub limit: u32,
     /// `next_cursor` of the previous page; `None` for the first.
@@ -271,6 +274,7 @@ impl Default for SessionFilter {
             source: None,
             model: None,
             owner: None,
+            project_id: None,
             limit: DEFAULT_PAGE_SIZE,
             cursor: None,
         }
@@ -422,6 +426,49 @@ pub trait Store: Send + Sync {
 
     /// `(newest updated_at, count)` of the stored keys: it changes whenever any key does.
     async fn api_keys_version(&self) -> Result<(i64, i64), StoreError>;
+
+    // --- projects (isolation) ---
+
+    /// Stores a project, replacing the one with its id (its owner and creation time stay).
+    async fn put_project(&self, project: &ProjectRecord) -> Result<(), StoreError>;
+
+    async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError>;
+
+    /// Newest first; only `owner`'s when given.
+    async fn list_projects(&self, owner: Option<&str>) -> Result<Vec<ProjectRecord>, StoreError>;
+
+    /// False when there was none.
+    async fn delete_project(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// How many sessions name this project.
+    async fn count_project_sessions(&self, project_id: &str) -> Result<i64, StoreError>;
+
+    /// Put a session in a project (`None`: in none). [`StoreError::NotFound`] without it.
+    async fn set_session_project(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The project of each of these sessions that has one, by session id.
+    async fn session_projects(
+        &self,
+        session_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError>;
+}
+
+/// A project (see `domain::projects`): defaults for the sessions made in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    pub id: String,
+    /// Who made it (`Caller::owner`), as for sessions.
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    /// JSON object: the sessions' defaults (`domain::projects::ProjectDefaults`).
+    pub defaults: Value,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// A stored API key. Only the SHA-256 of its secret is kept.

@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{agents, keys, AgentRecord, ApiKeyRecord};
+use super::{agents, keys, projects, AgentRecord, ApiKeyRecord, ProjectRecord};
 use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
     ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
@@ -324,6 +324,9 @@ impl Store for SqliteStore {
         if let Some(owner) = &filter.owner {
             q.push(" AND owner = ").push_bind(owner);
         }
+        if let Some(project) = &filter.project_id {
+            q.push(" AND project_id = ").push_bind(project);
+        }
         if let Some((at, id)) = after {
             q.push(" AND (created_at, id) < (")
                 .push_bind(at)
@@ -606,6 +609,43 @@ impl Store for SqliteStore {
             cost_usd: row.try_get("cost_usd")?,
             duration_ms: row.try_get("duration_ms")?,
         })
+    }
+
+    // --- projects (isolation) ---
+
+    async fn put_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
+        projects::put(&self.pool, project).await
+    }
+
+    async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError> {
+        projects::get(&self.pool, id).await
+    }
+
+    async fn list_projects(&self, owner: Option<&str>) -> Result<Vec<ProjectRecord>, StoreError> {
+        projects::list(&self.pool, owner).await
+    }
+
+    async fn delete_project(&self, id: &str) -> Result<bool, StoreError> {
+        projects::delete(&self.pool, id).await
+    }
+
+    async fn count_project_sessions(&self, project_id: &str) -> Result<i64, StoreError> {
+        projects::count_sessions(&self.pool, project_id).await
+    }
+
+    async fn set_session_project(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        projects::set_session_project(&self.pool, session_id, project_id).await
+    }
+
+    async fn session_projects(
+        &self,
+        session_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        projects::session_projects(&self.pool, session_ids).await
     }
 }
 
@@ -894,6 +934,7 @@ mod tests {
             source: Some(source::NATIVE.into()),
             model: Some("opus".into()),
             owner: None,
+            project_id: None,
             limit: 500,
             cursor: None,
         };
@@ -1378,5 +1419,75 @@ mod tests {
         // A file that is not a database.
         let err = SqliteStore::open(&file).await.unwrap_err();
         assert!(matches!(err, StoreError::Open(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn projects_round_trip_and_name_their_sessions() {
+        let store = mem().await;
+        let p = ProjectRecord {
+            id: "proj_1".into(),
+            owner: "key_a".into(),
+            name: "web".into(),
+            description: String::new(),
+            defaults: json!({"model": "haiku"}),
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.put_project(&p).await.unwrap();
+        let other = ProjectRecord {
+            id: "proj_2".into(),
+            owner: "key_b".into(),
+            created_at: 2,
+            ..p.clone()
+        };
+        store.put_project(&other).await.unwrap();
+        // A replace keeps the owner and the creation time.
+        let changed = ProjectRecord {
+            name: "web app".into(),
+            owner: "key_x".into(),
+            created_at: 99,
+            updated_at: 5,
+            ..p.clone()
+        };
+        store.put_project(&changed).await.unwrap();
+        let got = store.get_project("proj_1").await.unwrap().unwrap();
+        assert_eq!(
+            (got.name.as_str(), got.owner.as_str(), got.created_at),
+            ("web app", "key_a", 1)
+        );
+        let of_a = store.list_projects(Some("key_a")).await.unwrap();
+        assert_eq!(of_a.len(), 1);
+        assert_eq!(store.list_projects(None).await.unwrap()[0].id, "proj_2");
+
+        let s = add(&store, 10).await;
+        let t = add(&store, 11).await;
+        store
+            .set_session_project(&s.id, Some("proj_1"))
+            .await
+            .unwrap();
+        assert!(store
+            .set_session_project("ghost", Some("proj_1"))
+            .await
+            .is_err());
+        assert_eq!(store.count_project_sessions("proj_1").await.unwrap(), 1);
+        let m = store
+            .session_projects(&[s.id.clone(), t.id.clone()])
+            .await
+            .unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[&s.id], "proj_1");
+        let page = store
+            .list_sessions(&SessionFilter {
+                project_id: Some("proj_1".into()),
+                ..SessionFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        // update_session leaves the project alone.
+        store.update_session(&s).await.unwrap();
+        assert_eq!(store.count_project_sessions("proj_1").await.unwrap(), 1);
+        assert!(store.delete_project("proj_1").await.unwrap());
+        assert!(!store.delete_project("proj_1").await.unwrap());
     }
 }

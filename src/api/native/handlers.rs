@@ -39,7 +39,13 @@ pub async fn create_session(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
-    let req: CreateSession = body(&bytes)?;
+    let mut req: CreateSession = body(&bytes)?;
+    let mut project_id = None;
+    if let Some(pid) = req.project_id.clone() {
+        let project = app.conversations.project(&caller, &pid).await?;
+        req = super::projects::with_defaults(req, &project);
+        project_id = Some(project.id);
+    }
     let model_id = req.model.unwrap_or_else(|| "default".into());
     let model = app
         .models
@@ -52,19 +58,22 @@ pub async fn create_session(
         system_prompt: req.system_prompt,
         workspace: req.workspace.map(PathBuf::from),
         permission_mode: req.permission_mode,
-        tools: req.tools,
+        tools: req.tools.unwrap_or_default(),
         allowed_tools: req.allowed_tools,
         title: req.title,
         mcp_servers: crate::domain::mcp::parse_refs(req.extra.get("mcp_servers"), "mcp_servers")
             .map_err(ApiError::from)?,
         owner: caller.owner.clone(),
+        project_id,
     };
     let info = app.conversations.create_session(spec).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
+/// A user key lists its own sessions; an admin key every session, or one key's (`?owner=`).
 pub async fn list_sessions(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
     let filter = SessionFilter {
@@ -72,6 +81,12 @@ pub async fn list_sessions(
         model: q.model,
         limit: q.limit.unwrap_or(50),
         cursor: q.cursor,
+        owner: if caller.is_admin() {
+            q.owner
+        } else {
+            Some(caller.owner.clone())
+        },
+        project_id: q.project_id,
     };
     let (data, next_cursor) = app.conversations.list_sessions(&filter).await?;
     Ok(Json(SessionList { data, next_cursor }).into_response())
@@ -121,8 +136,13 @@ pub async fn history(State(app): State<AppState>, Path(id): Path<String>) -> Res
     Ok(Json(json!({"data": app.conversations.history(&id).await?})).into_response())
 }
 
-pub async fn fork(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let info = app.conversations.fork_session(&id).await?;
+/// The fork belongs to the caller, whoever owns the original (only an admin forks another's).
+pub async fn fork(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response> {
+    let info = app.conversations.fork_session(&id, &caller.owner).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 

@@ -3,7 +3,7 @@
 //! catalog, tool-call history, direct tool calls and the tool-status stream; the workspace
 //! (`files`): files and memory; the project (`project`): `/init` and moving the workspace;
 //! the event envelope, SSE framing and watcher resumption (`events`); hook subscriptions and
-//! their answers (`hooks`).
+//! their answers (`hooks`); projects and their sessions' defaults (`projects`).
 //!
 //! A thin adapter like the others: it maps HTTP onto the session functions of the domain
 //! (`crate::domain::sessions`) and renders `claude::Event`s; it never touches processes.
@@ -17,6 +17,8 @@ pub mod handlers;
 pub mod hooks;
 pub mod mcp;
 pub mod project;
+// --- isolation ---
+pub mod projects;
 pub mod settings;
 pub mod tools;
 pub mod types;

@@ -16,14 +16,17 @@ pub struct CreateSession {
     pub workspace: Option<String>,
     #[serde(default)]
     pub permission_mode: Option<String>,
-    /// Built-in tools the model may use.
+    /// Built-in tools the model may use (omitted: the project's default, or none).
     #[serde(default)]
-    pub tools: Vec<String>,
+    pub tools: Option<Vec<String>>,
     /// Of those, the ones that run without a permission request.
     #[serde(default)]
     pub allowed_tools: Vec<String>,
     #[serde(default)]
     pub title: Option<String>,
+    /// A project of the caller's: its defaults fill what this request leaves out.
+    #[serde(default)]
+    pub project_id: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -56,6 +59,9 @@ pub struct ListQuery {
     pub model: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+    /// An admin's filter: only this key's sessions (a user key sees only its own anyway).
+    pub owner: Option<String>,
+    pub project_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
