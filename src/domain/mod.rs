@@ -18,6 +18,7 @@
 
 pub mod activity;
 pub mod agents;
+pub mod audit;
 mod catalog;
 pub mod checkpoints;
 pub mod claude_sessions;
@@ -43,6 +44,7 @@ pub mod models;
 mod outlet;
 pub mod overview;
 pub mod permissions;
+pub mod policy;
 pub mod project;
 mod recorder;
 pub mod replies;

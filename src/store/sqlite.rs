@@ -23,6 +23,7 @@ use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{agents, keys, AgentRecord, ApiKeyRecord};
+use super::{AuditFilter, AuditRecord};
 use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
     ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
@@ -581,6 +582,15 @@ impl Store for SqliteStore {
 
     async fn api_keys_version(&self) -> Result<(i64, i64), StoreError> {
         keys::version(&self.pool).await
+    }
+
+    // --- audit ---
+    async fn append_audit(&self, entries: &[AuditRecord]) -> Result<(), StoreError> {
+        super::audit::append(&self.pool, entries).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        super::audit::list(&self.pool, filter).await
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError> {
