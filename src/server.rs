@@ -226,13 +226,16 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
             .context("loading the API keys")?,
     );
     keys.spawn_refresh();
+    let audit = crate::domain::audit::AuditLog::start(store.clone());
     let conversations = Arc::new(Conversations::new(cfg.clone(), bin, version, store));
+    conversations.hooks.set_audit(audit.clone());
     conversations.spawn_reaper();
     let state = AppState {
         ws_tickets: Arc::default(),
         stats: Arc::default(),
         models: Arc::new(ModelTable::new(&cfg.models)),
         keys,
+        audit,
         upstream: Arc::new(Upstream::from_config(&cfg)),
         conversations,
         started_unix: SystemTime::now()

@@ -128,6 +128,21 @@ pub trait HookDispatch: Send + Sync {
     fn route(&self, call: HookCall<'_>) -> Option<HookStep>;
     /// The CLI withdrew the call (an interrupt, or its own timeout).
     fn cancel(&self, request_id: &str);
+    /// What the gateway's own rules decided about a tool call (for the audit trail). Called
+    /// on the reader: it must not wait.
+    fn decided(&self, _decision: ToolDecision<'_>) {}
+}
+
+/// A decision of the gateway's rules on one tool call.
+pub struct ToolDecision<'a> {
+    /// `pre_tool_use` (every call, before it runs: the workspace check and denied tools) or
+    /// `can_use_tool` (the CLI asked; the session's allowed tools answered).
+    pub stage: &'static str,
+    pub tool: &'a str,
+    pub tool_use_id: &'a str,
+    pub input: &'a Value,
+    pub allowed: bool,
+    pub reason: Option<&'a str>,
 }
 
 /// Decides, before a tool runs, whether its input may be used at all (for instance: every path
@@ -291,6 +306,12 @@ impl ControlHandler {
                 .unwrap_or(false)
     }
 
+    fn tell(&self, d: ToolDecision<'_>) {
+        if let Some(h) = self.hooks.read().ok().and_then(|h| h.clone()) {
+            h.decided(d);
+        }
+    }
+
     fn denies(&self, tool: &str) -> bool {
         self.policy.read().map(|p| p.denies(tool)).unwrap_or(true)
     }
@@ -428,6 +449,14 @@ impl ControlHandler {
             .as_str()
             .or(input["tool_use_id"].as_str())
             .unwrap_or_default();
+        self.tell(ToolDecision {
+            stage: "pre_tool_use",
+            tool,
+            tool_use_id,
+            input: tool_input,
+            allowed: verdict.is_ok(),
+            reason: verdict.as_ref().err().map(String::as_str),
+        });
         match verdict {
             Ok(()) => {
                 tracing::debug!(
@@ -466,6 +495,14 @@ impl ControlHandler {
             decision = if allowed { "allow" } else { "deny" },
             "tool permission request"
         );
+        self.tell(ToolDecision {
+            stage: "can_use_tool",
+            tool,
+            tool_use_id: r["tool_use_id"].as_str().unwrap_or_default(),
+            input: r.get("input").unwrap_or(&Value::Null),
+            allowed,
+            reason: (!allowed).then_some("not among the session's allowed tools"),
+        });
         if allowed {
             json!({"behavior": "allow", "updatedInput": r.get("input").cloned().unwrap_or(json!({}))})
         } else {

@@ -171,6 +171,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::keys::get).delete(admin::keys::revoke),
         )
         .route("/admin/api/keys/{id}/rotate", post(admin::keys::rotate))
+        .route("/admin/api/audit", get(admin::audit::list))
         .route("/admin/api/events", get(admin::handlers::events))
         .route("/admin/ws", get(admin::handlers::websocket))
         .route("/admin/api/stats", get(stats::stats))
