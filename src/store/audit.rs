@@ -40,16 +40,23 @@ pub(super) async fn append(pool: &SqlitePool, entries: &[AuditRecord]) -> Result
     Ok(())
 }
 
+const KEY: &str =
+    "COALESCE(key_id, (SELECT s.owner FROM sessions s WHERE s.id = audit_log.session_id))";
+const LABEL: &str = "COALESCE(key_label, (SELECT k.name FROM api_keys k JOIN sessions s \
+     ON s.owner = k.id WHERE s.id = audit_log.session_id))";
+
 pub(super) async fn list(
     pool: &SqlitePool,
     f: &AuditFilter,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT id, at, kind, key_id, key_label, session_id, subject, detail FROM audit_log \
-         WHERE 1 = 1",
-    );
+    // An entry written before its conversation's record existed (a compatible-API
+    // conversation's first turn is recorded when it ends) gets the owner the record has now.
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "SELECT id, at, kind, {KEY} AS key_id, {LABEL} AS key_label, session_id, subject, \
+         detail FROM audit_log WHERE 1 = 1"
+    ));
     if let Some(k) = &f.key {
-        q.push(" AND key_id = ").push_bind(k.clone());
+        q.push(format!(" AND {KEY} = ")).push_bind(k.clone());
     }
     if let Some(s) = &f.session {
         q.push(" AND session_id = ").push_bind(s.clone());
