@@ -40,7 +40,12 @@ async fn user_key(app: &TestApp, name: &str) -> (String, String, String) {
 
 async fn audit(app: &TestApp, query: &str) -> Value {
     let (status, page) = app
-        .request("GET", &format!("/admin/api/audit?{query}"), None, Some(ADMIN))
+        .request(
+            "GET",
+            &format!("/admin/api/audit?{query}"),
+            None,
+            Some(ADMIN),
+        )
         .await;
     assert_eq!(status, 200, "{page}");
     page
@@ -84,7 +89,9 @@ async fn every_kind_of_tool_call_and_permission_decision_is_audited_with_its_key
         .client
         .post(format!("{}/api/sessions/{sid}/messages", app.url))
         .bearer_auth(&alice_secret)
-        .json(&json!({"content": r#"[[tool:Bash {"command":"touch audited.txt"}]]"#, "stream": true}))
+        .json(
+            &json!({"content": r#"[[tool:Bash {"command":"touch audited.txt"}]]"#, "stream": true}),
+        )
         .send()
         .await
         .unwrap();
@@ -200,7 +207,10 @@ async fn every_kind_of_tool_call_and_permission_decision_is_audited_with_its_key
     let (status, bad) = app
         .request("GET", "/admin/api/audit?kind=nonsense", None, Some(ADMIN))
         .await;
-    assert_eq!((status, bad["error"]["param"].as_str()), (400, Some("kind")));
+    assert_eq!(
+        (status, bad["error"]["param"].as_str()),
+        (400, Some("kind"))
+    );
 
     // Only admins read it.
     let (status, body) = app
@@ -226,7 +236,12 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
     assert_eq!(status, 200, "{rotated}");
     let alice_new = rotated["secret"].as_str().unwrap().to_string();
     let (status, _) = app
-        .request("DELETE", &format!("/admin/api/keys/{bob_id}"), None, Some(ADMIN))
+        .request(
+            "DELETE",
+            &format!("/admin/api/keys/{bob_id}"),
+            None,
+            Some(ADMIN),
+        )
         .await;
     assert_eq!(status, 200);
 
@@ -251,7 +266,12 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
         .await;
     assert_eq!(status, 200);
     let (status, _) = app
-        .request("DELETE", &format!("/api/sessions/{sid}"), None, Some(&alice_new))
+        .request(
+            "DELETE",
+            &format!("/api/sessions/{sid}"),
+            None,
+            Some(&alice_new),
+        )
         .await;
     assert_eq!(status, 204);
 
@@ -265,7 +285,10 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
     let created = one("key_created", &alice_id);
     assert_eq!(created["detail"]["name"], "alice");
     assert_eq!(created["detail"]["role"], "user");
-    assert!(created["key"]["label"].as_str().unwrap().starts_with("key-"));
+    assert!(created["key"]["label"]
+        .as_str()
+        .unwrap()
+        .starts_with("key-"));
     one("key_created", &bob_id);
     one("key_rotated", &alice_id);
     one("key_revoked", &bob_id);
@@ -280,17 +303,26 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let rows: Vec<(i64, String, Option<String>, Option<String>, Option<String>, String)> =
-        sqlx::query_as(
-            "SELECT id, kind, key_id, key_label, subject, detail FROM audit_log ORDER BY id",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows: Vec<(
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    )> = sqlx::query_as(
+        "SELECT id, kind, key_id, key_label, subject, detail FROM audit_log ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 6, "{rows:?}");
     let text = format!("{rows:?}");
     for secret in [ADMIN, &alice_secret, &alice_new, &bob_secret] {
-        assert!(!text.contains(secret), "a secret in the audit table: {text}");
+        assert!(
+            !text.contains(secret),
+            "a secret in the audit table: {text}"
+        );
     }
     let update = sqlx::query("UPDATE audit_log SET kind = 'x'")
         .execute(&pool)

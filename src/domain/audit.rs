@@ -315,7 +315,9 @@ impl AuditLog {
         let mut rows = self.store.list_audit(&f).await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let next_cursor = more.then(|| rows.last().map(|r| r.id.to_string())).flatten();
+        let next_cursor = more
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten();
         Ok(AuditPage {
             data: rows.into_iter().map(AuditView::of).collect(),
             next_cursor,
@@ -368,7 +370,11 @@ mod tests {
         let (v, cut) = cap_input(&big);
         assert!(cut);
         let s = v.as_str().expect("a string");
-        assert!(s.len() <= INPUT_CAP && s.len() > INPUT_CAP - 4, "{}", s.len());
+        assert!(
+            s.len() <= INPUT_CAP && s.len() > INPUT_CAP - 4,
+            "{}",
+            s.len()
+        );
     }
 
     #[test]
@@ -384,7 +390,13 @@ mod tests {
         assert_eq!(tool_kind("mcp__files__read"), "mcp");
         let client = format!("{}get_weather", crate::claude::tools::PREFIX);
         assert_eq!(tool_kind(&client), "client");
-        let e = tool_call("s", "Bash", "builtin", &json!({"command": "ls"}), json!({"outcome": "allowed"}));
+        let e = tool_call(
+            "s",
+            "Bash",
+            "builtin",
+            &json!({"command": "ls"}),
+            json!({"outcome": "allowed"}),
+        );
         assert_eq!(e.detail["outcome"], "allowed");
         assert_eq!(e.detail["input"]["command"], "ls");
         assert_eq!(e.detail["input_truncated"], false);

@@ -87,11 +87,7 @@ pub fn check_tools(p: &KeyPolicy, tools: &[String], param: &str) -> Result<(), D
     let Some(allowed) = &p.tools else {
         return Ok(());
     };
-    match tools
-        .iter()
-        .enumerate()
-        .find(|(_, t)| !allowed.contains(t))
-    {
+    match tools.iter().enumerate().find(|(_, t)| !allowed.contains(t)) {
         None => Ok(()),
         Some((i, t)) => Err(denied(
             &format!("{param}[{i}]"),
@@ -214,11 +210,8 @@ pub fn check_turn(
 ) -> Result<(), Denied> {
     check_model(p, models, &req.model_id, "model")?;
     check_tools(p, &req.builtin_tools, "builtin_tools")?;
-    req.options.permission_mode = permission_mode(
-        p,
-        req.options.permission_mode.as_deref(),
-        "permission_mode",
-    )?;
+    req.options.permission_mode =
+        permission_mode(p, req.options.permission_mode.as_deref(), "permission_mode")?;
     check_agent(p, req.options.agent.as_deref(), "agent")
 }
 
@@ -240,7 +233,9 @@ mod tests {
         assert!(check_model(&none, &table(), "opus", "model").is_ok());
         assert!(check_tools(&none, &["Bash".into()], "tools").is_ok());
         assert_eq!(
-            permission_mode(&none, Some("auto"), "m").unwrap().as_deref(),
+            permission_mode(&none, Some("auto"), "m")
+                .unwrap()
+                .as_deref(),
             Some("auto")
         );
         assert!(check_agent(&none, Some("x"), "agent").is_ok());

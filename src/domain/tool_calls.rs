@@ -528,9 +528,11 @@ impl Conversations {
                 .by_label(by.clone())
                 .session(id)
                 .subject(request_id)
-                .detail(json!({"decision": decision, "by": by.as_deref().map_or_else(
+                .detail(
+                    json!({"decision": decision, "by": by.as_deref().map_or_else(
                     || "client".to_string(), |l| format!("key:{l}")),
-                    "request_id": request_id, "stage": "asked"})),
+                    "request_id": request_id, "stage": "asked"}),
+                ),
         );
         let by = by.unwrap_or_else(|| "client".into());
         let payload = json!({"request_id": request_id, "decision": decision, "by": by});

@@ -23,11 +23,11 @@ use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{agents, keys, AgentRecord, ApiKeyRecord};
-use super::{AuditFilter, AuditRecord};
 use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
     ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
 };
+use super::{AuditFilter, AuditRecord};
 
 /// The files of `migrations/`, embedded at compile time (`build.rs` makes a new file trigger a
 /// rebuild). Never edit a migration that has shipped: its checksum is recorded, and start-up

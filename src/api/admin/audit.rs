@@ -38,30 +38,36 @@ pub async fn list(
     if let Some(k) = q.kind.as_deref().filter(|k| !kind::ALL.contains(k)) {
         return Err(ApiError::bad_request(
             "kind",
-            format!("Unknown audit kind '{k}'; expected one of {}", kind::ALL.join(", ")),
+            format!(
+                "Unknown audit kind '{k}'; expected one of {}",
+                kind::ALL.join(", ")
+            ),
         )
         .into());
     }
-    let before = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::bad_request("cursor", "cursor must be a next_cursor value")
-        })?),
-    };
+    let before =
+        match q.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("cursor", "cursor must be a next_cursor value")
+            })?),
+        };
     let filter = AuditFilter {
         key: q.key.filter(|k| !k.is_empty()),
         session: q.session.filter(|s| !s.is_empty()),
         kind: q.kind,
-        from: q.from.as_deref().map(|t| time_param(t, "from")).transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|t| time_param(t, "from"))
+            .transpose()?,
         to: q.to.as_deref().map(|t| time_param(t, "to")).transpose()?,
         before,
         limit: q.limit.unwrap_or(100),
     };
-    let page = app
-        .audit
-        .list(&filter)
-        .await
-        .map_err(|e| ApiError::Claude(crate::claude::ClaudeError::protocol(format!("store: {e}"))))?;
+    let page = app.audit.list(&filter).await.map_err(|e| {
+        ApiError::Claude(crate::claude::ClaudeError::protocol(format!("store: {e}")))
+    })?;
     Ok(Json(page).into_response())
 }
 
@@ -86,7 +92,10 @@ mod tests {
 
     #[test]
     fn times_parse_as_millis_or_rfc3339() {
-        assert_eq!(time_param("1700000000000", "from").unwrap(), 1_700_000_000_000);
+        assert_eq!(
+            time_param("1700000000000", "from").unwrap(),
+            1_700_000_000_000
+        );
         assert_eq!(
             time_param("2027-01-02T00:00:01Z", "to").unwrap(),
             1_798_848_001_000

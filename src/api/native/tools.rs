@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::domain::direct_tools::DirectTool;
-use crate::domain::{audit, policy};
 use crate::domain::permissions::PermissionsChange;
 use crate::domain::tool_calls::{self, ToolCallFilter};
 use crate::domain::tool_catalog;
+use crate::domain::{audit, policy};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, NativeError};
 use crate::http::{ws_auth, AppState};
@@ -191,7 +191,10 @@ pub async fn put_permissions(
         allowed_tools: tool_list(&v, "allowed_tools")?,
         denied_tools: tool_list(&v, "denied_tools")?,
     };
-    for (list, param) in [(&change.tools, "tools"), (&change.allowed_tools, "allowed_tools")] {
+    for (list, param) in [
+        (&change.tools, "tools"),
+        (&change.allowed_tools, "allowed_tools"),
+    ] {
         if let Some(list) = list {
             policy::check_tools(caller.policy(), list, param)
                 .map_err(|d| app.audit.refused(&caller, Some(&id), d))?;
