@@ -275,6 +275,17 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
         .await;
     assert_eq!(status, 204);
 
+    // `ccgw keys`, beside the running gateway, is audited as `cli`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccgw"))
+        .args(["keys", "--data-dir"])
+        .arg(app.data.path())
+        .args(["create", "--name", "carol", "--role", "user"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let carol_secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(carol_secret.starts_with("ccgw_"), "{carol_secret}");
+
     let all = entries(&audit(&app, "limit=500").await);
     let one = |kind: &str, subject: &str| {
         all.iter()
@@ -290,6 +301,11 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
         .unwrap()
         .starts_with("key-"));
     one("key_created", &bob_id);
+    let by_cli = all
+        .iter()
+        .find(|e| e["kind"] == "key_created" && e["detail"]["name"] == "carol")
+        .unwrap_or_else(|| panic!("no entry for the CLI's key in {all:#?}"));
+    assert_eq!(by_cli["key"]["label"], "cli");
     one("key_rotated", &alice_id);
     one("key_revoked", &bob_id);
     let deleted = one("session_deleted", &sid);
@@ -316,9 +332,9 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert_eq!(rows.len(), 7, "{rows:?}");
     let text = format!("{rows:?}");
-    for secret in [ADMIN, &alice_secret, &alice_new, &bob_secret] {
+    for secret in [ADMIN, &alice_secret, &alice_new, &bob_secret, &carol_secret] {
         assert!(
             !text.contains(secret),
             "a secret in the audit table: {text}"
