@@ -319,15 +319,11 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let rows: Vec<(
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-    )> = sqlx::query_as(
-        "SELECT id, kind, key_id, key_label, subject, detail FROM audit_log ORDER BY id",
+    // Every column of every row.
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT json_object('id', id, 'at', at, 'kind', kind, 'key_id', key_id, \
+         'key_label', key_label, 'session_id', session_id, 'subject', subject, \
+         'detail', detail) FROM audit_log ORDER BY id",
     )
     .fetch_all(&pool)
     .await
@@ -349,5 +345,49 @@ async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() 
         .await
         .is_err());
     pool.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_permission_nobody_answers_is_audited_as_refused_by_timeout() {
+    let app = spawn_defaults_app_with(|c| {
+        c.api_keys = vec![ADMIN.into()];
+        c.builtin_tools = vec!["Bash".into()];
+        c.permission_timeout_secs = 1;
+    })
+    .await;
+    let (alice_id, _, alice_secret) = user_key(&app, "alice").await;
+    let (status, s) = app
+        .request(
+            "POST",
+            "/api/sessions",
+            Some(&json!({"model": "sonnet", "tools": ["Bash"]})),
+            Some(&alice_secret),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let sid = s["id"].as_str().unwrap().to_string();
+    let mut resp = app
+        .client
+        .post(format!("{}/api/sessions/{sid}/messages", app.url))
+        .bearer_auth(&alice_secret)
+        .json(&json!({"content": r#"[[tool:Bash {"command":"touch unanswered.txt"}]]"#, "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    // Nobody answers: the turn goes on once the request times out.
+    let events = read_sse(&mut resp, |v| v["type"] == "done").await;
+    assert!(
+        events.iter().any(|v| v["type"] == "permission_request"),
+        "{events:?}"
+    );
+    let decisions = entries(&audit(&app, &format!("kind=permission_decision&session={sid}")).await);
+    let e = decisions
+        .iter()
+        .find(|e| e["detail"]["by"] == "timeout")
+        .unwrap_or_else(|| panic!("no timeout decision in {decisions:#?}"));
+    assert_eq!(e["subject"], "Bash");
+    assert_eq!(e["detail"]["decision"], "denied");
+    assert_eq!(e["key"]["id"], alice_id.as_str());
     app.stop().await;
 }

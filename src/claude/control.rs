@@ -136,7 +136,8 @@ pub trait HookDispatch: Send + Sync {
 /// A decision of the gateway's rules on one tool call.
 pub struct ToolDecision<'a> {
     /// `pre_tool_use` (every call, before it runs: the workspace check and denied tools) or
-    /// `can_use_tool` (the CLI asked; the session's allowed tools answered).
+    /// `can_use_tool` (the CLI asked; the session's allowed tools answered) or `unanswered` (a
+    /// request that waited for an answer over the API got none: `reason` says why).
     pub stage: &'static str,
     pub tool: &'a str,
     pub tool_use_id: &'a str,
@@ -182,7 +183,8 @@ impl PermissionBroker {
             .unwrap_or_default()
     }
 
-    async fn wait(&self, request_id: &str, tool: &str) -> Value {
+    /// The answer, and why it is a refusal nobody gave (`withdrawn`, `timeout`), if so.
+    async fn wait(&self, request_id: &str, tool: &str) -> (Value, Option<&'static str>) {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             p.insert(request_id.to_string(), tx);
@@ -192,11 +194,17 @@ impl PermissionBroker {
             p.remove(request_id);
         }
         match answer {
-            Ok(Ok(v)) => v,
-            Ok(Err(_)) => deny(&format!("The request to use {tool} was withdrawn.")),
-            Err(_) => deny(&format!(
-                "Nobody answered the request to use {tool} in time."
-            )),
+            Ok(Ok(v)) => (v, None),
+            Ok(Err(_)) => (
+                deny(&format!("The request to use {tool} was withdrawn.")),
+                Some("withdrawn"),
+            ),
+            Err(_) => (
+                deny(&format!(
+                    "Nobody answered the request to use {tool} in time."
+                )),
+                Some("timeout"),
+            ),
         }
     }
 }
@@ -357,7 +365,18 @@ impl ControlHandler {
             "can_use_tool" if self.will_ask(req) => {
                 let tool = r["tool_name"].as_str().unwrap_or_default();
                 let broker = self.broker().ok_or("no broker")?;
-                let answer = broker.wait(&req.request_id, tool).await;
+                let (answer, unanswered) = broker.wait(&req.request_id, tool).await;
+                // An answer over the API is audited where it is given; one nobody gave, here.
+                if let Some(why) = unanswered {
+                    self.tell(ToolDecision {
+                        stage: "unanswered",
+                        tool,
+                        tool_use_id: r["tool_use_id"].as_str().unwrap_or_default(),
+                        input: r.get("input").unwrap_or(&Value::Null),
+                        allowed: false,
+                        reason: Some(why),
+                    });
+                }
                 tracing::info!(
                     target: "ccgw::tools",
                     conversation = %self.label(),

@@ -459,7 +459,8 @@ impl HookDispatch for SessionHooks {
                 .subject(d.tool)
                 .detail(json!({
                     "decision": if d.allowed { "allowed" } else { "denied" },
-                    "by": "policy",
+                    // Nobody answering leaves the gateway's default: refused.
+                    "by": if d.stage == "unanswered" { d.reason.unwrap_or("timeout") } else { "policy" },
                     "stage": d.stage,
                     "tool_use_id": d.tool_use_id,
                     "tool_kind": tool_kind,
