@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
+use crate::domain::audit::{key_event, kind, AuditLog};
 use crate::domain::tenants::{IssuedKey, KeyInfo, KeyLimits, KeyPolicy, KeyRing, NewKey, Role};
 use crate::store::{now_millis, SqliteStore};
 
@@ -76,7 +77,10 @@ pub async fn run(cfg: Config, cmd: KeysCommand) -> anyhow::Result<()> {
     let store = SqliteStore::open(&db)
         .await
         .with_context(|| format!("opening the store {}", db.display()))?;
-    let ring = KeyRing::load(Arc::new(store), &[]).await?;
+    let store: Arc<dyn crate::store::Store> = Arc::new(store);
+    let ring = KeyRing::load(store.clone(), &[]).await?;
+    // Changes made here are audited like the admin API's, by `cli`.
+    let audit = AuditLog::start(store);
     match cmd {
         KeysCommand::Create(a) => {
             let a = *a;
@@ -100,7 +104,9 @@ pub async fn run(cfg: Config, cmd: KeysCommand) -> anyhow::Result<()> {
                 },
                 expires_at,
             };
-            print_issued(&ring.create(new).await?);
+            let issued = ring.create(new).await?;
+            key_event(&audit, kind::KEY_CREATED, None, &issued.key);
+            print_issued(&issued);
         }
         KeysCommand::List { json } => {
             let keys = ring.list().await?;
@@ -112,10 +118,17 @@ pub async fn run(cfg: Config, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { id } => {
             let k = ring.revoke(&id).await?;
+            key_event(&audit, kind::KEY_REVOKED, None, &k);
             println!("revoked {} ({})", k.id, k.name);
         }
-        KeysCommand::Rotate { id } => print_issued(&ring.rotate(&id).await?),
+        KeysCommand::Rotate { id } => {
+            let issued = ring.rotate(&id).await?;
+            key_event(&audit, kind::KEY_ROTATED, None, &issued.key);
+            print_issued(&issued);
+        }
     }
+    // The process ends next: the entries are written first.
+    audit.flush().await;
     Ok(())
 }
 

@@ -224,7 +224,9 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
             .context("loading the API keys")?,
     );
     keys.spawn_refresh();
+    let audit = crate::domain::audit::AuditLog::start(store.clone());
     let conversations = Arc::new(Conversations::new(cfg.clone(), bin, version, store));
+    conversations.hooks.set_audit(audit.clone());
     conversations.spawn_reaper();
     let state = AppState {
         ws_tickets: Arc::default(),
@@ -232,6 +234,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         models: conversations.models.clone(),
         cors: http::cors::CorsOrigins::new(&cfg.cors_origins),
         keys,
+        audit,
         upstream: Arc::new(Upstream::from_config(&cfg)),
         conversations,
         started_unix: SystemTime::now()

@@ -128,6 +128,22 @@ pub trait HookDispatch: Send + Sync {
     fn route(&self, call: HookCall<'_>) -> Option<HookStep>;
     /// The CLI withdrew the call (an interrupt, or its own timeout).
     fn cancel(&self, request_id: &str);
+    /// What the gateway's own rules decided about a tool call (for the audit trail). Called
+    /// on the reader: it must not wait.
+    fn decided(&self, _decision: ToolDecision<'_>) {}
+}
+
+/// A decision of the gateway's rules on one tool call.
+pub struct ToolDecision<'a> {
+    /// `pre_tool_use` (every call, before it runs: the workspace check and denied tools) or
+    /// `can_use_tool` (the CLI asked; the session's allowed tools answered) or `unanswered` (a
+    /// request that waited for an answer over the API got none: `reason` says why).
+    pub stage: &'static str,
+    pub tool: &'a str,
+    pub tool_use_id: &'a str,
+    pub input: &'a Value,
+    pub allowed: bool,
+    pub reason: Option<&'a str>,
 }
 
 /// Decides, before a tool runs, whether its input may be used at all (for instance: every path
@@ -167,7 +183,8 @@ impl PermissionBroker {
             .unwrap_or_default()
     }
 
-    async fn wait(&self, request_id: &str, tool: &str) -> Value {
+    /// The answer, and why it is a refusal nobody gave (`withdrawn`, `timeout`), if so.
+    async fn wait(&self, request_id: &str, tool: &str) -> (Value, Option<&'static str>) {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             p.insert(request_id.to_string(), tx);
@@ -177,11 +194,17 @@ impl PermissionBroker {
             p.remove(request_id);
         }
         match answer {
-            Ok(Ok(v)) => v,
-            Ok(Err(_)) => deny(&format!("The request to use {tool} was withdrawn.")),
-            Err(_) => deny(&format!(
-                "Nobody answered the request to use {tool} in time."
-            )),
+            Ok(Ok(v)) => (v, None),
+            Ok(Err(_)) => (
+                deny(&format!("The request to use {tool} was withdrawn.")),
+                Some("withdrawn"),
+            ),
+            Err(_) => (
+                deny(&format!(
+                    "Nobody answered the request to use {tool} in time."
+                )),
+                Some("timeout"),
+            ),
         }
     }
 }
@@ -291,6 +314,12 @@ impl ControlHandler {
                 .unwrap_or(false)
     }
 
+    fn tell(&self, d: ToolDecision<'_>) {
+        if let Some(h) = self.hooks.read().ok().and_then(|h| h.clone()) {
+            h.decided(d);
+        }
+    }
+
     fn denies(&self, tool: &str) -> bool {
         self.policy.read().map(|p| p.denies(tool)).unwrap_or(true)
     }
@@ -336,7 +365,18 @@ impl ControlHandler {
             "can_use_tool" if self.will_ask(req) => {
                 let tool = r["tool_name"].as_str().unwrap_or_default();
                 let broker = self.broker().ok_or("no broker")?;
-                let answer = broker.wait(&req.request_id, tool).await;
+                let (answer, unanswered) = broker.wait(&req.request_id, tool).await;
+                // An answer over the API is audited where it is given; one nobody gave, here.
+                if let Some(why) = unanswered {
+                    self.tell(ToolDecision {
+                        stage: "unanswered",
+                        tool,
+                        tool_use_id: r["tool_use_id"].as_str().unwrap_or_default(),
+                        input: r.get("input").unwrap_or(&Value::Null),
+                        allowed: false,
+                        reason: Some(why),
+                    });
+                }
                 tracing::info!(
                     target: "ccgw::tools",
                     conversation = %self.label(),
@@ -428,6 +468,14 @@ impl ControlHandler {
             .as_str()
             .or(input["tool_use_id"].as_str())
             .unwrap_or_default();
+        self.tell(ToolDecision {
+            stage: "pre_tool_use",
+            tool,
+            tool_use_id,
+            input: tool_input,
+            allowed: verdict.is_ok(),
+            reason: verdict.as_ref().err().map(String::as_str),
+        });
         match verdict {
             Ok(()) => {
                 tracing::debug!(
@@ -466,6 +514,14 @@ impl ControlHandler {
             decision = if allowed { "allow" } else { "deny" },
             "tool permission request"
         );
+        self.tell(ToolDecision {
+            stage: "can_use_tool",
+            tool,
+            tool_use_id: r["tool_use_id"].as_str().unwrap_or_default(),
+            input: r.get("input").unwrap_or(&Value::Null),
+            allowed,
+            reason: (!allowed).then_some("not among the session's allowed tools"),
+        });
         if allowed {
             json!({"behavior": "allow", "updatedInput": r.get("input").cloned().unwrap_or(json!({}))})
         } else {

@@ -20,6 +20,7 @@
 
 pub mod activity;
 pub mod agents;
+pub mod audit;
 mod catalog;
 pub mod checkpoints;
 pub mod claude_sessions;
@@ -46,6 +47,7 @@ pub mod models;
 mod outlet;
 pub mod overview;
 pub mod permissions;
+pub mod policy;
 pub mod project;
 // --- isolation: who owns a session, and projects ---
 pub mod ownership;

@@ -522,6 +522,18 @@ impl Conversations {
             _ => "denied",
         };
         self.answer_permission(id, request_id, response)?;
+        // Who answered: the key (its label) that gave the answer over the API or the console.
+        self.hooks.audit(
+            crate::domain::audit::Entry::new(crate::domain::audit::kind::PERMISSION_DECISION)
+                .by_label(by.clone())
+                .session(id)
+                .subject(request_id)
+                .detail(
+                    json!({"decision": decision, "by": by.as_deref().map_or_else(
+                    || "client".to_string(), |l| format!("key:{l}")),
+                    "request_id": request_id, "stage": "asked"}),
+                ),
+        );
         let by = by.unwrap_or_else(|| "client".into());
         let payload = json!({"request_id": request_id, "decision": decision, "by": by});
         self.tool_status.publish(

@@ -43,6 +43,9 @@ pub enum ApiError {
     ShuttingDown(String),
     #[error(transparent)]
     Claude(#[from] ClaudeError),
+    /// Beyond the caller's key policy: a 403 naming the field (`param`).
+    #[error("{message}")]
+    Denied { param: String, message: String },
 }
 
 impl From<TurnError> for ApiError {
@@ -117,6 +120,15 @@ impl From<crate::domain::tenants::KeyError> for ApiError {
     }
 }
 
+impl From<crate::domain::policy::Denied> for ApiError {
+    fn from(d: crate::domain::policy::Denied) -> Self {
+        ApiError::Denied {
+            param: d.param,
+            message: d.message,
+        }
+    }
+}
+
 impl From<InvalidField> for ApiError {
     fn from(e: InvalidField) -> Self {
         ApiError::bad_request(e.param, e.message)
@@ -151,6 +163,7 @@ impl ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::ShuttingDown(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
@@ -202,6 +215,7 @@ impl ApiError {
             ApiError::Rejected { status: 413, .. } => "request_too_large",
             ApiError::Rejected { .. } => "invalid_request",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Denied { .. } => "policy_denied",
             ApiError::ShuttingDown(_) => "shutting_down",
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
@@ -240,6 +254,7 @@ impl ApiError {
         let param = match self {
             ApiError::BadRequest { param, .. } => param.clone(),
             ApiError::ModelNotFound(_) => Some("model".into()),
+            ApiError::Denied { param, .. } => Some(param.clone()),
             _ => None,
         };
         json!({"error": {"message": self.public_message(), "type": kind, "param": param, "code": self.code()}})
@@ -251,6 +266,7 @@ impl ApiError {
     pub fn native_body(&self) -> Value {
         let param = match self {
             ApiError::BadRequest { param, .. } => param.clone(),
+            ApiError::Denied { param, .. } => Some(param.clone()),
             _ => None,
         };
         json!({"error": {"code": self.code(), "message": self.public_message(), "param": param}})
@@ -292,6 +308,7 @@ impl ApiError {
         let param = match self {
             ApiError::BadRequest { param, .. } => param.as_deref(),
             ApiError::ModelNotFound(_) => Some("model"),
+            ApiError::Denied { param, .. } => Some(param.as_str()),
             _ => None,
         };
         let message = match param {

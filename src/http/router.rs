@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
             "/api/claude-sessions/{id}/continue",
             post(native::claude_sessions::resume),
         )
+        .route("/admin/api/audit", get(admin::audit::list))
         .route("/admin/api/events", get(admin::handlers::events))
         .route("/admin/ws", get(admin::handlers::websocket))
         .route("/admin/api/stats", get(stats::stats))

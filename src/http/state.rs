@@ -18,6 +18,8 @@ pub struct AppState {
     pub cors: Arc<crate::http::cors::CorsOrigins>,
     /// The API keys, in memory (see `domain::tenants`).
     pub keys: Arc<crate::domain::tenants::KeyRing>,
+    /// The audit log's writer (see `domain::audit`).
+    pub audit: crate::domain::audit::AuditLog,
     /// The upstream Messages API, called directly for token counts.
     pub upstream: Arc<Upstream>,
     /// Single-use tickets for browsers' WebSockets.

@@ -12,6 +12,7 @@
 //! store only enforces identity, uniqueness and ordering.
 
 mod agents;
+mod audit;
 mod keys;
 mod projects;
 mod replies;
@@ -455,6 +456,14 @@ pub trait Store: Send + Sync {
         &self,
         session_ids: &[String],
     ) -> Result<std::collections::HashMap<String, String>, StoreError>;
+
+    // --- audit ---
+    /// Append entries to the audit log, in order, in one transaction. An entry without a
+    /// `key_id` gets its session's owner.
+    async fn append_audit(&self, entries: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// Audit entries under `filter`, newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// A project (see `domain::projects`): defaults for the sessions made in it.
@@ -492,6 +501,40 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Increasing; set by the store (ignored on append).
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub kind: String,
+    /// The acting key's owner id; `None`: the session's owner.
+    pub key_id: Option<String>,
+    pub key_label: Option<String>,
+    pub session_id: Option<String>,
+    /// What the entry is about: a tool's name, a key's id.
+    pub subject: Option<String>,
+    /// A JSON object; never a secret.
+    pub detail: Value,
+}
+
+/// Which audit entries to list. `before` is the previous page's last id.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub key: Option<String>,
+    pub session: Option<String>,
+    pub kind: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub from: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+pub use audit::MAX_AUDIT_PAGE;
 
 /// Now, in unix milliseconds.
 pub fn now_millis() -> i64 {

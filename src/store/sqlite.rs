@@ -27,6 +27,7 @@ use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
     ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
 };
+use super::{AuditFilter, AuditRecord};
 
 /// The files of `migrations/`, embedded at compile time (`build.rs` makes a new file trigger a
 /// rebuild). Never edit a migration that has shipped: its checksum is recorded, and start-up
@@ -584,6 +585,15 @@ impl Store for SqliteStore {
 
     async fn api_keys_version(&self) -> Result<(i64, i64), StoreError> {
         keys::version(&self.pool).await
+    }
+
+    // --- audit ---
+    async fn append_audit(&self, entries: &[AuditRecord]) -> Result<(), StoreError> {
+        super::audit::append(&self.pool, entries).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        super::audit::list(&self.pool, filter).await
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError> {

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
+use crate::domain::audit::{self, kind};
 use crate::domain::tenants::{NewKey, Role};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, NativeError};
@@ -50,6 +51,7 @@ pub async fn create(
     }
     let issued = app.keys.create(new).await?;
     tracing::info!(key = %issued.key.id, name = %issued.key.name, by = ?caller.label(), "API key created");
+    audit::key_event(&app.audit, kind::KEY_CREATED, Some(&caller), &issued.key);
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
@@ -70,6 +72,7 @@ pub async fn revoke(
     admin_only(&caller)?;
     let key = app.keys.revoke(&id).await?;
     tracing::info!(key = %key.id, by = ?caller.label(), "API key revoked");
+    audit::key_event(&app.audit, kind::KEY_REVOKED, Some(&caller), &key);
     Ok(Json(key).into_response())
 }
 
@@ -81,5 +84,6 @@ pub async fn rotate(
     admin_only(&caller)?;
     let issued = app.keys.rotate(&id).await?;
     tracing::info!(key = %issued.key.id, by = ?caller.label(), "API key rotated");
+    audit::key_event(&app.audit, kind::KEY_ROTATED, Some(&caller), &issued.key);
     Ok(Json(issued).into_response())
 }

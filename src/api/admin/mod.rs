@@ -6,5 +6,6 @@
 //! A thin adapter like the others: it reads the domain's feed and overview and never touches a
 //! process. Everything here needs a key when keys are configured.
 
+pub mod audit;
 pub mod handlers;
 pub mod keys;

@@ -5,12 +5,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::handlers::{body, Result};
 use super::types::AgentBody;
 use crate::domain::agents::AgentFields;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
@@ -68,6 +69,7 @@ pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Re
 pub async fn set_session_agent(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
     let v: Value = body(&bytes)?;
@@ -81,6 +83,9 @@ pub async fn set_session_agent(
             )
         }
     };
+    crate::domain::policy::check_agent(caller.policy(), agent.as_deref(), "agent")
+        .map_err(|d| app.audit.refused(&caller, Some(&id), d))?;
     let info = app.conversations.set_session_agent(&id, agent).await?;
+    crate::domain::audit::settings_changed(&app.audit, &caller, &id, "agent", v);
     Ok(Json(info).into_response())
 }

@@ -51,7 +51,7 @@ pub async fn create_session(
         .models
         .resolve(&model_id)
         .ok_or_else(|| ApiError::ModelNotFound(model_id.clone()))?;
-    let spec = NewSession {
+    let mut spec = NewSession {
         cli_model: model.cli_model.clone(),
         model_id,
         agent: req.agent,
@@ -66,6 +66,8 @@ pub async fn create_session(
         owner: caller.owner.clone(),
         project_id,
     };
+    crate::domain::policy::check_new_session(caller.policy(), &app.models.current(), &mut spec)
+        .map_err(|d| app.audit.refused(&caller, None, d))?;
     let info = app.conversations.create_session(spec).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
@@ -104,8 +106,10 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) ->
 pub async fn delete_session(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<StatusCode> {
     app.conversations.delete_session(&id).await?;
+    crate::domain::audit::session_deleted(&app.audit, &caller, &id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,11 +6,13 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::handlers::{body, Result};
 use crate::domain::settings::{SessionPatch, Thinking};
+use crate::domain::{audit, policy};
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
@@ -45,6 +47,7 @@ const PATCHABLE: &[&str] = &[
 pub async fn patch_session(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
     let v: Value = body(&bytes)?;
@@ -82,7 +85,16 @@ pub async fn patch_session(
             .transpose()?,
         max_turns,
     };
-    Ok(Json(app.conversations.patch_session(&id, patch).await?).into_response())
+    let refused = |d| app.audit.refused(&caller, Some(&id), d);
+    if let Some(m) = &patch.model {
+        policy::check_model(caller.policy(), &app.models.current(), m, "model").map_err(refused)?;
+    }
+    if let Some(m) = &patch.permission_mode {
+        policy::permission_mode(caller.policy(), Some(m), "permission_mode").map_err(refused)?;
+    }
+    let info = app.conversations.patch_session(&id, patch).await?;
+    audit::settings_changed(&app.audit, &caller, &id, "settings", v);
+    Ok(Json(info).into_response())
 }
 
 /// `{system_prompt?, append_system_prompt?}`; `null` removes one.

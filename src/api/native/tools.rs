@@ -16,6 +16,7 @@ use crate::domain::direct_tools::DirectTool;
 use crate::domain::permissions::PermissionsChange;
 use crate::domain::tool_calls::{self, ToolCallFilter};
 use crate::domain::tool_catalog;
+use crate::domain::{audit, policy};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, NativeError};
 use crate::http::{ws_auth, AppState};
@@ -65,11 +66,21 @@ pub async fn call(
         ))
     })?;
     let input: Value = crate::http::body::parse(&bytes, &crate::http::body::NATIVE)?;
+    let tool_name = tool.cli_name();
+    policy::check_tool(caller.policy(), tool_name, "name")
+        .map_err(|d| app.audit.refused(&caller, Some(&id), d))?;
     let out = app
         .conversations
-        .direct_tool(&id, tool, input, caller.label())
-        .await?;
-    Ok(Json(out).into_response())
+        .direct_tool(&id, tool, input.clone(), caller.label())
+        .await;
+    let detail = match &out {
+        Ok(c) => json!({"outcome": if c.is_error { "error" } else { "ok" }, "call_id": c.id,
+                        "duration_ms": c.duration_ms}),
+        Err(e) => json!({"outcome": "refused", "reason": e.to_string()}),
+    };
+    app.audit
+        .record(audit::tool_call(&id, tool_name, "direct", &input, detail).by(&caller));
+    Ok(Json(out?).into_response())
 }
 
 /// Only tool-call status: started, permission requested and decided, result, duration.
@@ -158,6 +169,7 @@ pub async fn permissions(State(app): State<AppState>, Path(id): Path<String>) ->
 pub async fn put_permissions(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
     let v: Value = crate::http::body::parse(&bytes, &crate::http::body::NATIVE)?;
@@ -179,5 +191,16 @@ pub async fn put_permissions(
         allowed_tools: tool_list(&v, "allowed_tools")?,
         denied_tools: tool_list(&v, "denied_tools")?,
     };
-    Ok(Json(app.conversations.set_tool_permissions(&id, change).await?).into_response())
+    for (list, param) in [
+        (&change.tools, "tools"),
+        (&change.allowed_tools, "allowed_tools"),
+    ] {
+        if let Some(list) = list {
+            policy::check_tools(caller.policy(), list, param)
+                .map_err(|d| app.audit.refused(&caller, Some(&id), d))?;
+        }
+    }
+    let out = app.conversations.set_tool_permissions(&id, change).await?;
+    audit::settings_changed(&app.audit, &caller, &id, "tool_permissions", v);
+    Ok(Json(out).into_response())
 }

@@ -64,6 +64,9 @@ pub async fn create(
     let Converted { mut turn, added } = convert::to_turn(&req, &app.models.current(), &earlier)?;
     turn.key = caller.label();
     turn.owner = caller.owner.clone();
+    // Within the key's policy (model, built-in tools, permission mode, agent), else a 403.
+    crate::domain::policy::check_turn(caller.policy(), &app.models.current(), &mut turn)
+        .map_err(|d| app.audit.refused(&caller, None, d))?;
     let ignored = convert::ignored_params(&req);
     if !ignored.is_empty() {
         tracing::debug!(?ignored, "parameters accepted but not honoured by the CLI");

@@ -2,7 +2,10 @@
 //! and each session's own, the decide requests waiting for an answer over the API, and the
 //! dispatch of the CLI's hook calls to them ([`SessionHooks`], one per process).
 //!
-//! Every decision is recorded in one place, [`record`]. Must not: wait on anything while
+//! Every decision is recorded in one place, [`record`], in the log and the audit trail; the
+//! hub also carries the audit log's writer for the rest of the session domain (see
+//! [`HookHub::audit`]), and its dispatchers audit the gateway's own tool decisions
+//! ([`HookDispatch::decided`]). Must not: wait on anything while
 //! routing a call (it runs on the process's reader), or keep a session's hooks after the
 //! session is gone.
 
@@ -19,7 +22,7 @@ use super::{
     public_input, webhook, Checked, HookAnswer, HookEvent, HookSettings, HookSpec, Merged, Mode,
     Outcome, Subscription,
 };
-use crate::claude::control::{HookCall, HookDispatch, HookStep};
+use crate::claude::control::{HookCall, HookDispatch, HookStep, ToolDecision};
 use crate::claude::Event;
 use crate::config::Config;
 use crate::domain::conversation::TurnError;
@@ -52,6 +55,8 @@ pub struct HookHub {
     sessions: Mutex<HashMap<String, Vec<Subscription>>>,
     pending: Mutex<HashMap<String, Pending>>,
     client: reqwest::Client,
+    /// The audit log's writer, set once at start-up (`server`); before that nothing is kept.
+    audit: std::sync::OnceLock<crate::domain::audit::AuditLog>,
 }
 
 impl HookHub {
@@ -74,6 +79,7 @@ impl HookHub {
                 sessions: Mutex::default(),
                 pending: Mutex::default(),
                 client: webhook::client(),
+                audit: std::sync::OnceLock::new(),
             }
         })
     }
@@ -109,7 +115,20 @@ impl HookHub {
             sessions: Mutex::default(),
             pending: Mutex::default(),
             client: webhook::client(),
+            audit: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Give the hub the audit log's writer (once; later calls are ignored).
+    pub fn set_audit(&self, audit: crate::domain::audit::AuditLog) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// Queue an audit entry (nothing when the gateway runs without an audit writer).
+    pub fn audit(&self, e: crate::domain::audit::Entry) {
+        if let Some(a) = self.audit.get() {
+            a.record(e);
+        }
     }
 
     /// The dispatcher of the process serving `session` (a native session, or a compatible-API
@@ -397,21 +416,59 @@ impl HookDispatch for SessionHooks {
                 answer: Box::pin(std::future::ready(json!({"continue": true}))),
             });
         }
-        let (session, tool) = (
+        let (session, tool, hub) = (
             self.session.clone(),
             input["tool_name"].as_str().map(String::from),
+            self.hub.clone(),
         );
         Some(HookStep {
             announce,
             answer: Box::pin(async move {
                 let mut merged = Merged::default();
                 for a in join_all(waits).await {
-                    record(&session, &request_id, event, tool.as_deref(), &a);
+                    record(&hub, &session, &request_id, event, tool.as_deref(), &a);
                     merged.add(a.checked);
                 }
                 merged.cli_output(event)
             }),
         })
+    }
+
+    fn decided(&self, d: ToolDecision<'_>) {
+        use crate::domain::audit::{self, kind, Entry};
+        let tool_kind = audit::tool_kind(d.tool);
+        if d.stage == "pre_tool_use" {
+            // Every model tool call passes the gateway's check before it runs: the call.
+            self.hub.audit(audit::tool_call(
+                &self.session,
+                d.tool,
+                tool_kind,
+                d.input,
+                json!({"tool_use_id": d.tool_use_id,
+                       "outcome": if d.allowed { "allowed" } else { "refused" },
+                       "reason": d.reason}),
+            ));
+            if d.allowed {
+                return;
+            }
+        }
+        let (input, truncated) = audit::cap_input(d.input);
+        self.hub.audit(
+            Entry::new(kind::PERMISSION_DECISION)
+                .session(&self.session)
+                .subject(d.tool)
+                .detail(json!({
+                    "decision": if d.allowed { "allowed" } else { "denied" },
+                    // Nobody answering leaves the gateway's default: refused.
+                    "by": if d.stage == "unanswered" { d.reason.unwrap_or("timeout") } else { "policy" },
+                    "stage": d.stage,
+                    "tool_use_id": d.tool_use_id,
+                    "tool_kind": tool_kind,
+                    "reason": d.reason,
+                    "input": input,
+                    "input_truncated": truncated,
+                })),
+        );
     }
 
     fn cancel(&self, request_id: &str) {
@@ -478,9 +535,47 @@ impl SessionHooks {
     }
 }
 
-/// The one place a hook decision is recorded: the log now, and the audit trail once the
-/// gateway has one (it is to be written from here).
-fn record(session: &str, request_id: &str, event: HookEvent, tool: Option<&str>, a: &Answered) {
+/// The one place a hook decision is recorded: the log, and the audit trail (a PreToolUse
+/// decision as a permission decision, any other event's as a hook decision).
+fn record(
+    hub: &HookHub,
+    session: &str,
+    request_id: &str,
+    event: HookEvent,
+    tool: Option<&str>,
+    a: &Answered,
+) {
+    use crate::domain::audit::{kind, Entry};
+    let by = match a.source {
+        // "answered by LABEL": the key that answered over the API.
+        "api" => a
+            .detail
+            .as_deref()
+            .and_then(|d| d.strip_prefix("answered by "))
+            .map(|l| format!("key:{l}"))
+            .unwrap_or_else(|| "key".into()),
+        other => format!("hook_{other}"),
+    };
+    let entry_kind = if event == HookEvent::PreToolUse {
+        kind::PERMISSION_DECISION
+    } else {
+        kind::HOOK_DECISION
+    };
+    let mut e = Entry::new(entry_kind)
+        .session(session)
+        .subject(tool.unwrap_or(event.as_str()))
+        .detail(json!({
+            "decision": a.checked.decision(),
+            "by": by,
+            "hook_event": event.as_str(),
+            "hook_ids": a.hook_ids,
+            "request_id": request_id,
+            "source": a.source,
+        }));
+    if a.source == "api" {
+        e = e.by_label(by.strip_prefix("key:").map(String::from));
+    }
+    hub.audit(e);
     tracing::info!(
         target: "ccgw::hooks",
         session,
