@@ -226,8 +226,8 @@ impl ProcessPool {
         let Some(warm) = self.warm.get() else { return };
         warm.size.store(size, Ordering::Relaxed);
         *warm.keys.write().unwrap_or_else(|e| e.into_inner()) = keys.clone();
-        let victims: Vec<Arc<CliProcess>> = {
-            let mut inner = self.lock();
+        let victims: Vec<u64> = {
+            let inner = self.lock();
             let mut kept: HashMap<WarmKey, usize> = HashMap::new();
             let ids: Vec<u64> = inner
                 .live
@@ -239,16 +239,9 @@ impl ProcessPool {
                     (s.idle_since.is_some() && (!keys.contains(key) || *n > size)).then_some(*id)
                 })
                 .collect();
-            ids.iter()
-                .filter_map(|id| inner.live.remove(id))
-                .map(|s| s.process)
-                .collect()
+            ids
         };
-        for p in victims {
-            self.stop_in_background(p);
-        }
-        self.changed.notify_waiters();
-        self.refill();
+        self.stop_and_refill(&victims);
     }
 
     /// A new budget (a reload). Over it, idle processes stop (warm ones first, then the least
@@ -256,8 +249,8 @@ impl ProcessPool {
     pub fn set_max_live(self: &Arc<Self>, max_live: usize) {
         let max_live = max_live.max(1);
         self.max_live.store(max_live, Ordering::Relaxed);
-        let victims: Vec<Arc<CliProcess>> = {
-            let mut inner = self.lock();
+        let victims: Vec<u64> = {
+            let inner = self.lock();
             let excess = (inner.live.len() + inner.reserved).saturating_sub(max_live);
             let mut idle: Vec<(bool, Instant, u64)> = inner
                 .live
@@ -265,9 +258,21 @@ impl ProcessPool {
                 .filter_map(|(id, s)| s.idle_since.map(|t| (s.warm.is_none(), t, *id)))
                 .collect();
             idle.sort();
-            idle.iter()
-                .take(excess)
-                .filter_map(|(_, _, id)| inner.live.remove(id))
+            idle.iter().take(excess).map(|(_, _, id)| *id).collect()
+        };
+        self.stop_and_refill(&victims);
+    }
+
+    /// Stop these live processes (chosen under an earlier lock: one taken meanwhile is left
+    /// alone), then start the warm ones now missing.
+    fn stop_and_refill(self: &Arc<Self>, ids: &[u64]) {
+        let victims: Vec<Arc<CliProcess>> = {
+            let mut inner = self.lock();
+            ids.iter()
+                .filter_map(|id| match inner.live.get(id) {
+                    Some(s) if s.idle_since.is_some() => inner.live.remove(id),
+                    _ => None,
+                })
                 .map(|s| s.process)
                 .collect()
         };

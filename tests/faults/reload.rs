@@ -74,21 +74,17 @@ async fn sighup_and_a_changed_file_reload_settings_and_keep_connections() {
     let gw = External::start(&data, &mock, &[("CCGW_CONFIG", conf.to_str().unwrap())]);
     let client = reqwest::Client::new();
     let base = gw.url.clone();
-    let health = format!("{base}/health");
+    let health = |client: reqwest::Client, base: String| async move {
+        let r = client
+            .get(format!("{base}/health"))
+            .bearer_auth(SECOND)
+            .send()
+            .await;
+        r.unwrap().json::<Value>().await.unwrap()
+    };
     let warm = |n: u64| {
-        let (client, health) = (client.clone(), health.clone());
-        async move {
-            let v: Value = client
-                .get(&health)
-                .bearer_auth(SECOND)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["warm_processes"].as_u64() == Some(n)
-        }
+        let (client, base) = (client.clone(), base.clone());
+        async move { health(client, base).await["warm_processes"].as_u64() == Some(n) }
     };
 
     // A slow stream, opened with the first key before the reload.
@@ -145,15 +141,7 @@ async fn sighup_and_a_changed_file_reload_settings_and_keep_connections() {
     assert!(preflight_allows(&client, &base, "https://app.example").await);
     assert!(!preflight_allows(&client, &base, "https://other.example").await);
     until("two warm processes", async || warm(2).await).await;
-    let h: Value = client
-        .get(&health)
-        .bearer_auth(SECOND)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = health(client.clone(), base.clone()).await;
     assert_eq!(h["max_live_processes"], 9, "{h}");
 
     // The stream opened before the reload goes on to its end.
