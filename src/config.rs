@@ -123,6 +123,11 @@ pub struct Config {
     pub relay: Option<std::sync::Arc<crate::relay::Relay>>,
     #[serde(skip)]
     pub demo: bool,
+    // --- limits ---
+    /// Prices in USD per million tokens by model (`[prices."MODEL"]`: input, output,
+    /// cache_read, cache_write), for turns the upstream reported no cost for; on top of the
+    /// built-in Claude prices (see docs/limits.md).
+    pub prices: BTreeMap<String, crate::domain::limits::Price>,
 }
 
 impl Default for Config {
@@ -186,6 +191,7 @@ impl Default for Config {
             cli_env: vec![],
             relay: None,
             demo: false,
+            prices: BTreeMap::new(),
         }
     }
 }
@@ -244,6 +250,7 @@ impl std::fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("log_format", &self.log_format)
             .field("store_durability", &self.store_durability)
+            .field("prices", &self.prices)
             .finish()
     }
 }

@@ -10,6 +10,8 @@ pub mod console;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+// --- limits ---
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod router;

@@ -3,7 +3,7 @@
 use axum::routing::{delete, get, post, put};
 use axum::{middleware, Router};
 
-use super::{auth, console, health, idempotency, metrics, stats, ws_auth, AppState};
+use super::{auth, console, health, idempotency, limits, metrics, stats, ws_auth, AppState};
 use crate::api::{admin, anthropic, models, native, openai, responses};
 
 pub fn router(state: AppState) -> Router {
@@ -191,7 +191,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/messages/count_tokens",
             post(anthropic::handlers::count_tokens),
         )
-        // Layers run bottom-up: the key is checked before a retry is replayed.
+        // --- limits ---
+        .route("/admin/api/usage", get(admin::usage::report))
+        .route("/api/usage", get(native::usage::own))
+        // Layers run bottom-up: the key is checked before a retry is replayed, and a replayed
+        // retry is not counted against the key's limits.
+        .route_layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::replay,

@@ -15,6 +15,7 @@ mod agents;
 mod keys;
 mod replies;
 mod sqlite;
+mod usage;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use sqlite::{Durability, SqliteStore};
+pub use usage::{UsageGroup, UsageGroupBy, UsageQuery};
 
 /// Values of [`Session::status`].
 pub mod status {
@@ -204,6 +206,15 @@ pub struct UsageRecord {
     pub duration_ms: i64,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The key whose turn it was (see `Session::owner`).
+    #[serde(default)]
+    pub owner: String,
+    /// The end user the client named (OpenAI `user`, Anthropic `metadata.user_id`).
+    #[serde(default)]
+    pub end_user: Option<String>,
+    /// How the turn ended: `completed`, `tool_calls`, `stop_sequence`, or an error label.
+    #[serde(default)]
+    pub outcome: String,
 }
 
 /// Sums over a session's [`UsageRecord`]s.
@@ -422,6 +433,14 @@ pub trait Store: Send + Sync {
 
     /// `(newest updated_at, count)` of the stored keys: it changes whenever any key does.
     async fn api_keys_version(&self) -> Result<(i64, i64), StoreError>;
+
+    // --- limits ---
+    /// Usage rows summed per group (see [`UsageQuery`]), by group.
+    async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError>;
+
+    /// `(owner, UTC day start in unix ms, USD)` per key and day since `since` (unix ms): what
+    /// the budgets start from.
+    async fn usage_spend_since(&self, since: i64) -> Result<Vec<(String, i64, f64)>, StoreError>;
 }
 
 /// A stored API key. Only the SHA-256 of its secret is kept.

@@ -8,3 +8,5 @@
 
 pub mod handlers;
 pub mod keys;
+// --- limits ---
+pub mod usage;

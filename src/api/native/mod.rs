@@ -20,3 +20,5 @@ pub mod project;
 pub mod settings;
 pub mod tools;
 pub mod types;
+// --- limits ---
+pub mod usage;
