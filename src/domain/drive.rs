@@ -611,6 +611,16 @@ impl Conversations {
                 })
                 .flatten()
         });
+        // A native session's turn is its owner's, which the session's record holds.
+        let owner = match &conv.native {
+            Some(sid) if conv.owner.is_empty() => self
+                .sessions
+                .lock()
+                .get(sid)
+                .map(|slot| slot.info.owner.clone())
+                .unwrap_or_default(),
+            _ => conv.owner.clone(),
+        };
         let rec = UsageRecord {
             id: uuid::Uuid::new_v4().to_string(),
             session_id: conv.id.clone(),
@@ -623,7 +633,7 @@ impl Conversations {
             cost_usd,
             duration_ms: started.elapsed().as_millis() as i64,
             created_at: store::now_millis(),
-            owner: conv.owner.clone(),
+            owner,
             end_user: req.client_user.clone(),
             outcome: outcome.to_string(),
         };
