@@ -558,7 +558,11 @@ mod tests {
         .unwrap();
         assert_eq!(env.prices["m"].input, 1.0);
         let bad = Config::from_toml("[prices.m]\ninput = -1.0\noutput = 1.0\n").unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("prices.\"m\""));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("prices.\"m\""));
         assert!(Config::from_toml("[prices.m]\ninput = 1.0\n").is_err());
     }
 

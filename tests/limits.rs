@@ -115,8 +115,13 @@ async fn rpm_and_tpm_refuse_with_openais_headers_and_spare_other_keys() {
     assert_eq!(header(&h, "x-ratelimit-remaining-requests"), "1");
     assert!(h.get("x-ratelimit-limit-tokens").is_none(), "b has no tpm");
     for n in 0..3 {
-        let (status, h, _) =
-            send(&app, "/v1/chat/completions", &chat(&format!("admin {n}")), ADMIN).await;
+        let (status, h, _) = send(
+            &app,
+            "/v1/chat/completions",
+            &chat(&format!("admin {n}")),
+            ADMIN,
+        )
+        .await;
         assert_eq!(status, 200);
         assert!(h.get("x-ratelimit-limit-requests").is_none(), "{h:?}");
     }
@@ -137,7 +142,10 @@ async fn rpm_and_tpm_refuse_with_openais_headers_and_spare_other_keys() {
     assert_eq!(header(&h, "x-ratelimit-remaining-tokens"), "50");
     let (status, h, body) = send(&app, "/v1/chat/completions", &chat("more"), &t).await;
     assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "tokens_rate_limit_exceeded", "{body}");
+    assert_eq!(
+        body["error"]["code"], "tokens_rate_limit_exceeded",
+        "{body}"
+    );
     assert_eq!(header(&h, "x-ratelimit-limit-tokens"), "50");
     assert_eq!(header(&h, "x-ratelimit-remaining-tokens"), "0");
     let wait: u64 = header(&h, "retry-after").parse().expect("seconds");
@@ -167,7 +175,10 @@ async fn concurrent_turns_are_capped_and_the_slot_comes_back_however_the_turn_en
     assert_eq!(limits.running(&id), 1);
     let (status, h, body) = send(&app, "/v1/chat/completions", &chat("second"), &k).await;
     assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "concurrency_limit_exceeded", "{body}");
+    assert_eq!(
+        body["error"]["code"], "concurrency_limit_exceeded",
+        "{body}"
+    );
     assert_eq!(header(&h, "retry-after"), "1");
     // Other keys run meanwhile.
     let (status, _, _) = send(&app, "/v1/chat/completions", &chat("admin"), ADMIN).await;

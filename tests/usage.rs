@@ -89,7 +89,11 @@ async fn reports_add_up_to_what_the_upstream_reported() {
         + int(&r["usage"], "cache_read_input_tokens")
         + int(&r["usage"], "cache_creation_input_tokens");
     a_out += int(&r["usage"], "output_tokens");
-    assert_eq!((a_in, a_out), (49, 21), "what the mock upstream was told to report");
+    assert_eq!(
+        (a_in, a_out),
+        (49, 21),
+        "what the mock upstream was told to report"
+    );
 
     // Key b: a native session whose replies say their cost.
     let (status, s) = app
@@ -167,7 +171,11 @@ async fn reports_add_up_to_what_the_upstream_reported() {
     assert_eq!(int(&by_user["alice"], "input_tokens"), 16);
     assert_eq!(int(&by_user["bob"], "requests"), 1);
     assert_eq!(int(&by_user["carol"], "requests"), 1);
-    assert_eq!(int(&by_user[""], "requests"), 2, "native turns name no end user");
+    assert_eq!(
+        int(&by_user[""], "requests"),
+        2,
+        "native turns name no end user"
+    );
 
     // Filters: one key and model; a time window with nothing in it.
     let (_, r) = get(
@@ -177,7 +185,12 @@ async fn reports_add_up_to_what_the_upstream_reported() {
     )
     .await;
     assert_eq!(int(&r["total"], "requests"), 3, "{r}");
-    let (_, r) = get(&app, "/admin/api/usage?from=2020-01-01&to=2020-01-31", ADMIN).await;
+    let (_, r) = get(
+        &app,
+        "/admin/api/usage?from=2020-01-01&to=2020-01-31",
+        ADMIN,
+    )
+    .await;
     assert_eq!(int(&r["total"], "requests"), 0, "{r}");
 
     // A user key sees its own usage only, whatever key it asks for.
@@ -205,7 +218,10 @@ async fn reports_add_up_to_what_the_upstream_reported() {
     // CSV: the same sums, one row per group.
     let resp = app
         .client
-        .get(format!("{}/admin/api/usage?group_by=key&format=csv", app.url))
+        .get(format!(
+            "{}/admin/api/usage?group_by=key&format=csv",
+            app.url
+        ))
         .bearer_auth(ADMIN)
         .send()
         .await

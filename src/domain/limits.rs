@@ -340,7 +340,10 @@ impl Limits {
         let Some(q) = map.get_mut(owner) else {
             return (0, Duration::ZERO);
         };
-        while q.front().is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW) {
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW)
+        {
             q.pop_front();
         }
         let used: u64 = q.iter().map(|(_, n)| n).sum();
@@ -548,7 +551,10 @@ mod tests {
             } => {
                 assert!((spent - 1.1).abs() < 1e-9);
                 // Renews 2026-04-01T00:00:00Z.
-                assert_eq!(retry_after, Duration::from_millis(1_775_001_600_000 - now as u64));
+                assert_eq!(
+                    retry_after,
+                    Duration::from_millis(1_775_001_600_000 - now as u64)
+                );
             }
             e => panic!("{e}"),
         }

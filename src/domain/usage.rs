@@ -129,7 +129,11 @@ fn instant(param: &str, v: &str, end_of_day: bool) -> Result<i64, UsageError> {
     match time::Date::parse(v, &fmt) {
         Ok(d) => {
             let start = d.midnight().assume_utc().unix_timestamp() * 1000;
-            Ok(if end_of_day { start + 86_400_000 } else { start })
+            Ok(if end_of_day {
+                start + 86_400_000
+            } else {
+                start
+            })
         }
         Err(_) => Err(invalid(
             param,

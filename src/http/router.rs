@@ -196,7 +196,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/usage", get(native::usage::own))
         // Layers run bottom-up: the key is checked before a retry is replayed, and a replayed
         // retry is not counted against the key's limits.
-        .route_layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::replay,
