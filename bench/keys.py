@@ -61,16 +61,21 @@ def cli_ms(headers):
     return 0.0
 
 
-def build():
-    """The release gateway and fake CLI only (no load generator needed here)."""
+def build(profile):
+    """The gateway and fake CLI only (no load generator needed here); their paths."""
+    out = os.path.join(b.ROOT, "target", profile)
+    bins = (os.path.join(out, "ccgw"), os.path.join(out, "ccgw-fake-claude"))
     if os.environ.get("CCGW_BENCH_NO_BUILD") == "1":
-        for p in (b.CCGW, b.FAKE):
+        for p in bins:
             if not os.path.exists(p):
                 b.die(f"{p} is missing and CCGW_BENCH_NO_BUILD=1")
-        return
-    cmd = ["cargo", "build", "--release", "--bin", "ccgw", "--bin", "ccgw-fake-claude"]
+        return bins
+    cmd = ["cargo", "build", "--bin", "ccgw", "--bin", "ccgw-fake-claude"]
+    if profile == "release":
+        cmd.insert(2, "--release")
     b.log("building: " + " ".join(cmd))
     subprocess.run(cmd, cwd=b.ROOT, check=True)
+    return bins
 
 
 def make_user_key(port):
@@ -113,9 +118,11 @@ def main():
     ap.add_argument("--requests", type=int, default=2000, help="GET /v1/models per gateway")
     ap.add_argument("--turns", type=int, default=600, help="chat turns per gateway")
     ap.add_argument("--conversations", type=int, default=20)
+    ap.add_argument("--profile", choices=["release", "debug"], default="release",
+                    help="the build measured (the target holds for release)")
     args = ap.parse_args()
     b.time_limit(300 + args.turns * 0.2)
-    build()
+    ccgw, fake = build(args.profile)
     b.warn_if_busy()
     load0 = b.loadavg()
 
@@ -127,8 +134,8 @@ def main():
         # The request log line at INFO is the same on both sides; warn keeps the disk out.
         "CCGW_LOG": "warn",
     }
-    plain, plain_port, _ = b.start_gateway(b.FAKE, env)
-    keyed, keyed_port, _ = b.start_gateway(b.FAKE, dict(env, CCGW_API_KEYS=ADMIN))
+    plain, plain_port, _ = b.start_gateway(fake, env, binary=ccgw)
+    keyed, keyed_port, _ = b.start_gateway(fake, dict(env, CCGW_API_KEYS=ADMIN), binary=ccgw)
     secret = make_user_key(keyed_port)
     sides = {
         "no keys": Client(plain_port),
@@ -190,7 +197,8 @@ def main():
          f"{ok_['p50'] / op['p50']:.3f}", "", ""),
     ]
     b.append_results(
-        "Keys and limits: what the key check and per-key limits cost per request (fake CLI)",
+        f"Keys and limits: what the key check and per-key limits cost per request (fake CLI, "
+        f"{args.profile} build)",
         rows,
         details=[
             f"{args.requests} `GET /v1/models` and {args.turns} chat turns per gateway "
