@@ -257,5 +257,19 @@ async fn reports_add_up_to_what_the_upstream_reported() {
         .expect("sent");
     let text = resp.text().await.expect("body");
     assert_eq!(text.lines().count(), 2, "a header and b's total: {text}");
+
+    // A turn that fails is a request and an error.
+    let (status, r) = app
+        .request(
+            "POST",
+            &format!("/api/sessions/{sid}/messages"),
+            Some(&json!({"content": "[[fail:400]]"})),
+            Some(&b),
+        )
+        .await;
+    assert!(status >= 400, "{status} {r}");
+    let (_, r) = get(&app, "/api/usage", &b).await;
+    assert_eq!(int(&r["total"], "requests"), 3, "{r}");
+    assert_eq!(int(&r["total"], "errors"), 1, "{r}");
     app.stop().await;
 }

@@ -350,9 +350,9 @@ impl Conversations {
                     started,
                     label,
                 );
-                out.finish(Event::Error(e)).await;
+                self.finish_failed(&mut out, &conv, Some(Event::Error(e)), usage)
+                    .await;
                 self.record_calls(&conv, step.take_records_ending("error"));
-                self.record_failed_usage(&conv, usage);
                 self.end_failed(conv, &process, &req);
                 label
             }
@@ -366,12 +366,11 @@ impl Conversations {
                     started,
                     "stop_sequence",
                 );
-                self.record_failed_usage(&conv, usage);
-                out.finish(Event::Done(TurnSummary {
+                let done = Event::Done(TurnSummary {
                     stop_reason: StopReason::StopSequence(seq),
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
-                }))
-                .await;
+                });
+                self.finish_failed(&mut out, &conv, Some(done), usage).await;
                 self.record_calls(&conv, step.take_records_ending("interrupted"));
                 self.end_failed(conv, &process, &req);
                 "stop_sequence"
@@ -394,10 +393,8 @@ impl Conversations {
                     started,
                     label,
                 );
-                self.record_failed_usage(&conv, usage);
-                if let Some(e) = err {
-                    out.finish(Event::Error(e)).await;
-                }
+                self.finish_failed(&mut out, &conv, err.map(Event::Error), usage)
+                    .await;
                 self.record_calls(&conv, step.take_records_ending("interrupted"));
                 self.end_failed(conv, &process, &req);
                 label
@@ -644,6 +641,25 @@ impl Conversations {
             rec.created_at,
         );
         rec
+    }
+
+    /// The last event of a turn that did not end cleanly (`None`: nobody to tell), with its
+    /// usage row stored before the client is told, so a report asked for next counts it.
+    async fn finish_failed(
+        &self,
+        out: &mut Outlet,
+        conv: &Conversation,
+        last: Option<Event>,
+        usage: UsageRecord,
+    ) {
+        if let Some(ev) = &last {
+            out.record(ev).await;
+        }
+        self.record_failed_usage(conv, usage);
+        self.flush_writes().await;
+        if let Some(ev) = last {
+            out.deliver(ev).await;
+        }
     }
 
     /// The usage row of a turn that did not end cleanly, behind its history's writes; a
