@@ -652,13 +652,10 @@ impl Conversations {
         last: Option<Event>,
         usage: UsageRecord,
     ) {
-        if let Some(ev) = &last {
-            out.record(ev).await;
-        }
         self.record_failed_usage(conv, usage);
         self.flush_writes().await;
         if let Some(ev) = last {
-            out.deliver(ev).await;
+            out.finish(ev).await;
         }
     }
 
