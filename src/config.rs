@@ -123,6 +123,11 @@ pub struct Config {
     pub relay: Option<std::sync::Arc<crate::relay::Relay>>,
     #[serde(skip)]
     pub demo: bool,
+    // --- limits ---
+    /// Prices in USD per million tokens by model (`[prices."MODEL"]`: input, output,
+    /// cache_read, cache_write), for turns the upstream reported no cost for; on top of the
+    /// built-in Claude prices (see docs/limits.md).
+    pub prices: BTreeMap<String, crate::domain::limits::Price>,
 }
 
 impl Default for Config {
@@ -186,6 +191,7 @@ impl Default for Config {
             cli_env: vec![],
             relay: None,
             demo: false,
+            prices: BTreeMap::new(),
         }
     }
 }
@@ -324,6 +330,7 @@ impl Config {
             ("demo", format!("{:?}", self.demo)),
             ("log_format", format!("{:?}", self.log_format)),
             ("store_durability", format!("{:?}", self.store_durability)),
+            ("prices", format!("{:?}", self.prices)),
         ]
     }
 
@@ -417,6 +424,12 @@ impl Config {
             // The same tables as in the file, as one JSON object: {"NAME": {"type": ...}}.
             self.mcp_servers = serde_json::from_str(&v)
                 .map_err(|e| anyhow::anyhow!("CCGW_MCP_SERVERS is not valid: {e}"))?;
+        }
+        // --- limits ---
+        if let Some(v) = get("CCGW_PRICES").filter(|v| !v.trim().is_empty()) {
+            // The same tables as in the file, as one JSON object: {"MODEL": {"input": ...}}.
+            self.prices = serde_json::from_str(&v)
+                .map_err(|e| anyhow::anyhow!("CCGW_PRICES is not valid: {e}"))?;
         }
         if let Some(v) = get("CCGW_CLIENT_MCP_URLS") {
             self.client_mcp_urls = parse_bool("CCGW_CLIENT_MCP_URLS", &v)?;
@@ -527,6 +540,13 @@ impl Config {
             std::env::var(k).ok()
         })?;
         crate::domain::hooks::check_config(self).map_err(anyhow::Error::msg)?;
+        // --- limits ---
+        for (model, p) in &self.prices {
+            let all = [Some(p.input), Some(p.output), p.cache_read, p.cache_write];
+            if all.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+                bail!("prices.\"{model}\": every price must be a number of USD, 0 or more");
+            }
+        }
         Ok(())
     }
 
@@ -599,6 +619,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("store_durability"));
+    }
+
+    #[test]
+    fn prices_come_from_the_file_or_the_environment_and_must_be_sane() {
+        let cfg = Config::from_toml(
+            "[prices.\"my-model\"]\ninput = 2.0\noutput = 8.0\ncache_read = 0.2\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.prices["my-model"].output, 8.0);
+        assert!(cfg.validate().is_ok());
+        let mut env = Config::default();
+        env.apply_env(|k| {
+            (k == "CCGW_PRICES").then(|| r#"{"m": {"input": 1, "output": 2}}"#.into())
+        })
+        .unwrap();
+        assert_eq!(env.prices["m"].input, 1.0);
+        let bad = Config::from_toml("[prices.m]\ninput = -1.0\noutput = 1.0\n").unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("prices.\"m\""));
+        assert!(Config::from_toml("[prices.m]\ninput = 1.0\n").is_err());
     }
 
     #[test]

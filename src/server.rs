@@ -228,6 +228,16 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     let conversations = Arc::new(Conversations::new(cfg.clone(), bin, version, store));
     conversations.hooks.set_audit(audit.clone());
     conversations.spawn_reaper();
+    // --- limits ---
+    // Budgets start from what the store knows was spent this month and the last.
+    let (month_start, _) =
+        crate::domain::limits::period_bounds("month", crate::store::now_millis());
+    let spend = conversations
+        .store
+        .usage_spend_since(month_start - 31 * 86_400_000)
+        .await
+        .context("loading the keys' spend")?;
+    conversations.limits.load_spend(spend);
     let state = AppState {
         ws_tickets: Arc::default(),
         stats: Arc::default(),

@@ -84,6 +84,8 @@ pub struct Conversations {
     /// Native sessions with their state (see `sessions`).
     pub(crate) sessions: SessionTable,
     stage_hook: OnceLock<StageHook>,
+    /// Per-key limits and spend, counted at each turn's end (see `limits`).
+    pub limits: Arc<super::limits::Limits>,
     /// Every turn's events, gateway-wide (see `feed`).
     pub feed: Arc<super::feed::Feed>,
     /// What every conversation is doing, kept from the feed (see `activity`).
@@ -168,6 +170,7 @@ impl Conversations {
         ));
         let hooks = Arc::new(super::hooks::HookHub::new(&cfg));
         Conversations {
+            limits: Arc::new(super::limits::Limits::new(cfg.prices.clone())),
             feed,
             activity,
             exact_system_prompt,

@@ -280,13 +280,13 @@ impl Conversations {
                     conv.leaf = summary.leaf.clone();
                 }
                 conv.turn_mark = uuid::Uuid::new_v4().to_string();
-                let usage = usage_record(
+                let usage = self.meter(
                     &conv,
                     &req,
                     &turn_id,
-                    summary.usage,
-                    summary.cost_usd,
+                    (summary.usage, summary.cost_usd, true),
                     started,
+                    "completed",
                 );
                 let calls = step.take_records();
                 // What the client is told is durable before it is told: the history entries,
@@ -317,7 +317,15 @@ impl Conversations {
                     since: Instant::now(),
                     reported: plus(reported, usage),
                 };
-                let usage = usage_record(&conv, &req, &turn_id, usage, None, started);
+                // Unpriced: the turn's cost comes when it ends, after the client's results.
+                let usage = self.meter(
+                    &conv,
+                    &req,
+                    &turn_id,
+                    (usage, None, false),
+                    started,
+                    "tool_calls",
+                );
                 let records = step.take_records();
                 out.record(&done).await;
                 self.keep(
@@ -334,18 +342,35 @@ impl Conversations {
             }
             End::CliError(e) => {
                 let label = error_label(&e);
-                out.finish(Event::Error(e)).await;
+                let usage = self.meter(
+                    &conv,
+                    &req,
+                    &turn_id,
+                    (Usage::default(), None, false),
+                    started,
+                    label,
+                );
+                self.finish_failed(&mut out, &conv, Some(Event::Error(e)), usage)
+                    .await;
                 self.record_calls(&conv, step.take_records_ending("error"));
                 self.end_failed(conv, &process, &req);
                 label
             }
             End::Stop(seq) => {
                 let summary = interrupt_and_wait(&process, &mut cli).await;
-                out.finish(Event::Done(TurnSummary {
+                let usage = self.meter(
+                    &conv,
+                    &req,
+                    &turn_id,
+                    spent(summary.as_ref(), reported),
+                    started,
+                    "stop_sequence",
+                );
+                let done = Event::Done(TurnSummary {
                     stop_reason: StopReason::StopSequence(seq),
                     ..summary.unwrap_or_else(|| empty_summary(&conv))
-                }))
-                .await;
+                });
+                self.finish_failed(&mut out, &conv, Some(done), usage).await;
                 self.record_calls(&conv, step.take_records_ending("interrupted"));
                 self.end_failed(conv, &process, &req);
                 "stop_sequence"
@@ -358,10 +383,18 @@ impl Conversations {
                 if let Some(s) = &conv.tool_server {
                     s.cancel_all();
                 }
-                let _ = interrupt_and_wait(&process, &mut cli).await;
-                if let Some(e) = err {
-                    out.finish(Event::Error(e)).await;
-                }
+                let summary = interrupt_and_wait(&process, &mut cli).await;
+                // An interrupted turn still cost what the upstream did before it ended.
+                let usage = self.meter(
+                    &conv,
+                    &req,
+                    &turn_id,
+                    spent(summary.as_ref(), reported),
+                    started,
+                    label,
+                );
+                self.finish_failed(&mut out, &conv, err.map(Event::Error), usage)
+                    .await;
                 self.record_calls(&conv, step.take_records_ending("interrupted"));
                 self.end_failed(conv, &process, &req);
                 label
@@ -548,26 +581,98 @@ fn gone(out: &Outlet, g: Gone) -> End {
     })
 }
 
-fn usage_record(
-    conv: &Conversation,
-    req: &TurnRequest,
-    turn_id: &str,
-    usage: Usage,
-    cost_usd: Option<f64>,
-    started: Instant,
-) -> UsageRecord {
-    UsageRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        session_id: conv.id.clone(),
-        turn_id: turn_id.to_string(),
-        model: req.model_id.clone(),
-        input_tokens: usage.input_tokens as i64,
-        output_tokens: usage.output_tokens as i64,
-        cache_creation_input_tokens: usage.cache_creation_input_tokens as i64,
-        cache_read_input_tokens: usage.cache_read_input_tokens as i64,
-        cost_usd,
-        duration_ms: started.elapsed().as_millis() as i64,
-        created_at: store::now_millis(),
+impl Conversations {
+    /// A turn's usage row, counted at once against its key's tokens per minute and budget
+    /// (before the client hears the turn ended, so its next request sees them). `spent` is
+    /// the usage, the upstream's cost, and whether the price table fills in a missing cost.
+    fn meter(
+        &self,
+        conv: &Conversation,
+        req: &TurnRequest,
+        turn_id: &str,
+        spent: (Usage, Option<f64>, bool),
+        started: Instant,
+        outcome: &str,
+    ) -> UsageRecord {
+        let (usage, cost_usd, priced) = spent;
+        let cost_usd = cost_usd.or_else(|| {
+            priced
+                .then(|| {
+                    self.limits.price(
+                        &req.model_id,
+                        usage.input_tokens,
+                        usage.output_tokens,
+                        usage.cache_read_input_tokens,
+                        usage.cache_creation_input_tokens,
+                    )
+                })
+                .flatten()
+        });
+        // The conversation's owner (a native session's is set from its record).
+        let owner = conv.owner.clone();
+        let rec = UsageRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            session_id: conv.id.clone(),
+            turn_id: turn_id.to_string(),
+            model: req.model_id.clone(),
+            input_tokens: usage.input_tokens as i64,
+            output_tokens: usage.output_tokens as i64,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens as i64,
+            cache_read_input_tokens: usage.cache_read_input_tokens as i64,
+            cost_usd,
+            duration_ms: started.elapsed().as_millis() as i64,
+            created_at: store::now_millis(),
+            owner,
+            end_user: req.client_user.clone(),
+            outcome: outcome.to_string(),
+        };
+        self.limits.record(
+            &rec.owner,
+            usage.input_tokens + usage.output_tokens,
+            rec.cost_usd.unwrap_or(0.0),
+            rec.created_at,
+        );
+        rec
+    }
+
+    /// The last event of a turn that did not end cleanly (`None`: nobody to tell), with its
+    /// usage row stored before the client is told, so a report asked for next counts it.
+    async fn finish_failed(
+        &self,
+        out: &mut Outlet,
+        conv: &Conversation,
+        last: Option<Event>,
+        usage: UsageRecord,
+    ) {
+        self.record_failed_usage(conv, usage);
+        self.flush_writes().await;
+        if let Some(ev) = last {
+            out.finish(ev).await;
+        }
+    }
+
+    /// The usage row of a turn that did not end cleanly, behind its history's writes; a
+    /// conversation with no record (its first turn failed) has nothing to hang it on, and
+    /// what it spent is counted in memory only.
+    fn record_failed_usage(&self, conv: &Conversation, usage: UsageRecord) {
+        let (store, id) = (self.store.clone(), conv.id.clone());
+        self.write(async move {
+            if !matches!(store.get_session(&id).await, Ok(Some(_))) {
+                return;
+            }
+            if let Err(e) = store.record_usage(&usage).await {
+                tracing::warn!(conversation = %id, error = %e, "could not record a turn's usage");
+            }
+        });
+    }
+}
+
+/// What an ended turn's summary says it spent (usage net of what earlier steps reported, and
+/// the upstream's cost), priced when the upstream gave no cost.
+fn spent(summary: Option<&TurnSummary>, reported: Usage) -> (Usage, Option<f64>, bool) {
+    match summary {
+        Some(s) => (minus(s.usage, reported), s.cost_usd, true),
+        None => (Usage::default(), None, false),
     }
 }
 

@@ -68,3 +68,6 @@ pub mod turn;
 pub mod watch;
 pub mod workspace;
 mod writes;
+// --- limits ---
+pub mod limits;
+pub mod usage;

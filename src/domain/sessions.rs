@@ -758,6 +758,7 @@ impl Conversations {
         );
         conv.workspace_is_temp = temp;
         conv.native = Some(info.id.clone());
+        conv.owner = info.owner.clone();
         conv
     }
 
@@ -807,6 +808,7 @@ pub(crate) fn session_request(
         parallel_tool_calls: true,
         slash_commands: true,
         key,
+        owner: info.owner.clone(),
         max_output_tokens: over.max_output_tokens,
         stop: over.stop,
         options: ClaudeOptions {

@@ -46,6 +46,21 @@ pub enum ApiError {
     /// Beyond the caller's key policy: a 403 naming the field (`param`).
     #[error("{message}")]
     Denied { param: String, message: String },
+    // --- limits ---
+    /// A key past one of its limits: a 429 (`insufficient_quota` past its budget).
+    #[error(transparent)]
+    Limit(#[from] crate::domain::limits::LimitError),
+}
+
+// --- limits ---
+impl From<crate::domain::usage::UsageError> for ApiError {
+    fn from(e: crate::domain::usage::UsageError) -> Self {
+        use crate::domain::usage::UsageError;
+        match e {
+            UsageError::Invalid { param, message } => ApiError::bad_request(param, message),
+            UsageError::Store(s) => ApiError::Claude(ClaudeError::protocol(format!("store: {s}"))),
+        }
+    }
 }
 
 impl From<TurnError> for ApiError {
@@ -165,6 +180,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::ShuttingDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(400) => StatusCode::BAD_REQUEST,
@@ -195,6 +211,7 @@ impl ApiError {
         match self {
             ApiError::Claude(ClaudeError::AtCapacity { retry_after, .. }) => Some(*retry_after),
             ApiError::ShuttingDown(_) => Some(SHUTDOWN_RETRY_AFTER_SECS),
+            ApiError::Limit(l) => Some(crate::domain::limits::secs(&l.retry_after()).max(1)),
             ApiError::Claude(ClaudeError::Upstream {
                 status: Some(429 | 503 | 529),
                 retry_after,
@@ -217,6 +234,15 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Denied { .. } => "policy_denied",
             ApiError::ShuttingDown(_) => "shutting_down",
+            ApiError::Limit(l) => {
+                use crate::domain::limits::LimitError;
+                match l {
+                    LimitError::Requests { .. } => "rate_limit_exceeded",
+                    LimitError::Tokens { .. } => "tokens_rate_limit_exceeded",
+                    LimitError::Concurrency { .. } => "concurrency_limit_exceeded",
+                    LimitError::Budget { .. } => "insufficient_quota",
+                }
+            }
             ApiError::Claude(e) => match e {
                 ClaudeError::Upstream { status, .. } => match status {
                     Some(401) => "upstream_authentication_failed",
@@ -250,6 +276,13 @@ impl ApiError {
             503 => "overloaded_error",
             504 => "timeout_error",
             _ => "api_error",
+        };
+        // OpenAI's own type for a spent budget, which clients tell from a rate limit.
+        let kind = match self {
+            ApiError::Limit(crate::domain::limits::LimitError::Budget { .. }) => {
+                "insufficient_quota"
+            }
+            _ => kind,
         };
         let param = match self {
             ApiError::BadRequest { param, .. } => param.clone(),
@@ -529,6 +562,33 @@ mod tests {
         assert!(is_anthropic_path("/v1/messages/count_tokens"));
         assert!(!is_anthropic_path("/v1/messagesx"));
         assert!(!is_anthropic_path("/v1/chat/completions"));
+    }
+
+    #[test]
+    fn limits_are_429s_and_a_spent_budget_is_insufficient_quota() {
+        use crate::domain::limits::{LimitError, RateHeaders};
+        use std::time::Duration;
+        let budget = ApiError::Limit(LimitError::Budget {
+            budget: 1.0,
+            spent: 1.5,
+            period: "day",
+            retry_after: Duration::from_millis(1500),
+            headers: RateHeaders::default(),
+        });
+        assert_eq!(budget.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(budget.retry_after(), Some(2));
+        let o = budget.openai_body();
+        assert_eq!(o["error"]["type"], "insufficient_quota");
+        assert_eq!(o["error"]["code"], "insufficient_quota");
+        assert_eq!(budget.anthropic_body()["error"]["type"], "rate_limit_error");
+        assert_eq!(budget.native_body()["error"]["code"], "insufficient_quota");
+        let rpm = ApiError::Limit(LimitError::Requests {
+            limit: 2,
+            retry_after: Duration::ZERO,
+            headers: RateHeaders::default(),
+        });
+        assert_eq!(rpm.retry_after(), Some(1));
+        assert_eq!(rpm.openai_body()["error"]["type"], "rate_limit_error");
     }
 
     #[test]

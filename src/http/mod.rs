@@ -11,6 +11,8 @@ pub mod cors;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+// --- limits ---
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 // --- isolation ---

@@ -3,7 +3,9 @@
 use axum::routing::{delete, get, post, put};
 use axum::{middleware, Router};
 
-use super::{auth, console, health, idempotency, metrics, ownership, stats, ws_auth, AppState};
+use super::{
+    auth, console, health, idempotency, limits, metrics, ownership, stats, ws_auth, AppState,
+};
 use crate::api::{admin, anthropic, models, native, openai, responses};
 
 pub fn router(state: AppState) -> Router {
@@ -211,9 +213,17 @@ pub fn router(state: AppState) -> Router {
                 .patch(native::projects::update)
                 .delete(native::projects::delete),
         )
+        // --- limits ---
+        .route("/admin/api/usage", get(admin::usage::report))
+        .route("/api/usage", get(native::usage::own))
         .merge(sessions)
         .merge(console_api)
-        // Layers run bottom-up: the key is checked before a retry is replayed.
+        // Layers run bottom-up: the key is checked before a retry is replayed, and a replayed
+        // retry is not counted against the key's limits.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::replay,

@@ -17,6 +17,7 @@ mod keys;
 mod projects;
 mod replies;
 mod sqlite;
+mod usage;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use sqlite::{Durability, SqliteStore};
+pub use usage::{UsageGroup, UsageGroupBy, UsageQuery};
 
 /// Values of [`Session::status`].
 pub mod status {
@@ -206,6 +208,15 @@ pub struct UsageRecord {
     pub duration_ms: i64,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The key whose turn it was (see `Session::owner`).
+    #[serde(default)]
+    pub owner: String,
+    /// The end user the client named (OpenAI `user`, Anthropic `metadata.user_id`).
+    #[serde(default)]
+    pub end_user: Option<String>,
+    /// How the turn ended: `completed`, `tool_calls`, `stop_sequence`, or an error label.
+    #[serde(default)]
+    pub outcome: String,
 }
 
 /// Sums over a session's [`UsageRecord`]s.
@@ -464,6 +475,14 @@ pub trait Store: Send + Sync {
 
     /// Audit entries under `filter`, newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+
+    // --- limits ---
+    /// Usage rows summed per group (see [`UsageQuery`]), by group.
+    async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError>;
+
+    /// `(owner, UTC day start in unix ms, USD)` per key and day since `since` (unix ms): what
+    /// the budgets start from.
+    async fn usage_spend_since(&self, since: i64) -> Result<Vec<(String, i64, f64)>, StoreError>;
 }
 
 /// A project (see `domain::projects`): defaults for the sessions made in it.

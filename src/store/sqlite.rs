@@ -25,7 +25,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{agents, keys, projects, AgentRecord, ApiKeyRecord, ProjectRecord};
 use super::{
     now_millis, replies, Page, Session, SessionFilter, Store, StoreError, StoredEvent, StoredReply,
-    ToolCallRecord, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
+    ToolCallRecord, UsageGroup, UsageQuery, UsageRecord, UsageTotals, MAX_EVENTS_PER_CALL,
 };
 use super::{AuditFilter, AuditRecord};
 
@@ -505,7 +505,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO usage (id, session_id, turn_id, model, input_tokens, output_tokens, \
              cache_creation_input_tokens, cache_read_input_tokens, cost_usd, duration_ms, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, owner, end_user, outcome) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&u.id)
         .bind(&u.session_id)
@@ -518,6 +519,13 @@ impl Store for SqliteStore {
         .bind(u.cost_usd)
         .bind(u.duration_ms)
         .bind(u.created_at)
+        .bind(&u.owner)
+        .bind(&u.end_user)
+        .bind(if u.outcome.is_empty() {
+            "completed"
+        } else {
+            u.outcome.as_str()
+        })
         .execute(&self.pool)
         .await
         .map_err(|e| session_ref_err(e, &u.session_id))?;
@@ -657,6 +665,15 @@ impl Store for SqliteStore {
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         projects::session_projects(&self.pool, session_ids).await
     }
+
+    // --- limits ---
+    async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError> {
+        super::usage::report(&self.pool, query).await
+    }
+
+    async fn usage_spend_since(&self, since: i64) -> Result<Vec<(String, i64, f64)>, StoreError> {
+        super::usage::spend_since(&self.pool, since).await
+    }
 }
 
 #[cfg(test)]
@@ -715,6 +732,9 @@ mod tests {
             cost_usd: cost,
             duration_ms: 100,
             created_at: now_millis(),
+            owner: String::new(),
+            end_user: None,
+            outcome: "completed".into(),
         }
     }
 

@@ -9,3 +9,5 @@
 pub mod audit;
 pub mod handlers;
 pub mod keys;
+// --- limits ---
+pub mod usage;

@@ -22,3 +22,5 @@ pub mod projects;
 pub mod settings;
 pub mod tools;
 pub mod types;
+// --- limits ---
+pub mod usage;

@@ -1,0 +1,28 @@
+//! `GET /admin/api/usage`: usage and cost of every key, filtered by key, model and time and
+//! grouped by key, model, day or end user, as JSON or CSV. Admin keys only. Must not: compute
+//! anything (the domain's `usage` does).
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::Extension;
+
+use super::keys::admin_only;
+use crate::api::native::usage::render;
+use crate::domain::usage;
+use crate::http::auth::Caller;
+use crate::http::error::NativeError;
+use crate::http::AppState;
+
+pub async fn report(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, NativeError> {
+    admin_only(&caller)?;
+    let req = usage::parse(&params)?;
+    let format = req.format;
+    let report = usage::report(&*app.conversations.store, req, None).await?;
+    render(&report, format)
+}
