@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "admin-key-123456";
+const ADMIN: &str = ADMIN_KEY;
 const TOOLS: [&str; 3] = ["Read", "Bash", "Write"];
 
 async fn app() -> TestApp {
@@ -18,24 +18,6 @@ async fn app() -> TestApp {
         c.builtin_tools = TOOLS.iter().map(|t| t.to_string()).collect();
     })
     .await
-}
-
-/// A new user key: (id, name, secret).
-async fn user_key(app: &TestApp, name: &str) -> (String, String, String) {
-    let (status, k) = app
-        .request(
-            "POST",
-            "/admin/api/keys",
-            Some(&json!({"name": name, "role": "user"})),
-            Some(ADMIN),
-        )
-        .await;
-    assert_eq!(status, 201, "{k}");
-    (
-        k["id"].as_str().unwrap().into(),
-        name.into(),
-        k["secret"].as_str().unwrap().into(),
-    )
 }
 
 async fn audit(app: &TestApp, query: &str) -> Value {
@@ -58,8 +40,9 @@ fn entries(page: &Value) -> Vec<Value> {
 #[tokio::test]
 async fn every_kind_of_tool_call_and_permission_decision_is_audited_with_its_key() {
     let app = app().await;
-    let (alice_id, alice, alice_secret) = user_key(&app, "alice").await;
-    let (bob_id, _, bob_secret) = user_key(&app, "bob").await;
+    let (alice_id, alice_secret) = user_key(&app, "alice").await;
+    let alice = String::from("alice");
+    let (bob_id, bob_secret) = user_key(&app, "bob").await;
 
     // Alice's session: Read runs unasked, Bash asks.
     let (status, s) = app
@@ -223,8 +206,8 @@ async fn every_kind_of_tool_call_and_permission_decision_is_audited_with_its_key
 #[tokio::test]
 async fn key_changes_deletions_and_settings_are_audited_and_no_secret_is_kept() {
     let app = app().await;
-    let (alice_id, _, alice_secret) = user_key(&app, "alice").await;
-    let (bob_id, _, bob_secret) = user_key(&app, "bob").await;
+    let (alice_id, alice_secret) = user_key(&app, "alice").await;
+    let (bob_id, bob_secret) = user_key(&app, "bob").await;
     let (status, rotated) = app
         .request(
             "POST",
@@ -356,7 +339,7 @@ async fn a_permission_nobody_answers_is_audited_as_refused_by_timeout() {
         c.permission_timeout_secs = 1;
     })
     .await;
-    let (alice_id, _, alice_secret) = user_key(&app, "alice").await;
+    let (alice_id, alice_secret) = user_key(&app, "alice").await;
     let (status, s) = app
         .request(
             "POST",

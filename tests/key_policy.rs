@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "admin-key-123456";
+const ADMIN: &str = ADMIN_KEY;
 
 struct Setup {
     app: TestApp,

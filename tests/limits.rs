@@ -8,11 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{spawn_defaults_app_with, user, wait_for, TestApp};
+use common::{spawn_defaults_app_with, user, user_key_with, wait_for, TestApp, ADMIN_KEY};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "admin-key-123456";
+const ADMIN: &str = ADMIN_KEY;
 
 const RATE_HEADERS: [&str; 6] = [
     "x-ratelimit-limit-requests",
@@ -25,22 +25,6 @@ const RATE_HEADERS: [&str; 6] = [
 
 async fn app() -> TestApp {
     spawn_defaults_app_with(|c| c.api_keys = vec![ADMIN.into()]).await
-}
-
-/// A user key with these limits: `(id, secret)`.
-async fn user_key(app: &TestApp, name: &str, limits: Value) -> (String, String) {
-    let mut body = json!({"name": name, "role": "user"});
-    for (k, v) in limits.as_object().expect("limits object") {
-        body[k] = v.clone();
-    }
-    let (status, k) = app
-        .request("POST", "/admin/api/keys", Some(&body), Some(ADMIN))
-        .await;
-    assert_eq!(status, 201, "{k}");
-    (
-        k["id"].as_str().expect("id").to_string(),
-        k["secret"].as_str().expect("secret").to_string(),
-    )
 }
 
 async fn send(app: &TestApp, path: &str, body: &Value, key: &str) -> (u16, HeaderMap, Value) {
@@ -75,8 +59,8 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
 #[tokio::test]
 async fn rpm_and_tpm_refuse_with_openais_headers_and_spare_other_keys() {
     let app = app().await;
-    let (_, a) = user_key(&app, "a", json!({"rpm": 2, "tpm": 1000})).await;
-    let (_, b) = user_key(&app, "b", json!({"rpm": 2})).await;
+    let (_, a) = user_key_with(&app, "a", json!({"rpm": 2, "tpm": 1000})).await;
+    let (_, b) = user_key_with(&app, "b", json!({"rpm": 2})).await;
 
     // Successful turns carry what is left.
     let (status, h, body) = send(&app, "/v1/chat/completions", &chat("one"), &a).await;
@@ -129,7 +113,7 @@ async fn rpm_and_tpm_refuse_with_openais_headers_and_spare_other_keys() {
     assert_eq!(status, 200);
 
     // Tokens per minute: counted from the turn's reported usage, refused on the next request.
-    let (_, t) = user_key(&app, "t", json!({"tpm": 50})).await;
+    let (_, t) = user_key_with(&app, "t", json!({"tpm": 50})).await;
     let (status, h, body) = send(
         &app,
         "/v1/chat/completions",
@@ -156,7 +140,7 @@ async fn rpm_and_tpm_refuse_with_openais_headers_and_spare_other_keys() {
 #[tokio::test]
 async fn concurrent_turns_are_capped_and_the_slot_comes_back_however_the_turn_ends() {
     let app = app().await;
-    let (id, k) = user_key(&app, "c", json!({"max_concurrency": 1})).await;
+    let (id, k) = user_key_with(&app, "c", json!({"max_concurrency": 1})).await;
     let limits = app.server().state.conversations.limits.clone();
 
     // A slow streamed turn holds the slot while it runs.
@@ -230,13 +214,13 @@ async fn concurrent_turns_are_capped_and_the_slot_comes_back_however_the_turn_en
 #[tokio::test]
 async fn a_turn_that_crosses_the_budget_spends_it_for_every_api() {
     let mut app = app().await;
-    let (id, k) = user_key(
+    let (id, k) = user_key_with(
         &app,
         "spender",
         json!({"budget_usd": 0.001, "budget_period": "day"}),
     )
     .await;
-    let (_, other) = user_key(&app, "other", json!({"budget_usd": 0.001})).await;
+    let (_, other) = user_key_with(&app, "other", json!({"budget_usd": 0.001})).await;
 
     // Under the budget: the turn runs, and its cost (far over 0.001 USD) crosses it.
     let (status, _, body) = send(

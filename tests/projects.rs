@@ -10,32 +10,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "admin-key-123456";
-
-async fn user_key(app: &TestApp, name: &str) -> (String, String) {
-    let (s, k) = app
-        .request(
-            "POST",
-            "/admin/api/keys",
-            Some(&json!({"name": name, "role": "user"})),
-            Some(ADMIN),
-        )
-        .await;
-    assert_eq!(s, 201, "{k}");
-    (
-        k["id"].as_str().unwrap().into(),
-        k["secret"].as_str().unwrap().into(),
-    )
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
+const ADMIN: &str = ADMIN_KEY;
 
 #[tokio::test]
 async fn a_projects_defaults_fill_its_sessions_and_its_listing_is_its_own() {

@@ -15,29 +15,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-const ADMIN: &str = "admin-key-123456";
-
-/// Two user keys: (id, secret) of each.
-async fn user_keys(app: &TestApp) -> ((String, String), (String, String)) {
-    let mut out = vec![];
-    for name in ["alice", "bob"] {
-        let (s, k) = app
-            .request(
-                "POST",
-                "/admin/api/keys",
-                Some(&json!({"name": name, "role": "user"})),
-                Some(ADMIN),
-            )
-            .await;
-        assert_eq!(s, 201, "{k}");
-        out.push((
-            k["id"].as_str().unwrap().to_string(),
-            k["secret"].as_str().unwrap().to_string(),
-        ));
-    }
-    let b = out.pop().unwrap();
-    (out.pop().unwrap(), b)
-}
+const ADMIN: &str = ADMIN_KEY;
 
 /// Any request with a key: status and body text (SSE bodies are not read to their end).
 async fn call(
@@ -170,7 +148,7 @@ async fn another_keys_session_is_a_404_on_every_route_while_its_owner_and_the_ad
         c.builtin_tools = vec!["Read".into()];
     })
     .await;
-    let ((a_id, a), (_, b)) = user_keys(&app).await;
+    let ((a_id, a), (_, b)) = (user_key(&app, "alice").await, user_key(&app, "bob").await);
     let (s, sess) = app
         .request(
             "POST",
@@ -303,19 +281,10 @@ async fn another_keys_session_is_a_404_on_every_route_while_its_owner_and_the_ad
     app.stop().await;
 }
 
-fn ids(list: &Value) -> Vec<String> {
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_listing_shows_a_user_key_its_own_sessions_and_an_admin_all() {
     let app = spawn_app_with(|c| c.api_keys = vec![ADMIN.into()]).await;
-    let ((a_id, a), (b_id, b)) = user_keys(&app).await;
+    let ((a_id, a), (b_id, b)) = (user_key(&app, "alice").await, user_key(&app, "bob").await);
     let mut mine = vec![];
     for key in [&a, &a, &b] {
         let (s, v) = app
@@ -384,7 +353,7 @@ async fn chat_as(app: &TestApp, key: &str, messages: Value) -> Value {
 #[tokio::test]
 async fn a_history_one_key_produced_does_not_continue_for_another() {
     let app = spawn_app_with(|c| c.api_keys = vec![ADMIN.into()]).await;
-    let ((a_id, a), (b_id, b)) = user_keys(&app).await;
+    let ((a_id, a), (b_id, b)) = (user_key(&app, "alice").await, user_key(&app, "bob").await);
     let r1 = chat_as(&app, &a, json!([user("alpha")])).await;
     let a1 = r1["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(
@@ -412,7 +381,7 @@ async fn a_history_one_key_produced_does_not_continue_for_another() {
 #[tokio::test]
 async fn after_a_restart_a_stored_history_continues_only_for_its_own_key() {
     let mut app = spawn_app_with(|c| c.api_keys = vec![ADMIN.into()]).await;
-    let ((a_id, a), (b_id, b)) = user_keys(&app).await;
+    let ((a_id, a), (b_id, b)) = (user_key(&app, "alice").await, user_key(&app, "bob").await);
     let r1 = chat_as(&app, &a, json!([user("alpha")])).await;
     let a1 = r1["choices"][0]["message"]["content"]
         .as_str()
@@ -449,7 +418,7 @@ async fn wait_for_count(app: &TestApp, owner: &str, n: usize) -> bool {
 #[tokio::test]
 async fn another_keys_response_and_thread_are_not_found() {
     let app = spawn_app_with(|c| c.api_keys = vec![ADMIN.into()]).await;
-    let ((_, a), (_, b)) = user_keys(&app).await;
+    let ((_, a), (_, b)) = (user_key(&app, "alice").await, user_key(&app, "bob").await);
     // /v1/responses: previous_response_id, GET and DELETE.
     let (s, first) = app
         .request(
@@ -522,7 +491,7 @@ async fn another_keys_response_and_thread_are_not_found() {
 #[tokio::test]
 async fn the_console_routes_need_an_admin_key() {
     let app = spawn_app_with(|c| c.api_keys = vec![ADMIN.into()]).await;
-    let ((_, a), _) = user_keys(&app).await;
+    let ((_, a), _) = (user_key(&app, "alice").await, user_key(&app, "bob").await);
     let id = uuid::Uuid::new_v4();
     let routes = [
         "/admin/api/conversations".to_string(),

@@ -7,26 +7,10 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{spawn_defaults_app_with, user, TestApp};
+use common::{spawn_defaults_app_with, user, user_key, TestApp, ADMIN_KEY};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "admin-key-123456";
-
-async fn user_key(app: &TestApp, name: &str) -> (String, String) {
-    let (status, k) = app
-        .request(
-            "POST",
-            "/admin/api/keys",
-            Some(&json!({"name": name, "role": "user"})),
-            Some(ADMIN),
-        )
-        .await;
-    assert_eq!(status, 201, "{k}");
-    (
-        k["id"].as_str().expect("id").to_string(),
-        k["secret"].as_str().expect("secret").to_string(),
-    )
-}
+const ADMIN: &str = ADMIN_KEY;
 
 async fn get(app: &TestApp, path: &str, key: &str) -> (u16, Value) {
     app.request("GET", path, None, Some(key)).await

@@ -380,3 +380,38 @@ pub fn model_messages(body: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The static admin key the governance tests configure (`api_keys`).
+pub const ADMIN_KEY: &str = "admin-key-123456";
+
+/// A user key made through `/admin/api/keys` with [`ADMIN_KEY`]: (id, secret). `extra` adds
+/// fields to the request (limits, policy).
+pub async fn user_key_with(app: &TestApp, name: &str, extra: Value) -> (String, String) {
+    let mut body = serde_json::json!({"name": name, "role": "user"});
+    for (k, v) in extra.as_object().expect("an object of key fields") {
+        body[k] = v.clone();
+    }
+    let (status, k) = app
+        .request("POST", "/admin/api/keys", Some(&body), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(status, 201, "{k}");
+    (
+        k["id"].as_str().expect("id").to_string(),
+        k["secret"].as_str().expect("secret").to_string(),
+    )
+}
+
+/// [`user_key_with`] and nothing more.
+pub async fn user_key(app: &TestApp, name: &str) -> (String, String) {
+    user_key_with(app, name, serde_json::json!({})).await
+}
+
+/// The ids of a listing's `data`.
+pub fn ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect()
+}
