@@ -4,9 +4,10 @@
 //! Bottom to top: `turn` (the request), `conversation` (one conversation's state),
 //! `session_table` and `writes` (what the service holds), `conversations` (the service and the
 //! compatible APIs' conversations), `launch` and `drive` (a process for a turn, and the turn's
-//! life), `sessions` (native sessions), `replies` (what the compatible APIs keep for later
-//! requests) and `idempotency` (responses kept for retries), with `tool_step`, `structured`,
-//! `outlet` (where a turn's events go), `history` and `history_key` and `cli_wait` beside them.
+//! life), `sessions` (native sessions; `session_copy` forks and exports them), `replies` (what
+//! the compatible APIs keep for later requests) and `idempotency` (responses kept for
+//! retries), with `tool_step`, `structured`, `outlet` (where a turn's events go), `history`,
+//! `history_key` and `cli_wait` beside them.
 //! `feed` is the gateway-wide live feed every turn publishes to, with `activity` (live state
 //! kept from it); `recorder` joins a turn's events into history entries (`outlet` writes them);
 //! `claude_sessions` reads the machine's own Claude Code transcripts; `confine` is the one
@@ -54,6 +55,7 @@ pub mod ownership;
 pub mod projects;
 mod recorder;
 pub mod replies;
+pub mod session_copy;
 pub mod session_table;
 pub mod sessions;
 pub mod settings;
