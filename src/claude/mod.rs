@@ -12,6 +12,7 @@ pub mod message;
 pub mod pool;
 pub mod process;
 pub mod sandbox;
+pub mod spawner;
 pub mod supervise;
 pub mod tools;
 pub mod transcript;

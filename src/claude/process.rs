@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::args::{self, LaunchSpec};
 use super::control::ControlHandler;
 use super::event::Event;
+use super::spawner;
 use super::supervise;
 use super::translate::Translator;
 use super::wire::{self, CliLine, ControlRequestLine, Initialize};
@@ -90,10 +91,6 @@ impl CliProcess {
             program: program.clone(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(&spec.cwd).map_err(spawn_err)?;
-        std::fs::create_dir_all(&spec.config_dir).map_err(spawn_err)?;
-        std::fs::create_dir_all(args::cli_home(&spec.config_dir)).map_err(spawn_err)?;
-
         // Through the supervisor when there is one, so that nothing the CLI starts outlives
         // the gateway (see `supervise`).
         let supervisor = supervise::binary();
@@ -125,21 +122,28 @@ impl CliProcess {
         for (k, v) in relay_token.iter().flat_map(|t| t.cli_env()) {
             cmd.env(k, v);
         }
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours. It makes the
-        // kernel signal the process if the gateway dies without running any cleanup (SIGKILL,
-        // OOM): the supervisor then cleans up; an unsupervised CLI is killed.
-        let death_signal = if supervisor.is_some() {
-            libc::SIGTERM
-        } else {
-            libc::SIGKILL
-        };
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, death_signal, 0, 0, 0);
-                Ok(())
-            });
+        // Nothing may outlive the gateway, even after `kill -9`. A supervised CLI gets that
+        // from its supervisor, which asks for `PR_SET_PDEATHSIG` itself as its first step
+        // (and checks it was not orphaned before). So the supervisor is started with no code
+        // between fork and exec, which lets the standard library use `posix_spawn`: no copy of
+        // the gateway's page tables, whatever its size. An unsupervised CLI (no ccgw binary
+        // to supervise with) asks for the signal between fork and exec, at a fork's cost.
+        if supervisor.is_none() {
+            // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                    Ok(())
+                });
+            }
         }
-        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let dirs = [
+            spec.cwd.clone(),
+            spec.config_dir.clone(),
+            args::cli_home(&spec.config_dir),
+        ];
+        let prepare = move || dirs.iter().try_for_each(std::fs::create_dir_all);
+        let mut child = spawner::spawn(cmd, prepare).await.map_err(spawn_err)?;
         let pid = child.id().unwrap_or(0);
         let (stdin, stdout, stderr) =
             match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {

@@ -9,6 +9,9 @@
 //! gateway is gone (after a grace second that lets the CLI flush its transcript), it kills
 //! every process left in the group and every orphan handed to it, then exits with the CLI's
 //! status. The CLI itself gets `PR_SET_PDEATHSIG` too, should the supervisor be killed.
+//! Because the supervisor asks for its own death signal, the gateway starts it with nothing
+//! between fork and exec, that is with `posix_spawn` (see `spawner`), whose cost does not grow
+//! with the gateway's memory.
 //!
 //! Process hygiene only: the CLI's arguments and environment are built elsewhere (`args`).
 

@@ -96,6 +96,66 @@ async fn no_descendant_of_a_cli_outlives_a_killed_gateway() {
     );
 }
 
+/// Live supervisors started by the gateway `gateway` (they run in `/`, not in a workspace).
+fn supervisors_of(gateway: u32) -> Vec<u32> {
+    let needle = format!("supervise --parent {gateway} ");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| cmdline(*pid).contains(&needle) && pid_alive(*pid))
+        .collect()
+}
+
+#[tokio::test]
+async fn nothing_outlives_a_gateway_killed_during_a_burst_of_new_conversations() {
+    // The supervisors are started with nothing between fork and exec (`posix_spawn`), and
+    // ask for their death signal themselves: a kill while they are being started must still
+    // take every one of them, and every CLI, with it. Under the defaults (warm pool on).
+    let mock = mock().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut gw = External::start(data.path(), &mock, &[]);
+    let gateway = gw.pid();
+    let client = reqwest::Client::new();
+    let burst: Vec<_> = (0..12)
+        .map(|n| {
+            let (client, url) = (client.clone(), chat_url(&gw));
+            tokio::spawn(async move {
+                let body = json!({"model": "sonnet", "stream": true,
+                    "messages": [user(&format!("[[slow:500]] burst {n}"))]});
+                let _ = client.post(url).json(&body).send().await;
+            })
+        })
+        .collect();
+    // Kill it while the burst's processes are being started: more than the warm pool's two
+    // supervisors exist, and fewer than the budget's eight.
+    let starting = wait_for(
+        || supervisors_of(gateway).len() > 2,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(starting, "the burst never started a process");
+    gw.kill9();
+    let gone = wait_for(
+        || processes_under(data.path()).is_empty() && supervisors_of(gateway).is_empty(),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        gone,
+        "left behind by a gateway killed mid-burst: {:?}",
+        processes_under(data.path())
+            .into_iter()
+            .chain(supervisors_of(gateway))
+            .map(cmdline)
+            .collect::<Vec<_>>()
+    );
+    for t in burst {
+        t.abort();
+    }
+}
+
 #[tokio::test]
 async fn after_a_kill_mid_turn_the_follow_up_holds_only_what_the_client_saw() {
     let mock = mock().await;
