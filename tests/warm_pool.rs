@@ -110,3 +110,66 @@ async fn stopping_while_the_warm_pool_fills_leaves_no_process() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(pool.live_count(), 0);
 }
+
+#[tokio::test]
+async fn the_warm_pool_stays_full_when_conversations_fill_the_budget() {
+    // The defaults (warm pool of two) in a budget of four: from the third conversation on,
+    // idle conversations hold the room the warm pool needs. The least recently used one gives
+    // its place up, so every new conversation still finds a warm process.
+    let app = spawn_defaults_app_with(|c| c.max_live_processes = 4).await;
+    let mut first_reply = String::new();
+    for n in 0..4 {
+        assert!(
+            wait_for(|| app.pool().warm_count() == 2, Duration::from_secs(30)).await,
+            "before conversation {n} the pool held {} warm processes",
+            app.pool().warm_count()
+        );
+        let cold = app.pool().cold_spawn_count();
+        let (status, body) = app
+            .chat(json!({"model": "sonnet", "messages": [user(&format!("conversation {n}"))]}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            app.pool().cold_spawn_count(),
+            cold,
+            "conversation {n} was served by a warm process"
+        );
+        if n == 0 {
+            first_reply = body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+    }
+    assert_eq!(app.pool().warm_hit_count(), 4);
+    assert!(
+        wait_for(|| app.pool().warm_count() == 2, Duration::from_secs(30)).await,
+        "the pool refills after the last one too"
+    );
+    assert!(app.live() <= 4, "the budget holds: {}", app.live());
+    assert!(app.pool().eviction_count() >= 2, "conversations gave way");
+    // The first conversation's process was evicted: it resumes from its transcript, whole.
+    let resumes = app.pool().resume_count();
+    let (status, r) = app
+        .chat(
+            json!({"model": "sonnet", "messages": [user("conversation 0"),
+            assistant(&first_reply), user("again [[report:history]]")]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(app.pool().resume_count(), resumes + 1, "it was resumed");
+    let got = model_messages(&app.last_model_request());
+    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "conversation 0",
+            "conversation 0",
+            "again [[report:history]]"
+        ]
+    );
+    let health = app.get_json("/health").await;
+    assert_eq!(health["resumes"], app.pool().resume_count());
+    assert_eq!(health["evictions"], app.pool().eviction_count());
+    app.stop().await;
+}

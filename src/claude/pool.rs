@@ -155,6 +155,19 @@ struct Inner {
 }
 
 impl Inner {
+    /// Take the least recently used idle process out of the budget: warm ones first when
+    /// `warm_too`, otherwise only those that hold a conversation.
+    fn evict_lru(&mut self, warm_too: bool) -> Option<Slot> {
+        let id = self
+            .live
+            .iter()
+            .filter(|(_, s)| warm_too || s.warm.is_none())
+            .filter_map(|(id, s)| s.idle_since.map(|t| (s.warm.is_none(), t, *id)))
+            .min()
+            .map(|(_, _, id)| id)?;
+        self.live.remove(&id)
+    }
+
     /// A reservation ends (filled or abandoned).
     fn give_back(&mut self, warm: Option<&WarmKey>) {
         self.reserved = self.reserved.saturating_sub(1);
@@ -181,6 +194,10 @@ pub struct ProcessPool {
     spawned: AtomicU64,
     cold_spawns: AtomicU64,
     warm_hits: AtomicU64,
+    /// Idle conversation processes stopped to make room (their conversations resume later).
+    evictions: AtomicU64,
+    /// Cold spawns that resumed a conversation from its transcript.
+    resumes: AtomicU64,
     warm: OnceLock<Warm>,
 }
 
@@ -198,6 +215,8 @@ impl ProcessPool {
             spawned: AtomicU64::new(0),
             cold_spawns: AtomicU64::new(0),
             warm_hits: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            resumes: AtomicU64::new(0),
             warm: OnceLock::new(),
         }
     }
@@ -301,6 +320,16 @@ impl ProcessPool {
         self.warm_hits.load(Ordering::Relaxed)
     }
 
+    /// Idle conversation processes stopped to make room for another process.
+    pub fn eviction_count(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Cold spawns that resumed a conversation from its transcript (its process was gone).
+    pub fn resume_count(&self) -> u64 {
+        self.resumes.load(Ordering::Relaxed)
+    }
+
     /// Take a warm process started for `key` (it becomes busy), and start its replacement.
     pub fn take_warm(self: &Arc<Self>, key: &WarmKey) -> Option<Lease> {
         let taken = {
@@ -329,14 +358,17 @@ impl ProcessPool {
         }
     }
 
-    /// Start warm processes until there are `size`, using only spare room in the budget and
-    /// never while requests wait for a slot.
+    /// Start warm processes until there are `size` per key, never while requests wait for a
+    /// slot. Where the budget has no spare room, the least recently used idle conversation
+    /// processes make it: that conversation resumes from its transcript when it next speaks,
+    /// while a new conversation without a warm process would wait for a whole CLI start.
     pub fn refill(self: &Arc<Self>) {
         let Some(warm) = self.warm.get() else { return };
         if self.is_closed() {
             return;
         }
         let mut starts: Vec<(WarmKey, Reservation)> = Vec::new();
+        let mut evicted: Vec<Arc<CliProcess>> = Vec::new();
         {
             let mut inner = self.lock();
             if self.waiting.load(Ordering::Relaxed) > 0 {
@@ -351,10 +383,18 @@ impl ProcessPool {
                     .filter(|s| s.warm.as_ref() == Some(key))
                     .count()
                     + inner.reserved_warm.iter().filter(|k| *k == key).count();
-                let room = self
+                let want = size.saturating_sub(have);
+                let mut room = self
                     .max_live()
                     .saturating_sub(inner.live.len() + inner.reserved);
-                let n = size.saturating_sub(have).min(room);
+                while room < want {
+                    let Some(slot) = inner.evict_lru(false) else {
+                        break;
+                    };
+                    evicted.push(slot.process);
+                    room += 1;
+                }
+                let n = want.min(room);
                 for _ in 0..n {
                     inner.reserved += 1;
                     inner.reserved_warm.push(key.clone());
@@ -366,6 +406,14 @@ impl ProcessPool {
                     starts.push((key.clone(), reservation));
                 }
             }
+        }
+        for p in evicted {
+            tracing::info!(
+                pid = p.pid(),
+                "evicting least recently used idle claude process for the warm pool"
+            );
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            self.stop_in_background(p);
         }
         for (key, reservation) in starts {
             let (spec, handler) = (warm.factory)(&key);
@@ -415,6 +463,9 @@ impl ProcessPool {
         let process = Arc::new(CliProcess::spawn(spec, handler).await?);
         self.spawned.fetch_add(1, Ordering::Relaxed);
         self.cold_spawns.fetch_add(1, Ordering::Relaxed);
+        if matches!(spec.session, super::args::SessionMode::Resume { .. }) {
+            self.resumes.fetch_add(1, Ordering::Relaxed);
+        }
         reservation.fill(process.clone());
         Ok(self.lease(process))
     }
@@ -564,25 +615,22 @@ impl ProcessPool {
                 return true;
             }
             // Warm processes go first (they hold no conversation), then the least recently used.
-            let lru = inner
-                .live
-                .iter()
-                .filter_map(|(id, s)| s.idle_since.map(|t| (s.warm.is_none(), t, *id)))
-                .min()
-                .map(|(_, _, id)| id);
-            match lru.and_then(|id| inner.live.remove(&id)) {
+            match inner.evict_lru(true) {
                 Some(slot) => {
                     inner.reserved += 1;
-                    slot.process
+                    slot
                 }
                 None => return false,
             }
         };
         tracing::info!(
-            pid = victim.pid(),
+            pid = victim.process.pid(),
             "evicting least recently used idle claude process"
         );
-        self.stop_in_background(victim);
+        if victim.warm.is_none() {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stop_in_background(victim.process);
         true
     }
 

@@ -25,6 +25,10 @@ pub struct Health {
     pub warm_processes: usize,
     pub warm_hits: u64,
     pub cold_spawns: u64,
+    /// Cold spawns that resumed a conversation whose process was gone.
+    pub resumes: u64,
+    /// Idle conversation processes stopped to make room for another process.
+    pub evictions: u64,
     pub uptime_secs: u64,
     pub demo: bool,
     /// How Bash is confined here (`bubblewrap: …`, or why it cannot be and what follows).
@@ -89,6 +93,8 @@ fn details(app: &AppState) -> Json<Health> {
         warm_processes: c.pool.warm_count(),
         warm_hits: c.pool.warm_hit_count(),
         cold_spawns: c.pool.cold_spawn_count(),
+        resumes: c.pool.resume_count(),
+        evictions: c.pool.eviction_count(),
         uptime_secs: app.started.elapsed().as_secs(),
         demo: app.cfg.demo,
         bash_sandbox: app.cfg.bash_sandbox_status.clone(),

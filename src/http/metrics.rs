@@ -9,7 +9,8 @@
 //! - `ccgw_time_to_first_token_seconds` (histogram): per turn, from its user line reaching the
 //!   CLI to the first token (text, thinking or a tool call), measured on the live feed.
 //! - `ccgw_live_processes`, `ccgw_queue_depth`, `ccgw_warm_processes` (gauges) and
-//!   `ccgw_process_spawns_total`, `ccgw_cold_spawns_total`, `ccgw_warm_hits_total` (counters):
+//!   `ccgw_process_spawns_total`, `ccgw_cold_spawns_total`, `ccgw_warm_hits_total`,
+//!   `ccgw_resumes_total`, `ccgw_evictions_total` (counters):
 //!   read from the process pool when `/metrics` is scraped, so they cost nothing on the
 //!   request path.
 //!
@@ -40,6 +41,8 @@ pub const PROCESS_SPAWNS: &str = "ccgw_process_spawns_total";
 pub const WARM_PROCESSES: &str = "ccgw_warm_processes";
 pub const COLD_SPAWNS: &str = "ccgw_cold_spawns_total";
 pub const WARM_HITS: &str = "ccgw_warm_hits_total";
+pub const RESUMES: &str = "ccgw_resumes_total";
+pub const EVICTIONS: &str = "ccgw_evictions_total";
 
 /// Bucket bounds of the overhead histogram, in seconds: 25 µs to 10 s.
 const OVERHEAD_BUCKETS: &[f64] = &[
@@ -110,6 +113,14 @@ fn describe() {
         WARM_HITS,
         "New conversations served by a pre-started process"
     );
+    ::metrics::describe_counter!(
+        RESUMES,
+        "Cold spawns that resumed a conversation whose process was gone"
+    );
+    ::metrics::describe_counter!(
+        EVICTIONS,
+        "Idle conversation processes stopped to make room for another"
+    );
 }
 
 /// `GET /metrics`.
@@ -137,6 +148,8 @@ pub fn publish_pool_gauges(pool: &crate::claude::pool::ProcessPool) {
     ::metrics::gauge!(WARM_PROCESSES).set(pool.warm_count() as f64);
     ::metrics::counter!(COLD_SPAWNS).absolute(pool.cold_spawn_count());
     ::metrics::counter!(WARM_HITS).absolute(pool.warm_hit_count());
+    ::metrics::counter!(RESUMES).absolute(pool.resume_count());
+    ::metrics::counter!(EVICTIONS).absolute(pool.eviction_count());
 }
 
 /// Middleware: count every response by route template (not raw path: bounded labels).
