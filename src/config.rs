@@ -26,6 +26,9 @@ pub struct Config {
     pub max_live_processes: usize,
     /// Processes started ahead of time for new conversations (0 turns the warm pool off).
     pub warm_pool_size: usize,
+    /// The most warm processes per warm model when new conversations arrive quickly (never
+    /// fewer than `warm_pool_size`).
+    pub warm_pool_max: usize,
     /// Models (public ids) warm processes are started for, `warm_pool_size` each.
     pub warm_models: Vec<String>,
     /// A warm process unused this long is replaced.
@@ -141,6 +144,7 @@ impl Default for Config {
             cors_origins: vec![],
             max_live_processes: 8,
             warm_pool_size: 2,
+            warm_pool_max: 4,
             warm_models: vec!["sonnet".into()],
             warm_ttl_secs: 600,
             queue_timeout_secs: 30,
@@ -237,6 +241,7 @@ impl Config {
                 format!("{:?}", self.max_live_processes),
             ),
             ("warm_pool_size", format!("{:?}", self.warm_pool_size)),
+            ("warm_pool_max", format!("{:?}", self.warm_pool_max)),
             ("warm_models", format!("{:?}", self.warm_models)),
             ("warm_ttl_secs", format!("{:?}", self.warm_ttl_secs)),
             (
@@ -473,6 +478,7 @@ impl Config {
             port => "CCGW_PORT",
             max_live_processes => "CCGW_MAX_LIVE_PROCESSES",
             warm_pool_size => "CCGW_WARM_POOL_SIZE",
+            warm_pool_max => "CCGW_WARM_POOL_MAX",
             warm_ttl_secs => "CCGW_WARM_TTL_SECS",
             queue_timeout_secs => "CCGW_QUEUE_TIMEOUT_SECS",
             turn_timeout_secs => "CCGW_TURN_TIMEOUT_SECS",

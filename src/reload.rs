@@ -27,6 +27,7 @@ pub const RELOADABLE: &[&str] = &[
     "models",
     "cors_origins",
     "warm_pool_size",
+    "warm_pool_max",
     "warm_models",
     "max_live_processes",
 ];
@@ -195,9 +196,9 @@ fn apply(app: &AppState, new: &Config, changed: &[&str]) {
     if has("max_live_processes") {
         pool.set_max_live(new.max_live_processes);
     }
-    if has("warm_pool_size") || has("warm_models") || has("models") {
+    if has("warm_pool_size") || has("warm_pool_max") || has("warm_models") || has("models") {
         let keys = crate::domain::conversations::warm_keys(&app.models.current(), &new.warm_models);
-        pool.set_warm(new.warm_pool_size, keys);
+        pool.set_warm((new.warm_pool_size, new.warm_pool_max), keys);
     }
 }
 
@@ -207,6 +208,7 @@ fn copy_setting(into: &mut Config, from: &Config, name: &str) {
         "models" => into.models = from.models.clone(),
         "cors_origins" => into.cors_origins = from.cors_origins.clone(),
         "warm_pool_size" => into.warm_pool_size = from.warm_pool_size,
+        "warm_pool_max" => into.warm_pool_max = from.warm_pool_max,
         "warm_models" => into.warm_models = from.warm_models.clone(),
         "max_live_processes" => into.max_live_processes = from.max_live_processes,
         _ => {}

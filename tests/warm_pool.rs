@@ -173,3 +173,55 @@ async fn the_warm_pool_stays_full_when_conversations_fill_the_budget() {
     assert_eq!(health["evictions"], app.pool().eviction_count());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_rush_of_new_conversations_grows_the_warm_pool_to_its_ceiling_and_it_shrinks_after() {
+    let app = spawn_defaults_app_with(|c| {
+        c.warm_pool_size = 1;
+        c.warm_pool_max = 3;
+    })
+    .await;
+    assert!(wait_for(|| app.pool().warm_count() == 1, Duration::from_secs(30)).await);
+    // Watch the pool while three new conversations arrive at once.
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (most, done) = (most.clone(), done.clone());
+        let pool = app.server().state.conversations.pool.clone();
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most.fetch_max(pool.warm_count(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let turns = (0..3)
+        .map(|n| app.chat(json!({"model": "sonnet", "messages": [user(&format!("rush {n}"))]})));
+    for (status, body) in futures::future::join_all(turns).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    // The rush asked for more than the floor; the ceiling held.
+    assert!(
+        wait_for(
+            || most.load(std::sync::atomic::Ordering::Relaxed) == 3,
+            Duration::from_secs(10)
+        )
+        .await,
+        "the pool grew to {} warm processes",
+        most.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    // Once the rush is over, it goes back to the floor.
+    assert!(
+        wait_for(|| app.pool().warm_count() == 1, Duration::from_secs(30)).await,
+        "still {} warm processes",
+        app.pool().warm_count()
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.await.unwrap();
+    assert_eq!(
+        most.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "never beyond the ceiling"
+    );
+    app.stop().await;
+}

@@ -138,11 +138,53 @@ impl Drop for Queued<'_> {
 pub type WarmFactory = Box<dyn Fn(&WarmKey) -> (LaunchSpec, Arc<ControlHandler>) + Send + Sync>;
 
 struct Warm {
-    /// Processes kept ready per key (a reload may change both).
+    /// Processes kept ready per key at least, and at most (a reload may change all three).
     size: AtomicUsize,
+    max: AtomicUsize,
     keys: std::sync::RwLock<Vec<WarmKey>>,
     ttl: Duration,
     factory: WarmFactory,
+    /// When new conversations asked for a warm process (hits and misses), per key, over the
+    /// last [`DEMAND_WINDOW`].
+    demand: Mutex<HashMap<WarmKey, std::collections::VecDeque<Instant>>>,
+}
+
+/// How far back the warm pool looks at new conversations to size itself: about the time a
+/// replacement takes to start, so it holds what arrives while one is starting.
+const DEMAND_WINDOW: Duration = Duration::from_secs(2);
+
+impl Warm {
+    /// How many warm processes `key` should have: one more than the new conversations that
+    /// asked for one within the window, between the configured floor and ceiling.
+    fn target(&self, key: &WarmKey) -> usize {
+        let floor = self.size.load(Ordering::Relaxed);
+        if floor == 0 {
+            return 0;
+        }
+        let ceiling = self.max.load(Ordering::Relaxed).max(floor);
+        let now = Instant::now();
+        let mut demand = lock_map(&self.demand);
+        let recent = demand.get_mut(key).map_or(0, |times| {
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > DEMAND_WINDOW)
+            {
+                times.pop_front();
+            }
+            times.len()
+        });
+        (recent + 1).clamp(floor, ceiling)
+    }
+
+    fn note_demand(&self, key: &WarmKey) {
+        let mut demand = lock_map(&self.demand);
+        let times = demand.entry(key.clone()).or_default();
+        times.push_back(Instant::now());
+        // Bounded whatever the rate: only the window's worth is ever read.
+        if times.len() > 1024 {
+            times.pop_front();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -221,10 +263,11 @@ impl ProcessPool {
         }
     }
 
-    /// Keep `size` warm processes for each key (as room allows), each replaced after `ttl`.
+    /// Keep between `size` and `max` warm processes for each key (as the budget allows, see
+    /// [`Warm::target`]), each replaced after `ttl`.
     pub fn enable_warm(
         self: &Arc<Self>,
-        size: usize,
+        (size, max): (usize, usize),
         keys: Vec<WarmKey>,
         ttl: Duration,
         factory: WarmFactory,
@@ -232,35 +275,44 @@ impl ProcessPool {
         // Set even when off, so that a reload can turn it on.
         let _ = self.warm.set(Warm {
             size: AtomicUsize::new(size),
+            max: AtomicUsize::new(max),
             keys: std::sync::RwLock::new(keys),
             ttl,
             factory,
+            demand: Mutex::default(),
         });
         self.refill();
     }
 
     /// New warm-pool settings (a reload): idle warm processes no longer wanted stop, missing
     /// ones start.
-    pub fn set_warm(self: &Arc<Self>, size: usize, keys: Vec<WarmKey>) {
+    pub fn set_warm(self: &Arc<Self>, (size, max): (usize, usize), keys: Vec<WarmKey>) {
         let Some(warm) = self.warm.get() else { return };
         warm.size.store(size, Ordering::Relaxed);
-        *warm.keys.write().unwrap_or_else(|e| e.into_inner()) = keys.clone();
-        let victims: Vec<u64> = {
-            let inner = self.lock();
-            let mut kept: HashMap<WarmKey, usize> = HashMap::new();
-            let ids: Vec<u64> = inner
-                .live
-                .iter()
-                .filter_map(|(id, s)| {
-                    let key = s.warm.as_ref()?;
-                    let n = kept.entry(key.clone()).or_default();
-                    *n += 1;
-                    (s.idle_since.is_some() && (!keys.contains(key) || *n > size)).then_some(*id)
-                })
-                .collect();
-            ids
-        };
-        self.stop_and_refill(&victims);
+        warm.max.store(max, Ordering::Relaxed);
+        *warm.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        self.refill();
+    }
+
+    /// Idle warm processes beyond what their key wants now (or of a key no longer warm),
+    /// the longest idle first.
+    fn surplus_warm(&self, warm: &Warm) -> Vec<u64> {
+        let keys = warm.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let inner = self.lock();
+        let mut idle: Vec<(&WarmKey, Instant, u64)> = inner
+            .live
+            .iter()
+            .filter_map(|(id, s)| Some((s.warm.as_ref()?, s.idle_since?, *id)))
+            .collect();
+        idle.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
+        let mut kept: HashMap<&WarmKey, usize> = HashMap::new();
+        idle.into_iter()
+            .filter_map(|(key, _, id)| {
+                let n = kept.entry(key).or_default();
+                *n += 1;
+                (!keys.contains(key) || *n > warm.target(key)).then_some(id)
+            })
+            .collect()
     }
 
     /// A new budget (a reload). Over it, idle processes stop (warm ones first, then the least
@@ -331,7 +383,11 @@ impl ProcessPool {
     }
 
     /// Take a warm process started for `key` (it becomes busy), and start its replacement.
+    /// Hit or miss, the ask counts towards the pool's size.
     pub fn take_warm(self: &Arc<Self>, key: &WarmKey) -> Option<Lease> {
+        if let Some(warm) = self.warm.get() {
+            warm.note_demand(key);
+        }
         let taken = {
             let mut inner = self.lock();
             let id = inner
@@ -339,14 +395,17 @@ impl ProcessPool {
                 .iter()
                 .filter(|(_, s)| s.warm.as_ref() == Some(key) && s.process.is_alive())
                 .min_by_key(|(_, s)| s.idle_since)
-                .map(|(id, _)| *id)?;
-            let slot = inner.live.get_mut(&id)?;
-            slot.warm = None;
-            slot.idle_since = None;
-            slot.process.clone()
+                .map(|(id, _)| *id);
+            id.and_then(|id| inner.live.get_mut(&id)).map(|slot| {
+                slot.warm = None;
+                slot.idle_since = None;
+                slot.process.clone()
+            })
         };
-        self.warm_hits.fetch_add(1, Ordering::Relaxed);
+        // A miss too: the demand it adds may call for more warm processes.
         self.refill();
+        let taken = taken?;
+        self.warm_hits.fetch_add(1, Ordering::Relaxed);
         Some(self.lease(taken))
     }
 
@@ -358,14 +417,31 @@ impl ProcessPool {
         }
     }
 
-    /// Start warm processes until there are `size` per key, never while requests wait for a
-    /// slot. Where the budget has no spare room, the least recently used idle conversation
-    /// processes make it: that conversation resumes from its transcript when it next speaks,
-    /// while a new conversation without a warm process would wait for a whole CLI start.
+    /// Bring each key's warm processes to its target ([`Warm::target`]): stop idle ones beyond
+    /// it, and start missing ones, never while requests wait for a slot. Where the budget has
+    /// no spare room, the least recently used idle conversation processes make it: that
+    /// conversation resumes from its transcript when it next speaks, while a new conversation
+    /// without a warm process would wait for a whole CLI start.
     pub fn refill(self: &Arc<Self>) {
         let Some(warm) = self.warm.get() else { return };
         if self.is_closed() {
             return;
+        }
+        let surplus = self.surplus_warm(warm);
+        if !surplus.is_empty() {
+            let mut inner = self.lock();
+            for id in surplus {
+                // Unless it was taken meanwhile.
+                if inner
+                    .live
+                    .get(&id)
+                    .is_some_and(|s| s.warm.is_some() && s.idle_since.is_some())
+                {
+                    if let Some(slot) = inner.live.remove(&id) {
+                        self.stop_in_background(slot.process);
+                    }
+                }
+            }
         }
         let mut starts: Vec<(WarmKey, Reservation)> = Vec::new();
         let mut evicted: Vec<Arc<CliProcess>> = Vec::new();
@@ -374,9 +450,9 @@ impl ProcessPool {
             if self.waiting.load(Ordering::Relaxed) > 0 {
                 return;
             }
-            let size = warm.size.load(Ordering::Relaxed);
             let keys = warm.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
             for key in &keys {
+                let size = warm.target(key);
                 let have = inner
                     .live
                     .values()
@@ -671,6 +747,52 @@ fn lock_map<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn warm(size: usize, max: usize) -> Warm {
+        Warm {
+            size: AtomicUsize::new(size),
+            max: AtomicUsize::new(max),
+            keys: std::sync::RwLock::new(vec![None]),
+            ttl: Duration::from_secs(60),
+            factory: Box::new(|_| unreachable!("nothing is started here")),
+            demand: Mutex::default(),
+        }
+    }
+
+    #[test]
+    fn the_warm_target_follows_recent_demand_within_its_bounds() {
+        let w = warm(2, 4);
+        let key: WarmKey = None;
+        assert_eq!(w.target(&key), 2, "the floor when nobody asked");
+        w.note_demand(&key);
+        assert_eq!(
+            w.target(&key),
+            2,
+            "one ask: one more than it, still the floor"
+        );
+        w.note_demand(&key);
+        assert_eq!(w.target(&key), 3);
+        for _ in 0..10 {
+            w.note_demand(&key);
+        }
+        assert_eq!(w.target(&key), 4, "the ceiling");
+        assert_eq!(w.target(&Some("opus".into())), 2, "per key");
+        // A ceiling below the floor is the floor; a floor of zero is off.
+        assert_eq!(warm(3, 1).target(&key), 3);
+        let off = warm(0, 4);
+        off.note_demand(&key);
+        assert_eq!(off.target(&key), 0);
+    }
+
+    #[test]
+    fn old_demand_is_forgotten() {
+        let w = warm(1, 4);
+        let key: WarmKey = None;
+        let long_ago = Instant::now() - DEMAND_WINDOW - Duration::from_millis(10);
+        lock_map(&w.demand).insert(key.clone(), [long_ago; 3].into_iter().collect());
+        assert_eq!(w.target(&key), 1);
+        assert!(lock_map(&w.demand)[&key].is_empty());
+    }
 
     #[tokio::test]
     async fn a_cancelled_wait_gives_back_its_queue_place_and_reservation() {

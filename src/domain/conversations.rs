@@ -130,7 +130,7 @@ impl Conversations {
         let models = Arc::new(crate::domain::models::Models::new(&cfg.models));
         let keys = warm_keys(&models.current(), &cfg.warm_models);
         pool.enable_warm(
-            cfg.warm_pool_size,
+            (cfg.warm_pool_size, cfg.warm_pool_max),
             keys,
             Duration::from_secs(cfg.warm_ttl_secs),
             Box::new(move |model| {
