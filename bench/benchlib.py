@@ -407,3 +407,53 @@ def verdict(ok):
 
 def fmt_ms(x):
     return f"{x:.3f} ms" if x < 10 else f"{x:.1f} ms"
+
+
+# The CLI spawned per request, as wrappers do: the reference the gateway is measured against.
+DIRECT_FLAGS = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
+
+
+def mock_upstream_env(up_port):
+    """The environment that points a CLI at `ccgw mock-upstream` on `up_port`."""
+    return {
+        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{up_port}",
+        "ANTHROPIC_API_KEY": "sk-ccgw-bench",
+        "ANTHROPIC_AUTH_TOKEN": "",
+    }
+
+
+def direct_env(upstream):
+    """The environment for spawning the CLI directly: the caller's, without CCGW_*, a fresh
+    config dir, and no retries or background traffic (as the gateway runs it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCGW_")}
+    env.update(upstream)
+    env.update({
+        "CLAUDE_CONFIG_DIR": tmpdir("ccgw-bench-claude-config-"),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+    })
+    return env
+
+
+def direct_turn(env, cwd, prompt, model, extra=(), timeout=60.0):
+    """Spawn `claude -p` the way a user would; returns seconds to its first text delta."""
+    cmd = [REAL_CLI, *DIRECT_FLAGS, "--model", model, *extra, prompt]
+    t0 = time.perf_counter()
+    p = spawn(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE)
+    ttft = None
+    deadline = t0 + timeout
+    try:
+        for line in p.stdout:
+            if ttft is None and b'"text_delta"' in line:
+                ev = json.loads(line)
+                if ev.get("type") == "stream_event" and ev["event"].get("delta", {}).get("text"):
+                    ttft = time.perf_counter() - t0
+            if time.perf_counter() > deadline:
+                break
+        p.wait(timeout=max(1.0, deadline - time.perf_counter()))
+    finally:
+        stop(p)
+    if ttft is None:
+        die(f"the CLI streamed no text (exit {p.returncode}): {' '.join(cmd)}")
+    return ttft

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark figure in order; each appends its section to bench/RESULTS.md.
-#   bench/run_all.sh            all six figures (about 10 minutes on 2 cores)
+#   bench/run_all.sh            all seven figures (about 20 minutes on 2 cores)
 #   bench/run_all.sh --quick    shorter runs, for checking the harness itself
 # Builds once (release: the gateway, the fake CLI, the load generator, the bare-stack server).
 # Every script bounds its own time and stops every process it started; a failing figure is
@@ -28,10 +28,10 @@ cargo build --release --bins --example loadgen --example baseline || exit 1
 export CCGW_BENCH_NO_BUILD=1
 
 if [[ $quick -eq 1 ]]; then
-  ttft=(--runs 3); overhead=(--duration 3 --conversations 100); conc=(--concurrency 200 --chunk-delay-ms 100)
-  startup=(--runs 3); models=(--duration 3)
+  mixed=(--conversations 10); ttft=(--runs 3); overhead=(--duration 3 --conversations 100)
+  conc=(--concurrency 200 --chunk-delay-ms 100); startup=(--runs 3); models=(--duration 3)
 else
-  ttft=(); overhead=(); conc=(); startup=(); models=()
+  mixed=(); ttft=(); overhead=(); conc=(); startup=(); models=()
 fi
 
 failed=()
@@ -46,10 +46,11 @@ run() {
 }
 
 if [[ -x "$ROOT/.tools/cli/node_modules/.bin/claude" || -n "${CCGW_BENCH_CLAUDE_BIN:-}" ]]; then
+  run "figure 0 (mixed traffic TTFT vs direct CLI)" bench/mixed.py "${mixed[@]+"${mixed[@]}"}"
   run "figures 1-2 (TTFT vs direct CLI)" bench/ttft.py "${ttft[@]+"${ttft[@]}"}"
 else
-  echo "run_all: skipping figures 1-2: the real CLI is not installed (scripts/setup.sh --cli)" >&2
-  failed+=("figures 1-2 (no CLI)")
+  echo "run_all: skipping figures 0-2: the real CLI is not installed (scripts/setup.sh --cli)" >&2
+  failed+=("figures 0-2 (no CLI)")
 fi
 run "figure 3 (overhead at 500 req/s)" bench/overhead.py "${overhead[@]+"${overhead[@]}"}"
 run "figure 4 (1,000 concurrent streams)" bench/concurrency.py "${conc[@]+"${conc[@]}"}"

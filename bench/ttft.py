@@ -30,8 +30,6 @@ import benchlib as b  # noqa: E402
 
 # The gateway's warm pool is kept for this model (its default `warm_models`); both sides use it.
 MODEL = "sonnet"
-DIRECT_FLAGS = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages",
-                "--model", MODEL]
 
 
 def gateway_turn(port, messages, timeout=60.0):
@@ -41,26 +39,7 @@ def gateway_turn(port, messages, timeout=60.0):
 
 
 def direct_turn(env, cwd, prompt, extra=(), timeout=60.0):
-    """Spawn the CLI the way a user would; returns ttft seconds."""
-    cmd = [b.REAL_CLI, *DIRECT_FLAGS, *extra, prompt]
-    t0 = time.perf_counter()
-    p = b.spawn(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE)
-    ttft = None
-    deadline = t0 + timeout
-    try:
-        for line in p.stdout:
-            if ttft is None and b'"text_delta"' in line:
-                ev = json.loads(line)
-                if ev.get("type") == "stream_event" and ev["event"].get("delta", {}).get("text"):
-                    ttft = time.perf_counter() - t0
-            if time.perf_counter() > deadline:
-                break
-        p.wait(timeout=max(1.0, deadline - time.perf_counter()))
-    finally:
-        b.stop(p)
-    if ttft is None:
-        b.die(f"the CLI streamed no text (exit {p.returncode}): {' '.join(cmd)}")
-    return ttft
+    return b.direct_turn(env, cwd, prompt, MODEL, extra, timeout)
 
 
 def main():
@@ -75,21 +54,10 @@ def main():
     load0 = b.loadavg()
 
     _, up_port = b.start_mock_upstream()
-    upstream = {
-        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{up_port}",
-        "ANTHROPIC_API_KEY": "sk-ccgw-bench",
-        "ANTHROPIC_AUTH_TOKEN": "",
-    }
+    upstream = b.mock_upstream_env(up_port)
     gw, port, _ = b.start_gateway(b.REAL_CLI, {**upstream, "CCGW_CLI_MAX_RETRIES": "0"})
 
-    direct_env = {k: v for k, v in os.environ.items() if not k.startswith("CCGW_")}
-    direct_env.update(upstream)
-    direct_env.update({
-        "CLAUDE_CONFIG_DIR": b.tmpdir("ccgw-bench-claude-config-"),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_MAX_RETRIES": "0",
-    })
+    direct_env = b.direct_env(upstream)
     cwd = b.tmpdir("ccgw-bench-cwd-")
 
     # One unmeasured run of each: first-start work (config dir creation) is not what we compare.
@@ -160,7 +128,7 @@ def main():
             f"{args.runs} runs of each, alternating; real CLI `{os.path.relpath(b.REAL_CLI, b.ROOT)}` "
             f"({subprocess.run([b.REAL_CLI, '--version'], capture_output=True, text=True).stdout.strip()}); "
             "upstream: `ccgw mock-upstream` on 127.0.0.1, prompt directive `[[words:20]]`",
-            "direct: `claude " + " ".join(DIRECT_FLAGS) + " [--session-id ID | --resume ID] PROMPT` "
+            "direct: `claude " + " ".join(b.DIRECT_FLAGS) + f" --model {MODEL} [--session-id ID | --resume ID] PROMPT` "
             "with a fresh CLAUDE_CONFIG_DIR, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1, "
             "CLAUDE_CODE_MAX_RETRIES=0",
             f"gateway: {warm_hits} of {args.runs} new conversations served by a warm process, "
