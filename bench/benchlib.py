@@ -194,6 +194,11 @@ def gateway_env(claude_bin, data_dir, port, extra=None):
         }
     )
     env.update(extra or {})
+    # The CLI inherits an allowlist of the gateway's environment only: the fake CLI's
+    # settings must be let through by name.
+    fake = sorted(k for k in env if k.startswith("FAKE_CLAUDE_"))
+    if fake and "CCGW_CLI_EXTRA_ENV" not in env:
+        env["CCGW_CLI_EXTRA_ENV"] = ",".join(fake)
     return env
 
 
