@@ -23,9 +23,13 @@ use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-/// Threads that start processes. `posix_spawn` costs a few hundred microseconds a process;
-/// two threads start several thousand a second, more than the CLIs could use.
-const THREADS: usize = 2;
+/// Threads that start processes. A thread waits in `posix_spawn` until its child has called
+/// `exec`, which on a loaded machine (a burst of new conversations starting hundreds of CLIs)
+/// takes tens of milliseconds of mostly waiting for a CPU: with few threads, a burst would be
+/// started one child at a time. Waiting threads cost no CPU and a small stack each.
+const THREADS: usize = 64;
+/// `posix_spawn` gives the child a stack of its own; the thread itself needs little.
+const STACK_BYTES: usize = 256 * 1024;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -39,6 +43,7 @@ fn queue() -> Option<&'static Mutex<mpsc::Sender<Job>>> {
                 let rx = rx.clone();
                 let started = std::thread::Builder::new()
                     .name(format!("ccgw-spawn-{n}"))
+                    .stack_size(STACK_BYTES)
                     .spawn(move || loop {
                         // One job at a time per thread; the lock is held only to take it.
                         let job = match rx.lock() {
