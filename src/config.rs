@@ -63,6 +63,9 @@ pub struct Config {
     pub store_durability: String,
     /// Public model id → CLI `--model` value (empty: the CLI's default).
     pub models: BTreeMap<String, String>,
+    /// Other Anthropic-compatible upstreams and the models each serves (`[providers.NAME]`,
+    /// see docs/providers.md).
+    pub providers: BTreeMap<String, crate::domain::providers::ProviderConfig>,
     /// Directories a session's workspace must lie in; empty: the data dir's `workspaces/`.
     pub workspace_roots: Vec<PathBuf>,
     /// A Claude Code config dir (e.g. `~/.claude`) whose sessions the console and
@@ -163,6 +166,7 @@ impl Default for Config {
             log_format: "auto".into(),
             store_durability: "normal".into(),
             models: models::default_table(),
+            providers: BTreeMap::new(),
             workspace_roots: vec![],
             claude_sessions_dir: None,
             exact_system_prompt: true,
@@ -207,7 +211,7 @@ impl std::fmt::Debug for Config {
 }
 
 /// Secrets as a count and a short digest: a change shows, the values never do.
-fn redacted(secrets: &[String]) -> String {
+pub(crate) fn redacted(secrets: &[String]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for s in secrets {
@@ -287,6 +291,7 @@ impl Config {
                 format!("{:?}", self.drain_timeout_secs),
             ),
             ("models", format!("{:?}", self.models)),
+            ("providers", format!("{:?}", self.providers)),
             ("workspace_roots", format!("{:?}", self.workspace_roots)),
             (
                 "claude_sessions_dir",
@@ -425,6 +430,11 @@ impl Config {
             self.mcp_servers = serde_json::from_str(&v)
                 .map_err(|e| anyhow::anyhow!("CCGW_MCP_SERVERS is not valid: {e}"))?;
         }
+        if let Some(v) = get("CCGW_PROVIDERS").filter(|v| !v.trim().is_empty()) {
+            // The same tables as in the file, as one JSON object: {"NAME": {"base_url": ...}}.
+            self.providers = serde_json::from_str(&v)
+                .map_err(|e| anyhow::anyhow!("CCGW_PROVIDERS is not valid: {e}"))?;
+        }
         // --- limits ---
         if let Some(v) = get("CCGW_PRICES").filter(|v| !v.trim().is_empty()) {
             // The same tables as in the file, as one JSON object: {"MODEL": {"input": ...}}.
@@ -526,12 +536,25 @@ impl Config {
                 self.store_durability
             );
         }
-        if let Some(m) = self
-            .warm_models
-            .iter()
-            .find(|m| !self.models.contains_key(*m))
-        {
-            bail!("warm_models names '{m}', which is not in the model table");
+        crate::domain::providers::check_config(&self.providers, &self.models)
+            .map_err(anyhow::Error::msg)?;
+        // A provider's secret must stay with the relay: no rule may pass it to the CLI.
+        for (name, p) in &self.providers {
+            if let Some(var) = p.credential_vars().into_iter().find(|v| {
+                !crate::claude::args::inherited_env(
+                    [(v.to_string(), String::new())],
+                    &self.cli_extra_env,
+                )
+                .is_empty()
+            }) {
+                bail!("providers.{name}: the credential variable {var} would reach every CLI process (cli_extra_env or the CLI's own settings pass it on); name another variable");
+            }
+        }
+        let known = |m: &String| {
+            self.models.contains_key(m) || self.providers.values().any(|p| p.models.contains_key(m))
+        };
+        if let Some(m) = self.warm_models.iter().find(|m| !known(m)) {
+            bail!("warm_models names '{m}', which is not in the model table nor a provider's");
         }
         if self.api_keys.iter().any(|k| k.len() < 8) {
             bail!("every API key must be at least 8 characters long");
@@ -771,6 +794,45 @@ mod tests {
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("CCGW_NO_SUCH_VAR_SET"), "{err}");
         assert!(Config::from_toml("[mcp_servers.x]\ntype = \"ftp\"\n").is_err());
+    }
+
+    #[test]
+    fn providers_come_from_the_file_or_the_environment_and_are_checked() {
+        let file = "warm_models = [\"kimi\"]\n\
+            [providers.moonshot]\nbase_url = \"https://api.moonshot.ai/anthropic\"\n\
+            auth_token_env = \"MOONSHOT_API_KEY\"\nmodels = { kimi = \"kimi-k2\" }\n";
+        let cfg = Config::from_toml(file).unwrap();
+        assert_eq!(cfg.providers["moonshot"].models["kimi"], "kimi-k2");
+        cfg.validate().unwrap();
+        let mut env = Config::default();
+        env.apply_env(|k| {
+            (k == "CCGW_PROVIDERS").then(|| {
+                r#"{"ds": {"base_url": "https://api.deepseek.com/anthropic", "models": {"ds": "deepseek-chat"}}}"#.into()
+            })
+        })
+        .unwrap();
+        env.validate().unwrap();
+        assert_eq!(env.providers["ds"].models["ds"], "deepseek-chat");
+        // A provider's secret passed on to the CLI is refused.
+        let leaky = Config {
+            cli_extra_env: vec!["MOONSHOT_API_KEY".into()],
+            ..cfg.clone()
+        };
+        let e = leaky.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("providers.moonshot") && e.contains("MOONSHOT_API_KEY"),
+            "{e}"
+        );
+        let bad = Config::from_toml(&file.replace("https://api.moonshot.ai/anthropic", "moonshot"))
+            .unwrap();
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("providers.moonshot.base_url"), "{e}");
+        let unknown = Config::from_toml("warm_models = [\"nope\"]").unwrap();
+        assert!(unknown
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("'nope'"));
     }
 
     #[test]

@@ -31,12 +31,12 @@ struct Slot {
     process: Arc<CliProcess>,
     /// `None` while busy.
     idle_since: Option<Instant>,
-    /// Pre-started and not yet given to anyone: for this `--model` (`None`: the default).
+    /// Pre-started and not yet given to anyone: for this provider and `--model`.
     warm: Option<WarmKey>,
 }
 
-/// What a warm process was started for: its `--model`.
-pub type WarmKey = Option<String>;
+/// What a warm process was started for: its provider and `--model`.
+pub type WarmKey = super::args::CliModel;
 
 /// A busy process, held by whoever sets up or runs a turn in it. Dropped without being handed
 /// on (its holder was cancelled mid-set-up), it is retired: what state it was left in is

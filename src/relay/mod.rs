@@ -4,6 +4,10 @@
 //! token, OAuth token, custom headers) in its place and forwards the request to the real
 //! upstream, streaming the answer back as its bytes arrive. A token dies with its process.
 //!
+//! A process of a provider's model (`[providers.NAME]`) gets a token bound to that provider's
+//! upstream and credentials when it starts: its requests go there and carry those, never the
+//! gateway's own nor another provider's.
+//!
 //! On the way it records each request's usage, the upstream's rate-limit headers and errors
 //! (see `usage`). It must not change a request in any other way, buffer a response, or log a
 //! credential.
@@ -12,7 +16,7 @@ pub mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -138,11 +142,27 @@ fn parse_custom_headers(text: &str) -> Vec<(HeaderName, HeaderValue)> {
 }
 
 struct Inner {
-    creds: Credentials,
+    /// The gateway's own upstream.
+    creds: Arc<Credentials>,
+    /// Each provider's, by name; a reload replaces the table (live tokens keep theirs).
+    providers: RwLock<HashMap<String, Arc<Credentials>>>,
     client: reqwest::Client,
-    /// Live tokens → who holds them.
-    tokens: Mutex<HashMap<String, String>>,
+    /// Live tokens → who holds them and where their requests go.
+    tokens: Mutex<HashMap<String, Holder>>,
     ledger: Ledger,
+}
+
+#[derive(Clone)]
+struct Holder {
+    label: String,
+    creds: Arc<Credentials>,
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RelayError {
+    #[error("no upstream provider named '{0}' is configured")]
+    UnknownProvider(String),
 }
 
 /// The running relay. Serving stops when it is dropped.
@@ -172,7 +192,8 @@ impl Relay {
             .build()
             .context("building the relay's HTTP client")?;
         let inner = Arc::new(Inner {
-            creds,
+            creds: Arc::new(creds),
+            providers: RwLock::default(),
             client,
             tokens: Mutex::default(),
             ledger: Ledger::default(),
@@ -213,22 +234,54 @@ impl Relay {
         &self.inner.creds.base_url
     }
 
-    /// A new token for one process; it is refused once the returned handle is dropped.
-    pub fn issue(&self, label: &str) -> RelayToken {
+    /// The providers' upstreams and credentials, by name, in place of the ones before.
+    pub fn set_providers(&self, providers: impl IntoIterator<Item = (String, Credentials)>) {
+        let table = providers
+            .into_iter()
+            .map(|(name, c)| (name, Arc::new(c)))
+            .collect();
+        *self
+            .inner
+            .providers
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = table;
+    }
+
+    /// A new token for one process, bound to `provider`'s upstream (`None`: the gateway's
+    /// own); it is refused once the returned handle is dropped.
+    pub fn issue(&self, label: &str, provider: Option<&str>) -> Result<RelayToken, RelayError> {
+        let creds = match provider {
+            None => self.inner.creds.clone(),
+            Some(name) => self
+                .inner
+                .providers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned()
+                .ok_or_else(|| RelayError::UnknownProvider(name.to_string()))?,
+        };
         let token = format!(
             "{TOKEN_PREFIX}{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        let vars = creds.token_vars();
         if let Ok(mut t) = self.inner.tokens.lock() {
-            t.insert(token.clone(), label.to_string());
+            t.insert(
+                token.clone(),
+                Holder {
+                    label: label.to_string(),
+                    creds,
+                },
+            );
         }
-        RelayToken {
+        Ok(RelayToken {
             inner: Arc::downgrade(&self.inner),
             url: self.url(),
-            vars: self.inner.creds.token_vars(),
+            vars,
             token,
-        }
+        })
     }
 
     /// Tokens alive now.
@@ -411,14 +464,14 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let presented = presented_token(&parts.headers);
-    let label = presented.and_then(|t| {
+    let holder = presented.and_then(|t| {
         inner
             .tokens
             .lock()
             .ok()
             .and_then(|tokens| tokens.get(t).cloned())
     });
-    let Some(label) = label else {
+    let Some(Holder { label, creds }) = holder else {
         // The CLI's runtime warms its connection with a bare `HEAD /` as each process starts:
         // no credential at all is routine. A token that is not (or no longer) ours is not.
         if presented.is_some() {
@@ -465,11 +518,11 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         error: None,
         at: now(),
     };
-    let url = format!("{}{}", inner.creds.base_url, path);
+    let url = format!("{}{}", creds.base_url, path);
     let sent = inner
         .client
         .request(parts.method.clone(), &url)
-        .headers(upstream_headers(&parts.headers, &inner.creds))
+        .headers(upstream_headers(&parts.headers, &creds))
         .body(body)
         .send()
         .await;
@@ -667,7 +720,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_is_refused_once_dropped() {
         let relay = Relay::start(creds(&[])).await.unwrap();
-        let token = relay.issue("p1");
+        let token = relay.issue("p1", None).unwrap();
         assert_eq!(relay.live_tokens(), 1);
         let env = token.cli_env();
         assert_eq!(env[0], ("ANTHROPIC_BASE_URL".to_string(), relay.url()));
