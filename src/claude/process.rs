@@ -124,7 +124,7 @@ impl CliProcess {
         // The upstream through the relay, with a token of this process's own.
         let relay_token = match &spec.relay {
             Some(r) => Some(
-                r.issue(&handler.label(), spec.provider.as_deref())
+                r.issue_for(&handler.label(), spec.provider.as_deref())
                     .map_err(|e| spawn_failure(e.to_string()))?,
             ),
             // Providers are reached through the relay only: without one, a provider's process

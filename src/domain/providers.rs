@@ -375,10 +375,10 @@ mod tests {
         let up = by("up");
         assert!(up.reachable && up.ok(), "{up:?}");
         assert_eq!(up.status, Some(404), "any status counts as reachable");
-        assert_eq!(up.credentials["UP_KEY"], true);
+        assert!(up.credentials["UP_KEY"]);
         let down = by("down");
         assert!(!down.reachable && !down.ok(), "{down:?}");
-        assert_eq!(down.credentials["DOWN_TOKEN"], false);
+        assert!(!down.credentials["DOWN_TOKEN"]);
         assert!(
             down.error.as_deref().unwrap().contains("connect"),
             "{down:?}"

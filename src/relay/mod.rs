@@ -247,9 +247,16 @@ impl Relay {
             .unwrap_or_else(|e| e.into_inner()) = table;
     }
 
+    /// A new token for one process, bound to the gateway's own upstream; it is refused once
+    /// the returned handle is dropped.
+    pub fn issue(&self, label: &str) -> RelayToken {
+        let creds = self.inner.creds.clone();
+        self.token_for(label, creds)
+    }
+
     /// A new token for one process, bound to `provider`'s upstream (`None`: the gateway's
     /// own); it is refused once the returned handle is dropped.
-    pub fn issue(&self, label: &str, provider: Option<&str>) -> Result<RelayToken, RelayError> {
+    pub fn issue_for(&self, label: &str, provider: Option<&str>) -> Result<RelayToken, RelayError> {
         let creds = match provider {
             None => self.inner.creds.clone(),
             Some(name) => self
@@ -261,6 +268,10 @@ impl Relay {
                 .cloned()
                 .ok_or_else(|| RelayError::UnknownProvider(name.to_string()))?,
         };
+        Ok(self.token_for(label, creds))
+    }
+
+    fn token_for(&self, label: &str, creds: Arc<Credentials>) -> RelayToken {
         let token = format!(
             "{TOKEN_PREFIX}{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -276,12 +287,12 @@ impl Relay {
                 },
             );
         }
-        Ok(RelayToken {
+        RelayToken {
             inner: Arc::downgrade(&self.inner),
             url: self.url(),
             vars,
             token,
-        })
+        }
     }
 
     /// Tokens alive now.
@@ -718,9 +729,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_providers_token_is_bound_to_its_upstream_and_an_unknown_one_is_refused() {
+        let relay = Relay::start(creds(&[("ANTHROPIC_API_KEY", "sk-own")]))
+            .await
+            .unwrap();
+        relay.set_providers([(
+            "p".to_string(),
+            creds(&[
+                ("ANTHROPIC_AUTH_TOKEN", "tok-p"),
+                ("ANTHROPIC_BASE_URL", "http://p"),
+            ]),
+        )]);
+        let token = relay.issue_for("x", Some("p")).unwrap();
+        let vars: Vec<String> = token.cli_env().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(vars, ["ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"]);
+        let bound = relay.inner.tokens.lock().unwrap()[token.secret()]
+            .creds
+            .clone();
+        assert_eq!(bound.base_url, "http://p");
+        assert_eq!(bound.api_key, None, "never the gateway's own key");
+        let own = relay.issue_for("y", None).unwrap();
+        let bound = relay.inner.tokens.lock().unwrap()[own.secret()]
+            .creds
+            .clone();
+        assert_eq!(bound.api_key.as_deref(), Some("sk-own"));
+        assert!(matches!(
+            relay.issue_for("z", Some("q")),
+            Err(RelayError::UnknownProvider(n)) if n == "q"
+        ));
+        // A reload's table: new tokens only; a live one keeps what it was issued with.
+        relay.set_providers([]);
+        assert!(relay.issue_for("x", Some("p")).is_err());
+        let still = relay.inner.tokens.lock().unwrap()[token.secret()]
+            .creds
+            .clone();
+        assert_eq!(still.base_url, "http://p");
+    }
+
+    #[tokio::test]
     async fn a_token_is_refused_once_dropped() {
         let relay = Relay::start(creds(&[])).await.unwrap();
-        let token = relay.issue("p1", None).unwrap();
+        let token = relay.issue("p1");
         assert_eq!(relay.live_tokens(), 1);
         let env = token.cli_env();
         assert_eq!(env[0], ("ANTHROPIC_BASE_URL".to_string(), relay.url()));
