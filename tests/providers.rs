@@ -119,6 +119,26 @@ async fn each_provider_model_reaches_its_own_upstream_with_its_own_credentials()
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["content"][0]["text"], "hello beta");
 
+    // Token counts for beta's model are asked of beta.
+    let resp = app
+        .post(
+            "/v1/messages/count_tokens",
+            &json!({"model": "beta-model", "messages": [{"role": "user", "content": "count me"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let counted: Vec<LoggedRequest> = beta
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/messages/count_tokens"))
+        .collect();
+    assert_eq!(counted.len(), 1, "beta counted the tokens");
+    assert_eq!(counted[0].body["model"], "beta-chat");
+    assert_eq!(
+        counted[0].credentials["authorization"],
+        digest(&format!("Bearer {BETA_SECRET}"))
+    );
+
     // A native session on beta's model.
     let session = create_session(&app, json!({"model": "beta-model"})).await;
     let reply = send_message(&app, &session, "native beta").await;

@@ -97,6 +97,12 @@ impl ModelTable {
         &self.providers
     }
 
+    /// The provider serving `id`, when one does.
+    pub fn provider_of(&self, id: &str) -> Option<&ProviderConfig> {
+        let name = self.resolve(id)?.cli_model.provider.as_deref()?;
+        self.providers.get(name)
+    }
+
     /// The list as the adapter `key` renders it, rendered on first use and kept: a table never
     /// changes (a reload makes a new one), so `render` must depend on nothing else that does. Serializing the list was the largest cost of `GET /v1/models` (bench/RESULTS.md).
     pub fn rendered(&self, key: &'static str, render: impl FnOnce(&ModelTable) -> Bytes) -> Bytes {

@@ -64,18 +64,28 @@ impl ProviderConfig {
     /// gateway's environment). Built the way the gateway's own upstream is, from the variables
     /// the CLI would have had.
     pub fn credentials(&self, env: impl Fn(&str) -> Option<String>) -> Credentials {
-        let headers: String = self
-            .headers
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}\n"))
-            .collect();
-        Credentials::from_lookup(|var| match var {
+        Credentials::from_lookup(|var| self.cli_var(var, &env))
+    }
+
+    /// A client of the provider's API for what the gateway asks itself (token counts).
+    pub fn upstream(&self, env: impl Fn(&str) -> Option<String>) -> crate::upstream::Upstream {
+        crate::upstream::Upstream::from_lookup(|var| self.cli_var(var, &env))
+    }
+
+    /// The upstream variable `var` as the CLI would have it to reach this provider directly.
+    fn cli_var(&self, var: &str, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        match var {
             "ANTHROPIC_BASE_URL" => Some(self.base_url.clone()),
-            "ANTHROPIC_API_KEY" => self.api_key_env.as_deref().and_then(&env),
-            "ANTHROPIC_AUTH_TOKEN" => self.auth_token_env.as_deref().and_then(&env),
-            "ANTHROPIC_CUSTOM_HEADERS" => Some(headers.clone()),
+            "ANTHROPIC_API_KEY" => self.api_key_env.as_deref().and_then(env),
+            "ANTHROPIC_AUTH_TOKEN" => self.auth_token_env.as_deref().and_then(env),
+            "ANTHROPIC_CUSTOM_HEADERS" => Some(
+                self.headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}\n"))
+                    .collect(),
+            ),
             _ => None,
-        })
+        }
     }
 }
 
