@@ -123,6 +123,7 @@ fn valid_env_name(s: &str) -> bool {
 pub fn check_config(
     providers: &BTreeMap<String, ProviderConfig>,
     models: &BTreeMap<String, String>,
+    cli_extra_env: &[String],
 ) -> Result<(), String> {
     // Where each public id is defined, to name both places of a second definition.
     let mut defined: BTreeMap<&str, String> = models
@@ -158,6 +159,17 @@ pub fn check_config(
             }
             HeaderValue::from_str(v)
                 .map_err(|_| format!("{at}.headers.{h}: not a valid header value"))?;
+        }
+        // A secret must stay with the relay: no rule may pass it on to the CLI.
+        let inherited = |v: &&str| {
+            !crate::claude::args::inherited_env([(v.to_string(), String::new())], cli_extra_env)
+                .is_empty()
+        };
+        if let Some(var) = p.credential_vars().into_iter().find(inherited) {
+            return Err(format!(
+                "{at}: the credential variable {var} would reach every CLI process \
+                 (cli_extra_env or the CLI's own settings pass it on); name another variable"
+            ));
         }
         if p.models.is_empty() {
             return Err(format!("{at}.models is empty: name at least one model"));
@@ -273,6 +285,7 @@ fn probe_error(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn parse(toml_text: &str) -> BTreeMap<String, ProviderConfig> {
         #[derive(Deserialize)]
@@ -291,14 +304,14 @@ mod tests {
         let p = parse(KIMI);
         assert_eq!(p["kimi"].models["kimi"], "kimi-k2-turbo-preview");
         assert_eq!(p["kimi"].credential_vars(), ["MOONSHOT_API_KEY"]);
-        check_config(&p, &crate::domain::models::default_table()).unwrap();
+        check_config(&p, &crate::domain::models::default_table(), &[]).unwrap();
         assert!(toml::from_str::<ProviderConfig>("base_url = \"x\"\ncolour = 1").is_err());
     }
 
     #[test]
     fn bad_providers_are_named() {
         let none = BTreeMap::new();
-        let err = |text: &str| check_config(&parse(text), &none).unwrap_err();
+        let err = |text: &str| check_config(&parse(text), &none, &[]).unwrap_err();
         let e = err("[providers.a]\nbase_url = \"api.example.com\"\nmodels = { m = \"x\" }\n");
         assert!(e.contains("providers.a.base_url"), "{e}");
         let e = err("[providers.a]\nmodels = { m = \"x\" }\n");
@@ -323,7 +336,7 @@ mod tests {
             "[providers.a]\nbase_url = \"http://a\"\nmodels = { m = \"x\" }\n\
              [providers.b]\nbase_url = \"http://b\"\nmodels = { m = \"y\" }\n",
         );
-        let e = check_config(&two, &BTreeMap::new()).unwrap_err();
+        let e = check_config(&two, &BTreeMap::new(), &[]).unwrap_err();
         assert!(
             e.contains("'m'")
                 && e.contains("providers.a.models")
@@ -331,7 +344,7 @@ mod tests {
             "{e}"
         );
         let one = parse("[providers.a]\nbase_url = \"http://a\"\nmodels = { sonnet = \"x\" }\n");
-        let e = check_config(&one, &crate::domain::models::default_table()).unwrap_err();
+        let e = check_config(&one, &crate::domain::models::default_table(), &[]).unwrap_err();
         assert!(
             e.contains("'sonnet'") && e.contains("[models]") && e.contains("providers.a"),
             "{e}"
@@ -358,6 +371,45 @@ mod tests {
         // Unset: no credential at all, never someone else's.
         let c = p.credentials(|_| None);
         assert_eq!((c.api_key, c.auth_token), (None, None));
+    }
+
+    #[test]
+    fn providers_come_from_the_file_or_the_environment_and_are_checked() {
+        let file = "warm_models = [\"kimi\"]\n\
+            [providers.moonshot]\nbase_url = \"https://api.moonshot.ai/anthropic\"\n\
+            auth_token_env = \"MOONSHOT_API_KEY\"\nmodels = { kimi = \"kimi-k2\" }\n";
+        let cfg = Config::from_toml(file).unwrap();
+        assert_eq!(cfg.providers["moonshot"].models["kimi"], "kimi-k2");
+        cfg.validate().unwrap();
+        let mut env = Config::default();
+        env.apply_env(|k| {
+            (k == "CCGW_PROVIDERS").then(|| {
+                r#"{"ds": {"base_url": "https://api.deepseek.com/anthropic", "models": {"ds": "deepseek-chat"}}}"#.into()
+            })
+        })
+        .unwrap();
+        env.validate().unwrap();
+        assert_eq!(env.providers["ds"].models["ds"], "deepseek-chat");
+        // A provider's secret passed on to the CLI is refused.
+        let leaky = Config {
+            cli_extra_env: vec!["MOONSHOT_API_KEY".into()],
+            ..cfg.clone()
+        };
+        let e = leaky.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("providers.moonshot") && e.contains("MOONSHOT_API_KEY"),
+            "{e}"
+        );
+        let bad = Config::from_toml(&file.replace("https://api.moonshot.ai/anthropic", "moonshot"))
+            .unwrap();
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("providers.moonshot.base_url"), "{e}");
+        let unknown = Config::from_toml("warm_models = [\"nope\"]").unwrap();
+        assert!(unknown
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("'nope'"));
     }
 
     #[tokio::test]
