@@ -113,6 +113,7 @@ fn spec(fake: &std::path::Path, cwd: PathBuf, n: usize) -> LaunchSpec {
         cwd: cwd.join(format!("w{n}")),
         config_dir: cwd.join("config"),
         model: None,
+        provider: None,
         session: SessionMode::New(uuid::Uuid::new_v4().to_string()),
         builtin_tools: vec![],
         allowed_tools: vec![],

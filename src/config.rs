@@ -66,6 +66,9 @@ pub struct Config {
     pub store_durability: String,
     /// Public model id → CLI `--model` value (empty: the CLI's default).
     pub models: BTreeMap<String, String>,
+    /// Other Anthropic-compatible upstreams and the models each serves (`[providers.NAME]`,
+    /// see docs/providers.md).
+    pub providers: BTreeMap<String, crate::domain::providers::ProviderConfig>,
     /// Directories a session's workspace must lie in; empty: the data dir's `workspaces/`.
     pub workspace_roots: Vec<PathBuf>,
     /// A Claude Code config dir (e.g. `~/.claude`) whose sessions the console and
@@ -167,6 +170,7 @@ impl Default for Config {
             log_format: "auto".into(),
             store_durability: "normal".into(),
             models: models::default_table(),
+            providers: BTreeMap::new(),
             workspace_roots: vec![],
             claude_sessions_dir: None,
             exact_system_prompt: true,
@@ -211,7 +215,7 @@ impl std::fmt::Debug for Config {
 }
 
 /// Secrets as a count and a short digest: a change shows, the values never do.
-fn redacted(secrets: &[String]) -> String {
+pub(crate) fn redacted(secrets: &[String]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for s in secrets {
@@ -292,6 +296,7 @@ impl Config {
                 format!("{:?}", self.drain_timeout_secs),
             ),
             ("models", format!("{:?}", self.models)),
+            ("providers", format!("{:?}", self.providers)),
             ("workspace_roots", format!("{:?}", self.workspace_roots)),
             (
                 "claude_sessions_dir",
@@ -430,6 +435,11 @@ impl Config {
             self.mcp_servers = serde_json::from_str(&v)
                 .map_err(|e| anyhow::anyhow!("CCGW_MCP_SERVERS is not valid: {e}"))?;
         }
+        if let Some(v) = get("CCGW_PROVIDERS").filter(|v| !v.trim().is_empty()) {
+            // The same tables as in the file, as one JSON object: {"NAME": {"base_url": ...}}.
+            self.providers = serde_json::from_str(&v)
+                .map_err(|e| anyhow::anyhow!("CCGW_PROVIDERS is not valid: {e}"))?;
+        }
         // --- limits ---
         if let Some(v) = get("CCGW_PRICES").filter(|v| !v.trim().is_empty()) {
             // The same tables as in the file, as one JSON object: {"MODEL": {"input": ...}}.
@@ -532,12 +542,13 @@ impl Config {
                 self.store_durability
             );
         }
-        if let Some(m) = self
-            .warm_models
-            .iter()
-            .find(|m| !self.models.contains_key(*m))
-        {
-            bail!("warm_models names '{m}', which is not in the model table");
+        crate::domain::providers::check_config(&self.providers, &self.models, &self.cli_extra_env)
+            .map_err(anyhow::Error::msg)?;
+        let known = |m: &String| {
+            self.models.contains_key(m) || self.providers.values().any(|p| p.models.contains_key(m))
+        };
+        if let Some(m) = self.warm_models.iter().find(|m| !known(m)) {
+            bail!("warm_models names '{m}', which is not in the model table nor a provider's");
         }
         if self.api_keys.iter().any(|k| k.len() < 8) {
             bail!("every API key must be at least 8 characters long");

@@ -1,5 +1,6 @@
-//! `ccgw doctor`: find the CLI, print its version, send one real turn through the configured
-//! upstream, and explain in plain words what is wrong when something is.
+//! `ccgw doctor`: find the CLI, print its version, check each upstream provider, send one real
+//! turn through the configured upstream, and explain in plain words what is wrong when
+//! something is.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,6 +70,8 @@ pub async fn run(mut cfg: Config) -> bool {
         }
         None
     };
+
+    let providers_ok = check_providers(&cfg).await;
 
     let data = match tempfile_dir(&cfg) {
         Ok(d) => d,
@@ -146,7 +149,7 @@ pub async fn run(mut cfg: Config) -> bool {
                 s.usage.output_tokens
             );
             println!("reply:     {}", text.trim());
-            true
+            providers_ok
         }
         Err(e) => {
             println!("FAIL       {e}");
@@ -154,6 +157,62 @@ pub async fn run(mut cfg: Config) -> bool {
             false
         }
     }
+}
+
+/// Print each provider's check (credential variables set, base URL answering); whether all
+/// passed.
+async fn check_providers(cfg: &Config) -> bool {
+    let checks =
+        crate::domain::providers::check_all(&cfg.providers, crate::domain::providers::process_env)
+            .await;
+    for c in &checks {
+        println!(
+            "provider:  {} at {} (models: {})",
+            c.name,
+            c.base_url,
+            c.models.join(", ")
+        );
+        for line in provider_problems(c) {
+            println!("{line}");
+        }
+    }
+    checks.iter().all(|c| c.ok())
+}
+
+/// What is wrong with one provider, as report lines (none when it is fine).
+fn provider_problems(c: &crate::domain::providers::ProviderCheck) -> Vec<String> {
+    let mut lines = Vec::new();
+    let missing: Vec<&str> = c
+        .credentials
+        .iter()
+        .filter(|(_, set)| !**set)
+        .map(|(v, _)| v.as_str())
+        .collect();
+    if !missing.is_empty() {
+        lines.push(format!(
+            "FAIL       {}: not set in the gateway's environment: {}",
+            c.name,
+            missing.join(", ")
+        ));
+    } else if c.credentials.is_empty() {
+        lines.push(format!(
+            "WARN       {}: no credential configured (api_key_env or auth_token_env)",
+            c.name
+        ));
+    }
+    match (&c.status, &c.error) {
+        (Some(s), _) => lines.push(format!(
+            "OK         {}: reachable (HTTP {s} in {} ms)",
+            c.name, c.probe_ms
+        )),
+        (None, e) => lines.push(format!(
+            "FAIL       {}: {} is unreachable: {}",
+            c.name,
+            c.base_url,
+            e.as_deref().unwrap_or("no answer")
+        )),
+    }
+    lines
 }
 
 fn tempfile_dir(cfg: &Config) -> std::io::Result<std::path::PathBuf> {

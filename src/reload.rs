@@ -25,6 +25,7 @@ pub const POLL_EVERY: Duration = Duration::from_secs(2);
 pub const RELOADABLE: &[&str] = &[
     "api_keys",
     "models",
+    "providers",
     "cors_origins",
     "warm_pool_size",
     "warm_pool_max",
@@ -186,8 +187,17 @@ fn apply(app: &AppState, new: &Config, changed: &[&str]) {
     if has("api_keys") {
         app.keys.set_statics(&new.api_keys);
     }
-    if has("models") {
-        app.models.replace(&new.models);
+    if has("models") || has("providers") {
+        app.models.replace(&new.models, &new.providers);
+    }
+    if has("providers") {
+        // New processes get the new upstreams and credentials; running ones keep theirs.
+        if let Some(relay) = &app.cfg.relay {
+            relay.set_providers(crate::domain::providers::credentials_table(
+                &new.providers,
+                crate::domain::providers::process_env,
+            ));
+        }
     }
     if has("cors_origins") {
         app.cors.set(&new.cors_origins);
@@ -196,7 +206,12 @@ fn apply(app: &AppState, new: &Config, changed: &[&str]) {
     if has("max_live_processes") {
         pool.set_max_live(new.max_live_processes);
     }
-    if has("warm_pool_size") || has("warm_pool_max") || has("warm_models") || has("models") {
+    if has("warm_pool_size")
+        || has("warm_pool_max")
+        || has("warm_models")
+        || has("models")
+        || has("providers")
+    {
         let keys = crate::domain::conversations::warm_keys(&app.models.current(), &new.warm_models);
         pool.set_warm((new.warm_pool_size, new.warm_pool_max), keys);
     }
@@ -206,6 +221,7 @@ fn copy_setting(into: &mut Config, from: &Config, name: &str) {
     match name {
         "api_keys" => into.api_keys = from.api_keys.clone(),
         "models" => into.models = from.models.clone(),
+        "providers" => into.providers = from.providers.clone(),
         "cors_origins" => into.cors_origins = from.cors_origins.clone(),
         "warm_pool_size" => into.warm_pool_size = from.warm_pool_size,
         "warm_pool_max" => into.warm_pool_max = from.warm_pool_max,
@@ -256,6 +272,13 @@ mod tests {
             ..Config::default()
         };
         changed.models.insert("x".into(), "y".into());
+        changed.providers.insert(
+            "p".into(),
+            crate::domain::providers::ProviderConfig {
+                base_url: "http://p".into(),
+                ..Default::default()
+            },
+        );
         let mut into = Config::default();
         for n in RELOADABLE {
             assert!(names.contains(n), "{n} is not a setting");

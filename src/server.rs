@@ -148,11 +148,22 @@ pub async fn confine(cfg: &mut Config) -> anyhow::Result<()> {
     let creds = crate::relay::Credentials::from_lookup(|k| {
         crate::upstream::lookup(&cfg.cli_env, k, |k| std::env::var(k).ok())
     });
-    cfg.relay = Some(
-        crate::relay::Relay::start(creds)
-            .await
-            .context("starting the credential relay")?,
-    );
+    let relay = crate::relay::Relay::start(creds)
+        .await
+        .context("starting the credential relay")?;
+    // Each provider's secrets, read by the names the config gives, stay with the relay.
+    relay.set_providers(crate::domain::providers::credentials_table(
+        &cfg.providers,
+        crate::domain::providers::process_env,
+    ));
+    for (name, p) in &cfg.providers {
+        for var in p.credential_vars() {
+            if crate::domain::providers::process_env(var).is_none_or(|v| v.trim().is_empty()) {
+                tracing::warn!(provider = %name, variable = %var, "a provider's credential variable is not set: its models' requests go without it");
+            }
+        }
+    }
+    cfg.relay = Some(relay);
     let wants_bash = cfg.builtin_tools.iter().any(|t| t == "Bash");
     match crate::claude::sandbox::probe() {
         Ok(how) => {

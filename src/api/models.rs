@@ -46,7 +46,7 @@ pub async fn get(
             .into_response();
     }
     match app.models.resolve(&id) {
-        Some(m) => Json(anthropic_models::info(&m.id, app.started_unix)).into_response(),
+        Some(m) => Json(anthropic_models::info(&m, app.started_unix)).into_response(),
         None => AnthropicError(ApiError::ModelNotFound(id)).into_response(),
     }
 }

@@ -22,6 +22,14 @@ pub enum SessionMode {
     Resume { id: String, fork: bool },
 }
 
+/// What a process runs as: the upstream provider that serves it (`None`: the gateway's own
+/// upstream) and the CLI's `--model` (`None`: the CLI's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct CliModel {
+    pub provider: Option<String>,
+    pub model: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
     pub program: PathBuf,
@@ -29,6 +37,9 @@ pub struct LaunchSpec {
     pub config_dir: PathBuf,
     /// `--model`; `None` leaves the CLI's default.
     pub model: Option<String>,
+    /// The `[providers.NAME]` whose upstream and credentials the relay uses for this
+    /// process; `None`: the gateway's own.
+    pub provider: Option<String>,
     pub session: SessionMode,
     /// Built-in tools the model may see (`--tools`); empty means none.
     pub builtin_tools: Vec<String>,
@@ -126,6 +137,12 @@ pub fn cli_home(config_dir: &Path) -> PathBuf {
 }
 
 impl LaunchSpec {
+    /// Run as `m`: its `--model` and its provider.
+    pub fn set_model(&mut self, m: &CliModel) {
+        self.model = m.model.clone();
+        self.provider = m.provider.clone();
+    }
+
     pub fn args(&self) -> Vec<OsString> {
         let mut a: Vec<String> = vec![
             "--input-format".into(),
@@ -236,6 +253,7 @@ mod tests {
             cwd: "/w".into(),
             config_dir: "/d/claude".into(),
             model: None,
+            provider: None,
             session: SessionMode::New("11111111-1111-1111-1111-111111111111".into()),
             builtin_tools: vec![],
             allowed_tools: vec![],

@@ -31,12 +31,12 @@ struct Slot {
     process: Arc<CliProcess>,
     /// `None` while busy.
     idle_since: Option<Instant>,
-    /// Pre-started and not yet given to anyone: for this `--model` (`None`: the default).
+    /// Pre-started and not yet given to anyone: for this provider and `--model`.
     warm: Option<WarmKey>,
 }
 
-/// What a warm process was started for: its `--model`.
-pub type WarmKey = Option<String>;
+/// What a warm process was started for: its provider and `--model`.
+pub type WarmKey = super::args::CliModel;
 
 /// A busy process, held by whoever sets up or runs a turn in it. Dropped without being handed
 /// on (its holder was cancelled mid-set-up), it is retired: what state it was left in is
@@ -752,7 +752,7 @@ mod tests {
         Warm {
             size: AtomicUsize::new(size),
             max: AtomicUsize::new(max),
-            keys: std::sync::RwLock::new(vec![None]),
+            keys: std::sync::RwLock::new(vec![WarmKey::default()]),
             ttl: Duration::from_secs(60),
             factory: Box::new(|_| unreachable!("nothing is started here")),
             demand: Mutex::default(),
@@ -762,7 +762,7 @@ mod tests {
     #[test]
     fn the_warm_target_follows_recent_demand_within_its_bounds() {
         let w = warm(2, 4);
-        let key: WarmKey = None;
+        let key = WarmKey::default();
         assert_eq!(w.target(&key), 2, "the floor when nobody asked");
         w.note_demand(&key);
         assert_eq!(
@@ -776,7 +776,11 @@ mod tests {
             w.note_demand(&key);
         }
         assert_eq!(w.target(&key), 4, "the ceiling");
-        assert_eq!(w.target(&Some("opus".into())), 2, "per key");
+        let opus = WarmKey {
+            provider: None,
+            model: Some("opus".into()),
+        };
+        assert_eq!(w.target(&opus), 2, "per key");
         // A ceiling below the floor is the floor; a floor of zero is off.
         assert_eq!(warm(3, 1).target(&key), 3);
         let off = warm(0, 4);
@@ -787,7 +791,7 @@ mod tests {
     #[test]
     fn old_demand_is_forgotten() {
         let w = warm(1, 4);
-        let key: WarmKey = None;
+        let key = WarmKey::default();
         let long_ago = Instant::now() - DEMAND_WINDOW - Duration::from_millis(10);
         lock_map(&w.demand).insert(key.clone(), [long_ago; 3].into_iter().collect());
         assert_eq!(w.target(&key), 1);

@@ -87,10 +87,11 @@ impl CliProcess {
         handler: Arc<ControlHandler>,
     ) -> Result<CliProcess, ClaudeError> {
         let program = spec.program.display().to_string();
-        let spawn_err = |e: std::io::Error| ClaudeError::Spawn {
+        let spawn_failure = |message: String| ClaudeError::Spawn {
             program: program.clone(),
-            message: e.to_string(),
+            message,
         };
+        let spawn_err = |e: std::io::Error| spawn_failure(e.to_string());
         // Through the supervisor when there is one, so that nothing the CLI starts outlives
         // the gateway (see `supervise`).
         let supervisor = supervise::binary();
@@ -118,7 +119,20 @@ impl CliProcess {
             cmd.env(k, v);
         }
         // The upstream through the relay, with a token of this process's own.
-        let relay_token = spec.relay.as_ref().map(|r| r.issue(&handler.label()));
+        let relay_token = match &spec.relay {
+            Some(r) => Some(
+                r.issue_for(&handler.label(), spec.provider.as_deref())
+                    .map_err(|e| spawn_failure(e.to_string()))?,
+            ),
+            // Providers are reached through the relay only: without one, a provider's process
+            // would fall back to the gateway's own upstream.
+            None if spec.provider.is_some() => {
+                return Err(spawn_failure(
+                    "a provider's model needs the credential relay".into(),
+                ))
+            }
+            None => None,
+        };
         for (k, v) in relay_token.iter().flat_map(|t| t.cli_env()) {
             cmd.env(k, v);
         }

@@ -319,10 +319,12 @@ impl Conversations {
                 if let Some(m) = a.model.as_deref() {
                     let cli = match m {
                         "inherit" => Some("inherit".to_string()),
-                        m => self
-                            .models
-                            .resolve(m)
-                            .map(|e| e.cli_model.clone().unwrap_or_else(|| "inherit".into())),
+                        m => self.models.resolve(m).map(|e| {
+                            e.cli_model
+                                .model
+                                .clone()
+                                .unwrap_or_else(|| "inherit".into())
+                        }),
                     };
                     if let Some(cli) = cli {
                         def["model"] = json!(cli);

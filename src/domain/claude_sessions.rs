@@ -273,7 +273,7 @@ impl Conversations {
         self: &Arc<Self>,
         id: &str,
         model_id: String,
-        cli_model: Option<String>,
+        cli_model: crate::domain::models::CliModel,
         title: Option<String>,
     ) -> Result<SessionInfo, TurnError> {
         let (found, _, source) = self.claude_session_file(id)?;

@@ -127,7 +127,10 @@ impl Conversations {
             Duration::from_secs(cfg.shutdown_grace_secs),
         ));
         let (warm_cfg, warm_bin) = (cfg.clone(), claude_bin.clone());
-        let models = Arc::new(crate::domain::models::Models::new(&cfg.models));
+        let models = Arc::new(crate::domain::models::Models::new(
+            &cfg.models,
+            &cfg.providers,
+        ));
         let keys = warm_keys(&models.current(), &cfg.warm_models);
         pool.enable_warm(
             (cfg.warm_pool_size, cfg.warm_pool_max),
@@ -141,7 +144,7 @@ impl Conversations {
                     warm_cfg.workspaces_dir().join(&id),
                     SessionMode::New(uuid::Uuid::new_v4().to_string()),
                 );
-                spec.model = model.clone();
+                spec.set_model(model);
                 (
                     spec,
                     Arc::new(ControlHandler::new("warm", ToolPolicy::default())),
@@ -807,6 +810,7 @@ pub(crate) fn base_spec(
         cwd,
         config_dir: cfg.claude_config_dir(),
         model: None,
+        provider: None,
         session,
         builtin_tools: vec![],
         allowed_tools: vec![],
@@ -826,11 +830,11 @@ pub(crate) fn base_spec(
     }
 }
 
-/// The warm pool's keys (CLI `--model` values) of the configured warm models.
+/// The warm pool's keys (provider and `--model`) of the configured warm models.
 pub(crate) fn warm_keys(
     models: &crate::domain::models::ModelTable,
     warm_models: &[String],
-) -> Vec<Option<String>> {
+) -> Vec<crate::claude::pool::WarmKey> {
     warm_models
         .iter()
         .filter_map(|m| models.resolve(m).map(|e| e.cli_model.clone()))

@@ -91,7 +91,7 @@ impl Conversations {
                         SessionMode::New(conv.cli_session_id.clone())
                     },
                 );
-                spec.model = req.cli_model.clone();
+                spec.set_model(&req.cli_model);
                 spec.builtin_tools = req.builtin_tools.clone();
                 spec.permission_mode = req.options.permission_mode.clone();
                 spec.effort = req.options.effort.clone();

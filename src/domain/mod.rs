@@ -53,6 +53,7 @@ pub mod project;
 // --- isolation: who owns a session, and projects ---
 pub mod ownership;
 pub mod projects;
+pub mod providers;
 mod recorder;
 pub mod replies;
 pub mod session_copy;

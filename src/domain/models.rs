@@ -1,19 +1,35 @@
-//! The public model table: ids clients may ask for → the CLI's `--model` value.
+//! The public model table: ids clients may ask for → what the CLI runs them as (a provider and
+//! its `--model` value).
 //!
-//! Pure data and lookups; configured in `[models]` of the config file or `CCGW_MODELS`.
-//! [`Models`] holds the table in force, which a reload replaces whole.
+//! Pure data and lookups; configured in `[models]` of the config file or `CCGW_MODELS` (the
+//! gateway's own upstream) and in each `[providers.NAME].models`. [`Models`] holds the table
+//! in force, with the providers it was built from, which a reload replaces whole.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 
+pub use crate::claude::args::CliModel;
+use crate::domain::providers::ProviderConfig;
+
+/// Providers by name.
+pub type Providers = BTreeMap<String, ProviderConfig>;
+
 /// One model a client may name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelEntry {
     pub id: String,
-    /// What to pass as `--model`; `None` leaves the CLI's own default.
-    pub cli_model: Option<String>,
+    /// Its provider (`None`: the gateway's own upstream) and `--model` (`None`: the CLI's
+    /// own default).
+    pub cli_model: CliModel,
+}
+
+impl ModelEntry {
+    /// Who serves it, as model listings name it: the provider, or `anthropic`.
+    pub fn owned_by(&self) -> &str {
+        self.cli_model.provider.as_deref().unwrap_or("anthropic")
+    }
 }
 
 /// The built-in table: full Claude ids, the CLI's aliases, and `default`.
@@ -37,29 +53,54 @@ pub fn default_table() -> BTreeMap<String, String> {
 #[derive(Debug, Clone)]
 pub struct ModelTable {
     entries: BTreeMap<String, ModelEntry>,
+    /// The providers the table was built from (what `/health` checks).
+    providers: Arc<Providers>,
     /// Each adapter's rendering of the whole list, by adapter name (see [`Self::rendered`]).
     rendered: Arc<Mutex<Vec<(&'static str, Bytes)>>>,
 }
 
 impl ModelTable {
     pub fn new(table: &BTreeMap<String, String>) -> Self {
-        let entries = table
+        Self::with_providers(table, &Providers::new())
+    }
+
+    /// `table` (the gateway's own upstream) and every provider's models. The config's checks
+    /// make the ids distinct.
+    pub fn with_providers(table: &BTreeMap<String, String>, providers: &Providers) -> Self {
+        let own = table.iter().map(|(id, cli)| (id, None, cli));
+        let theirs = providers
             .iter()
-            .map(|(id, cli)| {
+            .flat_map(|(name, p)| p.models.iter().map(move |(id, cli)| (id, Some(name), cli)));
+        let entries = own
+            .chain(theirs)
+            .map(|(id, provider, cli)| {
                 let cli = cli.trim();
-                (
-                    id.clone(),
-                    ModelEntry {
-                        id: id.clone(),
-                        cli_model: (!cli.is_empty()).then(|| cli.to_string()),
-                    },
-                )
+                let cli_model = CliModel {
+                    provider: provider.cloned(),
+                    model: (!cli.is_empty()).then(|| cli.to_string()),
+                };
+                let entry = ModelEntry {
+                    id: id.clone(),
+                    cli_model,
+                };
+                (id.clone(), entry)
             })
             .collect();
         ModelTable {
             entries,
+            providers: Arc::new(providers.clone()),
             rendered: Arc::default(),
         }
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// The provider serving `id`, when one does.
+    pub fn provider_of(&self, id: &str) -> Option<&ProviderConfig> {
+        let name = self.resolve(id)?.cli_model.provider.as_deref()?;
+        self.providers.get(name)
     }
 
     /// The list as the adapter `key` renders it, rendered on first use and kept: a table never
@@ -95,8 +136,10 @@ impl ModelTable {
 pub struct Models(RwLock<Arc<ModelTable>>);
 
 impl Models {
-    pub fn new(table: &BTreeMap<String, String>) -> Models {
-        Models(RwLock::new(Arc::new(ModelTable::new(table))))
+    pub fn new(table: &BTreeMap<String, String>, providers: &Providers) -> Models {
+        Models(RwLock::new(Arc::new(ModelTable::with_providers(
+            table, providers,
+        ))))
     }
 
     pub fn current(&self) -> Arc<ModelTable> {
@@ -109,8 +152,9 @@ impl Models {
     }
 
     /// Replace the table (its rendered lists go with it).
-    pub fn replace(&self, table: &BTreeMap<String, String>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ModelTable::new(table));
+    pub fn replace(&self, table: &BTreeMap<String, String>, providers: &Providers) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(ModelTable::with_providers(table, providers));
     }
 }
 
@@ -151,16 +195,42 @@ mod tests {
     #[test]
     fn resolves_aliases_full_ids_and_default() {
         let t = ModelTable::new(&default_table());
-        assert_eq!(t.resolve("default").unwrap().cli_model, None);
+        assert_eq!(t.resolve("default").unwrap().cli_model, CliModel::default());
         assert_eq!(
-            t.resolve("sonnet").unwrap().cli_model.as_deref(),
+            t.resolve("sonnet").unwrap().cli_model.model.as_deref(),
             Some("sonnet")
         );
         assert_eq!(
-            t.resolve("claude-haiku-4-5").unwrap().cli_model.as_deref(),
+            t.resolve("claude-haiku-4-5")
+                .unwrap()
+                .cli_model
+                .model
+                .as_deref(),
             Some("claude-haiku-4-5-20251001")
         );
         assert!(t.resolve("gpt-4o").is_none());
+        assert_eq!(t.resolve("sonnet").unwrap().owned_by(), "anthropic");
+    }
+
+    #[test]
+    fn a_provider_model_resolves_to_its_pair() {
+        let p = ProviderConfig {
+            base_url: "http://kimi".into(),
+            models: [("kimi".to_string(), " kimi-k2 ".to_string())].into(),
+            ..Default::default()
+        };
+        let t = ModelTable::with_providers(&default_table(), &[("moonshot".to_string(), p)].into());
+        let e = t.resolve("kimi").unwrap();
+        assert_eq!(
+            e.cli_model,
+            CliModel {
+                provider: Some("moonshot".into()),
+                model: Some("kimi-k2".into())
+            }
+        );
+        assert_eq!(e.owned_by(), "moonshot");
+        assert_eq!(t.resolve("sonnet").unwrap().cli_model.provider, None);
+        assert_eq!(t.providers().len(), 1);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct SessionInfo {
 
 pub(crate) struct SessionSlot {
     pub(crate) info: SessionInfo,
-    pub(crate) cli_model: Option<String>,
+    pub(crate) cli_model: crate::domain::models::CliModel,
     /// `None` while a turn runs in it.
     pub(crate) conv: Option<Conversation>,
     pub(crate) running: Option<Arc<CliProcess>>,

@@ -36,7 +36,7 @@ const HOLD_WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Default)]
 pub struct NewSession {
     pub model_id: String,
-    pub cli_model: Option<String>,
+    pub cli_model: crate::domain::models::CliModel,
     pub agent: Option<String>,
     pub system_prompt: Option<String>,
     /// A directory of the client's; `None` makes a temporary one.
@@ -250,7 +250,8 @@ impl Conversations {
         let cli_model = self
             .models
             .resolve(&info.model)
-            .and_then(|m| m.cli_model.clone());
+            .map(|m| m.cli_model.clone())
+            .unwrap_or_default();
         self.insert_slot(info, cli_model, conv);
     }
 
@@ -614,7 +615,7 @@ impl Conversations {
     pub(crate) fn insert_slot(
         self: &Arc<Self>,
         info: SessionInfo,
-        cli_model: Option<String>,
+        cli_model: crate::domain::models::CliModel,
         mut conv: Conversation,
     ) {
         let (bus, _) = broadcast::channel(1024);

@@ -166,7 +166,7 @@ impl Conversations {
             let i = &mut slot.info;
             if let Some(m) = p.model {
                 i.model = m;
-                slot.cli_model = cli_model.flatten();
+                slot.cli_model = cli_model.unwrap_or_default();
             }
             if p.permission_mode.is_some() {
                 i.permission_mode = p.permission_mode.clone();

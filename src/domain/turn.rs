@@ -287,8 +287,8 @@ fn identifier(param: &str, v: &Value, extra: &[char]) -> Result<String, InvalidF
 pub struct TurnRequest {
     /// The public model id the client asked for (echoed back in responses).
     pub model_id: String,
-    /// The CLI `--model` value; `None` is the CLI's default.
-    pub cli_model: Option<String>,
+    /// The provider and CLI `--model` value it runs as.
+    pub cli_model: crate::domain::models::CliModel,
     pub system: Option<String>,
     /// Every message before the new one.
     pub history: Vec<Message>,

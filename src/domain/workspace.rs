@@ -374,7 +374,8 @@ impl Conversations {
         let cli_model = self
             .models
             .resolve(&info.model)
-            .and_then(|m| m.cli_model.clone());
+            .map(|m| m.cli_model.clone())
+            .unwrap_or_default();
         self.insert_slot(info.clone(), cli_model, conv);
         Ok(info)
     }

@@ -35,6 +35,9 @@ pub struct Health {
     pub bash_sandbox: String,
     /// The credential relay: the upstream's rate limits, usage and errors it has seen.
     pub relay: Option<RelayHealth>,
+    /// Each upstream provider: its credential variables set, its base URL reachable. One that
+    /// is not leaves the gateway ready (other models still work); it shows here.
+    pub providers: Vec<crate::domain::providers::ProviderCheck>,
 }
 
 #[derive(Serialize)]
@@ -51,7 +54,7 @@ pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response
     if !auth::key_ok(&app, &headers) {
         return Json(serde_json::json!({"status": "ok"})).into_response();
     }
-    details(&app).into_response()
+    details(&app).await.into_response()
 }
 
 /// `GET /health/ready`: readiness for a load balancer or Kubernetes, open to anyone: 200 while
@@ -73,7 +76,12 @@ pub async fn ready(State(app): State<AppState>, headers: HeaderMap) -> Response 
     (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready)).into_response()
 }
 
-fn details(app: &AppState) -> Json<Health> {
+async fn details(app: &AppState) -> Json<Health> {
+    let providers = crate::domain::providers::check_all(
+        app.models.current().providers(),
+        crate::domain::providers::process_env,
+    )
+    .await;
     let c = &app.conversations;
     Json(Health {
         // Alive either way (liveness must not fail while turns finish); "draining" once the
@@ -103,6 +111,7 @@ fn details(app: &AppState) -> Json<Health> {
             live_tokens: r.live_tokens(),
             seen: r.ledger().summary(),
         }),
+        providers,
     })
 }
 

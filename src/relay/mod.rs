@@ -4,6 +4,10 @@
 //! token, OAuth token, custom headers) in its place and forwards the request to the real
 //! upstream, streaming the answer back as its bytes arrive. A token dies with its process.
 //!
+//! A process of a provider's model (`[providers.NAME]`) gets a token bound to that provider's
+//! upstream and credentials when it starts: its requests go there and carry those, never the
+//! gateway's own nor another provider's.
+//!
 //! On the way it records each request's usage, the upstream's rate-limit headers and errors
 //! (see `usage`). It must not change a request in any other way, buffer a response, or log a
 //! credential.
@@ -12,7 +16,7 @@ pub mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -138,11 +142,27 @@ fn parse_custom_headers(text: &str) -> Vec<(HeaderName, HeaderValue)> {
 }
 
 struct Inner {
-    creds: Credentials,
+    /// The gateway's own upstream.
+    creds: Arc<Credentials>,
+    /// Each provider's, by name; a reload replaces the table (live tokens keep theirs).
+    providers: RwLock<HashMap<String, Arc<Credentials>>>,
     client: reqwest::Client,
-    /// Live tokens → who holds them.
-    tokens: Mutex<HashMap<String, String>>,
+    /// Live tokens → who holds them and where their requests go.
+    tokens: Mutex<HashMap<String, Holder>>,
     ledger: Ledger,
+}
+
+#[derive(Clone)]
+struct Holder {
+    label: String,
+    creds: Arc<Credentials>,
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RelayError {
+    #[error("no upstream provider named '{0}' is configured")]
+    UnknownProvider(String),
 }
 
 /// The running relay. Serving stops when it is dropped.
@@ -172,7 +192,8 @@ impl Relay {
             .build()
             .context("building the relay's HTTP client")?;
         let inner = Arc::new(Inner {
-            creds,
+            creds: Arc::new(creds),
+            providers: RwLock::default(),
             client,
             tokens: Mutex::default(),
             ledger: Ledger::default(),
@@ -213,20 +234,63 @@ impl Relay {
         &self.inner.creds.base_url
     }
 
-    /// A new token for one process; it is refused once the returned handle is dropped.
+    /// The providers' upstreams and credentials, by name, in place of the ones before.
+    pub fn set_providers(&self, providers: impl IntoIterator<Item = (String, Credentials)>) {
+        let table = providers
+            .into_iter()
+            .map(|(name, c)| (name, Arc::new(c)))
+            .collect();
+        *self
+            .inner
+            .providers
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = table;
+    }
+
+    /// A new token for one process, bound to the gateway's own upstream; it is refused once
+    /// the returned handle is dropped.
     pub fn issue(&self, label: &str) -> RelayToken {
+        let creds = self.inner.creds.clone();
+        self.token_for(label, creds)
+    }
+
+    /// A new token for one process, bound to `provider`'s upstream (`None`: the gateway's
+    /// own); it is refused once the returned handle is dropped.
+    pub fn issue_for(&self, label: &str, provider: Option<&str>) -> Result<RelayToken, RelayError> {
+        let creds = match provider {
+            None => self.inner.creds.clone(),
+            Some(name) => self
+                .inner
+                .providers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned()
+                .ok_or_else(|| RelayError::UnknownProvider(name.to_string()))?,
+        };
+        Ok(self.token_for(label, creds))
+    }
+
+    fn token_for(&self, label: &str, creds: Arc<Credentials>) -> RelayToken {
         let token = format!(
             "{TOKEN_PREFIX}{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        let vars = creds.token_vars();
         if let Ok(mut t) = self.inner.tokens.lock() {
-            t.insert(token.clone(), label.to_string());
+            t.insert(
+                token.clone(),
+                Holder {
+                    label: label.to_string(),
+                    creds,
+                },
+            );
         }
         RelayToken {
             inner: Arc::downgrade(&self.inner),
             url: self.url(),
-            vars: self.inner.creds.token_vars(),
+            vars,
             token,
         }
     }
@@ -411,14 +475,14 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let presented = presented_token(&parts.headers);
-    let label = presented.and_then(|t| {
+    let holder = presented.and_then(|t| {
         inner
             .tokens
             .lock()
             .ok()
             .and_then(|tokens| tokens.get(t).cloned())
     });
-    let Some(label) = label else {
+    let Some(Holder { label, creds }) = holder else {
         // The CLI's runtime warms its connection with a bare `HEAD /` as each process starts:
         // no credential at all is routine. A token that is not (or no longer) ours is not.
         if presented.is_some() {
@@ -465,11 +529,11 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         error: None,
         at: now(),
     };
-    let url = format!("{}{}", inner.creds.base_url, path);
+    let url = format!("{}{}", creds.base_url, path);
     let sent = inner
         .client
         .request(parts.method.clone(), &url)
-        .headers(upstream_headers(&parts.headers, &inner.creds))
+        .headers(upstream_headers(&parts.headers, &creds))
         .body(body)
         .send()
         .await;
@@ -662,6 +726,44 @@ mod tests {
         let mut other = HeaderMap::new();
         other.insert("x-api-key", HeaderValue::from_static("sk-someone"));
         assert_eq!(presented_token(&other), None);
+    }
+
+    #[tokio::test]
+    async fn a_providers_token_is_bound_to_its_upstream_and_an_unknown_one_is_refused() {
+        let relay = Relay::start(creds(&[("ANTHROPIC_API_KEY", "sk-own")]))
+            .await
+            .unwrap();
+        relay.set_providers([(
+            "p".to_string(),
+            creds(&[
+                ("ANTHROPIC_AUTH_TOKEN", "tok-p"),
+                ("ANTHROPIC_BASE_URL", "http://p"),
+            ]),
+        )]);
+        let token = relay.issue_for("x", Some("p")).unwrap();
+        let vars: Vec<String> = token.cli_env().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(vars, ["ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"]);
+        let bound = relay.inner.tokens.lock().unwrap()[token.secret()]
+            .creds
+            .clone();
+        assert_eq!(bound.base_url, "http://p");
+        assert_eq!(bound.api_key, None, "never the gateway's own key");
+        let own = relay.issue_for("y", None).unwrap();
+        let bound = relay.inner.tokens.lock().unwrap()[own.secret()]
+            .creds
+            .clone();
+        assert_eq!(bound.api_key.as_deref(), Some("sk-own"));
+        assert!(matches!(
+            relay.issue_for("z", Some("q")),
+            Err(RelayError::UnknownProvider(n)) if n == "q"
+        ));
+        // A reload's table: new tokens only; a live one keeps what it was issued with.
+        relay.set_providers([]);
+        assert!(relay.issue_for("x", Some("p")).is_err());
+        let still = relay.inner.tokens.lock().unwrap()[token.secret()]
+            .creds
+            .clone();
+        assert_eq!(still.base_url, "http://p");
     }
 
     #[tokio::test]

@@ -105,7 +105,7 @@ pub fn count_tokens_body(req: &MessagesRequest, models: &ModelTable) -> Result<V
         })
         .collect();
     let mut body = json!({
-        "model": models::upstream_model_id(model.cli_model.as_deref()),
+        "model": models::upstream_model_id(model.cli_model.model.as_deref()),
         "messages": messages,
     });
     if let Some(s) = conv.system {
@@ -716,7 +716,7 @@ mod tests {
         assert_eq!(t.max_output_tokens, Some(50));
         assert_eq!(t.stop, vec!["END"]);
         assert_eq!(t.client_user.as_deref(), Some("u-7"));
-        assert_eq!(t.cli_model.as_deref(), Some("sonnet"));
+        assert_eq!(t.cli_model.model.as_deref(), Some("sonnet"));
         assert_eq!(t.options.sampling["temperature"], 0.3);
         assert_eq!(t.options.sampling["top_p"], 0.9);
         assert_eq!(t.options.sampling["top_k"], 5);

@@ -88,7 +88,16 @@ pub async fn count_tokens(
 ) -> Result<Json<CountTokensResponse>, AnthropicError> {
     let mut req = convert::parse(&body)?;
     threads::take(&mut req)?;
-    let upstream_body = convert::count_tokens_body(&req, &app.models.current())?;
-    let input_tokens = app.upstream.count_tokens(&upstream_body).await?;
+    let table = app.models.current();
+    let upstream_body = convert::count_tokens_body(&req, &table)?;
+    // A provider's model is counted by its provider.
+    let input_tokens = match table.provider_of(&req.model) {
+        Some(p) => {
+            p.upstream(crate::domain::providers::process_env)
+                .count_tokens(&upstream_body)
+                .await?
+        }
+        None => app.upstream.count_tokens(&upstream_body).await?,
+    };
     Ok(Json(CountTokensResponse { input_tokens }))
 }

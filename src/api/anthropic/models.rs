@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::models::ModelTable;
+use crate::domain::models::{ModelEntry, ModelTable};
 use crate::http::error::ApiError;
 
 /// Anthropic's default and largest page.
@@ -35,6 +35,9 @@ pub struct ModelInfo {
     pub line: Option<Value>,
     pub max_input_tokens: Option<u64>,
     pub max_tokens: Option<u64>,
+    /// The provider that serves it (`[providers.NAME]`), or `anthropic` (not in Anthropic's
+    /// own shape; clients ignore fields they do not know).
+    pub provider: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,8 +49,10 @@ pub struct ModelPage {
 }
 
 /// One model; `created_at` is when this gateway started serving the table.
-pub fn info(id: &str, created_unix: u64) -> ModelInfo {
+pub fn info(m: &ModelEntry, created_unix: u64) -> ModelInfo {
+    let id = m.id.as_str();
     ModelInfo {
+        provider: m.owned_by().to_string(),
         kind: "model",
         id: id.to_string(),
         display_name: display_name(id),
@@ -80,7 +85,8 @@ pub fn page(table: &ModelTable, q: &ListQuery, created_unix: u64) -> Result<Mode
             ))
         }
     };
-    let ids: Vec<&str> = table.all().map(|m| m.id.as_str()).collect();
+    let entries: Vec<&ModelEntry> = table.all().collect();
+    let ids: Vec<&str> = entries.iter().map(|m| m.id.as_str()).collect();
     let position = |id: &str, field: &str| {
         ids.iter().position(|i| *i == id).ok_or_else(|| {
             ApiError::bad_request(field, format!("No model with the id '{id}' to page from"))
@@ -102,9 +108,9 @@ pub fn page(table: &ModelTable, q: &ListQuery, created_unix: u64) -> Result<Mode
     } else {
         end < ids.len()
     };
-    let data: Vec<ModelInfo> = ids[start..end]
+    let data: Vec<ModelInfo> = entries[start..end]
         .iter()
-        .map(|id| info(id, created_unix))
+        .map(|m| info(m, created_unix))
         .collect();
     Ok(ModelPage {
         first_id: data.first().map(|m| m.id.clone()),

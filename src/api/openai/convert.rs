@@ -601,7 +601,7 @@ mod tests {
         assert_eq!(t.history.len(), 2);
         assert_eq!(t.history[1].role, Role::Assistant);
         assert_eq!(t.prompt[0]["text"], "q2");
-        assert_eq!(t.cli_model.as_deref(), Some("sonnet"));
+        assert_eq!(t.cli_model.model.as_deref(), Some("sonnet"));
         assert_eq!(t.max_output_tokens, Some(50));
         assert_eq!(t.stop, vec!["END"]);
     }

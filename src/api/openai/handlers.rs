@@ -55,7 +55,7 @@ pub async fn list_models(State(app): State<AppState>) -> Response {
     let body = app.models.current().rendered("openai", |table| {
         let list = ModelList {
             object: "list",
-            data: table.all().map(|m| model_object(&m.id, &app)).collect(),
+            data: table.all().map(|m| model_object(m, &app)).collect(),
         };
         serde_json::to_vec(&list).unwrap_or_default().into()
     });
@@ -68,15 +68,16 @@ pub async fn get_model(
 ) -> Result<Json<ModelObject>, OpenAiError> {
     app.models
         .resolve(&id)
-        .map(|m| Json(model_object(&m.id, &app)))
+        .map(|m| Json(model_object(&m, &app)))
         .ok_or_else(|| ApiError::ModelNotFound(id).into())
 }
 
-fn model_object(id: &str, app: &AppState) -> ModelObject {
+fn model_object(m: &crate::domain::models::ModelEntry, app: &AppState) -> ModelObject {
     ModelObject {
-        id: id.to_string(),
+        id: m.id.clone(),
         object: "model",
         created: app.started_unix,
-        owned_by: "anthropic",
+        owned_by: m.owned_by().to_string(),
+        provider: m.owned_by().to_string(),
     }
 }

@@ -213,7 +213,10 @@ pub struct ModelObject {
     pub id: String,
     pub object: &'static str,
     pub created: u64,
-    pub owned_by: &'static str,
+    /// The provider that serves it (`[providers.NAME]`), or `anthropic`.
+    pub owned_by: String,
+    /// The same, by the name the gateway's other listings use.
+    pub provider: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
