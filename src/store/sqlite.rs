@@ -1,5 +1,5 @@
 //! The SQLite [`Store`]: one database file in the data dir, WAL journal, a small pool,
-//! migrations (from `migrations/`, embedded in the binary) run at start-up.
+//! migrations (from `migrations/sqlite/`, embedded in the binary) run at start-up.
 //!
 //! Owns: the SQL, the row mapping, the pool and its pragmas. Write transactions start with
 //! `BEGIN IMMEDIATE`, so concurrent writers queue on SQLite's lock (within `busy_timeout`)
@@ -29,10 +29,10 @@ use super::{
 };
 use super::{AuditFilter, AuditRecord};
 
-/// The files of `migrations/`, embedded at compile time (`build.rs` makes a new file trigger a
+/// The files of `migrations/sqlite/`, embedded at compile time (`build.rs` makes a new file trigger a
 /// rebuild). Never edit a migration that has shipped: its checksum is recorded, and start-up
 /// fails on a mismatch.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Connections in the pool of a file-backed store.
 const POOL_SIZE: u32 = 4;
