@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ccgw::config::Config;
@@ -414,4 +415,20 @@ pub fn ids(list: &Value) -> Vec<String> {
         .iter()
         .map(|s| s["id"].as_str().expect("id").to_string())
         .collect()
+}
+
+/// A fresh database on this test binary's one Postgres server (started on first use on a free
+/// loopback port, stopped when the binary exits; `CCGW_TEST_POSTGRES_URL` names an existing
+/// one instead). Fails, never skips, when Postgres is missing: CI installs it.
+pub async fn postgres_database() -> String {
+    static SERVER: OnceLock<Result<ccgw::store::scratch::ScratchPostgres, String>> =
+        OnceLock::new();
+    let server = SERVER
+        .get_or_init(|| ccgw::store::scratch::ScratchPostgres::start(true))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the Postgres tests need a Postgres server: {e}"));
+    server
+        .create_database()
+        .await
+        .unwrap_or_else(|e| panic!("the Postgres tests need a Postgres server: {e}"))
 }
