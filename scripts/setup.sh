@@ -195,6 +195,15 @@ setup_console() {
   log "console built; cargo build embeds it"
 }
 
+# Debian packages, with sudo when not root: apt_install OPTION... PACKAGE...
+apt_install() {
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}
+
 # The console tests drive Debian's chromium and firefox-esr (never a downloaded browser).
 setup_browser() {
   local missing=()
@@ -205,12 +214,8 @@ setup_browser() {
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and apt-get is not available: install Chromium at /usr/bin/chromium and Firefox at /usr/bin/firefox-esr (or set CCGW_CHROMIUM, CCGW_FIREFOX)"
-  local sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo"
   log "installing Debian's ${missing[*]} with apt-get"
-  $sudo apt-get update -qq || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
+  apt_install --no-install-recommends "${missing[@]}"
   log "browsers ready ($(/usr/bin/chromium --version 2>/dev/null | head -n 1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -n 1))"
 }
 
@@ -221,12 +226,8 @@ setup_sandbox() {
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 || die "bubblewrap or socat is missing and apt-get is not available: install them, or set unsandboxed_bash = true to run Bash without a sandbox"
-  local sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo"
   log "installing Debian's bubblewrap and socat with apt-get"
-  $sudo apt-get update -qq || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bubblewrap socat >/dev/null \
-    || die "apt-get install bubblewrap socat failed"
+  apt_install bubblewrap socat
   log "bubblewrap and socat ready"
 }
 
@@ -238,12 +239,8 @@ setup_postgres() {
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 || die "Postgres is missing and apt-get is not available: install a Postgres server (initdb, postgres under /usr/lib/postgresql/N/bin), or set CCGW_TEST_POSTGRES_URL to a server's admin URL"
-  local sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo"
   log "installing Debian's postgresql with apt-get"
-  $sudo apt-get update -qq || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null \
-    || die "apt-get install postgresql failed"
+  apt_install --no-install-recommends postgresql
   # The package may start a cluster of its own; the tests do not use it.
   log "Postgres ready ($(ls -d /usr/lib/postgresql/*/bin | tail -n 1))"
 }

@@ -5,28 +5,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-
-fn ccgw_keys(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ccgw"))
-        .arg("keys")
-        .arg("--data-dir")
-        .arg(app.data.path())
-        .args(args)
-        .env_remove("CCGW_CONFIG")
-        .env("CCGW_DATABASE_URL", &app.cfg.database_url)
-        .output()
-        .expect("ccgw keys runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_conversations_and_keys_live_in_postgres() {
@@ -41,34 +23,7 @@ async fn sessions_conversations_and_keys_live_in_postgres() {
     assert_eq!(session["id"], id.as_str(), "{session}");
 
     // A compatible conversation, continued after a restart on the same database.
-    let (status, r1) = app
-        .chat(json!({"model": "sonnet", "messages": [user("before restart")]}))
-        .await;
-    assert_eq!(status, 200, "{r1}");
-    let a1 = r1["choices"][0]["message"]["content"]
-        .as_str()
-        .expect("reply text")
-        .to_string();
-    // The store records the conversation in the background.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    app.restart().await;
-    let (status, r2) = app
-        .chat(json!({"model": "sonnet", "messages": [
-            user("before restart"), assistant(&a1), user("after restart [[report:history]]")
-        ]}))
-        .await;
-    assert_eq!(status, 200, "{r2}");
-    let got = model_messages(&app.last_model_request());
-    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
-    // The CLI resumed the one conversation (its history reached the model), not a new one.
-    assert_eq!(
-        texts,
-        [
-            "before restart",
-            "before restart",
-            "after restart [[report:history]]"
-        ]
-    );
+    chat_continues_across_a_restart(&mut app).await;
     // The native session is still there after the restart, with its history.
     let events = app.get_json(&format!("/api/sessions/{id}/history")).await;
     assert!(

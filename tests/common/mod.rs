@@ -432,3 +432,51 @@ pub async fn postgres_database() -> String {
         .await
         .unwrap_or_else(|e| panic!("the Postgres tests need a Postgres server: {e}"))
 }
+
+/// `ccgw keys ARGS` beside the app: its data dir and its store (`database_url`); whether it
+/// succeeded, its stdout and its stderr.
+pub fn ccgw_keys(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccgw"))
+        .arg("keys")
+        .arg("--data-dir")
+        .arg(app.data.path())
+        .args(args)
+        .env_remove("CCGW_CONFIG")
+        .env("CCGW_DATABASE_URL", &app.cfg.database_url)
+        .output()
+        .expect("ccgw keys runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A chat completion, a restart of the gateway, then the same conversation continued: the
+/// model must see the whole history (the CLI resumed the one conversation).
+pub async fn chat_continues_across_a_restart(app: &mut TestApp) {
+    let (_, r1) = app
+        .chat(serde_json::json!({"model": "sonnet", "messages": [user("before restart")]}))
+        .await;
+    let a1 = r1["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The store records the conversation in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.restart().await;
+    let (status, r2) = app
+        .chat(serde_json::json!({"model": "sonnet", "messages": [user("before restart"), assistant(&a1), user("after restart [[report:history]]")]}))
+        .await;
+    assert_eq!(status, 200, "{r2}");
+    let got = model_messages(&app.last_model_request());
+    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "before restart",
+            "before restart",
+            "after restart [[report:history]]"
+        ]
+    );
+}

@@ -24,82 +24,74 @@ pub(crate) struct Fixture {
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = DatabaseUrl::Sqlite(dir.path().join("ccgw.db"));
+async fn fixture(url: DatabaseUrl, dir: Option<tempfile::TempDir>) -> Fixture {
     let store = ccgw::store::open(&url, Durability::Normal)
         .await
-        .expect("sqlite store");
+        .unwrap_or_else(|e| panic!("opening {}: {e}", url.shown()));
     Fixture {
         store,
         url,
-        _dir: Some(dir),
+        _dir: dir,
     }
 }
 
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fixture(DatabaseUrl::Sqlite(dir.path().join("ccgw.db")), Some(dir)).await
+}
+
 async fn postgres() -> Fixture {
-    let url = DatabaseUrl::Postgres(common::postgres_database().await);
-    let store = ccgw::store::open(&url, Durability::Normal)
-        .await
-        .expect("postgres store");
-    Fixture {
-        store,
-        url,
-        _dir: None,
-    }
+    fixture(
+        DatabaseUrl::Postgres(common::postgres_database().await),
+        None,
+    )
+    .await
+}
+
+/// Runs `$body` with `$c` a connection of its own to the fixture's database, whichever backend
+/// it is; connection errors become `Err(String)`.
+macro_rules! with_connection {
+    ($url:expr, |$c:ident| $body:expr) => {
+        match $url {
+            DatabaseUrl::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut $c = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                $body
+            }
+            DatabaseUrl::Postgres(url) => {
+                let mut $c = sqlx::PgConnection::connect(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                $body
+            }
+        }
+    };
 }
 
 impl Fixture {
     /// Runs `sql` on a connection of its own, beside the store (what an operator with a SQL
     /// shell could do).
     pub(crate) async fn raw(&self, sql: &str) -> Result<u64, String> {
-        match &self.url {
-            DatabaseUrl::Sqlite(path) => {
-                let mut c =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                c.execute(sql)
-                    .await
-                    .map(|r| r.rows_affected())
-                    .map_err(|e| e.to_string())
-            }
-            DatabaseUrl::Postgres(url) => {
-                let mut c = sqlx::PgConnection::connect(url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                c.execute(sql)
-                    .await
-                    .map(|r| r.rows_affected())
-                    .map_err(|e| e.to_string())
-            }
-        }
+        with_connection!(&self.url, |c| c
+            .execute(sql)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| e.to_string()))
     }
 
     /// Rows of `table` that name `session_id`.
     pub(crate) async fn count(&self, table: &str, session_id: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE session_id = $1");
-        match &self.url {
-            DatabaseUrl::Sqlite(path) => {
-                let mut c =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                        .await
-                        .expect("connect");
-                sqlx::query_scalar(&sql)
-                    .bind(session_id)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
-            }
-            DatabaseUrl::Postgres(url) => {
-                let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
-                sqlx::query_scalar(&sql)
-                    .bind(session_id)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
-            }
-        }
+        let count = async {
+            with_connection!(&self.url, |c| sqlx::query_scalar(&sql)
+                .bind(session_id)
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| e.to_string()))
+        };
+        count.await.expect("count")
     }
 
     /// The same database, opened again (a restart).

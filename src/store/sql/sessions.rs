@@ -9,6 +9,12 @@ pub(crate) const SESSION_COLUMNS: &str = "id, cli_session_id, workspace, workspa
      model, agent, permission_mode, system_prompt, allowed_tools, title, status, history_key, \
      source, created_at, updated_at, tools, forked_from, transcript_leaf, turn_mark, owner";
 
+/// The columns [`Store::update_session`](crate::store::Store::update_session) writes (all but
+/// the id, the history key, the owner and the timestamps), in the order `bind_written` binds.
+pub(crate) const WRITTEN_COLUMNS: &str = "cli_session_id, workspace, workspace_is_temp, model, \
+     agent, permission_mode, system_prompt, allowed_tools, title, status, source, tools, \
+     forked_from, transcript_leaf, turn_mark";
+
 pub(crate) const EVENT_COLUMNS: &str = "session_id, seq, turn_id, kind, payload, created_at";
 
 pub(crate) const TOOL_CALL_COLUMNS: &str =
@@ -24,7 +30,7 @@ macro_rules! sessions_sql {
 
         use super::Db;
         use $crate::store::sql::sessions::{
-            EVENTS_PER_INSERT, EVENT_COLUMNS, SESSION_COLUMNS, TOOL_CALL_COLUMNS,
+            EVENTS_PER_INSERT, EVENT_COLUMNS, SESSION_COLUMNS, TOOL_CALL_COLUMNS, WRITTEN_COLUMNS,
         };
         use $crate::store::sql::{
             decode_cursor, encode_cursor, json_text, parse_json, session_ref_err, Dialect,
@@ -86,14 +92,12 @@ macro_rules! sessions_sql {
             })
         }
 
-        pub(crate) async fn create(pool: &Pool<Db>, s: &Session) -> Result<(), StoreError> {
-            let sql = format!(
-                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-            );
-            sqlx::query(&sql)
-                .bind(&s.id)
-                .bind(&s.cli_session_id)
+        /// Binds the columns of [`WRITTEN_COLUMNS`] as `$1…$15`, in its order.
+        fn bind_written<'q>(
+            q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+            s: &'q Session,
+        ) -> Result<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>, StoreError> {
+            Ok(q.bind(&s.cli_session_id)
                 .bind(&s.workspace)
                 .bind(s.workspace_is_temp)
                 .bind(&s.model)
@@ -103,15 +107,26 @@ macro_rules! sessions_sql {
                 .bind(json_text(&s.allowed_tools)?)
                 .bind(&s.title)
                 .bind(&s.status)
-                .bind(&s.history_key)
                 .bind(&s.source)
-                .bind(s.created_at)
-                .bind(s.updated_at)
                 .bind(json_text(&s.tools)?)
                 .bind(&s.forked_from)
                 .bind(&s.transcript_leaf)
-                .bind(&s.turn_mark)
+                .bind(&s.turn_mark))
+        }
+
+        pub(crate) async fn create(pool: &Pool<Db>, s: &Session) -> Result<(), StoreError> {
+            let placeholders: Vec<String> = (1..=20).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "INSERT INTO sessions ({WRITTEN_COLUMNS}, id, history_key, owner, created_at, \
+                 updated_at) VALUES ({})",
+                placeholders.join(", ")
+            );
+            bind_written(sqlx::query(&sql), s)?
+                .bind(&s.id)
+                .bind(&s.history_key)
                 .bind(&s.owner)
+                .bind(s.created_at)
+                .bind(s.updated_at)
                 .execute(pool)
                 .await
                 .map_err(|e| match StoreError::from(e) {
@@ -131,31 +146,18 @@ macro_rules! sessions_sql {
         }
 
         pub(crate) async fn update(pool: &Pool<Db>, s: &Session) -> Result<Session, StoreError> {
+            let set: Vec<String> = WRITTEN_COLUMNS
+                .split(", ")
+                .enumerate()
+                .map(|(i, column)| format!("{column} = ${}", i + 1))
+                .collect();
             let sql = format!(
-                "UPDATE sessions SET cli_session_id = $1, workspace = $2, \
-                 workspace_is_temp = $3, model = $4, agent = $5, permission_mode = $6, \
-                 system_prompt = $7, allowed_tools = $8, title = $9, status = $10, \
-                 source = $11, updated_at = $12, tools = $13, forked_from = $14, \
-                 transcript_leaf = $15, turn_mark = $16 WHERE id = $17 \
-                 RETURNING {SESSION_COLUMNS}"
+                "UPDATE sessions SET {}, updated_at = $16 WHERE id = $17 \
+                 RETURNING {SESSION_COLUMNS}",
+                set.join(", ")
             );
-            let row = sqlx::query(&sql)
-                .bind(&s.cli_session_id)
-                .bind(&s.workspace)
-                .bind(s.workspace_is_temp)
-                .bind(&s.model)
-                .bind(&s.agent)
-                .bind(&s.permission_mode)
-                .bind(&s.system_prompt)
-                .bind(json_text(&s.allowed_tools)?)
-                .bind(&s.title)
-                .bind(&s.status)
-                .bind(&s.source)
+            let row = bind_written(sqlx::query(&sql), s)?
                 .bind(now_millis())
-                .bind(json_text(&s.tools)?)
-                .bind(&s.forked_from)
-                .bind(&s.transcript_leaf)
-                .bind(&s.turn_mark)
                 .bind(&s.id)
                 .fetch_optional(pool)
                 .await?;
