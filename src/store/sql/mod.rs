@@ -78,7 +78,7 @@ pub(crate) fn session_ref_err(e: sqlx::Error, session_id: &str) -> StoreError {
     }
 }
 
-/// The usage sums every totals query selects, by the names [`totals_from_row!`] reads.
+/// The usage sums every totals query selects, by the names `usage_sql!` reads.
 pub(crate) const TOTALS_COLUMNS: &str = "COUNT(*) AS requests, \
      CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
      CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \

@@ -56,7 +56,7 @@ pub struct UsageGroup {
     pub errors: i64,
 }
 
-/// The sums of a report row, by the names [`usage_sql!`]'s report selects.
+/// The sums of a report row, by the names the report of `usage_sql!` reads.
 pub(crate) const REPORT_COLUMNS: &str = "COUNT(*) AS requests, \
      CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
      CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
