@@ -3,7 +3,8 @@
 //! change (`rust-embed` embeds `web/dist`). Without built assets the binary still builds; its
 //! `/admin` page then says how to build them, and so does this warning.
 fn main() {
-    println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations/sqlite");
+    println!("cargo:rerun-if-changed=migrations/postgres");
     println!("cargo:rerun-if-changed=web/dist");
     if !std::path::Path::new("web/dist/index.html").is_file() {
         println!(

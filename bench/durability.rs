@@ -9,10 +9,12 @@
 //!
 //! usage: cargo run --release --example durability [-- TURNS]
 
+#[path = "turn.rs"]
+mod turn;
+
 use std::time::{Duration, Instant};
 
 use ccgw::store::{source, Durability, Session, SqliteStore, Store};
-use serde_json::json;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -20,21 +22,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn turn(store: &SqliteStore, session: &mut Session, n: usize) -> Duration {
-    let text = "word ".repeat(300);
-    let entries = [
-        (
-            "user",
-            json!({"content": [{"type": "text", "text": format!("turn {n}")}]}),
-        ),
-        (
-            "assistant",
-            json!({"content": [{"type": "text", "text": text}]}),
-        ),
-        (
-            "result",
-            json!({"usage": {"input_tokens": 12, "output_tokens": 300}}),
-        ),
-    ];
+    let entries = turn::entries(n);
     let t = Instant::now();
     store
         .append_events(&session.id, &format!("turn-{n}"), &entries)

@@ -7,6 +7,8 @@
 #             embedded in the binary by the next cargo build)
 #   --browser Debian's chromium and firefox-esr for the console tests (apt-get, when missing)
 #   --sandbox Debian's bubblewrap and socat, which the Bash sandbox needs (apt-get, when missing)
+#   --postgres Debian's postgresql server binaries, which the Postgres store tests start on a
+#             loopback port of their own (apt-get, when missing; no cluster is created)
 #   --all     all of them (the default when no option is given)
 # Idempotent: each part is skipped when it is already in place.
 # CCGW_TOOLS_DIR overrides the .tools/ location (absolute path), CCGW_PYTHON the Python used for the venv.
@@ -32,7 +34,7 @@ log() { echo "setup: $*"; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
 
 usage() {
-  echo "usage: scripts/setup.sh [--cli] [--python] [--node] [--console] [--browser] [--sandbox] [--all]"
+  echo "usage: scripts/setup.sh [--cli] [--python] [--node] [--console] [--browser] [--sandbox] [--postgres] [--all]"
 }
 
 want_cli=0
@@ -41,6 +43,7 @@ want_node=0
 want_console=0
 want_browser=0
 want_sandbox=0
+want_postgres=0
 for arg in "$@"; do
   case "$arg" in
     --cli) want_cli=1 ;;
@@ -49,12 +52,14 @@ for arg in "$@"; do
     --console) want_console=1 ;;
     --browser) want_browser=1 ;;
     --sandbox) want_sandbox=1 ;;
-    --all) want_cli=1; want_python=1; want_node=1; want_console=1; want_browser=1; want_sandbox=1 ;;
+    --postgres) want_postgres=1 ;;
+    --all) want_cli=1; want_python=1; want_node=1; want_console=1; want_browser=1; want_sandbox=1; want_postgres=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $arg" ;;
   esac
 done
-if [[ $want_cli -eq 0 && $want_python -eq 0 && $want_node -eq 0 && $want_console -eq 0 && $want_browser -eq 0 && $want_sandbox -eq 0 ]]; then
+if [[ $want_cli -eq 0 && $want_python -eq 0 && $want_node -eq 0 && $want_console -eq 0 && $want_browser -eq 0 && $want_sandbox -eq 0 && $want_postgres -eq 0 ]]; then
+  want_postgres=1
   want_sandbox=1
   want_cli=1
   want_python=1
@@ -190,6 +195,15 @@ setup_console() {
   log "console built; cargo build embeds it"
 }
 
+# Debian packages, with sudo when not root: apt_install OPTION... PACKAGE...
+apt_install() {
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}
+
 # The console tests drive Debian's chromium and firefox-esr (never a downloaded browser).
 setup_browser() {
   local missing=()
@@ -200,12 +214,8 @@ setup_browser() {
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and apt-get is not available: install Chromium at /usr/bin/chromium and Firefox at /usr/bin/firefox-esr (or set CCGW_CHROMIUM, CCGW_FIREFOX)"
-  local sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo"
   log "installing Debian's ${missing[*]} with apt-get"
-  $sudo apt-get update -qq || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
+  apt_install --no-install-recommends "${missing[@]}"
   log "browsers ready ($(/usr/bin/chromium --version 2>/dev/null | head -n 1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -n 1))"
 }
 
@@ -216,16 +226,27 @@ setup_sandbox() {
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 || die "bubblewrap or socat is missing and apt-get is not available: install them, or set unsandboxed_bash = true to run Bash without a sandbox"
-  local sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo"
   log "installing Debian's bubblewrap and socat with apt-get"
-  $sudo apt-get update -qq || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bubblewrap socat >/dev/null \
-    || die "apt-get install bubblewrap socat failed"
+  apt_install bubblewrap socat
   log "bubblewrap and socat ready"
 }
 
+# The Postgres store tests (tests/store, tests/postgres.rs) start Debian's server binaries
+# themselves (src/store/postgres/scratch.rs): only the package is needed, not a running cluster.
+setup_postgres() {
+  if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    log "Postgres server binaries already installed ($(ls -d /usr/lib/postgresql/*/bin | tail -n 1))"
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "Postgres is missing and apt-get is not available: install a Postgres server (initdb, postgres under /usr/lib/postgresql/N/bin), or set CCGW_TEST_POSTGRES_URL to a server's admin URL"
+  log "installing Debian's postgresql with apt-get"
+  apt_install --no-install-recommends postgresql
+  # The package may start a cluster of its own; the tests do not use it.
+  log "Postgres ready ($(ls -d /usr/lib/postgresql/*/bin | tail -n 1))"
+}
+
 if [[ $want_sandbox -eq 1 ]]; then setup_sandbox; fi
+if [[ $want_postgres -eq 1 ]]; then setup_postgres; fi
 if [[ $want_cli -eq 1 ]]; then setup_cli; fi
 if [[ $want_python -eq 1 ]]; then setup_python; fi
 if [[ $want_node -eq 1 ]]; then setup_node; fi

@@ -64,6 +64,9 @@ pub struct Config {
     /// SQLite's `synchronous` level under WAL: `normal` (a commit survives a crash of the
     /// gateway; the last ones may be lost on power loss) or `full` (they survive that too).
     pub store_durability: String,
+    /// Which store: empty (`sqlite://<data_dir>/ccgw.db`), `sqlite://PATH` or `postgres://…`
+    /// (see `store::DatabaseUrl`). Shown only with its password replaced.
+    pub database_url: String,
     /// Public model id → CLI `--model` value (empty: the CLI's default).
     pub models: BTreeMap<String, String>,
     /// Other Anthropic-compatible upstreams and the models each serves (`[providers.NAME]`,
@@ -169,6 +172,7 @@ impl Default for Config {
             drain_timeout_secs: 20,
             log_format: "auto".into(),
             store_durability: "normal".into(),
+            database_url: String::new(),
             models: models::default_table(),
             providers: BTreeMap::new(),
             workspace_roots: vec![],
@@ -230,6 +234,11 @@ pub(crate) fn redacted(secrets: &[String]) -> String {
 }
 
 impl Config {
+    /// The store `database_url` names (the data dir's SQLite file when it is empty).
+    pub fn database(&self) -> Result<crate::store::DatabaseUrl, String> {
+        crate::store::DatabaseUrl::parse(&self.database_url, &self.data_dir)
+    }
+
     /// Every setting read from the file or the environment, by name, as shown in logs (secrets
     /// redacted): what `Debug` prints and what a reload compares.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
@@ -340,6 +349,10 @@ impl Config {
             ("demo", format!("{:?}", self.demo)),
             ("log_format", format!("{:?}", self.log_format)),
             ("store_durability", format!("{:?}", self.store_durability)),
+            (
+                "database_url",
+                format!("{:?}", crate::store::redact_url(&self.database_url)),
+            ),
             ("prices", format!("{:?}", self.prices)),
         ]
     }
@@ -479,6 +492,9 @@ impl Config {
         if let Some(v) = get("CCGW_STORE_DURABILITY") {
             self.store_durability = v.trim().to_lowercase();
         }
+        if let Some(v) = get("CCGW_DATABASE_URL") {
+            self.database_url = v.trim().to_string();
+        }
         if let Some(v) = get("CCGW_MODELS") {
             let mut extra =
                 models::parse_pairs(&v).map_err(|e| anyhow::anyhow!("CCGW_MODELS: {e}"))?;
@@ -542,6 +558,7 @@ impl Config {
                 self.store_durability
             );
         }
+        self.database().map_err(|e| anyhow::anyhow!(e))?;
         crate::domain::providers::check_config(&self.providers, &self.models, &self.cli_extra_env)
             .map_err(anyhow::Error::msg)?;
         let known = |m: &String| {
@@ -636,6 +653,27 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("store_durability"));
+    }
+
+    #[test]
+    fn database_url_defaults_to_sqlite_and_is_checked_and_redacted() {
+        let mut cfg = Config::default();
+        assert!(matches!(
+            cfg.database(),
+            Ok(crate::store::DatabaseUrl::Sqlite(p)) if p.ends_with("ccgw.db")
+        ));
+        cfg.apply_env(|k| {
+            (k == "CCGW_DATABASE_URL").then(|| "postgres://ccgw:hunter2@db/ccgw".to_string())
+        })
+        .unwrap();
+        cfg.validate().unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let cfg = Config::from_toml("database_url = \"redis://x:hunter2@h\"").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("database_url") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub async fn run(mut cfg: Config) -> bool {
         None
     };
 
+    if !check_store(&cfg).await {
+        return false;
+    }
+
     let providers_ok = check_providers(&cfg).await;
 
     let data = match tempfile_dir(&cfg) {
@@ -266,4 +270,30 @@ pub fn explain(e: &ClaudeError) -> &'static str {
             "The CLI failed; run with CCGW_LOG=debug to see its stderr."
         }
     }
+}
+
+/// The store `database_url` names: a Postgres server must take a connection and the
+/// migrations now; a SQLite file is made by the gateway when it starts, so it is only named.
+async fn check_store(cfg: &Config) -> bool {
+    let url = match cfg.database() {
+        Ok(u) => u,
+        Err(e) => {
+            println!("FAIL       {e}");
+            return false;
+        }
+    };
+    println!("store:     {}", url.shown());
+    if let crate::store::DatabaseUrl::Postgres(u) = &url {
+        match crate::store::PgStore::open(u).await {
+            Ok(store) => store.close().await,
+            Err(e) => {
+                println!("FAIL       {e}");
+                println!(
+                    "           Check database_url (CCGW_DATABASE_URL) and that the server is up."
+                );
+                return false;
+            }
+        }
+    }
+    true
 }

@@ -3,15 +3,13 @@
 //! gateway picks the change up within `tenants::REFRESH_EVERY`). Must not: print a secret
 //! except the one just made.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
 use crate::domain::audit::{key_event, kind, AuditLog};
 use crate::domain::tenants::{IssuedKey, KeyInfo, KeyLimits, KeyPolicy, KeyRing, NewKey, Role};
-use crate::store::{now_millis, SqliteStore};
+use crate::store::now_millis;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -73,11 +71,7 @@ pub struct CreateArgs {
 pub async fn run(cfg: Config, cmd: KeysCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
-    let db = cfg.data_dir.join("ccgw.db");
-    let store = SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("opening the store {}", db.display()))?;
-    let store: Arc<dyn crate::store::Store> = Arc::new(store);
+    let store = crate::server::open_store(&cfg).await?;
     let ring = KeyRing::load(store.clone(), &[]).await?;
     // Changes made here are audited like the admin API's, by `cli`.
     let audit = AuditLog::start(store);

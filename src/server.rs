@@ -221,14 +221,9 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(cfg.claude_config_dir())?;
 
     let cfg = Arc::new(cfg);
-    let db = cfg.data_dir.join("ccgw.db");
-    let durability = crate::store::Durability::from_setting(&cfg.store_durability);
-    let store = crate::store::SqliteStore::open_with(&db, durability)
-        .await
-        .with_context(|| format!("opening the store {}", db.display()))?;
+    let store = open_store(&cfg).await?;
     // Before any process starts: what a killed gateway left behind.
-    crate::domain::conversations::sweep_workspaces(&cfg, &store).await;
-    let store: Arc<dyn crate::store::Store> = Arc::new(store);
+    crate::domain::conversations::sweep_workspaces(&cfg, store.as_ref()).await;
     let keys = Arc::new(
         crate::domain::tenants::KeyRing::load(store.clone(), &cfg.api_keys)
             .await
@@ -331,6 +326,18 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
 /// Take the data dir for this instance alone. Two instances on one data dir would run the
 /// same CLI sessions at once and interleave their histories, so the second refuses to start
 /// (the lock is the OS's: it goes with the process, however that ends).
+/// Opens the store `database_url` names (the data dir's SQLite file by default), logging
+/// which one without its password. `ccgw keys` opens it the same way.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn crate::store::Store>> {
+    let url = cfg.database().map_err(|e| anyhow::anyhow!(e))?;
+    let durability = crate::store::Durability::from_setting(&cfg.store_durability);
+    let store = crate::store::open(&url, durability)
+        .await
+        .with_context(|| format!("opening the store {}", url.shown()))?;
+    tracing::info!(store = %url.shown(), "store open");
+    Ok(store)
+}
+
 fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     use std::io::{Read as _, Seek as _, Write as _};
     std::fs::create_dir_all(dir)

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -25,22 +24,6 @@ async fn chat_with(app: &TestApp, key: &str) -> (u16, Value) {
     let body = json!({"model": "sonnet", "messages": [user("[[text:hello]]")]});
     app.request("POST", "/v1/chat/completions", Some(&body), Some(key))
         .await
-}
-
-fn ccgw_keys(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ccgw"))
-        .arg("keys")
-        .arg("--data-dir")
-        .arg(app.data.path())
-        .args(args)
-        .env_remove("CCGW_CONFIG")
-        .output()
-        .expect("ccgw keys runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Poll until a request with `key` answers `want`.

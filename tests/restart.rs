@@ -30,30 +30,7 @@ fn transcripts(dir: &std::path::Path) -> usize {
 #[tokio::test]
 async fn a_compatible_conversation_continues_after_a_restart() {
     let mut app = spawn_app().await;
-    let (_, r1) = app
-        .chat(json!({"model": "sonnet", "messages": [user("before restart")]}))
-        .await;
-    let a1 = r1["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // The store records the conversation in the background.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    app.restart().await;
-    let (status, r2) = app
-        .chat(json!({"model": "sonnet", "messages": [user("before restart"), assistant(&a1), user("after restart [[report:history]]")]}))
-        .await;
-    assert_eq!(status, 200, "{r2}");
-    let got = model_messages(&app.last_model_request());
-    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
-    assert_eq!(
-        texts,
-        vec![
-            "before restart",
-            "before restart",
-            "after restart [[report:history]]"
-        ]
-    );
+    chat_continues_across_a_restart(&mut app).await;
     // Continued (the CLI's one session resumed), not replayed into a second session.
     assert_eq!(transcripts(app.data.path()), 1);
     app.stop().await;

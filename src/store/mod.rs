@@ -7,17 +7,15 @@
 //!
 //! Must not: know about HTTP, protocol adapters or the CLI. Records here are plain data with
 //! strings for ids (UUIDs) and `i64` unix milliseconds for timestamps, and nothing
-//! backend-specific appears in the trait, so a Postgres implementation can sit beside
-//! [`SqliteStore`]. Validating values (statuses, sources, event kinds) is the caller's job; the
+//! backend-specific appears in the trait: [`SqliteStore`] (the default) and [`PgStore`] both
+//! implement it, with the queries they share in `sql`, and [`open`] picks one from the
+//! `database_url` setting. Validating values (statuses, sources, event kinds) is the caller's job; the
 //! store only enforces identity, uniqueness and ordering.
 
-mod agents;
-mod audit;
-mod keys;
-mod projects;
-mod replies;
+mod open;
+mod postgres;
+mod sql;
 mod sqlite;
-mod usage;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,8 +23,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use open::{open, redact_url, DatabaseUrl};
+pub use postgres::{scratch, PgStore};
+pub use sql::usage::{UsageGroup, UsageGroupBy, UsageQuery};
 pub use sqlite::{Durability, SqliteStore};
-pub use usage::{UsageGroup, UsageGroupBy, UsageQuery};
 
 /// Values of [`Session::status`].
 pub mod status {
@@ -553,7 +553,7 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
-pub use audit::MAX_AUDIT_PAGE;
+pub use sql::audit::MAX_AUDIT_PAGE;
 
 /// Now, in unix milliseconds.
 pub fn now_millis() -> i64 {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ccgw::config::Config;
@@ -414,4 +415,68 @@ pub fn ids(list: &Value) -> Vec<String> {
         .iter()
         .map(|s| s["id"].as_str().expect("id").to_string())
         .collect()
+}
+
+/// A fresh database on this test binary's one Postgres server (started on first use on a free
+/// loopback port, stopped when the binary exits; `CCGW_TEST_POSTGRES_URL` names an existing
+/// one instead). Fails, never skips, when Postgres is missing: CI installs it.
+pub async fn postgres_database() -> String {
+    static SERVER: OnceLock<Result<ccgw::store::scratch::ScratchPostgres, String>> =
+        OnceLock::new();
+    let server = SERVER
+        .get_or_init(|| ccgw::store::scratch::ScratchPostgres::start(true))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the Postgres tests need a Postgres server: {e}"));
+    server
+        .create_database()
+        .await
+        .unwrap_or_else(|e| panic!("the Postgres tests need a Postgres server: {e}"))
+}
+
+/// `ccgw keys ARGS` beside the app: its data dir and its store (`database_url`); whether it
+/// succeeded, its stdout and its stderr.
+pub fn ccgw_keys(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccgw"))
+        .arg("keys")
+        .arg("--data-dir")
+        .arg(app.data.path())
+        .args(args)
+        .env_remove("CCGW_CONFIG")
+        .env("CCGW_DATABASE_URL", &app.cfg.database_url)
+        .output()
+        .expect("ccgw keys runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A chat completion, a restart of the gateway, then the same conversation continued: the
+/// model must see the whole history (the CLI resumed the one conversation).
+pub async fn chat_continues_across_a_restart(app: &mut TestApp) {
+    let (_, r1) = app
+        .chat(serde_json::json!({"model": "sonnet", "messages": [user("before restart")]}))
+        .await;
+    let a1 = r1["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The store records the conversation in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.restart().await;
+    let (status, r2) = app
+        .chat(serde_json::json!({"model": "sonnet", "messages": [user("before restart"), assistant(&a1), user("after restart [[report:history]]")]}))
+        .await;
+    assert_eq!(status, 200, "{r2}");
+    let got = model_messages(&app.last_model_request());
+    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "before restart",
+            "before restart",
+            "after restart [[report:history]]"
+        ]
+    );
 }
