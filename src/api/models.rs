@@ -17,6 +17,11 @@ fn wants_anthropic(headers: &HeaderMap) -> bool {
     headers.contains_key("anthropic-version")
 }
 
+#[utoipa::path(
+    get, path = "/v1/models", tag = "openai",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -35,6 +40,11 @@ pub async fn list(
     }
 }
 
+#[utoipa::path(
+    get, path = "/v1/models/{id}", tag = "openai",
+    params(("id" = String, Path, description = "A model id or alias")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,

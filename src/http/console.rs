@@ -64,7 +64,13 @@ fn serve(path: &str) -> Option<Response> {
 }
 
 fn index() -> Response {
-    serve("index.html").unwrap_or_else(|| {
+    page("index.html")
+}
+
+/// A page of the built assets (the console's `index.html`, the API reference's `docs.html`),
+/// or the page saying they were not built.
+pub fn page(name: &str) -> Response {
+    serve(name).unwrap_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -75,11 +81,22 @@ fn index() -> Response {
 }
 
 /// `GET /admin`.
+#[utoipa::path(
+    get, path = "/admin", tag = "console",
+    responses((status = 200, description = "OK", body = Object)),
+    security(())
+)]
 pub async fn app() -> Response {
     index()
 }
 
 /// `GET /admin/{*path}`: an asset, else the app (it routes on the client).
+#[utoipa::path(
+    get, path = "/admin/{path}", tag = "console",
+    params(("path" = String, Path, description = "A file path inside the session's workspace")),
+    responses((status = 200, description = "OK", body = Object)),
+    security(())
+)]
 pub async fn asset(Path(path): Path<String>) -> Response {
     if path == "api" || path.starts_with("api/") || path == "ws" {
         return NativeError(ApiError::NotFound(format!("No route for /admin/{path}")))

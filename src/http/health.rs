@@ -43,6 +43,11 @@ pub struct RelayHealth {
 
 /// `GET /health`: liveness for anyone; the details for a caller with a key (or for anyone
 /// when no key is configured).
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses((status = 200, description = "OK", body = Object)),
+    security(())
+)]
 pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if !auth::key_ok(&app, &headers) {
         return Json(serde_json::json!({"status": "ok"})).into_response();
@@ -53,6 +58,11 @@ pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response
 /// `GET /health/ready`: readiness for a load balancer or Kubernetes, open to anyone: 200 while
 /// this instance starts new turns; 503 once it drains, or while the CLI cannot run (the reason
 /// in detail only for a caller with a key, or when the gateway has none).
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "OK", body = Object)),
+    security(())
+)]
 pub async fn ready(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let c = &app.conversations;
     let not_ready = if !c.drain.accepting() {
@@ -102,6 +112,11 @@ fn details(app: &AppState) -> Json<Health> {
 
 /// `GET /metrics` on the main address: a key is needed when keys are configured (Prometheus
 /// without one scrapes `metrics_listen`).
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "OK", body = Object)),
+    security(())
+)]
 pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     if !auth::key_ok(&app, &headers) {
         return auth::key_required(uri.path());
@@ -111,6 +126,11 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) 
 
 /// `GET /` and `HEAD /`: the Claude Code CLI probes its base URL with `HEAD` before it calls
 /// the API (a preconnect), so the root answers like the real API's does: 200.
+#[utoipa::path(
+    get, path = "/", tag = "health",
+    responses((status = 200, description = "OK", body = Object)),
+    security(())
+)]
 pub async fn root() -> &'static str {
     concat!("ccgw ", env!("CARGO_PKG_VERSION"), "\n")
 }

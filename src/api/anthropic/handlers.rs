@@ -15,6 +15,11 @@ use crate::http::error::AnthropicError;
 use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
+#[utoipa::path(
+    post, path = "/v1/messages", tag = "anthropic",
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn messages(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -82,6 +87,11 @@ pub async fn messages(
     Ok(resp)
 }
 
+#[utoipa::path(
+    post, path = "/v1/messages/count_tokens", tag = "anthropic",
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn count_tokens(
     State(app): State<AppState>,
     body: Bytes,

@@ -15,6 +15,11 @@ use crate::http::error::{ApiError, OpenAiError};
 use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "openai",
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn chat_completions(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

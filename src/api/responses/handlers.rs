@@ -18,6 +18,11 @@ use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 use crate::store::StoredReply;
 
+#[utoipa::path(
+    post, path = "/v1/responses", tag = "responses",
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -110,6 +115,11 @@ pub async fn create(
     Ok(resp)
 }
 
+#[utoipa::path(
+    get, path = "/v1/responses/{id}", tag = "responses",
+    params(("id" = String, Path, description = "The response's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -123,6 +133,11 @@ pub async fn get(
     )
 }
 
+#[utoipa::path(
+    delete, path = "/v1/responses/{id}", tag = "responses",
+    params(("id" = String, Path, description = "The response's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
