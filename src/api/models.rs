@@ -18,7 +18,7 @@ fn wants_anthropic(headers: &HeaderMap) -> bool {
 }
 
 #[utoipa::path(
-    get, path = "/v1/models", tag = "openai",
+    get, path = "/v1/models", tag = "openai", operation_id = "models_list",
     params(ListQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -41,7 +41,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    get, path = "/v1/models/{id}", tag = "openai",
+    get, path = "/v1/models/{id}", tag = "openai", operation_id = "models_get",
     params(("id" = String, Path, description = "A model id or alias")),
     responses((status = 200, description = "OK", body = Object))
 )]

@@ -82,7 +82,7 @@ pub fn page(name: &str) -> Response {
 
 /// `GET /admin`.
 #[utoipa::path(
-    get, path = "/admin", tag = "console",
+    get, path = "/admin", tag = "console", operation_id = "app",
     responses((status = 200, description = "OK", body = Object)),
     security(())
 )]
@@ -92,7 +92,7 @@ pub async fn app() -> Response {
 
 /// `GET /admin/{*path}`: an asset, else the app (it routes on the client).
 #[utoipa::path(
-    get, path = "/admin/{path}", tag = "console",
+    get, path = "/admin/{path}", tag = "console", operation_id = "asset",
     params(("path" = String, Path, description = "A file path inside the session's workspace")),
     responses((status = 200, description = "OK", body = Object)),
     security(())

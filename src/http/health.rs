@@ -44,7 +44,7 @@ pub struct RelayHealth {
 /// `GET /health`: liveness for anyone; the details for a caller with a key (or for anyone
 /// when no key is configured).
 #[utoipa::path(
-    get, path = "/health", tag = "health",
+    get, path = "/health", tag = "health", operation_id = "health",
     responses((status = 200, description = "OK", body = Object)),
     security(())
 )]
@@ -59,7 +59,7 @@ pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response
 /// this instance starts new turns; 503 once it drains, or while the CLI cannot run (the reason
 /// in detail only for a caller with a key, or when the gateway has none).
 #[utoipa::path(
-    get, path = "/health/ready", tag = "health",
+    get, path = "/health/ready", tag = "health", operation_id = "ready",
     responses((status = 200, description = "OK", body = Object)),
     security(())
 )]
@@ -113,7 +113,7 @@ fn details(app: &AppState) -> Json<Health> {
 /// `GET /metrics` on the main address: a key is needed when keys are configured (Prometheus
 /// without one scrapes `metrics_listen`).
 #[utoipa::path(
-    get, path = "/metrics", tag = "health",
+    get, path = "/metrics", tag = "health", operation_id = "metrics",
     responses((status = 200, description = "OK", body = Object)),
     security(())
 )]
@@ -127,7 +127,7 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) 
 /// `GET /` and `HEAD /`: the Claude Code CLI probes its base URL with `HEAD` before it calls
 /// the API (a preconnect), so the root answers like the real API's does: 200.
 #[utoipa::path(
-    get, path = "/", tag = "health",
+    get, path = "/", tag = "health", operation_id = "root",
     responses((status = 200, description = "OK", body = Object)),
     security(())
 )]

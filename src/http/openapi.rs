@@ -91,7 +91,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// `GET /openapi.json`: the description, made once.
 #[utoipa::path(
-    get, path = "/openapi.json", tag = "health",
+    get, path = "/openapi.json", tag = "health", operation_id = "json",
     responses((status = 200, description = "This OpenAPI 3.1 description", body = Object)),
     security(())
 )]
@@ -110,7 +110,7 @@ pub async fn json() -> Response {
 
 /// `GET /docs`: the API reference page; its assets are embedded in the binary.
 #[utoipa::path(
-    get, path = "/docs", tag = "console",
+    get, path = "/docs", tag = "console", operation_id = "docs",
     responses(
         (status = 200, description = "The API reference page", content_type = "text/html"),
         (status = 503, description = "This binary was built without the web assets", content_type = "text/html")
@@ -123,7 +123,7 @@ pub async fn docs() -> Response {
 
 /// `GET /v1/health`: the same as `/health`, under the compatible APIs' prefix.
 #[utoipa::path(
-    get, path = "/v1/health", tag = "health",
+    get, path = "/v1/health", tag = "health", operation_id = "v1_health",
     responses((status = 200, description = "Alive; the details with a key, or when the gateway has none", body = Object)),
     security(())
 )]
@@ -132,7 +132,7 @@ fn v1_health() {}
 
 /// `GET /admin/`: the console, as at `/admin`.
 #[utoipa::path(
-    get, path = "/admin/", tag = "console",
+    get, path = "/admin/", tag = "console", operation_id = "console_slash",
     responses((status = 200, description = "The console's page", content_type = "text/html")),
     security(())
 )]

@@ -291,7 +291,7 @@ fn top(map: HashMap<String, crate::domain::activity::Totals>) -> Vec<Value> {
 
 /// `GET /admin/api/stats`.
 #[utoipa::path(
-    get, path = "/admin/api/stats", tag = "admin",
+    get, path = "/admin/api/stats", tag = "admin", operation_id = "stats",
     params(StatsQuery),
     responses((status = 200, description = "OK", body = Object))
 )]

@@ -31,7 +31,7 @@ pub struct AuditQuery {
 }
 
 #[utoipa::path(
-    get, path = "/admin/api/audit", tag = "admin",
+    get, path = "/admin/api/audit", tag = "admin", operation_id = "admin_audit_list",
     params(AuditQuery),
     responses((status = 200, description = "OK", body = Object))
 )]

@@ -66,7 +66,7 @@ fn lagged(n: u64) -> serde_json::Value {
 
 /// `GET /admin/api/events`: the live feed as SSE (`id:` is the feed position).
 #[utoipa::path(
-    get, path = "/admin/api/events", tag = "admin",
+    get, path = "/admin/api/events", tag = "admin", operation_id = "admin_events",
     params(FeedQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -100,7 +100,7 @@ fn sse<S: Stream<Item = std::result::Result<SseEvent, Infallible>> + Send + 'sta
 
 /// `GET /admin/ws`: the live feed as WebSocket text frames (the same JSON as the SSE data).
 #[utoipa::path(
-    get, path = "/admin/ws", tag = "admin",
+    get, path = "/admin/ws", tag = "admin", operation_id = "admin_websocket",
     params(FeedQuery),
     responses((status = 101, description = "Switching Protocols: a WebSocket"))
 )]
@@ -151,7 +151,7 @@ pub struct ListQuery {
 
 /// `GET /admin/api/conversations`: live and recent conversations of every source.
 #[utoipa::path(
-    get, path = "/admin/api/conversations", tag = "admin",
+    get, path = "/admin/api/conversations", tag = "admin", operation_id = "admin_conversations",
     params(ListQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -181,7 +181,7 @@ pub async fn conversations(
 
 /// `GET /admin/api/conversations/{id}`.
 #[utoipa::path(
-    get, path = "/admin/api/conversations/{id}", tag = "admin",
+    get, path = "/admin/api/conversations/{id}", tag = "admin", operation_id = "admin_conversation",
     params(("id" = String, Path, description = "The conversation's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -203,7 +203,7 @@ pub struct HistoryQuery {
 /// `GET /admin/api/conversations/{id}/events`: its recorded history, whatever its source, and
 /// (`live`) the feed items of a turn still running, whose history is not complete yet.
 #[utoipa::path(
-    get, path = "/admin/api/conversations/{id}/events", tag = "admin",
+    get, path = "/admin/api/conversations/{id}/events", tag = "admin", operation_id = "admin_conversation_events",
     params(("id" = String, Path, description = "The conversation's id"), HistoryQuery),
     responses((status = 200, description = "OK", body = Object))
 )]

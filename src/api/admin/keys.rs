@@ -27,7 +27,7 @@ pub(crate) fn admin_only(caller: &Caller) -> std::result::Result<(), ApiError> {
 }
 
 #[utoipa::path(
-    get, path = "/admin/api/keys", tag = "admin",
+    get, path = "/admin/api/keys", tag = "admin", operation_id = "admin_keys_list",
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn list(
@@ -39,7 +39,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    post, path = "/admin/api/keys", tag = "admin",
+    post, path = "/admin/api/keys", tag = "admin", operation_id = "admin_keys_create",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -65,7 +65,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/admin/api/keys/{id}", tag = "admin",
+    get, path = "/admin/api/keys/{id}", tag = "admin", operation_id = "admin_keys_get",
     params(("id" = String, Path, description = "The key's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -79,7 +79,7 @@ pub async fn get(
 }
 
 #[utoipa::path(
-    delete, path = "/admin/api/keys/{id}", tag = "admin",
+    delete, path = "/admin/api/keys/{id}", tag = "admin", operation_id = "admin_keys_revoke",
     params(("id" = String, Path, description = "The key's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -96,7 +96,7 @@ pub async fn revoke(
 }
 
 #[utoipa::path(
-    post, path = "/admin/api/keys/{id}/rotate", tag = "admin",
+    post, path = "/admin/api/keys/{id}/rotate", tag = "admin", operation_id = "admin_keys_rotate",
     params(("id" = String, Path, description = "The key's id")),
     responses((status = 200, description = "OK", body = Object))
 )]

@@ -16,7 +16,7 @@ use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
 #[utoipa::path(
-    post, path = "/v1/messages", tag = "anthropic",
+    post, path = "/v1/messages", tag = "anthropic", operation_id = "messages",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -88,7 +88,7 @@ pub async fn messages(
 }
 
 #[utoipa::path(
-    post, path = "/v1/messages/count_tokens", tag = "anthropic",
+    post, path = "/v1/messages/count_tokens", tag = "anthropic", operation_id = "count_tokens",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]

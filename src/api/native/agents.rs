@@ -25,7 +25,7 @@ fn fields(b: AgentBody) -> AgentFields {
 }
 
 #[utoipa::path(
-    get, path = "/api/agents", tag = "native",
+    get, path = "/api/agents", tag = "native", operation_id = "agents_list",
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
@@ -34,7 +34,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Response> {
 }
 
 #[utoipa::path(
-    post, path = "/api/agents", tag = "native",
+    post, path = "/api/agents", tag = "native", operation_id = "agents_create",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -54,7 +54,7 @@ pub async fn create(State(app): State<AppState>, bytes: Bytes) -> Result<Respons
 }
 
 #[utoipa::path(
-    get, path = "/api/agents/{name}/config", tag = "native",
+    get, path = "/api/agents/{name}/config", tag = "native", operation_id = "agents_config",
     params(("name" = String, Path, description = "The agent's name")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -63,7 +63,7 @@ pub async fn config(State(app): State<AppState>, Path(name): Path<String>) -> Re
 }
 
 #[utoipa::path(
-    put, path = "/api/agents/{name}/config", tag = "native",
+    put, path = "/api/agents/{name}/config", tag = "native", operation_id = "agents_update",
     params(("name" = String, Path, description = "The agent's name")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -81,7 +81,7 @@ pub async fn update(
 }
 
 #[utoipa::path(
-    delete, path = "/api/agents/{name}", tag = "native",
+    delete, path = "/api/agents/{name}", tag = "native", operation_id = "agents_delete",
     params(("name" = String, Path, description = "The agent's name")),
     responses((status = 204, description = "Done"))
 )]
@@ -92,7 +92,7 @@ pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Re
 
 /// `{agent}`: run the session's main thread as this agent from its next turn (`null`: none).
 #[utoipa::path(
-    put, path = "/api/sessions/{id}/agent", tag = "native",
+    put, path = "/api/sessions/{id}/agent", tag = "native", operation_id = "agents_set_session_agent",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

@@ -25,7 +25,7 @@ pub struct ContinueSession {
 }
 
 #[utoipa::path(
-    get, path = "/api/claude-sessions", tag = "admin",
+    get, path = "/api/claude-sessions", tag = "admin", operation_id = "claude_sessions_list",
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
@@ -34,7 +34,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Response> {
 }
 
 #[utoipa::path(
-    get, path = "/api/claude-sessions/{id}", tag = "admin",
+    get, path = "/api/claude-sessions/{id}", tag = "admin", operation_id = "claude_sessions_get",
     params(("id" = String, Path, description = "The CLI's own session id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -45,7 +45,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 
 /// Continue it as a native session (`201` with the session).
 #[utoipa::path(
-    post, path = "/api/claude-sessions/{id}/continue", tag = "admin",
+    post, path = "/api/claude-sessions/{id}/continue", tag = "admin", operation_id = "claude_sessions_resume",
     params(("id" = String, Path, description = "The CLI's own session id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

@@ -16,7 +16,7 @@ use crate::http::error::ApiError;
 use crate::http::AppState;
 
 #[utoipa::path(
-    get, path = "/api/commands", tag = "native",
+    get, path = "/api/commands", tag = "native", operation_id = "commands_list",
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
@@ -24,7 +24,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Response> {
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/commands", tag = "native",
+    get, path = "/api/sessions/{id}/commands", tag = "native", operation_id = "commands_session_list",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -34,7 +34,7 @@ pub async fn session_list(State(app): State<AppState>, Path(id): Path<String>) -
 
 /// `{args?: string | [string], stream?: bool}`.
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/commands/{name}", tag = "native",
+    post, path = "/api/sessions/{id}/commands/{name}", tag = "native", operation_id = "commands_run",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

@@ -49,7 +49,7 @@ fn truthy(v: &str) -> bool {
 
 /// Multipart (file parts named by their relative path, an `overwrite` field) or JSON.
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/files/upload", tag = "native",
+    post, path = "/api/sessions/{id}/files/upload", tag = "native", operation_id = "files_upload",
     params(("id" = String, Path, description = "The session's id"), OverwriteQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -139,7 +139,7 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/files", tag = "native",
+    get, path = "/api/sessions/{id}/files", tag = "native", operation_id = "files_list",
     params(("id" = String, Path, description = "The session's id"), ListQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -157,7 +157,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/files/{path}", tag = "native",
+    get, path = "/api/sessions/{id}/files/{path}", tag = "native", operation_id = "files_download",
     params(("id" = String, Path, description = "The session's id"), ("path" = String, Path, description = "A file path inside the session's workspace")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -176,7 +176,7 @@ pub struct DeleteQuery {
 }
 
 #[utoipa::path(
-    delete, path = "/api/sessions/{id}/files/{path}", tag = "native",
+    delete, path = "/api/sessions/{id}/files/{path}", tag = "native", operation_id = "files_delete",
     params(("id" = String, Path, description = "The session's id"), ("path" = String, Path, description = "A file path inside the session's workspace"), DeleteQuery),
     responses((status = 204, description = "Done"))
 )]
@@ -204,7 +204,7 @@ fn memory_text(bytes: &[u8]) -> std::result::Result<String, ApiError> {
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/memory", tag = "native",
+    get, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_memory",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -213,7 +213,7 @@ pub async fn memory(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 #[utoipa::path(
-    put, path = "/api/sessions/{id}/memory", tag = "native",
+    put, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_put_memory",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -228,7 +228,7 @@ pub async fn put_memory(
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/memory", tag = "native",
+    post, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_append_memory",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -250,7 +250,7 @@ pub struct ChangesQuery {
 
 /// The files the session created, modified or deleted, each with its unified diff.
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/changes", tag = "native",
+    get, path = "/api/sessions/{id}/changes", tag = "native", operation_id = "files_changes",
     params(("id" = String, Path, description = "The session's id"), ChangesQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -277,7 +277,7 @@ struct RewindBody {
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/rewind", tag = "native",
+    post, path = "/api/sessions/{id}/rewind", tag = "native", operation_id = "files_rewind",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

@@ -35,7 +35,7 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, 
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions", tag = "native",
+    post, path = "/api/sessions", tag = "native", operation_id = "create_session",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -79,7 +79,7 @@ pub async fn create_session(
 
 /// A user key lists its own sessions; an admin key every session, or one key's (`?owner=`).
 #[utoipa::path(
-    get, path = "/api/sessions", tag = "native",
+    get, path = "/api/sessions", tag = "native", operation_id = "list_sessions",
     params(ListQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -105,7 +105,7 @@ pub async fn list_sessions(
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}", tag = "native",
+    get, path = "/api/sessions/{id}", tag = "native", operation_id = "get_session",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -119,7 +119,7 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) ->
 }
 
 #[utoipa::path(
-    delete, path = "/api/sessions/{id}", tag = "native",
+    delete, path = "/api/sessions/{id}", tag = "native", operation_id = "delete_session",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 204, description = "Done"))
 )]
@@ -134,7 +134,7 @@ pub async fn delete_session(
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/messages", tag = "native",
+    post, path = "/api/sessions/{id}/messages", tag = "native", operation_id = "send_message",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -158,7 +158,7 @@ pub async fn send_message(
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/interrupt", tag = "native",
+    post, path = "/api/sessions/{id}/interrupt", tag = "native", operation_id = "interrupt",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -168,7 +168,7 @@ pub async fn interrupt(State(app): State<AppState>, Path(id): Path<String>) -> R
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/history", tag = "native",
+    get, path = "/api/sessions/{id}/history", tag = "native", operation_id = "history",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -178,7 +178,7 @@ pub async fn history(State(app): State<AppState>, Path(id): Path<String>) -> Res
 
 /// The fork belongs to the caller, whoever owns the original (only an admin forks another's).
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/fork", tag = "native",
+    post, path = "/api/sessions/{id}/fork", tag = "native", operation_id = "fork",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -192,9 +192,12 @@ pub async fn fork(
 }
 
 #[utoipa::path(
-    method(post, get), path = "/api/sessions/{id}/export", tag = "native",
+    get, path = "/api/sessions/{id}/export", tag = "native", operation_id = "export",
     params(("id" = String, Path, description = "The session's id"), ExportQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses(
+        (status = 200, description = "The session's transcript: JSON, or Markdown with `format=markdown`",
+            content((Object = "application/json"), (String = "text/markdown")))
+    )
 )]
 pub async fn export(
     State(app): State<AppState>,
@@ -222,7 +225,7 @@ pub async fn export(
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/permissions/{request_id}", tag = "native",
+    post, path = "/api/sessions/{id}/permissions/{request_id}", tag = "native", operation_id = "answer_permission",
     params(("id" = String, Path, description = "The session's id"), ("request_id" = String, Path, description = "The pending request's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -244,7 +247,7 @@ pub async fn answer_permission(
 /// Watch a session: every event of every turn, for as long as the client stays; after
 /// `Last-Event-ID` or `?after=SEQ`, what it missed first (from the history).
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/events", tag = "native",
+    get, path = "/api/sessions/{id}/events", tag = "native", operation_id = "events",
     params(("id" = String, Path, description = "The session's id"), AfterQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -260,7 +263,7 @@ pub async fn events(
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/ws", tag = "native",
+    get, path = "/api/sessions/{id}/ws", tag = "native", operation_id = "websocket",
     params(("id" = String, Path, description = "The session's id"), AfterQuery),
     responses((status = 101, description = "Switching Protocols: a WebSocket"))
 )]

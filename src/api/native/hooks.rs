@@ -15,7 +15,7 @@ use crate::http::AppState;
 
 /// `{event, matcher?, mode, url?, timeout_secs?, default?}` → the subscription, 201.
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/hooks", tag = "native",
+    post, path = "/api/sessions/{id}/hooks", tag = "native", operation_id = "hooks_subscribe",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -31,7 +31,7 @@ pub async fn subscribe(
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/hooks", tag = "native",
+    get, path = "/api/sessions/{id}/hooks", tag = "native", operation_id = "hooks_list",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -40,7 +40,7 @@ pub async fn list(State(app): State<AppState>, Path(id): Path<String>) -> Result
 }
 
 #[utoipa::path(
-    delete, path = "/api/sessions/{id}/hooks/{hook_id}", tag = "native",
+    delete, path = "/api/sessions/{id}/hooks/{hook_id}", tag = "native", operation_id = "hooks_remove",
     params(("id" = String, Path, description = "The session's id"), ("hook_id" = String, Path, description = "The hook subscription's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -54,7 +54,7 @@ pub async fn remove(
 
 /// The CLI's hook output fields, flat or in `hookSpecificOutput`.
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/hooks/requests/{request_id}", tag = "native",
+    post, path = "/api/sessions/{id}/hooks/requests/{request_id}", tag = "native", operation_id = "hooks_answer",
     params(("id" = String, Path, description = "The session's id"), ("request_id" = String, Path, description = "The pending request's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

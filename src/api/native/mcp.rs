@@ -20,7 +20,7 @@ struct Toggle {
 }
 
 #[utoipa::path(
-    get, path = "/api/mcp-servers", tag = "native",
+    get, path = "/api/mcp-servers", tag = "native", operation_id = "mcp_list",
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
@@ -28,7 +28,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Response> {
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/mcp/{name}/reconnect", tag = "native",
+    post, path = "/api/sessions/{id}/mcp/{name}/reconnect", tag = "native", operation_id = "mcp_reconnect",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -40,7 +40,7 @@ pub async fn reconnect(
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/mcp/{name}/toggle", tag = "native",
+    post, path = "/api/sessions/{id}/mcp/{name}/toggle", tag = "native", operation_id = "mcp_toggle",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

@@ -5,6 +5,7 @@
 use utoipa::OpenApi;
 
 use super::events::AfterQuery;
+use super::types::ExportQuery;
 
 #[derive(OpenApi)]
 #[openapi(paths(
@@ -70,15 +71,28 @@ use super::events::AfterQuery;
     super::projects::update,
     super::projects::delete,
     super::usage::own,
-    stream_alias
+    stream_alias,
+    export_post
 ))]
 pub struct Doc;
 
 /// `GET /api/sessions/{id}/stream`: the same WebSocket as `/ws`, under the name some clients use.
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/stream", tag = "native",
+    get, path = "/api/sessions/{id}/stream", tag = "native", operation_id = "stream_alias",
     params(("id" = String, Path, description = "The session's id"), AfterQuery),
     responses((status = 101, description = "Switching Protocols: the session's WebSocket"))
 )]
 #[allow(dead_code)]
 fn stream_alias() {}
+
+/// `POST /api/sessions/{id}/export`: the same export as `GET`, for clients that post.
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/export", tag = "native", operation_id = "export_post",
+    params(("id" = String, Path, description = "The session's id"), ExportQuery),
+    responses(
+        (status = 200, description = "The session's transcript: JSON, or Markdown with `format=markdown`",
+            content((Object = "application/json"), (String = "text/markdown")))
+    )
+)]
+#[allow(dead_code)]
+fn export_post() {}

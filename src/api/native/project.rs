@@ -19,7 +19,7 @@ use crate::http::AppState;
 /// (as a message's) with `claude_md`, the workspace's memory file afterwards; while the turn
 /// waits on a permission (Write), `stop_reason` is `permission_required` and `claude_md` null.
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/project/init", tag = "native",
+    post, path = "/api/sessions/{id}/project/init", tag = "native", operation_id = "project_init",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -58,7 +58,7 @@ pub async fn init(
 
 /// `{path}`: an existing absolute directory inside `workspace_roots`.
 #[utoipa::path(
-    put, path = "/api/sessions/{id}/project/workspace", tag = "native",
+    put, path = "/api/sessions/{id}/project/workspace", tag = "native", operation_id = "project_move_workspace",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

@@ -27,7 +27,7 @@ pub struct ProjectQuery {
 }
 
 #[utoipa::path(
-    post, path = "/api/projects", tag = "native",
+    post, path = "/api/projects", tag = "native", operation_id = "projects_create",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -43,7 +43,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/api/projects", tag = "native",
+    get, path = "/api/projects", tag = "native", operation_id = "projects_list",
     params(ProjectQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -60,7 +60,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    get, path = "/api/projects/{id}", tag = "native",
+    get, path = "/api/projects/{id}", tag = "native", operation_id = "projects_get",
     params(("id" = String, Path, description = "The project's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -73,7 +73,7 @@ pub async fn get(
 }
 
 #[utoipa::path(
-    patch, path = "/api/projects/{id}", tag = "native",
+    patch, path = "/api/projects/{id}", tag = "native", operation_id = "projects_update",
     params(("id" = String, Path, description = "The project's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -94,7 +94,7 @@ pub async fn update(
 }
 
 #[utoipa::path(
-    delete, path = "/api/projects/{id}", tag = "native",
+    delete, path = "/api/projects/{id}", tag = "native", operation_id = "projects_delete",
     params(("id" = String, Path, description = "The project's id")),
     responses((status = 204, description = "Done"))
 )]

@@ -45,7 +45,7 @@ const PATCHABLE: &[&str] = &[
 ];
 
 #[utoipa::path(
-    patch, path = "/api/sessions/{id}", tag = "native",
+    patch, path = "/api/sessions/{id}", tag = "native", operation_id = "settings_patch_session",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -105,7 +105,7 @@ pub async fn patch_session(
 
 /// `{system_prompt?, append_system_prompt?}`; `null` removes one.
 #[utoipa::path(
-    put, path = "/api/sessions/{id}/context", tag = "native",
+    put, path = "/api/sessions/{id}/context", tag = "native", operation_id = "settings_put_context",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -131,7 +131,7 @@ pub async fn put_context(
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/thinking", tag = "native",
+    post, path = "/api/sessions/{id}/thinking", tag = "native", operation_id = "settings_post_thinking",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -150,7 +150,7 @@ pub async fn post_thinking(
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/context-usage", tag = "native",
+    get, path = "/api/sessions/{id}/context-usage", tag = "native", operation_id = "settings_context_usage",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -162,7 +162,7 @@ pub async fn context_usage(
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/cost", tag = "native",
+    get, path = "/api/sessions/{id}/cost", tag = "native", operation_id = "settings_cost",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -171,7 +171,7 @@ pub async fn cost(State(app): State<AppState>, Path(id): Path<String>) -> Result
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/mcp", tag = "native",
+    get, path = "/api/sessions/{id}/mcp", tag = "native", operation_id = "settings_mcp",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -180,7 +180,7 @@ pub async fn mcp(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/resume", tag = "native",
+    post, path = "/api/sessions/{id}/resume", tag = "native", operation_id = "settings_resume",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -189,7 +189,7 @@ pub async fn resume(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/tasks/{task_id}/stop", tag = "native",
+    post, path = "/api/sessions/{id}/tasks/{task_id}/stop", tag = "native", operation_id = "settings_stop_task",
     params(("id" = String, Path, description = "The session's id"), ("task_id" = String, Path, description = "The background task's id")),
     responses((status = 200, description = "OK", body = Object))
 )]

@@ -24,7 +24,7 @@ use crate::http::{ws_auth, AppState};
 type Result<T> = std::result::Result<T, NativeError>;
 
 #[utoipa::path(
-    get, path = "/api/tools", tag = "native",
+    get, path = "/api/tools", tag = "native", operation_id = "tools_list",
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
@@ -40,7 +40,7 @@ pub struct CallsQuery {
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/tool-calls", tag = "native",
+    get, path = "/api/sessions/{id}/tool-calls", tag = "native", operation_id = "tools_calls",
     params(("id" = String, Path, description = "The session's id"), CallsQuery),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -65,7 +65,7 @@ pub async fn calls(
 }
 
 #[utoipa::path(
-    post, path = "/api/sessions/{id}/tools/{name}", tag = "native",
+    post, path = "/api/sessions/{id}/tools/{name}", tag = "native", operation_id = "tools_call",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
@@ -101,7 +101,7 @@ pub async fn call(
 
 /// Only tool-call status: started, permission requested and decided, result, duration.
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/tools/stream", tag = "native",
+    get, path = "/api/sessions/{id}/tools/stream", tag = "native", operation_id = "tools_stream",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 101, description = "Switching Protocols: a WebSocket"))
 )]
@@ -183,7 +183,7 @@ fn tool_list(v: &Value, key: &str) -> std::result::Result<Option<Vec<String>>, A
 }
 
 #[utoipa::path(
-    get, path = "/api/sessions/{id}/tool-permissions", tag = "native",
+    get, path = "/api/sessions/{id}/tool-permissions", tag = "native", operation_id = "tools_permissions",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -193,7 +193,7 @@ pub async fn permissions(State(app): State<AppState>, Path(id): Path<String>) ->
 
 /// `{tools?, allowed_tools?, denied_tools?}`: each given list replaces the session's.
 #[utoipa::path(
-    put, path = "/api/sessions/{id}/tool-permissions", tag = "native",
+    put, path = "/api/sessions/{id}/tool-permissions", tag = "native", operation_id = "tools_put_permissions",
     params(("id" = String, Path, description = "The session's id")),
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))

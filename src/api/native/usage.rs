@@ -15,7 +15,7 @@ use crate::http::error::{ApiError, NativeError};
 use crate::http::AppState;
 
 #[utoipa::path(
-    get, path = "/api/usage", tag = "native",
+    get, path = "/api/usage", tag = "native", operation_id = "usage_own",
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn own(

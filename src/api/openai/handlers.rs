@@ -16,7 +16,7 @@ use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
 #[utoipa::path(
-    post, path = "/v1/chat/completions", tag = "openai",
+    post, path = "/v1/chat/completions", tag = "openai", operation_id = "chat_completions",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]

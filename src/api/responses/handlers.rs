@@ -19,7 +19,7 @@ use crate::http::AppState;
 use crate::store::StoredReply;
 
 #[utoipa::path(
-    post, path = "/v1/responses", tag = "responses",
+    post, path = "/v1/responses", tag = "responses", operation_id = "responses_create",
     request_body(content = Object, description = "A JSON object"),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -116,7 +116,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/v1/responses/{id}", tag = "responses",
+    get, path = "/v1/responses/{id}", tag = "responses", operation_id = "responses_get",
     params(("id" = String, Path, description = "The response's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
@@ -134,7 +134,7 @@ pub async fn get(
 }
 
 #[utoipa::path(
-    delete, path = "/v1/responses/{id}", tag = "responses",
+    delete, path = "/v1/responses/{id}", tag = "responses", operation_id = "responses_delete",
     params(("id" = String, Path, description = "The response's id")),
     responses((status = 200, description = "OK", body = Object))
 )]
