@@ -68,7 +68,7 @@ fn lagged(n: u64) -> serde_json::Value {
 #[utoipa::path(
     get, path = "/admin/api/events", tag = "admin", operation_id = "admin_events",
     params(FeedQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Every session's events as SSE, live (the console's feed)", content_type = "text/event-stream", body = String))
 )]
 pub async fn events(State(app): State<AppState>, Query(q): Query<FeedQuery>) -> Response {
     let feed = app.conversations.feed.clone();

@@ -17,8 +17,8 @@ use crate::http::AppState;
 
 #[utoipa::path(
     post, path = "/v1/messages", tag = "anthropic", operation_id = "messages",
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::types::MessagesRequest,
+    responses((status = 200, description = "The message; with `stream: true`, named SSE events (`message_start` ... `message_stop`)", content((super::types::MessageResponse = "application/json"), (super::types::StreamEvent = "text/event-stream"))))
 )]
 pub async fn messages(
     State(app): State<AppState>,
@@ -89,8 +89,8 @@ pub async fn messages(
 
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "anthropic", operation_id = "count_tokens",
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body(content = super::types::MessagesRequest, description = "A Messages request; `max_tokens` is not needed"),
+    responses((status = 200, description = "The prompt's token count", body = CountTokensResponse))
 )]
 pub async fn count_tokens(
     State(app): State<AppState>,

@@ -35,7 +35,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Response> {
 
 #[utoipa::path(
     post, path = "/api/agents", tag = "native", operation_id = "agents_create",
-    request_body(content = Object, description = "A JSON object"),
+    request_body = super::types::AgentBody,
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn create(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
@@ -65,7 +65,7 @@ pub async fn config(State(app): State<AppState>, Path(name): Path<String>) -> Re
 #[utoipa::path(
     put, path = "/api/agents/{name}/config", tag = "native", operation_id = "agents_update",
     params(("name" = String, Path, description = "The agent's name")),
-    request_body(content = Object, description = "A JSON object"),
+    request_body = super::types::AgentBody,
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn update(

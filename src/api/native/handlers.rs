@@ -36,8 +36,8 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, 
 
 #[utoipa::path(
     post, path = "/api/sessions", tag = "native", operation_id = "create_session",
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::types::CreateSession,
+    responses((status = 201, description = "The session (an open object: id, status, model, workspace, ...)", body = Object))
 )]
 pub async fn create_session(
     State(app): State<AppState>,
@@ -136,8 +136,8 @@ pub async fn delete_session(
 #[utoipa::path(
     post, path = "/api/sessions/{id}/messages", tag = "native", operation_id = "send_message",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::types::SendMessage,
+    responses((status = 200, description = "The turn's reply; with `stream: true`, the session's events as SSE", content((super::types::MessageReply = "application/json"), (Object = "text/event-stream"))))
 )]
 pub async fn send_message(
     State(app): State<AppState>,
@@ -227,7 +227,7 @@ pub async fn export(
 #[utoipa::path(
     post, path = "/api/sessions/{id}/permissions/{request_id}", tag = "native", operation_id = "answer_permission",
     params(("id" = String, Path, description = "The session's id"), ("request_id" = String, Path, description = "The pending request's id")),
-    request_body(content = Object, description = "A JSON object"),
+    request_body = super::types::PermissionAnswer,
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn answer_permission(
@@ -249,7 +249,7 @@ pub async fn answer_permission(
 #[utoipa::path(
     get, path = "/api/sessions/{id}/events", tag = "native", operation_id = "events",
     params(("id" = String, Path, description = "The session's id"), AfterQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session's events as SSE, live; `after` (or `Last-Event-ID`) resumes after an event id", content_type = "text/event-stream", body = String))
 )]
 pub async fn events(
     State(app): State<AppState>,

@@ -17,8 +17,8 @@ use crate::http::AppState;
 
 #[utoipa::path(
     post, path = "/v1/chat/completions", tag = "openai", operation_id = "chat_completions",
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::types::ChatCompletionRequest,
+    responses((status = 200, description = "The completion; with `stream: true`, `chat.completion.chunk` events (`data: {...}`, then `data: [DONE]`)", content((super::types::ChatCompletion = "application/json"), (super::types::ChatCompletionChunk = "text/event-stream"))))
 )]
 pub async fn chat_completions(
     State(app): State<AppState>,

@@ -20,8 +20,8 @@ use crate::store::StoredReply;
 
 #[utoipa::path(
     post, path = "/v1/responses", tag = "responses", operation_id = "responses_create",
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::types::CreateResponse,
+    responses((status = 200, description = "The response object (open: OpenAI's Responses shape); with `stream: true`, its named SSE events", content((Object = "application/json"), (Object = "text/event-stream"))))
 )]
 pub async fn create(
     State(app): State<AppState>,
