@@ -51,7 +51,12 @@ fn truthy(v: &str) -> bool {
 #[utoipa::path(
     post, path = "/api/sessions/{id}/files/upload", tag = "native", operation_id = "files_upload",
     params(("id" = String, Path, description = "The session's id"), OverwriteQuery),
-    responses((status = 200, description = "OK", body = Object))
+    request_body(
+        description = "Multipart: file parts named by their relative path, an `overwrite` field; \
+            or JSON: `{path, content_base64}` or `{files: [{path, content_base64}]}`",
+        content(("multipart/form-data"), ("application/json"))
+    ),
+    responses((status = 201, description = "The files written: `{data: [...]}`", body = Object), (status = 413, description = "Over the upload limit"))
 )]
 pub async fn upload(
     State(app): State<AppState>,

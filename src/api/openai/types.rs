@@ -210,8 +210,7 @@ impl From<crate::claude::Usage> for UsageOut {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[schema(as = OpenAiModel)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelObject {
     pub id: String,
     pub object: &'static str,
@@ -219,8 +218,7 @@ pub struct ModelObject {
     pub owned_by: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[schema(as = OpenAiModelList)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelList {
     pub object: &'static str,
     pub data: Vec<ModelObject>,
