@@ -143,7 +143,10 @@ fn operations_are_tagged_answered_and_uniquely_named() {
             let id = op["operationId"].as_str().unwrap_or_default().to_string();
             assert!(ids.insert(id.clone()), "operationId {id} is used twice");
             // A keyed operation documents its errors in its protocol's shape.
-            let keyed = op.get("security") != Some(&serde_json::json!([{}]));
+            // Open operations list an empty requirement (`{}`), alone or beside the keys.
+            let keyed = !op["security"]
+                .as_array()
+                .is_some_and(|reqs| reqs.contains(&serde_json::json!({})));
             if keyed {
                 let shape = op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"]
                     .as_str()

@@ -9,7 +9,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::http::error::{ApiError, NativeError};
+use crate::http::error::{ApiError, NativeError, NativeErrorBody};
 
 #[derive(rust_embed::Embed)]
 #[folder = "web/dist/"]
@@ -83,7 +83,7 @@ pub fn page(name: &str) -> Response {
 /// `GET /admin`.
 #[utoipa::path(
     get, path = "/admin", tag = "console", operation_id = "app",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "The console's page (it asks for a key itself)", content_type = "text/html")),
     security(())
 )]
 pub async fn app() -> Response {
@@ -93,8 +93,8 @@ pub async fn app() -> Response {
 /// `GET /admin/{*path}`: an asset, else the app (it routes on the client).
 #[utoipa::path(
     get, path = "/admin/{path}", tag = "console", operation_id = "asset",
-    params(("path" = String, Path, description = "A file path inside the session's workspace")),
-    responses((status = 200, description = "OK", body = Object)),
+    params(("path" = String, Path, description = "An asset of the console, or a page it routes on the client")),
+    responses((status = 200, description = "The asset, or the console's page"), (status = 404, description = "`/admin/api/...` or `/admin/ws` that matched no route", body = NativeErrorBody)),
     security(())
 )]
 pub async fn asset(Path(path): Path<String>) -> Response {

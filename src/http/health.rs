@@ -45,8 +45,8 @@ pub struct RelayHealth {
 /// when no key is configured).
 #[utoipa::path(
     get, path = "/health", tag = "health", operation_id = "health",
-    responses((status = 200, description = "OK", body = Object)),
-    security(())
+    responses((status = 200, description = "Alive; the details (CLI, processes, queue, relay) with a key, or when the gateway has none", body = Object)),
+    security((), ("bearer" = []), ("api_key" = []))
 )]
 pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if !auth::key_ok(&app, &headers) {
@@ -60,8 +60,11 @@ pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response
 /// in detail only for a caller with a key, or when the gateway has none).
 #[utoipa::path(
     get, path = "/health/ready", tag = "health", operation_id = "ready",
-    responses((status = 200, description = "OK", body = Object)),
-    security(())
+    responses(
+        (status = 200, description = "Ready: this instance starts new turns", body = Object),
+        (status = 503, description = "Draining, or the CLI cannot run (`reason`; the `detail` with a key)", body = Object)
+    ),
+    security((), ("bearer" = []), ("api_key" = []))
 )]
 pub async fn ready(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let c = &app.conversations;
@@ -114,8 +117,7 @@ fn details(app: &AppState) -> Json<Health> {
 /// without one scrapes `metrics_listen`).
 #[utoipa::path(
     get, path = "/metrics", tag = "health", operation_id = "metrics",
-    responses((status = 200, description = "OK", body = Object)),
-    security(())
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     if !auth::key_ok(&app, &headers) {
@@ -128,7 +130,7 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) 
 /// the API (a preconnect), so the root answers like the real API's does: 200.
 #[utoipa::path(
     get, path = "/", tag = "health", operation_id = "root",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK (the CLI probes its base URL)", content_type = "text/plain", body = String)),
     security(())
 )]
 pub async fn root() -> &'static str {

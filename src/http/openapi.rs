@@ -125,7 +125,7 @@ pub async fn docs() -> Response {
 #[utoipa::path(
     get, path = "/v1/health", tag = "health", operation_id = "v1_health",
     responses((status = 200, description = "Alive; the details with a key, or when the gateway has none", body = Object)),
-    security(())
+    security((), ("bearer" = []), ("api_key" = []))
 )]
 #[allow(dead_code)]
 fn v1_health() {}
