@@ -17,6 +17,12 @@ fn wants_anthropic(headers: &HeaderMap) -> bool {
     headers.contains_key("anthropic-version")
 }
 
+#[utoipa::path(
+    get, path = "/v1/models", tag = "openai", tags = ["anthropic"], operation_id = "models_list",
+    params(ListQuery),
+    responses((status = 200, description = "OpenAI's `{object: \"list\", data}`, or, with \
+        `anthropic-version`, Anthropic's page `{data, has_more, first_id, last_id}`", body = Object))
+)]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -35,6 +41,12 @@ pub async fn list(
     }
 }
 
+#[utoipa::path(
+    get, path = "/v1/models/{id}", tag = "openai", operation_id = "models_get",
+    params(("id" = String, Path, description = "A model id or alias")),
+    responses((status = 200, description = "The model, in OpenAI's shape or (with \
+        `anthropic-version`) Anthropic's", body = Object))
+)]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -9,7 +9,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::http::error::{ApiError, NativeError};
+use crate::http::error::{ApiError, NativeError, NativeErrorBody};
 
 #[derive(rust_embed::Embed)]
 #[folder = "web/dist/"]
@@ -64,7 +64,13 @@ fn serve(path: &str) -> Option<Response> {
 }
 
 fn index() -> Response {
-    serve("index.html").unwrap_or_else(|| {
+    page("index.html")
+}
+
+/// A page of the built assets (the console's `index.html`, the API reference's `docs.html`),
+/// or the page saying they were not built.
+pub fn page(name: &str) -> Response {
+    serve(name).unwrap_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -75,11 +81,22 @@ fn index() -> Response {
 }
 
 /// `GET /admin`.
+#[utoipa::path(
+    get, path = "/admin", tag = "console", operation_id = "app",
+    responses((status = 200, description = "The console's page (it asks for a key itself)", content_type = "text/html")),
+    security(())
+)]
 pub async fn app() -> Response {
     index()
 }
 
 /// `GET /admin/{*path}`: an asset, else the app (it routes on the client).
+#[utoipa::path(
+    get, path = "/admin/{path}", tag = "console", operation_id = "asset",
+    params(("path" = String, Path, description = "An asset of the console, or a page it routes on the client")),
+    responses((status = 200, description = "The asset, or the console's page"), (status = 404, description = "`/admin/api/...` or `/admin/ws` that matched no route", body = NativeErrorBody)),
+    security(())
+)]
 pub async fn asset(Path(path): Path<String>) -> Response {
     if path == "api" || path.starts_with("api/") || path == "ws" {
         return NativeError(ApiError::NotFound(format!("No route for /admin/{path}")))

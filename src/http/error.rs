@@ -5,7 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::claude::ClaudeError;
 use crate::domain::conversations::TurnError;
@@ -290,7 +290,14 @@ impl ApiError {
             ApiError::Denied { param, .. } => Some(param.clone()),
             _ => None,
         };
-        json!({"error": {"message": self.public_message(), "type": kind, "param": param, "code": self.code()}})
+        body(OpenAiErrorBody {
+            error: OpenAiErrorDetail {
+                message: self.public_message(),
+                kind,
+                param,
+                code: self.code(),
+            },
+        })
     }
 }
 
@@ -302,7 +309,13 @@ impl ApiError {
             ApiError::Denied { param, .. } => Some(param.clone()),
             _ => None,
         };
-        json!({"error": {"code": self.code(), "message": self.public_message(), "param": param}})
+        body(NativeErrorBody {
+            error: NativeErrorDetail {
+                code: self.code(),
+                message: self.public_message(),
+                param,
+            },
+        })
     }
 }
 
@@ -348,17 +361,18 @@ impl ApiError {
             Some(p) if !text.starts_with(&format!("{p}:")) => format!("{p}: {text}"),
             _ => text,
         };
-        json!({"type": "error", "error": {"type": kind, "message": message}})
+        body(AnthropicErrorBody {
+            kind: "error",
+            error: AnthropicErrorDetail { kind, message },
+        })
     }
 
     /// The error in the shape of the API that `path` belongs to.
     pub fn response_for_path(self, path: &str) -> Response {
-        if is_anthropic_path(path) {
-            AnthropicError(self).into_response()
-        } else if path.starts_with("/api/") || path.starts_with("/admin/") {
-            NativeError(self).into_response()
-        } else {
-            OpenAiError(self).into_response()
+        match ErrorShape::for_path(path) {
+            ErrorShape::Anthropic => AnthropicError(self).into_response(),
+            ErrorShape::Native => NativeError(self).into_response(),
+            ErrorShape::OpenAi => OpenAiError(self).into_response(),
         }
     }
 }
@@ -410,6 +424,93 @@ pub async fn shape_errors(
         message,
     }
     .response_for_path(&path)
+}
+
+/// Which protocol's error shape a path's errors come in: one rule for the wire and for the
+/// OpenAPI description (see `crate::http::openapi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    OpenAi,
+    Anthropic,
+    Native,
+}
+
+impl ErrorShape {
+    pub fn for_path(path: &str) -> Self {
+        if is_anthropic_path(path) {
+            ErrorShape::Anthropic
+        } else if path.starts_with("/api/") || path.starts_with("/admin/") {
+            ErrorShape::Native
+        } else {
+            ErrorShape::OpenAi
+        }
+    }
+}
+
+// The error bodies, one type per protocol: what is sent and what the OpenAPI description
+// says are the same structs.
+
+/// OpenAI's error body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiError)]
+pub struct OpenAiErrorBody {
+    error: OpenAiErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiErrorDetail)]
+pub struct OpenAiErrorDetail {
+    message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `rate_limit_error`, `insufficient_quota`, `overloaded_error`, `timeout_error`, `api_error`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The request field at fault, when one is.
+    param: Option<String>,
+    /// A short machine-readable code, e.g. `invalid_request`, `model_not_found`.
+    code: &'static str,
+}
+
+/// Anthropic's error body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = AnthropicError)]
+pub struct AnthropicErrorBody {
+    /// Always `error`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: AnthropicErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = AnthropicErrorDetail)]
+pub struct AnthropicErrorDetail {
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `not_found_error`, `request_too_large`, `rate_limit_error`, `overloaded_error`, ...
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// Starts with the field at fault (`messages.1.content: ...`), when one is.
+    message: String,
+}
+
+/// The native API's error body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = NativeError)]
+pub struct NativeErrorBody {
+    error: NativeErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = NativeErrorDetail)]
+pub struct NativeErrorDetail {
+    /// A short machine-readable code, e.g. `invalid_request`, `not_found`, `conflict`.
+    code: &'static str,
+    message: String,
+    /// The request field at fault, when one is.
+    param: Option<String>,
+}
+
+fn body(b: impl serde::Serialize) -> Value {
+    serde_json::to_value(b).unwrap_or_default()
 }
 
 /// Paths of the Anthropic-compatible API, whose clients expect Anthropic's error shape.

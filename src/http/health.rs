@@ -50,6 +50,11 @@ pub struct RelayHealth {
 
 /// `GET /health`: liveness for anyone; the details for a caller with a key (or for anyone
 /// when no key is configured).
+#[utoipa::path(
+    get, path = "/health", tag = "health", operation_id = "health",
+    responses((status = 200, description = "Alive; the details (CLI, processes, queue, relay) with a key, or when the gateway has none", body = Object)),
+    security((), ("bearer" = []), ("api_key" = []))
+)]
 pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if !auth::key_ok(&app, &headers) {
         return Json(serde_json::json!({"status": "ok"})).into_response();
@@ -60,6 +65,14 @@ pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response
 /// `GET /health/ready`: readiness for a load balancer or Kubernetes, open to anyone: 200 while
 /// this instance starts new turns; 503 once it drains, or while the CLI cannot run (the reason
 /// in detail only for a caller with a key, or when the gateway has none).
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health", operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready: this instance starts new turns", body = Object),
+        (status = 503, description = "Draining, or the CLI cannot run (`reason`; the `detail` with a key)", body = Object)
+    ),
+    security((), ("bearer" = []), ("api_key" = []))
+)]
 pub async fn ready(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let c = &app.conversations;
     let not_ready = if !c.drain.accepting() {
@@ -117,6 +130,10 @@ async fn details(app: &AppState) -> Json<Health> {
 
 /// `GET /metrics` on the main address: a key is needed when keys are configured (Prometheus
 /// without one scrapes `metrics_listen`).
+#[utoipa::path(
+    get, path = "/metrics", tag = "health", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
+)]
 pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     if !auth::key_ok(&app, &headers) {
         return auth::key_required(uri.path());
@@ -126,6 +143,11 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, uri: Uri) 
 
 /// `GET /` and `HEAD /`: the Claude Code CLI probes its base URL with `HEAD` before it calls
 /// the API (a preconnect), so the root answers like the real API's does: 200.
+#[utoipa::path(
+    get, path = "/", tag = "health", operation_id = "root",
+    responses((status = 200, description = "OK (the CLI probes its base URL)", content_type = "text/plain", body = String)),
+    security(())
+)]
 pub async fn root() -> &'static str {
     concat!("ccgw ", env!("CARGO_PKG_VERSION"), "\n")
 }

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
+pub mod openapi;
 // --- isolation ---
 pub mod ownership;
 pub mod router;

@@ -4,7 +4,8 @@ use axum::routing::{delete, get, post, put};
 use axum::{middleware, Router};
 
 use super::{
-    auth, console, health, idempotency, limits, metrics, ownership, stats, ws_auth, AppState,
+    auth, console, health, idempotency, limits, metrics, openapi, ownership, stats, ws_auth,
+    AppState,
 };
 use crate::api::{admin, anthropic, models, native, openai, responses};
 
@@ -238,6 +239,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/v1/health", get(health::health))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::json))
+        .route("/docs", get(openapi::docs))
         .route("/admin", get(console::app))
         .route("/admin/", get(console::app))
         .route("/admin/{*path}", get(console::asset))

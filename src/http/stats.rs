@@ -269,7 +269,8 @@ pub fn spawn_sampler(
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Only samples after this time (unix milliseconds).
     pub since: Option<i64>,
@@ -289,6 +290,11 @@ fn top(map: HashMap<String, crate::domain::activity::Totals>) -> Vec<Value> {
 }
 
 /// `GET /admin/api/stats`.
+#[utoipa::path(
+    get, path = "/admin/api/stats", tag = "admin", operation_id = "stats",
+    params(StatsQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn stats(State(app): State<AppState>, Query(q): Query<StatsQuery>) -> Json<Value> {
     let c = &app.conversations;
     let (by_model, by_key) = c.activity.totals();

@@ -119,6 +119,10 @@ pub fn redeem_ticket(app: &AppState, req: &mut Request) -> TicketCheck {
 }
 
 /// `POST /api/ws-tickets`: a ticket for one WebSocket connection.
+#[utoipa::path(
+    post, path = "/api/ws-tickets", tag = "native", operation_id = "create_ticket",
+    responses((status = 200, description = "A single-use ticket for a browser's WebSocket", body = Object))
+)]
 pub async fn create_ticket(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

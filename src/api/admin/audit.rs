@@ -17,7 +17,8 @@ use crate::store::AuditFilter;
 type Result<T> = std::result::Result<T, NativeError>;
 
 /// The query. Times are RFC 3339 or unix milliseconds; `cursor` is a page's `next_cursor`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct AuditQuery {
     pub key: Option<String>,
@@ -29,6 +30,11 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/admin/api/audit", tag = "admin", operation_id = "admin_audit_list",
+    params(AuditQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

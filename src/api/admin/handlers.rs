@@ -22,7 +22,8 @@ use crate::http::AppState;
 type Result<T> = std::result::Result<T, NativeError>;
 
 /// Which feed items a watcher wants.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     pub conversation_id: Option<String>,
     pub source: Option<String>,
@@ -64,6 +65,11 @@ fn lagged(n: u64) -> serde_json::Value {
 }
 
 /// `GET /admin/api/events`: the live feed as SSE (`id:` is the feed position).
+#[utoipa::path(
+    get, path = "/admin/api/events", tag = "admin", operation_id = "admin_events",
+    params(FeedQuery),
+    responses((status = 200, description = "Every session's events as SSE, live (the console's feed)", content_type = "text/event-stream", body = String))
+)]
 pub async fn events(State(app): State<AppState>, Query(q): Query<FeedQuery>) -> Response {
     let feed = app.conversations.feed.clone();
     let mut rx = feed.subscribe();
@@ -93,6 +99,11 @@ fn sse<S: Stream<Item = std::result::Result<SseEvent, Infallible>> + Send + 'sta
 }
 
 /// `GET /admin/ws`: the live feed as WebSocket text frames (the same JSON as the SSE data).
+#[utoipa::path(
+    get, path = "/admin/ws", tag = "admin", operation_id = "admin_websocket",
+    params(FeedQuery),
+    responses((status = 101, description = "Switching Protocols: a WebSocket"))
+)]
 pub async fn websocket(
     State(app): State<AppState>,
     Query(q): Query<FeedQuery>,
@@ -130,7 +141,8 @@ async fn serve_feed(
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub source: Option<String>,
     pub status: Option<String>,
@@ -138,6 +150,11 @@ pub struct ListQuery {
 }
 
 /// `GET /admin/api/conversations`: live and recent conversations of every source.
+#[utoipa::path(
+    get, path = "/admin/api/conversations", tag = "admin", operation_id = "admin_conversations",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn conversations(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -163,6 +180,11 @@ pub async fn conversations(
 }
 
 /// `GET /admin/api/conversations/{id}`.
+#[utoipa::path(
+    get, path = "/admin/api/conversations/{id}", tag = "admin", operation_id = "admin_conversation",
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn conversation(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let v = app
         .conversations
@@ -172,13 +194,19 @@ pub async fn conversation(State(app): State<AppState>, Path(id): Path<String>) -
     Ok(Json(v).into_response())
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     pub after: Option<u64>,
 }
 
 /// `GET /admin/api/conversations/{id}/events`: its recorded history, whatever its source, and
 /// (`live`) the feed items of a turn still running, whose history is not complete yet.
+#[utoipa::path(
+    get, path = "/admin/api/conversations/{id}/events", tag = "admin", operation_id = "admin_conversation_events",
+    params(("id" = String, Path, description = "The conversation's id"), HistoryQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn conversation_events(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -26,6 +26,10 @@ pub(crate) fn admin_only(caller: &Caller) -> std::result::Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get, path = "/admin/api/keys", tag = "admin", operation_id = "admin_keys_list",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -34,6 +38,11 @@ pub async fn list(
     Ok(Json(json!({"data": app.keys.list().await?})).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/admin/api/keys", tag = "admin", operation_id = "admin_keys_create",
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -55,6 +64,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/admin/api/keys/{id}", tag = "admin", operation_id = "admin_keys_get",
+    params(("id" = String, Path, description = "The key's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -64,6 +78,11 @@ pub async fn get(
     Ok(Json(app.keys.get(&id).await?).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/admin/api/keys/{id}", tag = "admin", operation_id = "admin_keys_revoke",
+    params(("id" = String, Path, description = "The key's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn revoke(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -76,6 +95,11 @@ pub async fn revoke(
     Ok(Json(key).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/admin/api/keys/{id}/rotate", tag = "admin", operation_id = "admin_keys_rotate",
+    params(("id" = String, Path, description = "The key's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn rotate(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

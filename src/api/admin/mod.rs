@@ -9,5 +9,6 @@
 pub mod audit;
 pub mod handlers;
 pub mod keys;
+pub mod openapi;
 // --- limits ---
 pub mod usage;

@@ -15,6 +15,10 @@ use crate::http::auth::Caller;
 use crate::http::error::NativeError;
 use crate::http::AppState;
 
+#[utoipa::path(
+    get, path = "/admin/api/usage", tag = "admin", operation_id = "admin_usage_report",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn report(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -15,6 +15,11 @@ use crate::http::error::AnthropicError;
 use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
+#[utoipa::path(
+    post, path = "/v1/messages", tag = "anthropic", operation_id = "messages",
+    request_body = super::types::MessagesRequest,
+    responses((status = 200, description = "The message; with `stream: true`, named SSE events (`message_start` ... `message_stop`)", content((super::types::MessageResponse = "application/json"), (super::types::StreamEvent = "text/event-stream"))))
+)]
 pub async fn messages(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -82,6 +87,11 @@ pub async fn messages(
     Ok(resp)
 }
 
+#[utoipa::path(
+    post, path = "/v1/messages/count_tokens", tag = "anthropic", operation_id = "count_tokens",
+    request_body(content = super::types::MessagesRequest, description = "A Messages request; `max_tokens` is not needed"),
+    responses((status = 200, description = "The prompt's token count", body = CountTokensResponse))
+)]
 pub async fn count_tokens(
     State(app): State<AppState>,
     body: Bytes,

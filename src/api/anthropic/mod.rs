@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod handlers;
 pub mod models;
+pub mod openapi;
 pub mod render;
 pub mod threads;
 pub mod types;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A `POST /v1/messages` (or `/v1/messages/count_tokens`) body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct MessagesRequest {
     pub model: String,
     pub messages: Vec<InputMessage>,
@@ -37,7 +37,7 @@ pub struct MessagesRequest {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct InputMessage {
     pub role: String,
     pub content: MessageContent,
@@ -45,21 +45,23 @@ pub struct InputMessage {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = AnthropicMessageContent)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Blocks(Vec<Value>),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum SystemPrompt {
     Text(String),
     Blocks(Vec<Value>),
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = AnthropicMetadata)]
 pub struct Metadata {
     #[serde(default)]
     pub user_id: Option<String>,
@@ -70,7 +72,7 @@ pub struct Metadata {
 // ---- responses ----
 
 /// A whole message: the non-streaming answer, and (empty) the `message_start` payload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageResponse {
     pub id: String,
     #[serde(rename = "type")]
@@ -83,7 +85,7 @@ pub struct MessageResponse {
     pub usage: UsageOut,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentBlock {
     Text {
@@ -103,7 +105,7 @@ pub enum ContentBlock {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BlockDelta {
     TextDelta { text: String },
@@ -112,7 +114,8 @@ pub enum BlockDelta {
     InputJsonDelta { partial_json: String },
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = AnthropicUsage)]
 pub struct UsageOut {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -131,14 +134,15 @@ impl From<crate::claude::Usage> for UsageOut {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageDeltaBody {
     pub stop_reason: Option<&'static str>,
     pub stop_sequence: Option<String>,
 }
 
 /// One named SSE event of a streamed message; the SSE `event:` name is the `type`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AnthropicStreamEvent)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     MessageStart {
@@ -177,7 +181,7 @@ impl StreamEvent {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CountTokensResponse {
     pub input_tokens: u64,
 }

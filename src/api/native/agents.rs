@@ -24,11 +24,20 @@ fn fields(b: AgentBody) -> AgentFields {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/agents", tag = "native", operation_id = "agents_list",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
     let data = app.conversations.list_agents().await?;
     Ok(Json(json!({ "data": data })).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/agents", tag = "native", operation_id = "agents_create",
+    request_body = super::types::AgentBody,
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn create(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
     let b: AgentBody = body(&bytes)?;
     let name = b
@@ -44,10 +53,21 @@ pub async fn create(State(app): State<AppState>, bytes: Bytes) -> Result<Respons
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/agents/{name}/config", tag = "native", operation_id = "agents_config",
+    params(("name" = String, Path, description = "The agent's name")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn config(State(app): State<AppState>, Path(name): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.agent(&name).await?).into_response())
 }
 
+#[utoipa::path(
+    put, path = "/api/agents/{name}/config", tag = "native", operation_id = "agents_update",
+    params(("name" = String, Path, description = "The agent's name")),
+    request_body = super::types::AgentBody,
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn update(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -60,12 +80,23 @@ pub async fn update(
     Ok(Json(app.conversations.update_agent(&name, fields(b)).await?).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/agents/{name}", tag = "native", operation_id = "agents_delete",
+    params(("name" = String, Path, description = "The agent's name")),
+    responses((status = 204, description = "Done"))
+)]
 pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result<StatusCode> {
     app.conversations.delete_agent(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `{agent}`: run the session's main thread as this agent from its next turn (`null`: none).
+#[utoipa::path(
+    put, path = "/api/sessions/{id}/agent", tag = "native", operation_id = "agents_set_session_agent",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn set_session_agent(
     State(app): State<AppState>,
     Path(id): Path<String>,

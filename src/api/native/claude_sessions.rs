@@ -24,17 +24,32 @@ pub struct ContinueSession {
     pub extra: Map<String, Value>,
 }
 
+#[utoipa::path(
+    get, path = "/api/claude-sessions", tag = "admin", operation_id = "claude_sessions_list",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
     let data = app.conversations.list_claude_sessions()?;
     Ok(Json(json!({ "data": data })).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/claude-sessions/{id}", tag = "admin", operation_id = "claude_sessions_get",
+    params(("id" = String, Path, description = "The CLI's own session id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let (session, history) = app.conversations.claude_session(&id)?;
     Ok(Json(json!({"session": session, "history": history, "read_only": true})).into_response())
 }
 
 /// Continue it as a native session (`201` with the session).
+#[utoipa::path(
+    post, path = "/api/claude-sessions/{id}/continue", tag = "admin", operation_id = "claude_sessions_resume",
+    params(("id" = String, Path, description = "The CLI's own session id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn resume(
     State(app): State<AppState>,
     Path(id): Path<String>,

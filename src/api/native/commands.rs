@@ -15,15 +15,30 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
+#[utoipa::path(
+    get, path = "/api/commands", tag = "native", operation_id = "commands_list",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
     Ok(Json(json!({"data": app.conversations.list_commands().await?})).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/commands", tag = "native", operation_id = "commands_session_list",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn session_list(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(json!({"data": app.conversations.session_commands(&id).await?})).into_response())
 }
 
 /// `{args?: string | [string], stream?: bool}`.
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/commands/{name}", tag = "native", operation_id = "commands_run",
+    params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn run(
     State(app): State<AppState>,
     Path((id, name)): Path<(String, String)>,

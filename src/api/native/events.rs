@@ -20,7 +20,8 @@ use crate::http::error::ApiError;
 use crate::store::StoredEvent;
 
 /// `?after=SEQ` of the watcher streams.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AfterQuery {
     #[serde(default)]
     pub after: Option<String>,

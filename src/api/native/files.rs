@@ -48,6 +48,16 @@ fn truthy(v: &str) -> bool {
 }
 
 /// Multipart (file parts named by their relative path, an `overwrite` field) or JSON.
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/files/upload", tag = "native", operation_id = "files_upload",
+    params(("id" = String, Path, description = "The session's id"), OverwriteQuery),
+    request_body(
+        description = "Multipart: file parts named by their relative path, an `overwrite` field; \
+            or JSON: `{path, content_base64}` or `{files: [{path, content_base64}]}`",
+        content(("multipart/form-data"), ("application/json"))
+    ),
+    responses((status = 201, description = "The files written: `{data: [...]}`", body = Object), (status = 413, description = "Over the upload limit"))
+)]
 pub async fn upload(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -120,17 +130,24 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(json!({"data": written}))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OverwriteQuery {
     overwrite: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     path: Option<String>,
     recursive: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/files", tag = "native", operation_id = "files_list",
+    params(("id" = String, Path, description = "The session's id"), ListQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -144,6 +161,11 @@ pub async fn list(
     Ok(Json(json!({"data": data, "truncated": truncated})).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/files/{path}", tag = "native", operation_id = "files_download",
+    params(("id" = String, Path, description = "The session's id"), ("path" = String, Path, description = "A file path inside the session's workspace")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn download(
     State(app): State<AppState>,
     Path((id, path)): Path<(String, String)>,
@@ -152,11 +174,17 @@ pub async fn download(
     Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     recursive: Option<String>,
 }
 
+#[utoipa::path(
+    delete, path = "/api/sessions/{id}/files/{path}", tag = "native", operation_id = "files_delete",
+    params(("id" = String, Path, description = "The session's id"), ("path" = String, Path, description = "A file path inside the session's workspace"), DeleteQuery),
+    responses((status = 204, description = "Done"))
+)]
 pub async fn delete(
     State(app): State<AppState>,
     Path((id, path)): Path<(String, String)>,
@@ -180,10 +208,21 @@ fn memory_text(bytes: &[u8]) -> std::result::Result<String, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_memory",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn memory(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.memory(&id).await?).into_response())
 }
 
+#[utoipa::path(
+    put, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_put_memory",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn put_memory(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -193,6 +232,12 @@ pub async fn put_memory(
     Ok(Json(app.conversations.set_memory(&id, &text, false).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_append_memory",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn append_memory(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -202,12 +247,18 @@ pub async fn append_memory(
     Ok(Json(app.conversations.set_memory(&id, &text, true).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     since: Option<String>,
 }
 
 /// The files the session created, modified or deleted, each with its unified diff.
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/changes", tag = "native", operation_id = "files_changes",
+    params(("id" = String, Path, description = "The session's id"), ChangesQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn changes(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -230,6 +281,12 @@ struct RewindBody {
     conversation: bool,
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/rewind", tag = "native", operation_id = "files_rewind",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn rewind(
     State(app): State<AppState>,
     Path(id): Path<String>,

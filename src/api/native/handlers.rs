@@ -34,6 +34,11 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, 
     crate::http::body::parse(bytes, &crate::http::body::NATIVE)
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions", tag = "native", operation_id = "create_session",
+    request_body = super::types::CreateSession,
+    responses((status = 201, description = "The session (an open object: id, status, model, workspace, ...)", body = Object))
+)]
 pub async fn create_session(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -73,6 +78,11 @@ pub async fn create_session(
 }
 
 /// A user key lists its own sessions; an admin key every session, or one key's (`?owner=`).
+#[utoipa::path(
+    get, path = "/api/sessions", tag = "native", operation_id = "list_sessions",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list_sessions(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -94,6 +104,11 @@ pub async fn list_sessions(
     Ok(Json(SessionList { data, next_cursor }).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}", tag = "native", operation_id = "get_session",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let info = app
         .conversations
@@ -103,6 +118,11 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) ->
     Ok(Json(info).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/sessions/{id}", tag = "native", operation_id = "delete_session",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 204, description = "Done"))
+)]
 pub async fn delete_session(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -113,6 +133,12 @@ pub async fn delete_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/messages", tag = "native", operation_id = "send_message",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body = super::types::SendMessage,
+    responses((status = 200, description = "The turn's reply; with `stream: true`, the session's events as SSE", content((super::types::MessageReply = "application/json"), (Object = "text/event-stream"))))
+)]
 pub async fn send_message(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -131,16 +157,31 @@ pub async fn send_message(
     Ok(Json(collect(id, handle).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/interrupt", tag = "native", operation_id = "interrupt",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn interrupt(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let interrupted = app.conversations.interrupt_session(&id).await?;
     Ok(Json(json!({"interrupted": interrupted})).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/history", tag = "native", operation_id = "history",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn history(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(json!({"data": app.conversations.history(&id).await?})).into_response())
 }
 
 /// The fork belongs to the caller, whoever owns the original (only an admin forks another's).
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/fork", tag = "native", operation_id = "fork",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn fork(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -150,6 +191,14 @@ pub async fn fork(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/export", tag = "native", operation_id = "export",
+    params(("id" = String, Path, description = "The session's id"), ExportQuery),
+    responses(
+        (status = 200, description = "The session's transcript: JSON, or Markdown with `format=markdown`",
+            content((Object = "application/json"), (String = "text/markdown")))
+    )
+)]
 pub async fn export(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -175,6 +224,12 @@ pub async fn export(
     Ok(([(header::CONTENT_TYPE, kind)], text).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/permissions/{request_id}", tag = "native", operation_id = "answer_permission",
+    params(("id" = String, Path, description = "The session's id"), ("request_id" = String, Path, description = "The pending request's id")),
+    request_body = super::types::PermissionAnswer,
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn answer_permission(
     State(app): State<AppState>,
     Path((id, request_id)): Path<(String, String)>,
@@ -191,6 +246,11 @@ pub async fn answer_permission(
 
 /// Watch a session: every event of every turn, for as long as the client stays; after
 /// `Last-Event-ID` or `?after=SEQ`, what it missed first (from the history).
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/events", tag = "native", operation_id = "events",
+    params(("id" = String, Path, description = "The session's id"), AfterQuery),
+    responses((status = 200, description = "The session's events as SSE, live; `after` (or `Last-Event-ID`) resumes after an event id", content_type = "text/event-stream", body = String))
+)]
 pub async fn events(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -202,6 +262,11 @@ pub async fn events(
     Ok(sse(watch_events(id, watched)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/ws", tag = "native", operation_id = "websocket",
+    params(("id" = String, Path, description = "The session's id"), AfterQuery),
+    responses((status = 101, description = "Switching Protocols: a WebSocket"))
+)]
 pub async fn websocket(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -14,6 +14,12 @@ use crate::http::auth::Caller;
 use crate::http::AppState;
 
 /// `{event, matcher?, mode, url?, timeout_secs?, default?}` → the subscription, 201.
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/hooks", tag = "native", operation_id = "hooks_subscribe",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn subscribe(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -24,10 +30,20 @@ pub async fn subscribe(
     Ok((StatusCode::CREATED, Json(sub)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/hooks", tag = "native", operation_id = "hooks_list",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.hooks_of(&id).await?).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/sessions/{id}/hooks/{hook_id}", tag = "native", operation_id = "hooks_remove",
+    params(("id" = String, Path, description = "The session's id"), ("hook_id" = String, Path, description = "The hook subscription's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn remove(
     State(app): State<AppState>,
     Path((id, hook_id)): Path<(String, String)>,
@@ -37,6 +53,12 @@ pub async fn remove(
 }
 
 /// The CLI's hook output fields, flat or in `hookSpecificOutput`.
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/hooks/requests/{request_id}", tag = "native", operation_id = "hooks_answer",
+    params(("id" = String, Path, description = "The session's id"), ("request_id" = String, Path, description = "The pending request's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn answer(
     State(app): State<AppState>,
     Path((id, request_id)): Path<(String, String)>,

@@ -19,10 +19,19 @@ struct Toggle {
     enabled: Option<bool>,
 }
 
+#[utoipa::path(
+    get, path = "/api/mcp-servers", tag = "native", operation_id = "mcp_list",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
     Ok(Json(app.conversations.mcp_servers().await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/mcp/{name}/reconnect", tag = "native", operation_id = "mcp_reconnect",
+    params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn reconnect(
     State(app): State<AppState>,
     Path((id, name)): Path<(String, String)>,
@@ -30,6 +39,12 @@ pub async fn reconnect(
     Ok(Json(app.conversations.mcp_reconnect(&id, &name).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/mcp/{name}/toggle", tag = "native", operation_id = "mcp_toggle",
+    params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn toggle(
     State(app): State<AppState>,
     Path((id, name)): Path<(String, String)>,

@@ -16,6 +16,7 @@ pub mod files;
 pub mod handlers;
 pub mod hooks;
 pub mod mcp;
+pub mod openapi;
 pub mod project;
 // --- isolation ---
 pub mod projects;

@@ -18,6 +18,12 @@ use crate::http::AppState;
 /// `{args?}`: a string added to `/init` (instructions for the model). The reply is the turn's
 /// (as a message's) with `claude_md`, the workspace's memory file afterwards; while the turn
 /// waits on a permission (Write), `stop_reason` is `permission_required` and `claude_md` null.
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/project/init", tag = "native", operation_id = "project_init",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn init(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -51,6 +57,12 @@ pub async fn init(
 }
 
 /// `{path}`: an existing absolute directory inside `workspace_roots`.
+#[utoipa::path(
+    put, path = "/api/sessions/{id}/project/workspace", tag = "native", operation_id = "project_move_workspace",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn move_workspace(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -19,12 +19,18 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProjectQuery {
     /// An admin's filter: only this key's projects.
     pub owner: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/api/projects", tag = "native", operation_id = "projects_create",
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -36,6 +42,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(p)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/projects", tag = "native", operation_id = "projects_list",
+    params(ProjectQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -48,6 +59,11 @@ pub async fn list(
     Ok(Json(json!({ "data": data })).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/projects/{id}", tag = "native", operation_id = "projects_get",
+    params(("id" = String, Path, description = "The project's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -56,6 +72,12 @@ pub async fn get(
     Ok(Json(app.conversations.project(&caller, &id).await?).into_response())
 }
 
+#[utoipa::path(
+    patch, path = "/api/projects/{id}", tag = "native", operation_id = "projects_update",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn update(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -71,6 +93,11 @@ pub async fn update(
     Ok(Json(p).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/projects/{id}", tag = "native", operation_id = "projects_delete",
+    params(("id" = String, Path, description = "The project's id")),
+    responses((status = 204, description = "Done"))
+)]
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -44,6 +44,12 @@ const PATCHABLE: &[&str] = &[
     "max_turns",
 ];
 
+#[utoipa::path(
+    patch, path = "/api/sessions/{id}", tag = "native", operation_id = "settings_patch_session",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn patch_session(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -98,6 +104,12 @@ pub async fn patch_session(
 }
 
 /// `{system_prompt?, append_system_prompt?}`; `null` removes one.
+#[utoipa::path(
+    put, path = "/api/sessions/{id}/context", tag = "native", operation_id = "settings_put_context",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn put_context(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -118,6 +130,12 @@ pub async fn put_context(
     Ok(Json(app.conversations.set_context(&id, sp, ap).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/thinking", tag = "native", operation_id = "settings_post_thinking",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn post_thinking(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -131,6 +149,11 @@ pub async fn post_thinking(
     Ok(Json(app.conversations.set_thinking(&id, t).await?).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/context-usage", tag = "native", operation_id = "settings_context_usage",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn context_usage(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -138,18 +161,38 @@ pub async fn context_usage(
     Ok(Json(app.conversations.context_usage(&id).await?).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/cost", tag = "native", operation_id = "settings_cost",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn cost(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.session_cost(&id).await?).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/mcp", tag = "native", operation_id = "settings_mcp",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn mcp(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.session_mcp(&id).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/resume", tag = "native", operation_id = "settings_resume",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn resume(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.resume_session(&id).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/tasks/{task_id}/stop", tag = "native", operation_id = "settings_stop_task",
+    params(("id" = String, Path, description = "The session's id"), ("task_id" = String, Path, description = "The background task's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn stop_task(
     State(app): State<AppState>,
     Path((id, task_id)): Path<(String, String)>,

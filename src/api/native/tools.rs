@@ -23,17 +23,27 @@ use crate::http::{ws_auth, AppState};
 
 type Result<T> = std::result::Result<T, NativeError>;
 
+#[utoipa::path(
+    get, path = "/api/tools", tag = "native", operation_id = "tools_list",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
     Json(json!({"data": tool_catalog::catalog(&app.cfg.builtin_tools)}))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallsQuery {
     pub tool: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/tool-calls", tag = "native", operation_id = "tools_calls",
+    params(("id" = String, Path, description = "The session's id"), CallsQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn calls(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -54,6 +64,12 @@ pub async fn calls(
     Ok(Json(json!({"data": data, "next_cursor": next_cursor})).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/tools/{name}", tag = "native", operation_id = "tools_call",
+    params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn call(
     State(app): State<AppState>,
     Path((id, name)): Path<(String, String)>,
@@ -84,6 +100,11 @@ pub async fn call(
 }
 
 /// Only tool-call status: started, permission requested and decided, result, duration.
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/tools/stream", tag = "native", operation_id = "tools_stream",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 101, description = "Switching Protocols: a WebSocket"))
+)]
 pub async fn stream(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -161,11 +182,22 @@ fn tool_list(v: &Value, key: &str) -> std::result::Result<Option<Vec<String>>, A
     Ok(Some(out))
 }
 
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/tool-permissions", tag = "native", operation_id = "tools_permissions",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn permissions(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.tool_permissions(&id).await?).into_response())
 }
 
 /// `{tools?, allowed_tools?, denied_tools?}`: each given list replaces the session's.
+#[utoipa::path(
+    put, path = "/api/sessions/{id}/tool-permissions", tag = "native", operation_id = "tools_put_permissions",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = Object, description = "A JSON object"),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn put_permissions(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateSession {
     #[serde(default)]
     pub model: Option<String>,
@@ -31,7 +31,7 @@ pub struct CreateSession {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SendMessage {
     /// Text, or Messages-API content blocks. Text starting with `/` runs a slash command.
     pub content: Value,
@@ -41,7 +41,7 @@ pub struct SendMessage {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct PermissionAnswer {
     /// `allow` or `deny`.
     pub behavior: String,
@@ -53,7 +53,8 @@ pub struct PermissionAnswer {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub model: Option<String>,
@@ -64,14 +65,15 @@ pub struct ListQuery {
     pub project_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (default) or `markdown`.
     pub format: Option<String>,
 }
 
 /// The JSON reply to a message.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct MessageReply {
     pub session_id: String,
     /// The CLI's own session id as of this turn (it changes; `session_id` does not).
@@ -125,7 +127,7 @@ pub enum WsCommand {
     },
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct AgentBody {
     #[serde(default)]
     pub name: Option<String>,

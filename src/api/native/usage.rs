@@ -14,6 +14,10 @@ use crate::http::auth::Caller;
 use crate::http::error::{ApiError, NativeError};
 use crate::http::AppState;
 
+#[utoipa::path(
+    get, path = "/api/usage", tag = "native", operation_id = "usage_own",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn own(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -15,6 +15,11 @@ use crate::http::error::{ApiError, OpenAiError};
 use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "openai", operation_id = "chat_completions",
+    request_body = super::types::ChatCompletionRequest,
+    responses((status = 200, description = "The completion; with `stream: true`, `chat.completion.chunk` events (`data: {...}`, then `data: [DONE]`)", content((super::types::ChatCompletion = "application/json"), (super::types::ChatCompletionChunk = "text/event-stream"))))
+)]
 pub async fn chat_completions(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -5,5 +5,6 @@
 
 pub mod convert;
 pub mod handlers;
+pub mod openapi;
 pub mod render;
 pub mod types;

@@ -18,6 +18,11 @@ use crate::http::metrics::TurnTimer;
 use crate::http::AppState;
 use crate::store::StoredReply;
 
+#[utoipa::path(
+    post, path = "/v1/responses", tag = "responses", operation_id = "responses_create",
+    request_body = super::types::CreateResponse,
+    responses((status = 200, description = "The response object (open: OpenAI's Responses shape); with `stream: true`, its named SSE events", content((Object = "application/json"), (Object = "text/event-stream"))))
+)]
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -110,6 +115,11 @@ pub async fn create(
     Ok(resp)
 }
 
+#[utoipa::path(
+    get, path = "/v1/responses/{id}", tag = "responses", operation_id = "responses_get",
+    params(("id" = String, Path, description = "The response's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -123,6 +133,11 @@ pub async fn get(
     )
 }
 
+#[utoipa::path(
+    delete, path = "/v1/responses/{id}", tag = "responses", operation_id = "responses_delete",
+    params(("id" = String, Path, description = "The response's id")),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -9,5 +9,6 @@
 
 pub mod convert;
 pub mod handlers;
+pub mod openapi;
 pub mod render;
 pub mod types;

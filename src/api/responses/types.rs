@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 pub use crate::api::openai::types::MessageContent;
 
 /// A `POST /v1/responses` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CreateResponse {
     pub model: String,
     /// A string, or input items.
