@@ -108,29 +108,12 @@ struct Figures {
 }
 
 fn spec(fake: &std::path::Path, cwd: PathBuf, n: usize) -> LaunchSpec {
-    LaunchSpec {
-        program: fake.to_path_buf(),
-        cwd: cwd.join(format!("w{n}")),
-        config_dir: cwd.join("config"),
-        model: None,
-        provider: None,
-        session: SessionMode::New(uuid::Uuid::new_v4().to_string()),
-        builtin_tools: vec![],
-        allowed_tools: vec![],
-        permission_mode: None,
-        max_retries: 0,
-        max_output_tokens: None,
-        max_thinking_tokens: None,
-        effort: None,
-        agent: None,
-        max_turns: None,
-        extra_body: None,
-        env: vec![],
-        relay: None,
-        pass_env: vec![],
-        sandbox: None,
-        mcp_config: None,
-    }
+    LaunchSpec::bare(
+        fake.to_path_buf(),
+        cwd.join(format!("w{n}")),
+        cwd.join("config"),
+        SessionMode::New(uuid::Uuid::new_v4().to_string()),
+    )
 }
 
 fn measure(

@@ -137,6 +137,39 @@ pub fn cli_home(config_dir: &Path) -> PathBuf {
 }
 
 impl LaunchSpec {
+    /// A process of `program` in `cwd` with nothing turned on: no model, tools, settings,
+    /// environment or relay. Callers set what they need.
+    pub fn bare(
+        program: PathBuf,
+        cwd: PathBuf,
+        config_dir: PathBuf,
+        session: SessionMode,
+    ) -> LaunchSpec {
+        LaunchSpec {
+            program,
+            cwd,
+            config_dir,
+            model: None,
+            provider: None,
+            session,
+            builtin_tools: vec![],
+            allowed_tools: vec![],
+            permission_mode: None,
+            max_retries: 0,
+            max_output_tokens: None,
+            max_thinking_tokens: None,
+            effort: None,
+            agent: None,
+            max_turns: None,
+            extra_body: None,
+            env: vec![],
+            relay: None,
+            pass_env: vec![],
+            sandbox: None,
+            mcp_config: None,
+        }
+    }
+
     /// Run as `m`: its `--model` and its provider.
     pub fn set_model(&mut self, m: &CliModel) {
         self.model = m.model.clone();
@@ -249,27 +282,13 @@ mod tests {
 
     fn spec() -> LaunchSpec {
         LaunchSpec {
-            program: "claude".into(),
-            cwd: "/w".into(),
-            config_dir: "/d/claude".into(),
-            model: None,
-            provider: None,
-            session: SessionMode::New("11111111-1111-1111-1111-111111111111".into()),
-            builtin_tools: vec![],
-            allowed_tools: vec![],
-            permission_mode: None,
             max_retries: 2,
-            max_output_tokens: None,
-            max_thinking_tokens: None,
-            effort: None,
-            agent: None,
-            max_turns: None,
-            extra_body: None,
-            env: vec![],
-            relay: None,
-            pass_env: vec![],
-            sandbox: None,
-            mcp_config: None,
+            ..LaunchSpec::bare(
+                "claude".into(),
+                "/w".into(),
+                "/d/claude".into(),
+                SessionMode::New("11111111-1111-1111-1111-111111111111".into()),
+            )
         }
     }
 

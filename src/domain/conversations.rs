@@ -806,27 +806,12 @@ pub(crate) fn base_spec(
 ) -> LaunchSpec {
     let sandbox = super::launch::sandbox_policy(cfg, &cwd);
     LaunchSpec {
-        program: bin.to_path_buf(),
-        cwd,
-        config_dir: cfg.claude_config_dir(),
-        model: None,
-        provider: None,
-        session,
-        builtin_tools: vec![],
-        allowed_tools: vec![],
-        permission_mode: None,
         max_retries: cfg.cli_max_retries,
-        max_output_tokens: None,
-        max_thinking_tokens: None,
-        effort: None,
-        agent: None,
-        max_turns: None,
-        extra_body: None,
         env: cfg.cli_env.clone(),
         relay: cfg.relay.clone(),
         pass_env: cfg.cli_extra_env.clone(),
         sandbox,
-        mcp_config: None,
+        ..LaunchSpec::bare(bin.to_path_buf(), cwd, cfg.claude_config_dir(), session)
     }
 }
 
