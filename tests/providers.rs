@@ -54,12 +54,6 @@ fn two_providers(alpha: &MockUpstream, beta: &MockUpstream) -> BTreeMap<String, 
     [("alpha".to_string(), a), ("beta".to_string(), b)].into()
 }
 
-async fn mock() -> MockUpstream {
-    MockUpstream::start(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("mock upstream starts")
-}
-
 /// Every credential digest an upstream saw, on any request.
 fn credentials_seen(log: &[LoggedRequest]) -> Vec<String> {
     log.iter()
@@ -67,17 +61,10 @@ fn credentials_seen(log: &[LoggedRequest]) -> Vec<String> {
         .collect()
 }
 
-fn reply_text(chat: &Value) -> String {
-    chat["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn each_provider_model_reaches_its_own_upstream_with_its_own_credentials() {
     set_secrets();
-    let (alpha, beta) = (mock().await, mock().await);
+    let (alpha, beta) = (start_mock().await, start_mock().await);
     let providers = two_providers(&alpha, &beta);
     // The defaults (warm pool on, temporary workspaces, no keys), with a provider model warm too.
     let app = spawn_defaults_app_with(|c| {
@@ -260,7 +247,7 @@ async fn each_provider_model_reaches_its_own_upstream_with_its_own_credentials()
 #[tokio::test]
 async fn a_session_keeps_its_provider_across_a_restart() {
     set_secrets();
-    let (alpha, beta) = (mock().await, mock().await);
+    let (alpha, beta) = (start_mock().await, start_mock().await);
     let providers = two_providers(&alpha, &beta);
     let mut app = spawn_defaults_app_with(|c| c.providers = providers).await;
     let session = create_session(&app, json!({"model": "beta-model"})).await;
@@ -367,7 +354,7 @@ async fn a_bad_provider_config_is_a_clear_startup_error() {
 #[tokio::test]
 async fn a_reload_puts_a_new_provider_table_into_force() {
     set_secrets();
-    let (alpha, beta) = (mock().await, mock().await);
+    let (alpha, beta) = (start_mock().await, start_mock().await);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ccgw.toml");
     let table = |url: &str, model: &str| {

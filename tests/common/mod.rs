@@ -480,3 +480,18 @@ pub async fn chat_continues_across_a_restart(app: &mut TestApp) {
         ]
     );
 }
+
+/// A mock upstream of its own, on a free loopback port.
+pub async fn start_mock() -> MockUpstream {
+    MockUpstream::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("mock upstream starts")
+}
+
+/// The assistant text of a (non-streamed) chat completion.
+pub fn reply_text(chat: &Value) -> String {
+    chat["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -3,17 +3,10 @@
 
 use std::time::Duration;
 
-use ccgw::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
 
 use crate::common::*;
 use crate::support::*;
-
-async fn mock() -> MockUpstream {
-    MockUpstream::start(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("mock upstream")
-}
 
 fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -38,16 +31,9 @@ fn chat_url(gw: &External) -> String {
     format!("{}/v1/chat/completions", gw.url)
 }
 
-fn reply(body: &Value) -> String {
-    body["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn no_descendant_of_a_cli_outlives_a_killed_gateway() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let data = tempfile::tempdir().unwrap();
     let mut gw = External::start(data.path(), &mock, &[("CCGW_BUILTIN_TOOLS", "Bash")]);
     let url = chat_url(&gw);
@@ -113,7 +99,7 @@ async fn nothing_outlives_a_gateway_killed_during_a_burst_of_new_conversations()
     // The supervisors are started with nothing between fork and exec (`posix_spawn`), and
     // ask for their death signal themselves: a kill while they are being started must still
     // take every one of them, and every CLI, with it. Under the defaults (warm pool on).
-    let mock = mock().await;
+    let mock = start_mock().await;
     let data = tempfile::tempdir().unwrap();
     let mut gw = External::start(data.path(), &mock, &[]);
     let gateway = gw.pid();
@@ -158,7 +144,7 @@ async fn nothing_outlives_a_gateway_killed_during_a_burst_of_new_conversations()
 
 #[tokio::test]
 async fn after_a_kill_mid_turn_the_follow_up_holds_only_what_the_client_saw() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let data = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let mut gw = External::start(data.path(), &mock, &[]);
@@ -169,7 +155,7 @@ async fn after_a_kill_mid_turn_the_follow_up_holds_only_what_the_client_saw() {
     )
     .await;
     assert_eq!(status, 200, "{r1}");
-    let a1 = reply(&r1);
+    let a1 = reply_text(&r1);
     // The second turn hangs upstream; the gateway dies under it.
     let url = chat_url(&gw);
     let history = json!([user("first question"), assistant(&a1)]);
@@ -216,7 +202,7 @@ async fn after_a_kill_mid_turn_the_follow_up_holds_only_what_the_client_saw() {
 
 #[tokio::test]
 async fn a_follow_up_right_after_a_kill_is_answered() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let client = reqwest::Client::new();
     for (round, delay_ms) in [0u64, 10, 30, 60].into_iter().enumerate() {
         let data = tempfile::tempdir().unwrap();
@@ -235,7 +221,7 @@ async fn a_follow_up_right_after_a_kill_is_answered() {
         let (status, r2) = post_json(
             &client,
             &chat_url(&gw),
-            &json!({"model": "sonnet", "messages": [user(&q), assistant(&reply(&r1)),
+            &json!({"model": "sonnet", "messages": [user(&q), assistant(&reply_text(&r1)),
                 user("again [[report:history]]")]}),
         )
         .await;
@@ -254,7 +240,7 @@ async fn a_follow_up_right_after_a_kill_is_answered() {
 
 #[tokio::test]
 async fn what_a_client_was_told_survives_a_kill_right_after() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let client = reqwest::Client::new();
     let data = tempfile::tempdir().unwrap();
     let mut gw = External::start(data.path(), &mock, &[]);
@@ -310,7 +296,7 @@ async fn what_a_client_was_told_survives_a_kill_right_after() {
 
 #[tokio::test]
 async fn what_a_compatible_api_client_was_told_survives_a_kill_right_after() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let client = reqwest::Client::new();
     let data = tempfile::tempdir().unwrap();
     let mut gw = External::start(data.path(), &mock, &[]);
@@ -328,7 +314,7 @@ async fn what_a_compatible_api_client_was_told_survives_a_kill_right_after() {
             .unwrap()
             .to_string();
         let body: Value = resp.json().await.unwrap();
-        assert_eq!(reply(&body), format!("answer {round}"));
+        assert_eq!(reply_text(&body), format!("answer {round}"));
         // At once: nothing in flight gets a moment to be written.
         gw.kill9();
         gw = External::start(data.path(), &mock, &[]);
@@ -407,7 +393,7 @@ async fn a_tool_call_cut_off_by_a_disconnect_is_recorded() {
         "messages": [user(r#"[[tool:Bash {"command":"echo done-first"}]]"#)]});
     let (status, body) = app.chat(first).await;
     assert_eq!(status, 200, "{body}");
-    let said = reply(&body);
+    let said = reply_text(&body);
     // The follow-up runs a long Bash call, and its client goes away while it runs.
     let url = format!("{}/v1/chat/completions", app.url);
     let follow_up = json!({"model": "sonnet", "builtin_tools": ["Bash"], "messages": [
