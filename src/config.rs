@@ -148,7 +148,8 @@ impl Default for Config {
             claude_bin: None,
             api_keys: vec![],
             cors_origins: vec![],
-            max_live_processes: 8,
+            // Half the machine's (or the cgroup's) memory in 256 MB units, within 2..=64.
+            max_live_processes: crate::claude::budget::for_this_machine(8),
             warm_pool_size: 2,
             warm_pool_max: 4,
             warm_models: vec!["sonnet".into()],

@@ -261,6 +261,11 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
         cfg: cfg.clone(),
     };
 
+    tracing::info!(
+        max_live_processes = cfg.max_live_processes,
+        usable_memory_mb = crate::claude::budget::usable_memory().map(|b| b >> 20),
+        "live-process budget (when not configured: half the usable memory in 256 MB units, 2 to 64)"
+    );
     let open_files = http::listener::raise_open_file_limit();
     let max_connections =
         http::listener::fitting_cap(cfg.max_connections, open_files, cfg.max_live_processes);

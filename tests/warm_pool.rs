@@ -225,3 +225,16 @@ async fn a_rush_of_new_conversations_grows_the_warm_pool_to_its_ceiling_and_it_s
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_default_budget_comes_from_the_machines_memory() {
+    // Nothing sets max_live_processes: the budget is half the usable memory in 256 MB units.
+    let app = spawn_defaults_app_with(|_| {}).await;
+    let health = app.get_json("/health").await;
+    let memory = ccgw::claude::budget::usable_memory().expect("this machine's memory is readable");
+    let expected = ccgw::claude::budget::for_memory(memory);
+    assert_eq!(health["max_live_processes"], expected, "{health}");
+    assert_eq!(app.pool().max_live(), expected);
+    assert!((2..=64).contains(&expected), "{expected}");
+    app.stop().await;
+}

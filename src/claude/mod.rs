@@ -6,6 +6,7 @@
 //! events and [`ClaudeError`]s back.
 
 pub mod args;
+pub mod budget;
 pub mod control;
 pub mod event;
 pub mod message;
