@@ -30,8 +30,9 @@ export CCGW_BENCH_NO_BUILD=1
 if [[ $quick -eq 1 ]]; then
   mixed=(--conversations 10); ttft=(--runs 3); overhead=(--duration 3 --conversations 100)
   conc=(--concurrency 200 --chunk-delay-ms 100); startup=(--runs 3); models=(--duration 3)
+  climem=(--conversations 2 --turns 2)
 else
-  mixed=(); ttft=(); overhead=(); conc=(); startup=(); models=()
+  mixed=(); ttft=(); overhead=(); conc=(); startup=(); models=(); climem=()
 fi
 
 failed=()
@@ -48,9 +49,10 @@ run() {
 if [[ -x "$ROOT/.tools/cli/node_modules/.bin/claude" || -n "${CCGW_BENCH_CLAUDE_BIN:-}" ]]; then
   run "figure 0 (mixed traffic TTFT vs direct CLI)" bench/mixed.py "${mixed[@]+"${mixed[@]}"}"
   run "figures 1-2 (TTFT vs direct CLI)" bench/ttft.py "${ttft[@]+"${ttft[@]}"}"
+  run "figure 11 (memory of live CLI processes)" bench/cli_memory.py "${climem[@]+"${climem[@]}"}"
 else
-  echo "run_all: skipping figures 0-2: the real CLI is not installed (scripts/setup.sh --cli)" >&2
-  failed+=("figures 0-2 (no CLI)")
+  echo "run_all: skipping figures 0-2 and 11: the real CLI is not installed (scripts/setup.sh --cli)" >&2
+  failed+=("figures 0-2, 11 (no CLI)")
 fi
 run "figure 3 (overhead at 500 req/s)" bench/overhead.py "${overhead[@]+"${overhead[@]}"}"
 run "figure 4 (1,000 concurrent streams)" bench/concurrency.py "${conc[@]+"${conc[@]}"}"
