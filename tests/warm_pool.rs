@@ -120,7 +120,9 @@ async fn the_warm_pool_stays_full_when_conversations_fill_the_budget() {
     let mut first_reply = String::new();
     for n in 0..4 {
         assert!(
-            wait_for(|| app.pool().warm_count() == 2, Duration::from_secs(30)).await,
+            // At least the floor: a quick run of asks may have called for a third, which is
+            // kept for a while (the pool's surplus grace).
+            wait_for(|| app.pool().warm_count() >= 2, Duration::from_secs(30)).await,
             "before conversation {n} the pool held {} warm processes",
             app.pool().warm_count()
         );
@@ -143,7 +145,7 @@ async fn the_warm_pool_stays_full_when_conversations_fill_the_budget() {
     }
     assert_eq!(app.pool().warm_hit_count(), 4);
     assert!(
-        wait_for(|| app.pool().warm_count() == 2, Duration::from_secs(30)).await,
+        wait_for(|| app.pool().warm_count() >= 2, Duration::from_secs(30)).await,
         "the pool refills after the last one too"
     );
     assert!(app.live() <= 4, "the budget holds: {}", app.live());
@@ -210,9 +212,21 @@ async fn a_rush_of_new_conversations_grows_the_warm_pool_to_its_ceiling_and_it_s
         "the pool grew to {} warm processes",
         most.load(std::sync::atomic::Ordering::Relaxed)
     );
-    // Once the rush is over, it goes back to the floor.
+    // Past the demand window the target is the floor again, but the rush's extra processes
+    // are kept for the surplus grace (the next rush finds them ready), the oldest first.
+    tokio::time::sleep(ccgw::claude::warm::DEMAND_WINDOW + Duration::from_secs(1)).await;
+    assert_eq!(
+        app.pool().warm_count(),
+        3,
+        "the surplus is kept for a while"
+    );
+    // Once the grace is over, it goes back to the floor.
     assert!(
-        wait_for(|| app.pool().warm_count() == 1, Duration::from_secs(30)).await,
+        wait_for(
+            || app.pool().warm_count() == 1,
+            ccgw::claude::warm::SURPLUS_GRACE + Duration::from_secs(30)
+        )
+        .await,
         "still {} warm processes",
         app.pool().warm_count()
     );

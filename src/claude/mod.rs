@@ -18,6 +18,7 @@ pub mod supervise;
 pub mod tools;
 pub mod transcript;
 pub mod translate;
+pub mod warm;
 pub mod wire;
 
 pub use event::{Event, StopReason, TurnSummary, Usage};

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use super::args::LaunchSpec;
 use super::control::ControlHandler;
 use super::process::CliProcess;
+use super::warm::{lock_map, Warm, SURPLUS_GRACE};
 use super::ClaudeError;
 
 struct Slot {
@@ -35,8 +36,7 @@ struct Slot {
     warm: Option<WarmKey>,
 }
 
-/// What a warm process was started for: its provider and `--model`.
-pub type WarmKey = super::args::CliModel;
+pub use super::warm::{WarmFactory, WarmKey};
 
 /// A busy process, held by whoever sets up or runs a turn in it. Dropped without being handed
 /// on (its holder was cancelled mid-set-up), it is retired: what state it was left in is
@@ -131,59 +131,6 @@ impl<'a> Queued<'a> {
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Makes the launch spec (fresh workspace and session id) and handler of one warm process.
-pub type WarmFactory = Box<dyn Fn(&WarmKey) -> (LaunchSpec, Arc<ControlHandler>) + Send + Sync>;
-
-struct Warm {
-    /// Processes kept ready per key at least, and at most (a reload may change all three).
-    size: AtomicUsize,
-    max: AtomicUsize,
-    keys: std::sync::RwLock<Vec<WarmKey>>,
-    ttl: Duration,
-    factory: WarmFactory,
-    /// When new conversations asked for a warm process (hits and misses), per key, over the
-    /// last [`DEMAND_WINDOW`].
-    demand: Mutex<HashMap<WarmKey, std::collections::VecDeque<Instant>>>,
-}
-
-/// How far back the warm pool looks at new conversations to size itself: about the time a
-/// replacement takes to start, so it holds what arrives while one is starting.
-const DEMAND_WINDOW: Duration = Duration::from_secs(2);
-
-impl Warm {
-    /// How many warm processes `key` should have: one more than the new conversations that
-    /// asked for one within the window, between the configured floor and ceiling.
-    fn target(&self, key: &WarmKey) -> usize {
-        let floor = self.size.load(Ordering::Relaxed);
-        if floor == 0 {
-            return 0;
-        }
-        let ceiling = self.max.load(Ordering::Relaxed).max(floor);
-        let now = Instant::now();
-        let mut demand = lock_map(&self.demand);
-        let recent = demand.get_mut(key).map_or(0, |times| {
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > DEMAND_WINDOW)
-            {
-                times.pop_front();
-            }
-            times.len()
-        });
-        (recent + 1).clamp(floor, ceiling)
-    }
-
-    fn note_demand(&self, key: &WarmKey) {
-        let mut demand = lock_map(&self.demand);
-        let times = demand.entry(key.clone()).or_default();
-        times.push_back(Instant::now());
-        // Bounded whatever the rate: only the window's worth is ever read.
-        if times.len() > 1024 {
-            times.pop_front();
-        }
     }
 }
 
@@ -291,28 +238,19 @@ impl ProcessPool {
         warm.size.store(size, Ordering::Relaxed);
         warm.max.store(max, Ordering::Relaxed);
         *warm.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-        self.refill();
+        // What a reload no longer wants stops at once.
+        self.refill_with(Duration::ZERO);
     }
 
-    /// Idle warm processes beyond what their key wants now (or of a key no longer warm),
-    /// the longest idle first.
-    fn surplus_warm(&self, warm: &Warm) -> Vec<u64> {
-        let keys = warm.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let inner = self.lock();
-        let mut idle: Vec<(&WarmKey, Instant, u64)> = inner
+    /// Idle warm processes to stop now ([`Warm::surplus`]).
+    fn surplus_warm(&self, warm: &Warm, grace: Duration) -> Vec<u64> {
+        let idle = self
+            .lock()
             .live
             .iter()
-            .filter_map(|(id, s)| Some((s.warm.as_ref()?, s.idle_since?, *id)))
+            .filter_map(|(id, s)| Some((s.warm.clone()?, s.idle_since?, *id)))
             .collect();
-        idle.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
-        let mut kept: HashMap<&WarmKey, usize> = HashMap::new();
-        idle.into_iter()
-            .filter_map(|(key, _, id)| {
-                let n = kept.entry(key).or_default();
-                *n += 1;
-                (!keys.contains(key) || *n > warm.target(key)).then_some(id)
-            })
-            .collect()
+        warm.surplus(idle, Instant::now(), grace)
     }
 
     /// A new budget (a reload). Over it, idle processes stop (warm ones first, then the least
@@ -418,16 +356,22 @@ impl ProcessPool {
     }
 
     /// Bring each key's warm processes to its target ([`Warm::target`]): stop idle ones beyond
-    /// it, and start missing ones, never while requests wait for a slot. Where the budget has
+    /// it once they have waited [`SURPLUS_GRACE`] (the oldest are kept), and start missing ones,
+    /// never while requests wait for a slot. Where the budget has
     /// no spare room, the least recently used idle conversation processes make it: that
     /// conversation resumes from its transcript when it next speaks, while a new conversation
     /// without a warm process would wait for a whole CLI start.
     pub fn refill(self: &Arc<Self>) {
+        self.refill_with(SURPLUS_GRACE)
+    }
+
+    /// [`refill`](Self::refill), keeping warm processes beyond the target for `grace`.
+    fn refill_with(self: &Arc<Self>, grace: Duration) {
         let Some(warm) = self.warm.get() else { return };
         if self.is_closed() {
             return;
         }
-        let surplus = self.surplus_warm(warm);
+        let surplus = self.surplus_warm(warm, grace);
         if !surplus.is_empty() {
             let mut inner = self.lock();
             for id in surplus {
@@ -740,63 +684,9 @@ impl ProcessPool {
     }
 }
 
-fn lock_map<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn warm(size: usize, max: usize) -> Warm {
-        Warm {
-            size: AtomicUsize::new(size),
-            max: AtomicUsize::new(max),
-            keys: std::sync::RwLock::new(vec![WarmKey::default()]),
-            ttl: Duration::from_secs(60),
-            factory: Box::new(|_| unreachable!("nothing is started here")),
-            demand: Mutex::default(),
-        }
-    }
-
-    #[test]
-    fn the_warm_target_follows_recent_demand_within_its_bounds() {
-        let w = warm(2, 4);
-        let key = WarmKey::default();
-        assert_eq!(w.target(&key), 2, "the floor when nobody asked");
-        w.note_demand(&key);
-        assert_eq!(
-            w.target(&key),
-            2,
-            "one ask: one more than it, still the floor"
-        );
-        w.note_demand(&key);
-        assert_eq!(w.target(&key), 3);
-        for _ in 0..10 {
-            w.note_demand(&key);
-        }
-        assert_eq!(w.target(&key), 4, "the ceiling");
-        let opus = WarmKey {
-            provider: None,
-            model: Some("opus".into()),
-        };
-        assert_eq!(w.target(&opus), 2, "per key");
-        // A ceiling below the floor is the floor; a floor of zero is off.
-        assert_eq!(warm(3, 1).target(&key), 3);
-        let off = warm(0, 4);
-        off.note_demand(&key);
-        assert_eq!(off.target(&key), 0);
-    }
-
-    #[test]
-    fn old_demand_is_forgotten() {
-        let w = warm(1, 4);
-        let key = WarmKey::default();
-        let long_ago = Instant::now() - DEMAND_WINDOW - Duration::from_millis(10);
-        lock_map(&w.demand).insert(key.clone(), [long_ago; 3].into_iter().collect());
-        assert_eq!(w.target(&key), 1);
-        assert!(lock_map(&w.demand)[&key].is_empty());
-    }
 
     #[tokio::test]
     async fn a_cancelled_wait_gives_back_its_queue_place_and_reservation() {

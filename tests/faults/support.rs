@@ -40,17 +40,20 @@ pub async fn assert_at_rest(app: &TestApp, why: &str) {
     assert_at_rest_with(app, 0, why).await
 }
 
-/// At rest, with `idle` conversation processes kept beside the warm ones.
+/// At rest, with `idle` conversation processes kept beside the warm ones. The warm pool holds
+/// its floor, or up to its ceiling for a while after a run of new conversations (the pool's
+/// surplus grace); every live process is one of those, and every CLI process under the data
+/// dir is one the pool knows.
 pub async fn assert_at_rest_with(app: &TestApp, idle: usize, why: &str) {
-    let warm = app
-        .cfg
-        .warm_pool_size
-        .min(app.cfg.max_live_processes - idle);
+    let room = app.cfg.max_live_processes - idle;
+    let floor = app.cfg.warm_pool_size.min(room);
+    let ceiling = app.cfg.warm_pool_max.max(floor).min(room);
     let rest = || {
         let pool = app.pool();
+        let warm = pool.warm_count();
         pool.queue_depth() == 0
+            && (floor..=ceiling).contains(&warm)
             && pool.live_count() == warm + idle
-            && pool.warm_count() == warm
             && processes_under(app.data.path()).len() == warm + idle
     };
     let ok = wait_for(rest, Duration::from_secs(20)).await;
