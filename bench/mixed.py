@@ -4,7 +4,7 @@
 What users see: new conversations and follow-ups of earlier ones arrive at random (open loop,
 exponential gaps), across more conversations than the default budget has process slots. The
 real Claude Code CLI, `ccgw mock-upstream` as the model, the gateway's defaults (warm pool of
-two, budget of eight). The same arrival schedule (same seed) is played twice in one run:
+two, the live-process budget sized from the machine's memory). The same arrival schedule (same seed) is played twice in one run:
 through the gateway (streamed chat completions, the whole history sent each time), then
 against `claude -p` spawned for every turn (`--session-id` for a new conversation, `--resume`
 for a follow-up), which is what a wrapper without a pool does.
@@ -15,6 +15,7 @@ uniformly among those not mid-turn. Reports p50/p95 TTFT of each kind on both si
 ratios against the targets, and the gateway's warm hits, cold spawns, resumes and evictions.
 
 usage: bench/mixed.py [--conversations 50] [--new-share 0.3] [--mean-gap 1.0] [--seed 7]
+                      [--trace FILE]
 """
 
 import argparse
@@ -60,6 +61,9 @@ class Play:
         self.opened = []
         self.times = {"new": [], "follow-up": []}
         self.errors = []
+        # (second of the run it started, kind, conversation, TTFT), for --trace.
+        self.trace = []
+        self.t0 = time.perf_counter()
 
     def pick(self, u):
         with self.lock:
@@ -81,9 +85,11 @@ class Play:
                 conv = self.pick(arg)
                 if conv is None:
                     return
+            started = time.perf_counter() - self.t0
             ttft = self.turn(kind, conv)
             with self.lock:
                 self.times[kind].append(ttft)
+                self.trace.append((round(started, 3), kind, conv, round(ttft, 4)))
                 if kind == "new":
                     self.opened.append(conv)
         except BaseException as e:  # noqa: BLE001 (reported, the run goes on)
@@ -93,7 +99,7 @@ class Play:
                 self.busy.discard(conv)
 
     def run(self, plan):
-        t0 = time.perf_counter()
+        t0 = self.t0 = time.perf_counter()
         threads = []
         for at, kind, arg in plan:
             delay = at - (time.perf_counter() - t0)
@@ -113,6 +119,8 @@ def main():
     ap.add_argument("--new-share", type=float, default=0.3)
     ap.add_argument("--mean-gap", type=float, default=1.0, help="mean seconds between arrivals")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--trace", help="write every turn (start second, kind, conversation, TTFT) "
+                    "of both sides to this file, as JSON lines")
     args = ap.parse_args()
     plan = schedule(args)
     span = plan[-1][0]
@@ -171,6 +179,11 @@ def main():
         if play.errors:
             b.die(f"{side}: {len(play.errors)} turns failed, e.g. {play.errors[:3]}")
 
+    if args.trace:
+        with open(args.trace, "w") as f:
+            for side, play in (("gateway", gw_play), ("direct", direct_play)):
+                for row in sorted(play.trace):
+                    f.write(json.dumps([side, *row]) + "\n")
     delta = {k: h1[k] - h0[k] for k in ("warm_hits", "cold_spawns", "resumes", "evictions")}
     rows = []
     targets = {"new": (0.25, 0.5), "follow-up": (0.10, 0.5)}
@@ -199,7 +212,8 @@ def main():
             f"real CLI `{os.path.relpath(b.REAL_CLI, b.ROOT)}` "
             f"({subprocess.run([b.REAL_CLI, '--version'], capture_output=True, text=True).stdout.strip()}); "
             "upstream: `ccgw mock-upstream`, prompt directive `[[words:20]]`; gateway defaults "
-            "(warm pool 2, budget 8), streamed chat completions with the whole history",
+            f"(warm pool 2, budget {h0['max_live_processes']} from the machine's memory), "
+            "streamed chat completions with the whole history",
             "direct: `claude " + " ".join(b.DIRECT_FLAGS) + f" --model {MODEL} "
             "(--session-id ID | --resume ID) PROMPT` per turn",
         ],
