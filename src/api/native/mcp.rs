@@ -13,7 +13,7 @@ use super::handlers::{body, Result};
 use crate::http::AppState;
 
 /// `POST …/toggle`: `enabled` sets the state; without it the server's state flips.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct Toggle {
     #[serde(default)]
     enabled: Option<bool>,
@@ -42,7 +42,7 @@ pub async fn reconnect(
 #[utoipa::path(
     post, path = "/api/sessions/{id}/mcp/{name}/toggle", tag = "native", operation_id = "mcp_toggle",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
-    request_body(content = Object, description = "A JSON object"),
+    request_body = Toggle,
     responses((status = 200, description = "OK", body = Object))
 )]
 pub async fn toggle(
