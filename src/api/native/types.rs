@@ -193,8 +193,9 @@ pub enum CommandReply {
     Turn(CommandTurn),
 }
 
-/// A command the gateway answers at once, without a turn. (`deny_unknown_fields` only tells
-/// the schema that nothing else comes, so that a turn's reply is never taken for one.)
+/// A command the gateway answers at once, without a turn: only these fields.
+// `deny_unknown_fields` serves the schema only (`additionalProperties: false`), so that a
+// turn's reply, which has these fields too, never matches both sides of `CommandReply`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandAnswer {
@@ -226,7 +227,8 @@ pub enum InitReply {
     Turn(InitTurn),
 }
 
-/// `/init` answered by the gateway at once. (`deny_unknown_fields`: see [`CommandAnswer`].)
+/// `/init` answered by the gateway at once: only these fields.
+// `deny_unknown_fields`: as for `CommandAnswer`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitAnswer {
