@@ -301,7 +301,7 @@ fn is_typed(doc: &Value, schema: &Value) -> bool {
     ["properties", "oneOf", "anyOf", "allOf"].iter().any(|k| {
         schema
             .get(*k)
-            .is_some_and(|v| v.as_object().map_or(true, |o| !o.is_empty()))
+            .is_some_and(|v| v.as_object().is_none_or(|o| !o.is_empty()))
     }) || schema.get("items").is_some_and(|i| is_typed(doc, i))
 }
 

@@ -117,12 +117,12 @@ pub async fn run(
             } else {
                 r.result_text.clone()
             };
-            Ok(Json(CommandReply::Turn(CommandTurn {
+            Ok(Json(CommandReply::Turn(Box::new(CommandTurn {
                 reply: r,
                 command,
                 output,
                 structured,
-            }))
+            })))
             .into_response())
         }
     }

@@ -56,11 +56,11 @@ pub async fn init(
             } else {
                 Some(app.conversations.memory(&id).await?)
             };
-            InitReply::Turn(InitTurn {
+            InitReply::Turn(Box::new(InitTurn {
                 reply: r,
                 command,
                 claude_md,
-            })
+            }))
         }
     };
     Ok(Json(reply).into_response())

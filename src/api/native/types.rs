@@ -190,7 +190,7 @@ pub struct Answered {
 #[serde(untagged)]
 pub enum CommandReply {
     Answer(CommandAnswer),
-    Turn(CommandTurn),
+    Turn(Box<CommandTurn>),
 }
 
 /// A command the gateway answers at once, without a turn: only these fields.
@@ -224,7 +224,7 @@ pub struct CommandTurn {
 #[serde(untagged)]
 pub enum InitReply {
     Answer(InitAnswer),
-    Turn(InitTurn),
+    Turn(Box<InitTurn>),
 }
 
 /// `/init` answered by the gateway at once: only these fields.
