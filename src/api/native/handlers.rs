@@ -137,7 +137,7 @@ pub async fn delete_session(
     post, path = "/api/sessions/{id}/messages", tag = "native", operation_id = "send_message",
     params(("id" = String, Path, description = "The session's id")),
     request_body = super::types::SendMessage,
-    responses((status = 200, description = "The turn's reply; with `stream: true`, the session's events as SSE", content((super::types::MessageReply = "application/json"), (Object = "text/event-stream"))))
+    responses((status = 200, description = "The turn's reply; with `stream: true`, the session's events as SSE", content((super::types::MessageReply = "application/json"), (String = "text/event-stream"))))
 )]
 pub async fn send_message(
     State(app): State<AppState>,

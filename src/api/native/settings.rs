@@ -152,7 +152,7 @@ pub async fn post_thinking(
 #[utoipa::path(
     get, path = "/api/sessions/{id}/context-usage", tag = "native", operation_id = "settings_context_usage",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The CLI's own `get_context_usage` answer, as its version writes it", body = Object))
 )]
 pub async fn context_usage(
     State(app): State<AppState>,
@@ -173,7 +173,7 @@ pub async fn cost(State(app): State<AppState>, Path(id): Path<String>) -> Result
 #[utoipa::path(
     get, path = "/api/sessions/{id}/mcp", tag = "native", operation_id = "settings_mcp",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "`{session_id, mcpServers}`: the CLI's MCP status entries, as it writes them", body = Object))
 )]
 pub async fn mcp(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.session_mcp(&id).await?).into_response())

@@ -47,11 +47,23 @@ pub struct CreateSession {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SendMessage {
     /// Text, or Messages-API content blocks. Text starting with `/` runs a slash command.
+    #[schema(value_type = MessageContent)]
     pub content: Value,
     #[serde(default)]
     pub stream: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A message's content: non-empty text, or a non-empty list of Messages-API content blocks
+/// (`text`, `image`, `document`, ...; each checked as `/v1/messages` checks a user's).
+// For the schema only: the handler reads `SendMessage::content` itself, to name the bad block.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MessageContent {
+    Text(String),
+    Blocks(Vec<Map<String, Value>>),
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
