@@ -95,5 +95,7 @@ pub struct ToolPermissionsBody {
 pub struct ProjectBody {
     pub name: Option<String>,
     pub description: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = ProjectDefaults)]
     pub defaults: Option<ProjectDefaults>,
 }

@@ -19,16 +19,21 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, 
     crate::http::body::parse(bytes, &crate::http::body::NATIVE)
 }
 
-#[derive(Deserialize)]
+/// One file: its path in the workspace and its bytes in base64.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct JsonFile {
     path: String,
     content_base64: String,
 }
 
 /// `{path, content_base64, overwrite?}` or `{files: [{path, content_base64}], overwrite?}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct JsonUpload {
+    #[serde(default)]
+    #[schema(value_type = String)]
     path: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String)]
     content_base64: Option<String>,
     #[serde(default)]
     files: Vec<JsonFile>,
@@ -53,7 +58,7 @@ fn truthy(v: &str) -> bool {
     request_body(
         description = "Multipart: file parts named by their relative path, an `overwrite` field; \
             or JSON: `{path, content_base64}` or `{files: [{path, content_base64}]}`",
-        content(("multipart/form-data"), ("application/json"))
+        content(("multipart/form-data"), (JsonUpload = "application/json"))
     ),
     responses((status = 201, description = "The files written", body = super::types::Uploaded), (status = 413, description = "Over the upload limit"))
 )]
@@ -201,6 +206,8 @@ pub async fn delete(
 /// `{content}`: the text of CLAUDE.md.
 #[derive(Deserialize, utoipa::ToSchema)]
 struct MemoryBody {
+    /// The text of CLAUDE.md.
+    #[schema(required = true, value_type = String)]
     content: Option<String>,
 }
 
