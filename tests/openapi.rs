@@ -258,3 +258,132 @@ async fn the_description_and_its_page_need_no_key_while_the_apis_do() {
     );
     app.stop().await;
 }
+
+/// Native and admin operations whose success body is free JSON by nature, and why. Every other
+/// `/api` and `/admin` operation answering JSON must describe its body.
+const FREE_FORM: &[(&str, &str, &str)] = &[
+    (
+        "get",
+        "/api/sessions/{id}/context-usage",
+        "the CLI's own `get_context_usage` answer, passed on as the CLI's version writes it",
+    ),
+    (
+        "get",
+        "/api/sessions/{id}/mcp",
+        "the CLI's `mcp_status` entries (server info, tools, errors), passed on as it writes them",
+    ),
+    (
+        "post",
+        "/api/sessions/{id}/mcp/{name}/reconnect",
+        "one of the CLI's `mcp_status` entries, as for `GET .../mcp`",
+    ),
+    (
+        "post",
+        "/api/sessions/{id}/mcp/{name}/toggle",
+        "one of the CLI's `mcp_status` entries, as for `GET .../mcp`",
+    ),
+    (
+        "get",
+        "/api/mcp-servers",
+        "the configured servers with what the CLI last reported of each (tools, server info)",
+    ),
+];
+
+/// Whether `schema` (after one `$ref`) says what the body holds: properties, a union or an
+/// array of such, not `{}` or a bare `object`.
+fn is_typed(doc: &Value, schema: &Value) -> bool {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or(&Value::Null),
+        None => schema,
+    };
+    ["properties", "oneOf", "anyOf", "allOf"].iter().any(|k| {
+        schema
+            .get(*k)
+            .is_some_and(|v| v.as_object().is_none_or(|o| !o.is_empty()))
+    }) || schema.get("items").is_some_and(|i| is_typed(doc, i))
+}
+
+#[test]
+fn native_and_admin_success_bodies_have_real_schemas() {
+    let doc = description();
+    let mut checked = 0;
+    let mut placeholders = Vec::new();
+    let mut free = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !(path.starts_with("/api/") || path.starts_with("/admin/")) {
+            continue;
+        }
+        for m in METHODS {
+            let Some(op) = item.get(m) else { continue };
+            for (status, resp) in op["responses"].as_object().expect("responses") {
+                let Some(schema) = resp.pointer("/content/application~1json/schema") else {
+                    continue;
+                };
+                if !status.starts_with('2') {
+                    continue;
+                }
+                checked += 1;
+                if FREE_FORM.iter().any(|(fm, fp, _)| *fm == m && fp == path) {
+                    free.insert((m, path.as_str()));
+                    assert!(
+                        !is_typed(&doc, schema),
+                        "{m} {path} is typed now: take it off FREE_FORM"
+                    );
+                } else if !is_typed(&doc, schema) {
+                    placeholders.push(format!("{m} {path} {status}: {schema}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} JSON success bodies found");
+    assert_eq!(
+        free.len(),
+        FREE_FORM.len(),
+        "FREE_FORM names an operation that is gone"
+    );
+    assert!(
+        placeholders.is_empty(),
+        "success bodies without a schema:\n{}",
+        placeholders.join("\n")
+    );
+}
+
+/// Native request bodies that are free JSON by nature, and why.
+const FREE_FORM_BODIES: &[(&str, &str, &str)] = &[(
+    "post",
+    "/api/sessions/{id}/tools/{name}",
+    "the tool's own input: each tool's schema is its `input_schema` in `GET /api/tools`",
+)];
+
+#[test]
+fn native_and_admin_request_bodies_have_real_schemas() {
+    let doc = description();
+    let mut untyped = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !(path.starts_with("/api/") || path.starts_with("/admin/")) {
+            continue;
+        }
+        for m in METHODS {
+            let Some(op) = item.get(m) else { continue };
+            let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") else {
+                continue;
+            };
+            if FREE_FORM_BODIES
+                .iter()
+                .any(|(fm, fp, _)| *fm == m && fp == path)
+            {
+                continue;
+            }
+            if !is_typed(&doc, schema) {
+                untyped.push(format!("{m} {path}: {schema}"));
+            }
+        }
+    }
+    assert!(
+        untyped.is_empty(),
+        "request bodies without a schema:\n{}",
+        untyped.join("\n")
+    );
+}

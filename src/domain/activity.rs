@@ -30,7 +30,7 @@ pub const MAX_INFLIGHT_TOTAL_BYTES: usize = 16 << 20;
 pub const TTFT: &str = "ccgw_time_to_first_token_seconds";
 
 /// One conversation as the console's home shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ConversationActivity {
     pub id: String,
     pub source: String,
@@ -57,7 +57,7 @@ pub struct ConversationActivity {
 }
 
 /// Requests and tokens of one model or one key.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub requests: u64,
     pub input_tokens: u64,

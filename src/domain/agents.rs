@@ -17,7 +17,7 @@ use crate::store::{self, AgentRecord};
 pub const MAX_AGENT_NAME: usize = 64;
 
 /// An agent as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub name: String,
     pub description: String,

@@ -326,7 +326,7 @@ impl AuditLog {
 }
 
 /// One entry as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub id: String,
     /// RFC 3339.
@@ -352,7 +352,7 @@ impl AuditView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub data: Vec<AuditView>,
     pub next_cursor: Option<String>,

@@ -56,7 +56,7 @@ fn mtime_ns(path: &Path) -> Option<u128> {
 }
 
 /// One file's change between a checkpoint and now.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Change {
     pub path: String,
     /// `created`, `modified` or `deleted`.

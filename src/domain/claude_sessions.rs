@@ -22,7 +22,7 @@ use crate::claude::transcript;
 const HEAD_BYTES: usize = 256 * 1024;
 
 /// One transcript as the listing shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClaudeSession {
     /// The Claude Code session id (the file's name).
     pub id: String,

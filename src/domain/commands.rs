@@ -33,7 +33,7 @@ pub const GATEWAY_COMMANDS: &[(&str, &str, &str)] = &[
 const REFUSED: &[&str] = &["config", "settings"];
 
 /// A command as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CommandView {
     pub name: String,
     pub description: String,

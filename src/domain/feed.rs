@@ -26,7 +26,7 @@ pub const FEED_CAPACITY: usize = 1024;
 pub const FEED_ITEM_TEXT_BYTES: usize = 16 * 1024;
 
 /// What every item of one turn shares.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TurnMeta {
     pub conversation_id: String,
     /// `openai`, `anthropic` or `native`.
@@ -62,7 +62,7 @@ pub(crate) fn turn_meta(
 }
 
 /// One event on the feed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeedItem {
     /// Position on this instance's feed: 1-based and gapless, so a watcher sees what it missed.
     pub id: u64,
@@ -73,6 +73,8 @@ pub struct FeedItem {
     /// The event's sequence number in its conversation's history, when the event carries one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The turn's event, tagged by `type` (the same JSON as the SSE feeds').
+    #[schema(value_type = Object)]
     pub event: Event,
     /// Bytes of the event's text left out of this item (see [`FEED_ITEM_TEXT_BYTES`]).
     #[serde(skip_serializing_if = "Option::is_none")]

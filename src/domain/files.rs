@@ -14,7 +14,7 @@ use super::session_table::millis_to_rfc3339;
 pub const MAX_LIST: usize = 10_000;
 
 /// One entry of a listing.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FileEntry {
     /// Relative to the workspace.
     pub path: String,

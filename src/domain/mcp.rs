@@ -26,7 +26,9 @@ const RESERVED: &str = crate::claude::tools::SERVER_NAME;
 const ENV_PROGRAM: &str = "/usr/bin/env";
 
 /// How the CLI reaches a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum McpKind {
     Stdio,
@@ -62,7 +64,9 @@ pub struct McpServerConfig {
 
 /// What a session or request enables: a configured server by name, or (with
 /// `client_mcp_urls`) a remote server by URL.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(untagged)]
 pub enum McpRef {
     Name(String),

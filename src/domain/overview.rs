@@ -14,7 +14,7 @@ use super::sessions::HistoryEntry;
 use crate::store;
 
 /// One conversation as the console's home lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
     #[serde(flatten)]
     pub activity: ConversationActivity,

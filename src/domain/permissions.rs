@@ -14,7 +14,7 @@ use super::session_table::{now, view};
 use super::sessions::{session_request, TurnOverrides};
 
 /// A session's tool permissions as the API shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ToolPermissions {
     pub tools: Vec<String>,
     pub allowed_tools: Vec<String>,

@@ -26,7 +26,7 @@ const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 4000;
 
 /// What the sessions of a project get when their request leaves a field out.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ProjectDefaults {
     /// An existing absolute directory inside the workspace roots (kept in canonical form).
@@ -43,7 +43,7 @@ pub struct ProjectDefaults {
 }
 
 /// A project as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Project {
     pub id: String,
     pub name: String,

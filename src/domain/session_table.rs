@@ -16,7 +16,7 @@ use crate::claude::process::CliProcess;
 use crate::store;
 
 /// A session as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: String,
     pub cli_session_id: String,

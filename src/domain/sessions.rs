@@ -58,7 +58,7 @@ pub struct NewSession {
 
 /// One entry of a session's history: `seq`, `turn_id` and `ts` are the ones its live event
 /// carried (`at` is `ts`, kept for older clients).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub seq: u64,
     pub turn_id: String,

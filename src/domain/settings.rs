@@ -19,9 +19,44 @@ use crate::domain::turn::{EFFORTS, MIN_THINKING_BUDGET, PERMISSION_MODES};
 /// How long a control request to a session's process may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Cost, tokens and turns: a session's in all, or one model's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CostTotals {
+    pub cost_usd: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub turns: i64,
+    pub duration_ms: i64,
+}
+
+impl CostTotals {
+    fn add(&mut self, o: &CostTotals) {
+        self.cost_usd += o.cost_usd;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_creation_input_tokens += o.cache_creation_input_tokens;
+        self.cache_read_input_tokens += o.cache_read_input_tokens;
+        self.turns += o.turns;
+        self.duration_ms += o.duration_ms;
+    }
+}
+
+/// `GET /api/sessions/{id}/cost`: the totals, and (`by_model`) each model's, in the order the
+/// store gives them.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionCost {
+    #[serde(flatten)]
+    pub total: CostTotals,
+    #[schema(value_type = std::collections::BTreeMap<String, CostTotals>)]
+    pub by_model: serde_json::Map<String, Value>,
+    pub session_id: String,
+}
+
 /// How the model thinks: `enabled` (with `budget_tokens`), `disabled` or `adaptive` (the
 /// model's own default).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Thinking {
     #[serde(rename = "type")]
     pub kind: String,
@@ -60,7 +95,7 @@ impl Thinking {
 }
 
 /// The settings a session has beyond its record's own columns (stored apart, as one object).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSettings {
     #[serde(default)]
     pub thinking: Option<Thinking>,
@@ -298,38 +333,32 @@ impl Conversations {
     }
 
     /// Cost, tokens and turns of the session, in all and by model.
-    pub async fn session_cost(self: &Arc<Self>, id: &str) -> Result<Value, TurnError> {
+    pub async fn session_cost(self: &Arc<Self>, id: &str) -> Result<SessionCost, TurnError> {
         self.ensure_session(id).await?;
         let rows =
             self.store.usage_by_model(id).await.map_err(|e| {
                 TurnError::Claude(crate::claude::ClaudeError::protocol(e.to_string()))
             })?;
-        let mut total = json!({"cost_usd": 0.0, "input_tokens": 0, "output_tokens": 0,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "turns": 0, "duration_ms": 0});
-        let mut by_model = serde_json::Map::new();
+        let mut cost = SessionCost {
+            total: CostTotals::default(),
+            by_model: serde_json::Map::new(),
+            session_id: id.to_string(),
+        };
         for (model, u) in rows {
-            let entry = json!({
-                "cost_usd": u.cost_usd.unwrap_or(0.0),
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cache_creation_input_tokens": u.cache_creation_input_tokens,
-                "cache_read_input_tokens": u.cache_read_input_tokens,
-                "turns": u.requests,
-                "duration_ms": u.duration_ms,
-            });
-            for (k, v) in entry.as_object().into_iter().flatten() {
-                let sum = total[k].as_f64().unwrap_or(0.0) + v.as_f64().unwrap_or(0.0);
-                total[k] = if k == "cost_usd" {
-                    json!(sum)
-                } else {
-                    json!(sum as u64)
-                };
-            }
-            by_model.insert(model, entry);
+            let entry = CostTotals {
+                cost_usd: u.cost_usd.unwrap_or(0.0),
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_creation_input_tokens: u.cache_creation_input_tokens,
+                cache_read_input_tokens: u.cache_read_input_tokens,
+                turns: u.requests,
+                duration_ms: u.duration_ms,
+            };
+            cost.total.add(&entry);
+            cost.by_model
+                .insert(model, serde_json::to_value(entry).unwrap_or(Value::Null));
         }
-        total["by_model"] = Value::Object(by_model);
-        total["session_id"] = json!(id);
-        Ok(total)
+        Ok(cost)
     }
 
     /// Reopen a session: make sure a live process holds its conversation (started from its

@@ -26,7 +26,7 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// What every secret starts with, so a leaked one is recognizable (and scanners can find it).
 pub const SECRET_PREFIX: &str = "ccgw_";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Sees and manages everything. Static keys, and everyone when the gateway has no keys.
@@ -54,7 +54,7 @@ impl Role {
 }
 
 /// What a key may use. `None` is "whatever the deployment allows".
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct KeyPolicy {
     /// Public model ids (or aliases) it may ask for.
@@ -75,7 +75,7 @@ pub struct KeyPolicy {
 }
 
 /// A key's limits. `None` is unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct KeyLimits {
     /// Requests per minute.
@@ -96,7 +96,7 @@ pub struct KeyLimits {
 }
 
 /// A stored key as the domain uses it (no secret, no hash).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: String,
     pub name: String,
@@ -241,7 +241,7 @@ pub enum KeyError {
 }
 
 /// What a new key is.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct NewKey {
     pub name: String,
@@ -255,7 +255,7 @@ pub struct NewKey {
 }
 
 /// A key just made or rotated, with its secret: the only time the secret is seen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedKey {
     #[serde(flatten)]
     pub key: KeyInfo,

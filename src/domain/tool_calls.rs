@@ -34,7 +34,7 @@ pub const RESULT_CAP: usize = 4096;
 pub const MAX_PAGE: usize = 500;
 
 /// One tool call as the history shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ToolCallEntry {
     pub id: String,
     pub tool: String,
@@ -303,7 +303,7 @@ pub fn status_frame(ev: &Event, started: &mut HashMap<String, (String, Instant)>
 }
 
 /// A direct call's reply.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DirectCall {
     pub id: String,
     pub tool: String,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::direct_tools::DirectTool;
 
 /// One tool of the catalog.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ToolInfo {
     pub name: String,
     pub description: String,

@@ -42,7 +42,7 @@ pub struct ReportRequest {
 }
 
 /// The report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub object: &'static str,
     /// `key`, `model`, `day`, `user`, or `total`.

@@ -27,7 +27,7 @@ pub enum WorkspaceError {
 }
 
 /// The memory file as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemoryView {
     pub path: &'static str,
     pub exists: bool,
@@ -181,7 +181,7 @@ impl Conversations {
 }
 
 /// What a rewind did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rewound {
     /// The history seq whose files were restored (the checkpoint at or before `to_seq`).
     pub restored_seq: u64,

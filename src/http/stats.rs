@@ -12,29 +12,27 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-
-use crate::domain::activity::TTFT;
+use crate::domain::activity::{Totals, TTFT};
 use crate::domain::conversations::Conversations;
 use crate::http::metrics::{self, OVERHEAD, REQUESTS};
 use crate::http::AppState;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// One hour of samples.
 pub const KEEP: usize = 3600 / 2;
 
 /// p50, p95 and p99, in milliseconds (`None` when nothing was measured in the interval).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Quantiles {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
     pub p99: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Sample {
     /// End of the interval, unix milliseconds.
     pub t: i64,
@@ -276,46 +274,72 @@ pub struct StatsQuery {
     pub since: Option<i64>,
 }
 
-fn top(map: HashMap<String, crate::domain::activity::Totals>) -> Vec<Value> {
+fn top(map: HashMap<String, Totals>) -> Vec<Top> {
     let mut all: Vec<_> = map.into_iter().collect();
     all.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
     all.into_iter()
         .take(10)
-        .map(|(name, t)| {
-            let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-            v["name"] = json!(name);
-            v
-        })
+        .map(|(name, totals)| Top { name, totals })
         .collect()
+}
+
+/// One of the top models or keys: its name and totals.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Top {
+    pub name: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// The dashboard's numbers: now, and the time series since `since`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StatsView {
+    /// Server time, unix milliseconds.
+    pub now: i64,
+    pub sample_every_ms: u64,
+    pub uptime_secs: u64,
+    pub version: &'static str,
+    pub cli_version: String,
+    pub demo: bool,
+    pub live_processes: usize,
+    pub max_live_processes: usize,
+    pub warm_processes: usize,
+    pub queue_depth: usize,
+    pub process_starts: u64,
+    pub warm_hits: u64,
+    pub rss_bytes: u64,
+    pub top_models: Vec<Top>,
+    pub top_keys: Vec<Top>,
+    pub series: Vec<Sample>,
 }
 
 /// `GET /admin/api/stats`.
 #[utoipa::path(
     get, path = "/admin/api/stats", tag = "admin", operation_id = "stats",
     params(StatsQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The dashboard's numbers", body = StatsView))
 )]
-pub async fn stats(State(app): State<AppState>, Query(q): Query<StatsQuery>) -> Json<Value> {
+pub async fn stats(State(app): State<AppState>, Query(q): Query<StatsQuery>) -> Json<StatsView> {
     let c = &app.conversations;
     let (by_model, by_key) = c.activity.totals();
-    Json(json!({
-        "now": crate::store::now_millis(),
-        "sample_every_ms": SAMPLE_EVERY.as_millis() as u64,
-        "uptime_secs": app.started.elapsed().as_secs(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "cli_version": c.cli_version(),
-        "demo": app.cfg.demo,
-        "live_processes": c.pool.live_count(),
-        "max_live_processes": c.pool.max_live(),
-        "warm_processes": c.pool.warm_count(),
-        "queue_depth": c.pool.queue_depth(),
-        "process_starts": c.pool.spawn_count(),
-        "warm_hits": c.pool.warm_hit_count(),
-        "rss_bytes": rss_bytes(),
-        "top_models": top(by_model),
-        "top_keys": top(by_key),
-        "series": app.stats.since(q.since.unwrap_or(0)),
-    }))
+    Json(StatsView {
+        now: crate::store::now_millis(),
+        sample_every_ms: SAMPLE_EVERY.as_millis() as u64,
+        uptime_secs: app.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+        cli_version: c.cli_version().to_string(),
+        demo: app.cfg.demo,
+        live_processes: c.pool.live_count(),
+        max_live_processes: c.pool.max_live(),
+        warm_processes: c.pool.warm_count(),
+        queue_depth: c.pool.queue_depth(),
+        process_starts: c.pool.spawn_count(),
+        warm_hits: c.pool.warm_hit_count(),
+        rss_bytes: rss_bytes(),
+        top_models: top(by_model),
+        top_keys: top(by_key),
+        series: app.stats.since(q.since.unwrap_or(0)),
+    })
 }
 
 #[cfg(test)]

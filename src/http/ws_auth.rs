@@ -17,7 +17,6 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
 
 use crate::http::caller::Caller;
 use crate::http::AppState;
@@ -118,10 +117,17 @@ pub fn redeem_ticket(app: &AppState, req: &mut Request) -> TicketCheck {
     }
 }
 
+/// A ticket: the upgrade's `?ticket=`, good for one connection within `expires_in` seconds.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    pub ticket: String,
+    pub expires_in: u64,
+}
+
 /// `POST /api/ws-tickets`: a ticket for one WebSocket connection.
 #[utoipa::path(
     post, path = "/api/ws-tickets", tag = "native", operation_id = "create_ticket",
-    responses((status = 200, description = "A single-use ticket for a browser's WebSocket", body = Object))
+    responses((status = 201, description = "A single-use ticket for a browser's WebSocket", body = Ticket))
 )]
 pub async fn create_ticket(
     State(app): State<AppState>,
@@ -130,7 +136,10 @@ pub async fn create_ticket(
     let ticket = app.ws_tickets.issue(caller);
     (
         axum::http::StatusCode::CREATED,
-        Json(json!({"ticket": ticket, "expires_in": TICKET_TTL.as_secs()})),
+        Json(Ticket {
+            ticket,
+            expires_in: TICKET_TTL.as_secs(),
+        }),
     )
         .into_response()
 }

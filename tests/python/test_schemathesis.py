@@ -5,6 +5,10 @@ The gateway runs under its defaults (warm pool on, temporary workspaces) with th
 upstream: once with no key (every route open, the default), once with an admin key sent on
 every request (the key check, the key's limits and the admin-only routes run too). The number
 of examples per operation is bounded so the two runs stay within about three minutes.
+
+A session is made first and its id given to every `/api/sessions/{id}/...` operation but
+`DELETE` (a config file's `parameters`), so generated bodies reach the session's handlers
+rather than stopping at a 404.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 import ccgw_harness as h
@@ -43,8 +48,20 @@ def _run(launch_ccgw, tmp_path, name: str, examples: int, key: str | None) -> No
         env,
     )
     gateway.wait_ready(f"{url}/health")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    made = httpx.post(f"{url}/api/sessions", json={"title": "schemathesis"}, headers=headers,
+                      timeout=60, trust_env=False)
+    assert made.status_code == 201, made.text
+    session = made.json()["id"]
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        "[[operations]]\n"
+        'include-path-regex = "^/api/sessions/\\\\{id\\\\}"\n'
+        'exclude-method = "DELETE"\n'
+        f'parameters = {{ "path.id" = "{session}" }}\n'
+    )
     args = [
-        _schemathesis(), "run", f"{url}/openapi.json",
+        _schemathesis(), "--config-file", str(config), "run", f"{url}/openapi.json",
         "--checks", "not_a_server_error",
         "--phases", "fuzzing",
         "--max-examples", str(examples),

@@ -33,7 +33,7 @@ pub struct AuditQuery {
 #[utoipa::path(
     get, path = "/admin/api/audit", tag = "admin", operation_id = "admin_audit_list",
     params(AuditQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "A page of the audit log, newest first", body = crate::domain::audit::AuditPage))
 )]
 pub async fn list(
     State(app): State<AppState>,

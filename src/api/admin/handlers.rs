@@ -9,7 +9,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::{SinkExt, Stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -149,11 +149,25 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
+/// `GET /admin/api/conversations`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationList {
+    pub data: Vec<crate::domain::overview::ConversationView>,
+}
+
+/// `GET /admin/api/conversations/{id}/events`: the history, and (`live`) the feed items of a
+/// turn still running.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationEvents {
+    pub data: Vec<crate::domain::sessions::HistoryEntry>,
+    pub live: Vec<FeedItem>,
+}
+
 /// `GET /admin/api/conversations`: live and recent conversations of every source.
 #[utoipa::path(
     get, path = "/admin/api/conversations", tag = "admin", operation_id = "admin_conversations",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Live and recent conversations, newest first", body = ConversationList))
 )]
 pub async fn conversations(
     State(app): State<AppState>,
@@ -176,14 +190,14 @@ pub async fn conversations(
         limit: q.limit.unwrap_or(100),
     };
     let data = app.conversations.list_conversations(&f).await?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(ConversationList { data }).into_response())
 }
 
 /// `GET /admin/api/conversations/{id}`.
 #[utoipa::path(
     get, path = "/admin/api/conversations/{id}", tag = "admin", operation_id = "admin_conversation",
     params(("id" = String, Path, description = "The conversation's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The conversation", body = crate::domain::overview::ConversationView))
 )]
 pub async fn conversation(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let v = app
@@ -205,7 +219,7 @@ pub struct HistoryQuery {
 #[utoipa::path(
     get, path = "/admin/api/conversations/{id}/events", tag = "admin", operation_id = "admin_conversation_events",
     params(("id" = String, Path, description = "The conversation's id"), HistoryQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Its recorded history and a running turn's feed items", body = ConversationEvents))
 )]
 pub async fn conversation_events(
     State(app): State<AppState>,
@@ -217,5 +231,5 @@ pub async fn conversation_events(
         .conversation_history(&id, q.after.unwrap_or(0))
         .await?;
     let live = app.conversations.activity.inflight(&id);
-    Ok(Json(json!({ "data": data, "live": live })).into_response())
+    Ok(Json(ConversationEvents { data, live }).into_response())
 }

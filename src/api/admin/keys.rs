@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::domain::audit::{self, kind};
 use crate::domain::tenants::{NewKey, Role};
@@ -26,22 +26,29 @@ pub(crate) fn admin_only(caller: &Caller) -> std::result::Result<(), ApiError> {
     }
 }
 
+/// `GET /admin/api/keys`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub data: Vec<crate::domain::tenants::KeyInfo>,
+}
+
 #[utoipa::path(
     get, path = "/admin/api/keys", tag = "admin", operation_id = "admin_keys_list",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Every key (never a secret)", body = KeyList))
 )]
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response> {
     admin_only(&caller)?;
-    Ok(Json(json!({"data": app.keys.list().await?})).into_response())
+    let data = app.keys.list().await?;
+    Ok(Json(KeyList { data }).into_response())
 }
 
 #[utoipa::path(
     post, path = "/admin/api/keys", tag = "admin", operation_id = "admin_keys_create",
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = crate::domain::tenants::NewKey,
+    responses((status = 201, description = "The key, with its secret: the only time it is shown", body = crate::domain::tenants::IssuedKey))
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -67,7 +74,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/admin/api/keys/{id}", tag = "admin", operation_id = "admin_keys_get",
     params(("id" = String, Path, description = "The key's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The key", body = crate::domain::tenants::KeyInfo))
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -81,7 +88,7 @@ pub async fn get(
 #[utoipa::path(
     delete, path = "/admin/api/keys/{id}", tag = "admin", operation_id = "admin_keys_revoke",
     params(("id" = String, Path, description = "The key's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The key, revoked", body = crate::domain::tenants::KeyInfo))
 )]
 pub async fn revoke(
     State(app): State<AppState>,
@@ -98,7 +105,7 @@ pub async fn revoke(
 #[utoipa::path(
     post, path = "/admin/api/keys/{id}/rotate", tag = "admin", operation_id = "admin_keys_rotate",
     params(("id" = String, Path, description = "The key's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The key, with its new secret", body = crate::domain::tenants::IssuedKey))
 )]
 pub async fn rotate(
     State(app): State<AppState>,

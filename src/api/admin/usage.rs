@@ -17,7 +17,8 @@ use crate::http::AppState;
 
 #[utoipa::path(
     get, path = "/admin/api/usage", tag = "admin", operation_id = "admin_usage_report",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Usage and cost, grouped; CSV with `format=csv`",
+        content((crate::domain::usage::Report = "application/json"), (String = "text/csv"))))
 )]
 pub async fn report(
     State(app): State<AppState>,

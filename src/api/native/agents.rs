@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::handlers::{body, Result};
 use super::types::AgentBody;
@@ -26,17 +26,17 @@ fn fields(b: AgentBody) -> AgentFields {
 
 #[utoipa::path(
     get, path = "/api/agents", tag = "native", operation_id = "agents_list",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Every agent: the gateway's and the workspace's", body = super::types::AgentList))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
     let data = app.conversations.list_agents().await?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(super::types::AgentList { data }).into_response())
 }
 
 #[utoipa::path(
     post, path = "/api/agents", tag = "native", operation_id = "agents_create",
     request_body = super::types::AgentBody,
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 201, description = "The agent", body = crate::domain::agents::AgentView))
 )]
 pub async fn create(State(app): State<AppState>, bytes: Bytes) -> Result<Response> {
     let b: AgentBody = body(&bytes)?;
@@ -56,7 +56,7 @@ pub async fn create(State(app): State<AppState>, bytes: Bytes) -> Result<Respons
 #[utoipa::path(
     get, path = "/api/agents/{name}/config", tag = "native", operation_id = "agents_config",
     params(("name" = String, Path, description = "The agent's name")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The agent", body = crate::domain::agents::AgentView))
 )]
 pub async fn config(State(app): State<AppState>, Path(name): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.agent(&name).await?).into_response())
@@ -66,7 +66,7 @@ pub async fn config(State(app): State<AppState>, Path(name): Path<String>) -> Re
     put, path = "/api/agents/{name}/config", tag = "native", operation_id = "agents_update",
     params(("name" = String, Path, description = "The agent's name")),
     request_body = super::types::AgentBody,
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The agent, changed", body = crate::domain::agents::AgentView))
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -94,8 +94,8 @@ pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Re
 #[utoipa::path(
     put, path = "/api/sessions/{id}/agent", tag = "native", operation_id = "agents_set_session_agent",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::AgentChoice,
+    responses((status = 200, description = "The session, changed", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn set_session_agent(
     State(app): State<AppState>,

@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::http::error::{ApiError, NativeError};
 use crate::http::AppState;
 
 type Result<T> = std::result::Result<T, NativeError>;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ContinueSession {
     #[serde(default)]
     pub model: Option<String>,
@@ -26,29 +26,34 @@ pub struct ContinueSession {
 
 #[utoipa::path(
     get, path = "/api/claude-sessions", tag = "admin", operation_id = "claude_sessions_list",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The machine's Claude Code sessions", body = super::types::ClaudeSessionList))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
     let data = app.conversations.list_claude_sessions()?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(super::types::ClaudeSessionList { data }).into_response())
 }
 
 #[utoipa::path(
     get, path = "/api/claude-sessions/{id}", tag = "admin", operation_id = "claude_sessions_get",
     params(("id" = String, Path, description = "The CLI's own session id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session and its history, read-only", body = super::types::ClaudeSessionView))
 )]
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let (session, history) = app.conversations.claude_session(&id)?;
-    Ok(Json(json!({"session": session, "history": history, "read_only": true})).into_response())
+    Ok(Json(super::types::ClaudeSessionView {
+        session,
+        history,
+        read_only: true,
+    })
+    .into_response())
 }
 
 /// Continue it as a native session (`201` with the session).
 #[utoipa::path(
     post, path = "/api/claude-sessions/{id}/continue", tag = "admin", operation_id = "claude_sessions_resume",
     params(("id" = String, Path, description = "The CLI's own session id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = ContinueSession,
+    responses((status = 201, description = "The native session that continues it", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn resume(
     State(app): State<AppState>,

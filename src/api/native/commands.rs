@@ -7,9 +7,10 @@ use axum::extract::{Path, State};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::handlers::{body, collect, sse, turn_events, Result};
+use super::types::{CommandAnswer, CommandReply, CommandTurn};
 use crate::domain::commands::CommandRun;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -17,27 +18,30 @@ use crate::http::AppState;
 
 #[utoipa::path(
     get, path = "/api/commands", tag = "native", operation_id = "commands_list",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Every slash command: the CLI's and the workspace's", body = super::types::CommandList))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
-    Ok(Json(json!({"data": app.conversations.list_commands().await?})).into_response())
+    let data = app.conversations.list_commands().await?;
+    Ok(Json(super::types::CommandList { data }).into_response())
 }
 
 #[utoipa::path(
     get, path = "/api/sessions/{id}/commands", tag = "native", operation_id = "commands_session_list",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The commands of the session's workspace", body = super::types::CommandList))
 )]
 pub async fn session_list(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(json!({"data": app.conversations.session_commands(&id).await?})).into_response())
+    let data = app.conversations.session_commands(&id).await?;
+    Ok(Json(super::types::CommandList { data }).into_response())
 }
 
 /// `{args?: string | [string], stream?: bool}`.
 #[utoipa::path(
     post, path = "/api/sessions/{id}/commands/{name}", tag = "native", operation_id = "commands_run",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::CommandBody,
+    responses((status = 200, description = "The command's reply; with `stream: true`, SSE: a `command_result` event, or the turn's events",
+        content((super::types::CommandReply = "application/json"), (String = "text/event-stream"))))
 )]
 pub async fn run(
     State(app): State<AppState>,
@@ -76,13 +80,19 @@ pub async fn run(
         .await?;
     match run {
         CommandRun::Answer { output, structured } => {
-            let reply = json!({"command": command, "output": output, "structured": structured, "session_id": id});
+            let reply = CommandReply::Answer(CommandAnswer {
+                command,
+                output,
+                structured,
+                session_id: id,
+            });
             if stream {
                 let s = futures::stream::once(async move {
                     Ok::<_, std::convert::Infallible>(
                         SseEvent::default()
                             .event("command_result")
-                            .data(reply.to_string()),
+                            .json_data(&reply)
+                            .unwrap_or_default(),
                     )
                 });
                 return Ok(sse(s).into_response());
@@ -97,7 +107,8 @@ pub async fn run(
             let structured = match structured {
                 _ if r.stop_reason == "permission_required" => Value::Null,
                 Some("context") => app.conversations.context_usage(&id).await?,
-                Some("cost") => app.conversations.session_cost(&id).await?,
+                Some("cost") => serde_json::to_value(app.conversations.session_cost(&id).await?)
+                    .unwrap_or(Value::Null),
                 Some("compact") => r.compact.clone().unwrap_or(Value::Null),
                 _ => Value::Null,
             };
@@ -106,11 +117,13 @@ pub async fn run(
             } else {
                 r.result_text.clone()
             };
-            let mut reply = serde_json::to_value(&r).unwrap_or_else(|_| json!({}));
-            reply["command"] = json!(command);
-            reply["output"] = json!(output);
-            reply["structured"] = structured;
-            Ok(Json(reply).into_response())
+            Ok(Json(CommandReply::Turn(Box::new(CommandTurn {
+                reply: r,
+                command,
+                output,
+                structured,
+            })))
+            .into_response())
         }
     }
 }

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::domain::files::Upload;
 use crate::http::error::{ApiError, NativeError};
@@ -20,16 +19,21 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, 
     crate::http::body::parse(bytes, &crate::http::body::NATIVE)
 }
 
-#[derive(Deserialize)]
+/// One file: its path in the workspace and its bytes in base64.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct JsonFile {
     path: String,
     content_base64: String,
 }
 
 /// `{path, content_base64, overwrite?}` or `{files: [{path, content_base64}], overwrite?}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct JsonUpload {
+    #[serde(default)]
+    #[schema(value_type = String)]
     path: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String)]
     content_base64: Option<String>,
     #[serde(default)]
     files: Vec<JsonFile>,
@@ -54,9 +58,9 @@ fn truthy(v: &str) -> bool {
     request_body(
         description = "Multipart: file parts named by their relative path, an `overwrite` field; \
             or JSON: `{path, content_base64}` or `{files: [{path, content_base64}]}`",
-        content(("multipart/form-data"), ("application/json"))
+        content(("multipart/form-data"), (JsonUpload = "application/json"))
     ),
-    responses((status = 201, description = "The files written: `{data: [...]}`", body = Object), (status = 413, description = "Over the upload limit"))
+    responses((status = 201, description = "The files written", body = super::types::Uploaded), (status = 413, description = "Over the upload limit"))
 )]
 pub async fn upload(
     State(app): State<AppState>,
@@ -127,7 +131,11 @@ pub async fn upload(
         .conversations
         .upload_files(&id, uploads, overwrite)
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"data": written}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(super::types::Uploaded { data: written }),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -146,7 +154,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get, path = "/api/sessions/{id}/files", tag = "native", operation_id = "files_list",
     params(("id" = String, Path, description = "The session's id"), ListQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The directory's entries", body = super::types::FileList))
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -158,13 +166,13 @@ pub async fn list(
         .conversations
         .list_files(&id, q.path.as_deref(), recursive)
         .await?;
-    Ok(Json(json!({"data": data, "truncated": truncated})).into_response())
+    Ok(Json(super::types::FileList { data, truncated }).into_response())
 }
 
 #[utoipa::path(
     get, path = "/api/sessions/{id}/files/{path}", tag = "native", operation_id = "files_download",
     params(("id" = String, Path, description = "The session's id"), ("path" = String, Path, description = "A file path inside the session's workspace")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The file's bytes, with its MIME type as `content-type`", content_type = "application/octet-stream"))
 )]
 pub async fn download(
     State(app): State<AppState>,
@@ -195,8 +203,11 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// `{content}`: the text of CLAUDE.md.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct MemoryBody {
+    /// The text of CLAUDE.md.
+    #[schema(required = true, value_type = String)]
     content: Option<String>,
 }
 
@@ -211,7 +222,7 @@ fn memory_text(bytes: &[u8]) -> std::result::Result<String, ApiError> {
 #[utoipa::path(
     get, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_memory",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The workspace's CLAUDE.md", body = crate::domain::workspace::MemoryView))
 )]
 pub async fn memory(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.memory(&id).await?).into_response())
@@ -220,8 +231,8 @@ pub async fn memory(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 #[utoipa::path(
     put, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_put_memory",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = MemoryBody,
+    responses((status = 200, description = "The workspace's CLAUDE.md, written", body = crate::domain::workspace::MemoryView))
 )]
 pub async fn put_memory(
     State(app): State<AppState>,
@@ -235,8 +246,8 @@ pub async fn put_memory(
 #[utoipa::path(
     post, path = "/api/sessions/{id}/memory", tag = "native", operation_id = "files_append_memory",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = MemoryBody,
+    responses((status = 200, description = "The workspace's CLAUDE.md, added to", body = crate::domain::workspace::MemoryView))
 )]
 pub async fn append_memory(
     State(app): State<AppState>,
@@ -257,7 +268,7 @@ pub struct ChangesQuery {
 #[utoipa::path(
     get, path = "/api/sessions/{id}/changes", tag = "native", operation_id = "files_changes",
     params(("id" = String, Path, description = "The session's id"), ChangesQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The files the session changed, each with its diff", body = super::types::ChangeList))
 )]
 pub async fn changes(
     State(app): State<AppState>,
@@ -271,12 +282,20 @@ pub async fn changes(
         })?),
     };
     let (data, base) = app.conversations.changes(&id, since).await?;
-    Ok(Json(json!({"data": data, "since_seq": base})).into_response())
+    Ok(Json(super::types::ChangeList {
+        data,
+        since_seq: base,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+/// `{to_seq, conversation?}`.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RewindBody {
+    /// A history seq: the workspace goes back to how it was then.
+    #[schema(required = true, value_type = u64)]
     to_seq: Option<u64>,
+    /// Also continue the conversation from there, in a new session.
     #[serde(default)]
     conversation: bool,
 }
@@ -284,8 +303,11 @@ struct RewindBody {
 #[utoipa::path(
     post, path = "/api/sessions/{id}/rewind", tag = "native", operation_id = "files_rewind",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = RewindBody,
+    responses(
+        (status = 200, description = "The files put back", body = crate::domain::workspace::Rewound),
+        (status = 201, description = "The files put back, and `session`: the new session the conversation continues in", body = crate::domain::workspace::Rewound)
+    )
 )]
 pub async fn rewind(
     State(app): State<AppState>,

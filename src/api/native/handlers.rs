@@ -37,7 +37,7 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, 
 #[utoipa::path(
     post, path = "/api/sessions", tag = "native", operation_id = "create_session",
     request_body = super::types::CreateSession,
-    responses((status = 201, description = "The session (an open object: id, status, model, workspace, ...)", body = Object))
+    responses((status = 201, description = "The session", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn create_session(
     State(app): State<AppState>,
@@ -81,7 +81,7 @@ pub async fn create_session(
 #[utoipa::path(
     get, path = "/api/sessions", tag = "native", operation_id = "list_sessions",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "A page of sessions, newest first", body = SessionList))
 )]
 pub async fn list_sessions(
     State(app): State<AppState>,
@@ -107,7 +107,7 @@ pub async fn list_sessions(
 #[utoipa::path(
     get, path = "/api/sessions/{id}", tag = "native", operation_id = "get_session",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let info = app
@@ -137,7 +137,7 @@ pub async fn delete_session(
     post, path = "/api/sessions/{id}/messages", tag = "native", operation_id = "send_message",
     params(("id" = String, Path, description = "The session's id")),
     request_body = super::types::SendMessage,
-    responses((status = 200, description = "The turn's reply; with `stream: true`, the session's events as SSE", content((super::types::MessageReply = "application/json"), (Object = "text/event-stream"))))
+    responses((status = 200, description = "The turn's reply; with `stream: true`, the session's events as SSE", content((super::types::MessageReply = "application/json"), (String = "text/event-stream"))))
 )]
 pub async fn send_message(
     State(app): State<AppState>,
@@ -160,27 +160,28 @@ pub async fn send_message(
 #[utoipa::path(
     post, path = "/api/sessions/{id}/interrupt", tag = "native", operation_id = "interrupt",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "Whether a running turn was interrupted", body = Interrupted))
 )]
 pub async fn interrupt(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let interrupted = app.conversations.interrupt_session(&id).await?;
-    Ok(Json(json!({"interrupted": interrupted})).into_response())
+    Ok(Json(Interrupted { interrupted }).into_response())
 }
 
 #[utoipa::path(
     get, path = "/api/sessions/{id}/history", tag = "native", operation_id = "history",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session's recorded events, oldest first", body = History))
 )]
 pub async fn history(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(json!({"data": app.conversations.history(&id).await?})).into_response())
+    let data = app.conversations.history(&id).await?;
+    Ok(Json(History { data }).into_response())
 }
 
 /// The fork belongs to the caller, whoever owns the original (only an admin forks another's).
 #[utoipa::path(
     post, path = "/api/sessions/{id}/fork", tag = "native", operation_id = "fork",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 201, description = "The new session, the caller's", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn fork(
     State(app): State<AppState>,
@@ -196,7 +197,7 @@ pub async fn fork(
     params(("id" = String, Path, description = "The session's id"), ExportQuery),
     responses(
         (status = 200, description = "The session's transcript: JSON, or Markdown with `format=markdown`",
-            content((Object = "application/json"), (String = "text/markdown")))
+            content((SessionExport = "application/json"), (String = "text/markdown")))
     )
 )]
 pub async fn export(
@@ -228,7 +229,7 @@ pub async fn export(
     post, path = "/api/sessions/{id}/permissions/{request_id}", tag = "native", operation_id = "answer_permission",
     params(("id" = String, Path, description = "The session's id"), ("request_id" = String, Path, description = "The pending request's id")),
     request_body = super::types::PermissionAnswer,
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The answer reached the waiting turn", body = Answered))
 )]
 pub async fn answer_permission(
     State(app): State<AppState>,
@@ -241,7 +242,7 @@ pub async fn answer_permission(
     app.conversations
         .answer_permission_by(&id, &request_id, response, caller.label())
         .await?;
-    Ok(Json(json!({"answered": true})).into_response())
+    Ok(Json(Answered { answered: true }).into_response())
 }
 
 /// Watch a session: every event of every turn, for as long as the client stays; after

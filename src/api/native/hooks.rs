@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
 
 use super::handlers::{body, Result};
 use crate::domain::hooks::{HookAnswer, HookSpec};
@@ -17,8 +16,8 @@ use crate::http::AppState;
 #[utoipa::path(
     post, path = "/api/sessions/{id}/hooks", tag = "native", operation_id = "hooks_subscribe",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = crate::domain::hooks::HookSpec,
+    responses((status = 201, description = "The subscription", body = crate::domain::hooks::Subscription))
 )]
 pub async fn subscribe(
     State(app): State<AppState>,
@@ -33,7 +32,7 @@ pub async fn subscribe(
 #[utoipa::path(
     get, path = "/api/sessions/{id}/hooks", tag = "native", operation_id = "hooks_list",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session's subscriptions and the decide requests waiting for an answer", body = crate::domain::hooks::hub::HookList))
 )]
 pub async fn list(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.hooks_of(&id).await?).into_response())
@@ -42,22 +41,26 @@ pub async fn list(State(app): State<AppState>, Path(id): Path<String>) -> Result
 #[utoipa::path(
     delete, path = "/api/sessions/{id}/hooks/{hook_id}", tag = "native", operation_id = "hooks_remove",
     params(("id" = String, Path, description = "The session's id"), ("hook_id" = String, Path, description = "The hook subscription's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The subscription is gone", body = super::types::Deleted))
 )]
 pub async fn remove(
     State(app): State<AppState>,
     Path((id, hook_id)): Path<(String, String)>,
 ) -> Result<Response> {
     app.conversations.unsubscribe_hook(&id, &hook_id).await?;
-    Ok(Json(json!({"deleted": true, "id": hook_id})).into_response())
+    Ok(Json(super::types::Deleted {
+        deleted: true,
+        id: hook_id,
+    })
+    .into_response())
 }
 
 /// The CLI's hook output fields, flat or in `hookSpecificOutput`.
 #[utoipa::path(
     post, path = "/api/sessions/{id}/hooks/requests/{request_id}", tag = "native", operation_id = "hooks_answer",
     params(("id" = String, Path, description = "The session's id"), ("request_id" = String, Path, description = "The pending request's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = crate::domain::hooks::HookAnswer,
+    responses((status = 200, description = "The decision reached the waiting hook", body = crate::domain::hooks::hub::HookDecision))
 )]
 pub async fn answer(
     State(app): State<AppState>,

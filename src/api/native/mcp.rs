@@ -13,7 +13,7 @@ use super::handlers::{body, Result};
 use crate::http::AppState;
 
 /// `POST …/toggle`: `enabled` sets the state; without it the server's state flips.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct Toggle {
     #[serde(default)]
     enabled: Option<bool>,
@@ -21,7 +21,7 @@ struct Toggle {
 
 #[utoipa::path(
     get, path = "/api/mcp-servers", tag = "native", operation_id = "mcp_list",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The configured MCP servers, each with what the CLI last reported of it (free JSON: the CLI's own fields)", body = Object))
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Response> {
     Ok(Json(app.conversations.mcp_servers().await?).into_response())
@@ -30,7 +30,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Response> {
 #[utoipa::path(
     post, path = "/api/sessions/{id}/mcp/{name}/reconnect", tag = "native", operation_id = "mcp_reconnect",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The server's entry, as `GET /api/sessions/{id}/mcp` shows it (the CLI's own fields)", body = Object))
 )]
 pub async fn reconnect(
     State(app): State<AppState>,
@@ -42,8 +42,8 @@ pub async fn reconnect(
 #[utoipa::path(
     post, path = "/api/sessions/{id}/mcp/{name}/toggle", tag = "native", operation_id = "mcp_toggle",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = Toggle,
+    responses((status = 200, description = "The server's entry, as `GET /api/sessions/{id}/mcp` shows it (the CLI's own fields)", body = Object))
 )]
 pub async fn toggle(
     State(app): State<AppState>,

@@ -9,6 +9,7 @@
 //! (`crate::domain::sessions`) and renders `claude::Event`s; it never touches processes.
 
 pub mod agents;
+pub mod bodies;
 pub mod claude_sessions;
 pub mod commands;
 pub mod events;

@@ -91,7 +91,7 @@ fn stream_alias() {}
     params(("id" = String, Path, description = "The session's id"), ExportQuery),
     responses(
         (status = 200, description = "The session's transcript: JSON, or Markdown with `format=markdown`",
-            content((Object = "application/json"), (String = "text/markdown")))
+            content((super::types::SessionExport = "application/json"), (String = "text/markdown")))
     )
 )]
 #[allow(dead_code)]

@@ -7,9 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::handlers::{body, collect, Result};
+use super::types::{InitAnswer, InitReply, InitTurn};
 use crate::domain::commands::CommandRun;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -21,8 +22,8 @@ use crate::http::AppState;
 #[utoipa::path(
     post, path = "/api/sessions/{id}/project/init", tag = "native", operation_id = "project_init",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::InitBody,
+    responses((status = 200, description = "The `/init` command's reply, with the memory file it wrote", body = super::types::InitReply))
 )]
 pub async fn init(
     State(app): State<AppState>,
@@ -40,18 +41,27 @@ pub async fn init(
         .conversations
         .run_command(&id, "init", args, caller.label())
         .await?;
-    let mut reply = match run {
-        CommandRun::Answer { output, .. } => json!({"session_id": id, "output": output}),
+    let command = "init".to_string();
+    let reply = match run {
+        CommandRun::Answer { output, .. } => InitReply::Answer(InitAnswer {
+            claude_md: app.conversations.memory(&id).await?,
+            session_id: id,
+            output,
+            command,
+        }),
         CommandRun::Turn { handle, .. } => {
             let r = collect(id.clone(), handle).await?;
-            serde_json::to_value(&r).unwrap_or_else(|_| json!({}))
+            let claude_md = if r.stop_reason == "permission_required" {
+                None
+            } else {
+                Some(app.conversations.memory(&id).await?)
+            };
+            InitReply::Turn(Box::new(InitTurn {
+                reply: r,
+                command,
+                claude_md,
+            }))
         }
-    };
-    reply["command"] = json!("init");
-    reply["claude_md"] = if reply["stop_reason"] == "permission_required" {
-        Value::Null
-    } else {
-        serde_json::to_value(app.conversations.memory(&id).await?).unwrap_or(Value::Null)
     };
     Ok(Json(reply).into_response())
 }
@@ -60,8 +70,8 @@ pub async fn init(
 #[utoipa::path(
     put, path = "/api/sessions/{id}/project/workspace", tag = "native", operation_id = "project_move_workspace",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::WorkspaceBody,
+    responses((status = 200, description = "The session, in its new workspace", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn move_workspace(
     State(app): State<AppState>,

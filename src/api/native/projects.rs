@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::handlers::{body, Result};
 use super::types::CreateSession;
@@ -28,8 +28,8 @@ pub struct ProjectQuery {
 
 #[utoipa::path(
     post, path = "/api/projects", tag = "native", operation_id = "projects_create",
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::ProjectBody,
+    responses((status = 201, description = "The project", body = crate::domain::projects::Project))
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -45,7 +45,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/projects", tag = "native", operation_id = "projects_list",
     params(ProjectQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The caller's projects (an admin's: every project, or one key's)", body = super::types::ProjectList))
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -56,13 +56,13 @@ pub async fn list(
         .conversations
         .list_projects(&caller, q.owner.as_deref())
         .await?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(super::types::ProjectList { data }).into_response())
 }
 
 #[utoipa::path(
     get, path = "/api/projects/{id}", tag = "native", operation_id = "projects_get",
     params(("id" = String, Path, description = "The project's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The project", body = crate::domain::projects::Project))
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -75,8 +75,8 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/projects/{id}", tag = "native", operation_id = "projects_update",
     params(("id" = String, Path, description = "The project's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::ProjectBody,
+    responses((status = 200, description = "The project, changed", body = crate::domain::projects::Project))
 )]
 pub async fn update(
     State(app): State<AppState>,

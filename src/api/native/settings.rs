@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::handlers::{body, Result};
 use crate::domain::settings::{SessionPatch, Thinking};
@@ -47,8 +47,8 @@ const PATCHABLE: &[&str] = &[
 #[utoipa::path(
     patch, path = "/api/sessions/{id}", tag = "native", operation_id = "settings_patch_session",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::SessionPatchBody,
+    responses((status = 200, description = "The session, changed", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn patch_session(
     State(app): State<AppState>,
@@ -107,8 +107,8 @@ pub async fn patch_session(
 #[utoipa::path(
     put, path = "/api/sessions/{id}/context", tag = "native", operation_id = "settings_put_context",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::ContextBody,
+    responses((status = 200, description = "The session, changed", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn put_context(
     State(app): State<AppState>,
@@ -133,8 +133,8 @@ pub async fn put_context(
 #[utoipa::path(
     post, path = "/api/sessions/{id}/thinking", tag = "native", operation_id = "settings_post_thinking",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = crate::domain::settings::Thinking,
+    responses((status = 200, description = "The session, changed", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn post_thinking(
     State(app): State<AppState>,
@@ -152,7 +152,7 @@ pub async fn post_thinking(
 #[utoipa::path(
     get, path = "/api/sessions/{id}/context-usage", tag = "native", operation_id = "settings_context_usage",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The CLI's own `get_context_usage` answer, as its version writes it", body = Object))
 )]
 pub async fn context_usage(
     State(app): State<AppState>,
@@ -164,7 +164,7 @@ pub async fn context_usage(
 #[utoipa::path(
     get, path = "/api/sessions/{id}/cost", tag = "native", operation_id = "settings_cost",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session's cost, tokens and turns, in all and by model", body = crate::domain::settings::SessionCost))
 )]
 pub async fn cost(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.session_cost(&id).await?).into_response())
@@ -173,7 +173,7 @@ pub async fn cost(State(app): State<AppState>, Path(id): Path<String>) -> Result
 #[utoipa::path(
     get, path = "/api/sessions/{id}/mcp", tag = "native", operation_id = "settings_mcp",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "`{session_id, mcpServers}`: the CLI's MCP status entries, as it writes them", body = Object))
 )]
 pub async fn mcp(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.session_mcp(&id).await?).into_response())
@@ -182,7 +182,7 @@ pub async fn mcp(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 #[utoipa::path(
     post, path = "/api/sessions/{id}/resume", tag = "native", operation_id = "settings_resume",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session, with a live process", body = crate::domain::session_table::SessionInfo))
 )]
 pub async fn resume(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.resume_session(&id).await?).into_response())
@@ -191,12 +191,16 @@ pub async fn resume(State(app): State<AppState>, Path(id): Path<String>) -> Resu
 #[utoipa::path(
     post, path = "/api/sessions/{id}/tasks/{task_id}/stop", tag = "native", operation_id = "settings_stop_task",
     params(("id" = String, Path, description = "The session's id"), ("task_id" = String, Path, description = "The background task's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The task was stopped", body = super::types::TaskStopped))
 )]
 pub async fn stop_task(
     State(app): State<AppState>,
     Path((id, task_id)): Path<(String, String)>,
 ) -> Result<Response> {
     app.conversations.stop_task(&id, &task_id).await?;
-    Ok(Json(json!({"stopped": true, "task_id": task_id})).into_response())
+    Ok(Json(super::types::TaskStopped {
+        stopped: true,
+        task_id,
+    })
+    .into_response())
 }

@@ -25,10 +25,12 @@ type Result<T> = std::result::Result<T, NativeError>;
 
 #[utoipa::path(
     get, path = "/api/tools", tag = "native", operation_id = "tools_list",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The tool catalog", body = super::types::ToolList))
 )]
-pub async fn list(State(app): State<AppState>) -> Json<Value> {
-    Json(json!({"data": tool_catalog::catalog(&app.cfg.builtin_tools)}))
+pub async fn list(State(app): State<AppState>) -> Json<super::types::ToolList> {
+    Json(super::types::ToolList {
+        data: tool_catalog::catalog(&app.cfg.builtin_tools),
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -42,7 +44,7 @@ pub struct CallsQuery {
 #[utoipa::path(
     get, path = "/api/sessions/{id}/tool-calls", tag = "native", operation_id = "tools_calls",
     params(("id" = String, Path, description = "The session's id"), CallsQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "A page of the session's tool calls, oldest first", body = super::types::ToolCallPage))
 )]
 pub async fn calls(
     State(app): State<AppState>,
@@ -61,14 +63,14 @@ pub async fn calls(
         limit: q.limit.unwrap_or(50),
     };
     let (data, next_cursor) = app.conversations.tool_calls(&id, &filter).await?;
-    Ok(Json(json!({"data": data, "next_cursor": next_cursor})).into_response())
+    Ok(Json(super::types::ToolCallPage { data, next_cursor }).into_response())
 }
 
 #[utoipa::path(
     post, path = "/api/sessions/{id}/tools/{name}", tag = "native", operation_id = "tools_call",
     params(("id" = String, Path, description = "The session's id"), ("name" = String, Path, description = "The name (tool, command, agent or MCP server) in the path")),
     request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The tool's result", body = crate::domain::tool_calls::DirectCall))
 )]
 pub async fn call(
     State(app): State<AppState>,
@@ -185,7 +187,7 @@ fn tool_list(v: &Value, key: &str) -> std::result::Result<Option<Vec<String>>, A
 #[utoipa::path(
     get, path = "/api/sessions/{id}/tool-permissions", tag = "native", operation_id = "tools_permissions",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The session's tool permissions", body = crate::domain::permissions::ToolPermissions))
 )]
 pub async fn permissions(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(app.conversations.tool_permissions(&id).await?).into_response())
@@ -195,8 +197,8 @@ pub async fn permissions(State(app): State<AppState>, Path(id): Path<String>) ->
 #[utoipa::path(
     put, path = "/api/sessions/{id}/tool-permissions", tag = "native", operation_id = "tools_put_permissions",
     params(("id" = String, Path, description = "The session's id")),
-    request_body(content = Object, description = "A JSON object"),
-    responses((status = 200, description = "OK", body = Object))
+    request_body = super::bodies::ToolPermissionsBody,
+    responses((status = 200, description = "The session's tool permissions, changed", body = crate::domain::permissions::ToolPermissions))
 )]
 pub async fn put_permissions(
     State(app): State<AppState>,

@@ -16,7 +16,8 @@ use crate::http::AppState;
 
 #[utoipa::path(
     get, path = "/api/usage", tag = "native", operation_id = "usage_own",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The key's own usage and cost, grouped; CSV with `format=csv`",
+        content((crate::domain::usage::Report = "application/json"), (String = "text/csv"))))
 )]
 pub async fn own(
     State(app): State<AppState>,

@@ -39,7 +39,7 @@ struct Pending {
 }
 
 /// A waiting request as the API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PendingView {
     pub request_id: String,
     pub hook_event: HookEvent,
@@ -184,7 +184,14 @@ impl HookHub {
 }
 
 /// A session's subscriptions and waiting requests, as `GET …/hooks` shows them.
-#[derive(Debug, Serialize)]
+/// An answered decide request: what the hook was told.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HookDecision {
+    pub request_id: String,
+    pub decision: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HookList {
     pub data: Vec<Subscription>,
     pub pending: Vec<PendingView>,
@@ -256,7 +263,7 @@ impl Conversations {
         request_id: &str,
         answer: HookAnswer,
         by: &str,
-    ) -> Result<Value, TurnError> {
+    ) -> Result<HookDecision, TurnError> {
         self.known_session(id).await?;
         let not_waiting = || {
             TurnError::NotFound(format!(
@@ -283,7 +290,10 @@ impl Conversations {
             .tx
             .send((checked, by.to_string()))
             .map_err(|_| not_waiting())?;
-        Ok(json!({"request_id": request_id, "decision": decision}))
+        Ok(HookDecision {
+            request_id: request_id.to_string(),
+            decision,
+        })
     }
 
     /// Give a process the hooks of the conversation it serves.

@@ -32,7 +32,7 @@ pub const MAX_TIMEOUT_SECS: u64 = 600;
 /// The hook events a session may subscribe to. The gateway registers all of them on every
 /// process (see `claude::control::gateway_hooks`), so a subscription made after a process
 /// was started, warm or not, works from the next call on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum HookEvent {
     PreToolUse,
     PostToolUse,
@@ -93,7 +93,7 @@ impl HookEvent {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The input goes to the session's watchers (or the webhook), and the turn goes on.
@@ -103,7 +103,7 @@ pub enum Mode {
 }
 
 /// What a decide hook that nobody answered in time amounts to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The call goes on as if there were no hook.
@@ -124,7 +124,7 @@ impl Outcome {
 
 /// A subscription as a client or the config file writes it (lenient: unknown fields are
 /// refused by name, missing ones take the deployment's defaults).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookSpec {
     pub event: Option<String>,
@@ -177,7 +177,7 @@ impl Matcher {
 }
 
 /// One subscription: a session's, or the deployment's (from the config, on every session).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: String,
     pub event: HookEvent,
@@ -367,7 +367,7 @@ impl HookSettings {
 /// (`decision`/`permissionDecision`, `reason`, `additionalContext`, `updatedInput`,
 /// `continue`, `stopReason`, `systemMessage`) or inside `hookSpecificOutput` as the CLI
 /// writes them.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HookAnswer {
     pub decision: Option<String>,
@@ -380,6 +380,7 @@ pub struct HookAnswer {
     pub continue_: Option<bool>,
     pub stop_reason: Option<String>,
     pub system_message: Option<String>,
+    #[schema(no_recursion)]
     pub hook_specific_output: Option<Box<HookAnswer>>,
 }
 

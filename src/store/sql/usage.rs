@@ -43,7 +43,7 @@ pub struct UsageQuery {
 }
 
 /// The sums of one group.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct UsageGroup {
     pub group: String,
     pub requests: i64,
