@@ -8,8 +8,9 @@ gateway (the real CLI, `ccgw mock-upstream` as the model, the gateway's defaults
 
 - `--conversations` compatible conversations of `--turns` streamed turns each, with long
   replies (`[[words:N]]`), so each process has parsed and kept a real history;
-- then, after a short idle, each live CLI process's RSS and PSS (`/proc/PID/smaps_rollup`),
-  split into processes that served turns and warm ones that never did;
+- then, after a short idle, each live CLI process's RSS and PSS (`/proc/PID/smaps_rollup`).
+  That gateway runs without a warm pool, so every process it holds served a conversation;
+  the warm processes (never used) are read from another gateway, with the default pool of two;
 - every turn's time to first token and to its end, and every failure.
 
 The variants are measured one after another, each on a fresh gateway, in one run. PSS is what a
@@ -59,20 +60,27 @@ def cli_pids(gateway_pid):
     return [cli for sup in b.children_of(gateway_pid) for cli in b.children_of(sup)]
 
 
-def used_pids(gateway_pid, before):
-    """The CLI processes that were not warm before the turns began."""
-    return [p for p in cli_pids(gateway_pid) if p not in before]
+def start(env, up_env, warm):
+    extra = {**up_env, **env, "CCGW_CLI_MAX_RETRIES": "0", "CCGW_WARM_POOL_SIZE": str(warm)}
+    if env:
+        extra["CCGW_CLI_EXTRA_ENV"] = ",".join(sorted(env))
+    return b.start_gateway(b.REAL_CLI, extra)
 
 
 def run_variant(name, env, up_env, args):
-    extra = {**up_env, **env, "CCGW_CLI_MAX_RETRIES": "0"}
-    if env:
-        extra["CCGW_CLI_EXTRA_ENV"] = ",".join(sorted(env))
-    gw, port, _ = b.start_gateway(b.REAL_CLI, extra)
+    # Warm processes: the defaults' pool of two, idle, never used.
+    gw, port, _ = start(env, up_env, 2)
     try:
-        # Let the warm pool fill, then note who is warm.
-        time.sleep(3)
-        warm_before = set(cli_pids(gw.pid))
+        deadline = time.time() + 60
+        while len(cli_pids(gw.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(args.idle)
+        mem_warm = [smaps_rollup(p) for p in cli_pids(gw.pid)]
+    finally:
+        b.stop(gw)
+    # Served processes: no warm pool, so every live CLI is one that served a conversation.
+    gw, port, _ = start(env, up_env, 0)
+    try:
         ttft, total, failures = [], [], 0
         histories = [[] for _ in range(args.conversations)]
         for turn in range(args.turns):
@@ -90,22 +98,19 @@ def run_variant(name, env, up_env, args):
                 ttft.append(first)
                 messages.append({"role": "assistant", "content": text})
         time.sleep(args.idle)
-        used = used_pids(gw.pid, warm_before)
-        warm = [p for p in cli_pids(gw.pid) if p not in used]
-        mem_used = [smaps_rollup(p) for p in used]
-        mem_warm = [smaps_rollup(p) for p in warm]
-        return {
-            "name": name,
-            "used_pss": [m.get("Pss", 0) for m in mem_used if m],
-            "used_rss": [m.get("Rss", 0) for m in mem_used if m],
-            "warm_pss": [m.get("Pss", 0) for m in mem_warm if m],
-            "warm_rss": [m.get("Rss", 0) for m in mem_warm if m],
-            "ttft": ttft,
-            "total": total,
-            "failures": failures,
-        }
+        mem_used = [smaps_rollup(p) for p in cli_pids(gw.pid)]
     finally:
         b.stop(gw)
+    return {
+        "name": name,
+        "used_pss": [m.get("Pss", 0) for m in mem_used if m],
+        "used_rss": [m.get("Rss", 0) for m in mem_used if m],
+        "warm_pss": [m.get("Pss", 0) for m in mem_warm if m],
+        "warm_rss": [m.get("Rss", 0) for m in mem_warm if m],
+        "ttft": ttft,
+        "total": total,
+        "failures": failures,
+    }
 
 
 def mb(kb_values):
@@ -158,8 +163,9 @@ def main():
         "Figure 11: memory of live CLI processes, and lighter runtime flags",
         rows,
         details=[f"{args.conversations} compatible conversations x {args.turns} streamed turns "
-                 f"of {args.words} words each, real CLI, mock upstream, gateway defaults; memory "
-                 f"read {args.idle:.0f} s after the last turn"],
+                 f"of {args.words} words each, real CLI, mock upstream, gateway defaults but no "
+                 f"warm pool (warm processes: a gateway with the default pool of two, no "
+                 f"traffic); memory read {args.idle:.0f} s after the last turn"],
         started_load=load0,
     )
 

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-/// What one live CLI process is counted at. A live CLI measured about 150 MB PSS (215 MB RSS)
-/// whether warm or after long turns (bench/RESULTS.md, figure 11): it is the runtime and the
-/// bundled code, not the history. This leaves room for a larger history and the Bash sandbox.
+/// What one live CLI process is counted at. A warm CLI measured about 124 MB PSS (148 MB RSS),
+/// one that served long turns about 150 MB PSS (216 MB RSS) (bench/RESULTS.md, figure 11): it
+/// is mostly the runtime and the bundled code. This leaves room for longer histories.
 pub const PER_PROCESS_BYTES: u64 = 256 << 20;
 
 /// The share of memory the CLI processes may fill: the rest is for the gateway, the kernel, the
