@@ -158,6 +158,11 @@ impl Conversations {
         let _running = self.drain.turn();
         let mut phase = self.drain.subscribe();
         let mut shutdown = false;
+        // Held until the turn's records are written (its drop releases it behind them). A
+        // turn that loses it stops: another instance may be starting the session's CLI.
+        let lease = conv.lease.take();
+        // Without a lease (a paused turn resumed), a token that is never cancelled.
+        let lost = lease.as_ref().map(|l| l.lost_token()).unwrap_or_default();
 
         let end = loop {
             let next = tokio::select! {
@@ -174,6 +179,10 @@ impl Conversations {
                     what: format!("the turn took longer than {} s", self.cfg.turn_timeout_secs),
                 })),
                 _ = out.closed() => break End::Abort(None),
+                _ = lost.cancelled() => break End::Abort(Some(ClaudeError::protocol(
+                    "this instance lost the session's lease (the store could not be reached, or \
+                     another instance took the session over); the turn was stopped",
+                ))),
             };
             let ev = match next {
                 Err(_) => {
@@ -400,6 +409,8 @@ impl Conversations {
                 label
             }
         };
+        // Released behind every record the turn queued.
+        drop(lease);
         tracing::info!(
             pid,
             outcome,
@@ -461,7 +472,7 @@ impl Conversations {
             self.return_session(conv, status);
             return;
         }
-        self.registry().insert(key, conv);
+        self.park(key, conv);
     }
 
     /// Record a finished turn: the conversation (created on its first turn), the history key
@@ -556,7 +567,7 @@ impl Conversations {
             self.return_session(conv, "error");
         } else {
             let key = history_key(conv.system.as_deref(), &req.history);
-            self.registry().insert(key, conv);
+            self.park(key, conv);
         }
     }
 }

@@ -353,19 +353,19 @@ impl Conversations {
         if let Some(info) = self.session(id).await {
             self.checkpoint(id, &info.workspace).await;
         }
-        let mut args = Some((prompt, key, over));
+        let mut args = Some((prompt, key, over.clone()));
         let taken = self
             .sessions
             .take_for_turn(id, HOLD_WAIT, |slot| {
                 let (prompt, key, over) = args.take()?;
                 let conv = slot.conv.take()?;
                 let req = session_request(slot, prompt, key, over);
-                slot.info.status = "running".into();
+                let before = std::mem::replace(&mut slot.info.status, "running".into());
                 slot.info.updated_at = now();
-                Some((conv, req, slot.broker.clone()))
+                Some((conv, req, slot.broker.clone(), before))
             })
             .await;
-        let (conv, req, broker) = match taken {
+        let (mut conv, mut req, broker, before) = match taken {
             Ok(Some(t)) => t,
             Err(Held::Gone) => return Err(not_found(id)),
             Ok(None) | Err(Held::ByTurn) | Err(Held::TooLong) => {
@@ -379,6 +379,22 @@ impl Conversations {
             return Err(TurnError::Busy(format!(
                 "Session {id} waits for client tool results"
             )));
+        }
+        // Only the lease's holder runs the session's CLI (several instances, see `leases`).
+        let lease = match self.leases.acquire(id).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                self.put_back_unchanged(conv, &before);
+                return Err(e);
+            }
+        };
+        if !conv.hold_lease(lease) {
+            // Another instance ran a turn since this one's last (or this one never did): what
+            // it holds may be stale.
+            if let Err(e) = self.refresh_session(id, &mut conv, &mut req, over).await {
+                self.put_back_unchanged(conv, &before);
+                return Err(e);
+            }
         }
         let mut conv = self.hold(conv, None);
         let live = conv.process.as_ref().is_some_and(|p| p.is_alive());
@@ -412,6 +428,78 @@ impl Conversations {
             }
         }
         self.begin(conv, process, req, true).await
+    }
+
+    /// A conversation that never started its turn, back in its slot as it was: nothing is
+    /// saved (its record may be another instance's newer one). A deleted session's is dropped.
+    fn put_back_unchanged(&self, mut conv: Conversation, status: &str) {
+        conv.lease = None;
+        if let Err(conv) = self.sessions.put_back(conv, status) {
+            self.forget(*conv);
+        }
+    }
+
+    /// Bring a session up to its record in the store, which another instance may have moved
+    /// on: its idle process (if any) is stopped, and its next process resumes the transcript
+    /// where the record says it ends. The request is rebuilt from the record's settings.
+    async fn refresh_session(
+        self: &Arc<Self>,
+        id: &str,
+        conv: &mut Conversation,
+        req: &mut TurnRequest,
+        over: TurnOverrides,
+    ) -> Result<(), TurnError> {
+        let rec = match self.store.get_session(id).await.map_err(store_error)? {
+            Some(rec) => rec,
+            None => return Err(not_found(id)),
+        };
+        if rec.status == store::status::AWAITING_TOOLS {
+            return Err(TurnError::Busy(format!(
+                "Session {id} waits for client tool results on another instance"
+            )));
+        }
+        let settings = match self.store.get_session_settings(id).await {
+            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+            Ok(None) => Default::default(),
+            Err(e) => return Err(store_error(e)),
+        };
+        if let Some(p) = conv.process.take() {
+            tracing::info!(session = %id, pid = p.pid(), "another instance ran this session since; its idle process here is stopped");
+            self.pool.retire(&p);
+        }
+        let mut info = info_from(&rec);
+        info.settings = settings;
+        let workspace = PathBuf::from(&info.workspace);
+        conv.cli_session_id = info.cli_session_id.clone();
+        conv.workspace = workspace.clone();
+        conv.workspace_is_temp = info.workspace_is_temp;
+        conv.system = info.system_prompt.clone();
+        conv.owner = info.owner.clone();
+        conv.started = info.transcript_leaf.is_some()
+            || transcript::session_file(
+                &self.cfg.claude_config_dir(),
+                &workspace,
+                &info.cli_session_id,
+            )
+            .is_file();
+        conv.leaf = info.transcript_leaf.clone();
+        if let Some(mark) = &info.turn_mark {
+            conv.turn_mark = mark.clone();
+        }
+        let cli_model = self
+            .models
+            .resolve(&info.model)
+            .map(|m| m.cli_model.clone())
+            .unwrap_or_default();
+        let mut slots = self.sessions.lock();
+        let slot = slots.get_mut(id).ok_or_else(|| not_found(id))?;
+        info.project_id = slot.info.project_id.clone();
+        info.status = store::status::RUNNING.into();
+        slot.info = info;
+        slot.cli_model = cli_model;
+        let (prompt, key) = (std::mem::take(&mut req.prompt), req.key.take());
+        *req = session_request(slot, prompt, key, over);
+        Ok(())
     }
 
     /// The CLI lost a session's transcript (or never wrote its last turn, the gateway having
