@@ -160,7 +160,7 @@ impl Conversations {
         let mut shutdown = false;
         // Held until the turn's records are written (its drop releases it behind them). A
         // turn that loses it stops: another instance may be starting the session's CLI.
-        let lease = conv.lease.take();
+        let mut lease = conv.lease.take();
         // Without a lease (a paused turn resumed), a token that is never cancelled.
         let lost = lease.as_ref().map(|l| l.lost_token()).unwrap_or_default();
 
@@ -303,6 +303,9 @@ impl Conversations {
                 let done = Event::Done(summary);
                 out.record(&done).await;
                 self.keep(conv, process, reply.finish(&[]), None, usage, calls);
+                // Released behind the records, before the client hears: its next request may
+                // reach another instance.
+                drop(lease.take());
                 self.flush_writes().await;
                 out.deliver(done).await;
                 "completed"
@@ -345,6 +348,9 @@ impl Conversations {
                     usage,
                     records,
                 );
+                // Released behind the records, before the client hears: its next request may
+                // reach another instance.
+                drop(lease.take());
                 self.flush_writes().await;
                 out.deliver(done).await;
                 "tool_calls"
@@ -409,7 +415,7 @@ impl Conversations {
                 label
             }
         };
-        // Released behind every record the turn queued.
+        // A turn that did not end cleanly: released behind every record it queued.
         drop(lease);
         tracing::info!(
             pid,

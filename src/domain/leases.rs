@@ -69,7 +69,7 @@ impl Leases {
     pub(crate) async fn acquire(&self, session_id: &str) -> Result<Lease, TurnError> {
         let deadline = Instant::now() + self.wait;
         let ttl_ms = self.ttl.as_millis() as i64;
-        let poll = (self.ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(500));
+        let poll = (self.ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(250));
         let mut waited = false;
         loop {
             match self
@@ -205,5 +205,85 @@ async fn heartbeat(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    async fn two_instances(ttl_ms: u64, wait_ms: u64) -> (Leases, Leases, Arc<dyn Store>) {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+        let make = || {
+            Leases::new(
+                store.clone(),
+                Duration::from_millis(ttl_ms),
+                Duration::from_millis(wait_ms),
+                WriteQueue::start(),
+            )
+        };
+        (make(), make(), store)
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_refused_after_the_wait_and_taken_once_released() {
+        let (a, b, _) = two_instances(60_000, 300).await;
+        let held = a.acquire("s").await.unwrap();
+        assert_eq!(held.epoch, 1);
+        let started = Instant::now();
+        match b.acquire("s").await {
+            Err(TurnError::Held {
+                retry_after_secs, ..
+            }) => assert!(retry_after_secs >= 1),
+            other => panic!("expected Held, got {:?}", other.map(|l| l.epoch)),
+        }
+        assert!(started.elapsed() >= Duration::from_millis(200), "it waited");
+        // Released on drop (behind the holder's writes); a waiting acquire then takes it.
+        let waiting = tokio::spawn(async move { b.acquire("s").await.map(|l| l.epoch) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        assert_eq!(waiting.await.unwrap().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_epoch_tells_whether_anyone_else_held_the_lease_since() {
+        let (a, b, _) = two_instances(60_000, 1_000).await;
+        let first = a.acquire("s").await.unwrap();
+        let mine = Some(first.epoch);
+        drop(first);
+        a.writes.flush().await;
+        let again = a.acquire("s").await.unwrap();
+        assert!(again.follows(mine), "nobody else: still current");
+        let mine = Some(again.epoch);
+        drop(again);
+        a.writes.flush().await;
+        drop(b.acquire("s").await.unwrap());
+        b.writes.flush().await;
+        let after_b = a.acquire("s").await.unwrap();
+        assert!(!after_b.follows(mine), "B held it in between: stale");
+        assert!(!after_b.follows(None), "never held here: stale");
+    }
+
+    #[tokio::test]
+    async fn the_heartbeat_keeps_a_lease_and_notices_a_takeover() {
+        let (a, b, store) = two_instances(300, 0).await;
+        let held = a.acquire("s").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(b.try_acquire("s").await.is_none(), "renewed past its ttl");
+        assert!(!held.lost_token().is_cancelled());
+        // Taken over (as after a stall longer than the ttl): the holder learns it is lost.
+        store
+            .release_lease("s", &a.holder, held.epoch)
+            .await
+            .unwrap();
+        let _taken = b.try_acquire("s").await.expect("free after the release");
+        let lost = held.lost_token();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(2), lost.cancelled())
+                .await
+                .is_ok(),
+            "the heartbeat saw the takeover"
+        );
     }
 }
