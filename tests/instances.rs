@@ -10,7 +10,9 @@
 //! - a compatible conversation started on A continues on B and back on A, as one
 //!   conversation (one id), not a replay;
 //! - two instances race for one session: the loser waits for the lease or gets a clean 409
-//!   with `retry-after`, and the history and the model's conversation hold whole turns.
+//!   with `retry-after`, and the history and the model's conversation hold whole turns;
+//! - a draining instance (SIGTERM) releases its leases: another one takes the session over at
+//!   once, not after the lease's time to live.
 //!
 //! The tests run one at a time: each starts two gateways and their warm pools.
 
@@ -254,6 +256,108 @@ async fn a_compatible_conversation_started_on_a_continues_on_b_and_back_on_a() {
         text.contains("remember alpha") && text.contains("beta"),
         "{r3}"
     );
+
+    // The Responses API: a reply made on A, continued on B by `previous_response_id` (the
+    // stored reply and the history key are in the shared store).
+    let respond = |gw: &External, body: Value| {
+        let (client, url) = (p.client.clone(), format!("{}/v1/responses", gw.url));
+        async move {
+            let (status, r) = post_json(&client, &url, &body).await;
+            assert_eq!(status, 200, "{r}");
+            let text: String = r["output"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| o["type"] == "message")
+                .flat_map(|o| o["content"].as_array().into_iter().flatten())
+                .filter_map(|c| c["text"].as_str())
+                .collect();
+            (r["id"].as_str().unwrap_or_default().to_string(), text)
+        }
+    };
+    let (first_id, _) = respond(&p.a, json!({"model": "sonnet", "input": "remember delta"})).await;
+    let (_, second) = respond(
+        &p.b,
+        json!({"model": "sonnet", "previous_response_id": first_id, "input": "epsilon [[report:history]]"}),
+    )
+    .await;
+    assert!(second.contains("remember delta"), "{second}");
+
+    // The Anthropic Messages API, started on B and continued on A.
+    let anthropic = |gw: &External, messages: Value| {
+        let (client, url) = (p.client.clone(), format!("{}/v1/messages", gw.url));
+        async move {
+            let body = json!({"model": "sonnet", "max_tokens": 256, "messages": messages});
+            let (status, r) = post_json(&client, &url, &body).await;
+            assert_eq!(status, 200, "{r}");
+            r["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<String>()
+        }
+    };
+    let m1 = user("remember zeta");
+    let t1 = anthropic(&p.b, json!([m1])).await;
+    let t2 = anthropic(
+        &p.a,
+        json!([m1, {"role": "assistant", "content": t1}, user("eta [[report:history]]")]),
+    )
+    .await;
+    assert!(t2.contains("remember zeta"), "{t2}");
+    p.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_instance_releases_its_leases_at_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // The default lease time to live (15 s): B must not have to wait for it to expire.
+    let p = pair(&[("CCGW_DRAIN_TIMEOUT_SECS", "1")], &[]).await;
+    let id = new_session(&p.client, &p.a.url, json!({"model": "sonnet"})).await;
+    let (status, r) = say(&p.client, &p.a.url, &id, json!("remember alpha")).await;
+    assert_eq!(status, 200, "{r}");
+    let (client, url, sid) = (p.client.clone(), p.a.url.clone(), id.clone());
+    let turn = tokio::spawn(async move {
+        say(
+            &client,
+            &url,
+            &sid,
+            json!("drained [[words:60]] [[slow:500]]"),
+        )
+        .await
+    });
+    let upstream_saw_it = || {
+        p.mock
+            .messages_requests()
+            .iter()
+            .any(|r| r.body.to_string().contains("drained"))
+    };
+    assert!(wait_for(upstream_saw_it, Duration::from_secs(30)).await);
+    // SIGTERM: A drains (its turn is interrupted after 1 s) and stops.
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(p.a.pid() as i32, libc::SIGTERM);
+    }
+    let asked = Instant::now();
+    let (status, r) = say(&p.client, &p.b.url, &id, json!("beta [[report:history]]")).await;
+    let waited = asked.elapsed();
+    assert_eq!(status, 200, "{r}");
+    assert!(
+        r["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("remember alpha"),
+        "{r}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "B took the session as soon as A's drained turn ended, without waiting for the lease \
+         to expire (waited {waited:?})"
+    );
+    eprintln!("takeover after SIGTERM: the message on B waited {waited:?}");
+    let (status, _) = turn.await.unwrap();
+    assert_eq!(status, 200, "the drained turn ended cleanly for its client");
     p.finish().await;
 }
 
@@ -310,6 +414,27 @@ async fn two_instances_racing_for_a_session_wait_or_get_a_clean_409_and_never_in
     .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "session_held", "{body}");
+    let resp = p
+        .client
+        .post(format!("{}/v1/messages", p.b.url))
+        .json(
+            &json!({"model": "sonnet", "max_tokens": 64, "session_id": id,
+            "messages": [user("refused as well")]}),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 409);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], "error", "the Anthropic shape: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another instance"),
+        "{body}"
+    );
     let (status, r) = slow_a.await.unwrap();
     assert_eq!(status, 200, "{r}");
 
