@@ -11,6 +11,8 @@
 //!   conversation (one id), not a replay;
 //! - two instances race for one session: the loser waits for the lease or gets a clean 409
 //!   with `retry-after`, and the history and the model's conversation hold whole turns;
+//! - a turn whose lease is taken over (a stalled holder) stops, and saves nothing over the
+//!   new holder's record;
 //! - a draining instance (SIGTERM) releases its leases: another one takes the session over at
 //!   once, not after the lease's time to live.
 //!
@@ -33,6 +35,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// Two instances on one data dir and one Postgres database.
 struct Pair {
+    url: String,
     a: External,
     b: External,
     mock: MockUpstream,
@@ -59,6 +62,7 @@ async fn pair(a_env: &[(&str, &str)], b_env: &[(&str, &str)]) -> Pair {
     a.wait_warm(2).await;
     b.wait_warm(2).await;
     Pair {
+        url,
         a,
         b,
         mock,
@@ -490,5 +494,65 @@ async fn two_instances_racing_for_a_session_wait_or_get_a_clean_409_and_never_in
         ],
         "turns are not interleaved: {h:?}"
     );
+    p.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_whose_lease_is_taken_over_stops_and_saves_nothing() {
+    use sqlx::Connection as _;
+    let _one = ONE_AT_A_TIME.lock().await;
+    // Renewed every second.
+    let ttl = [("CCGW_LEASE_TTL_SECS", "3")];
+    let p = pair(&ttl, &ttl).await;
+    let id = new_session(&p.client, &p.a.url, json!({"model": "sonnet"})).await;
+    let (status, r) = say(&p.client, &p.a.url, &id, json!("remember alpha")).await;
+    assert_eq!(status, 200, "{r}");
+    let (client, url, sid) = (p.client.clone(), p.a.url.clone(), id.clone());
+    let turn = tokio::spawn(async move {
+        say(
+            &client,
+            &url,
+            &sid,
+            json!("stolen [[words:40]] [[slow:500]]"),
+        )
+        .await
+    });
+    let upstream_saw_it = || {
+        p.mock
+            .messages_requests()
+            .iter()
+            .any(|r| r.body.to_string().contains("stolen"))
+    };
+    assert!(wait_for(upstream_saw_it, Duration::from_secs(30)).await);
+    // What another instance does when A stalled past its lease: it takes the lease over.
+    let mut db = sqlx::PgConnection::connect(&p.url).await.expect("connect");
+    let taken = sqlx::query(
+        "UPDATE session_leases SET holder = 'elsewhere', epoch = epoch + 1 WHERE session_id = $1",
+    )
+    .bind(&id)
+    .execute(&mut db)
+    .await
+    .expect("take over");
+    assert_eq!(
+        taken.rows_affected(),
+        1,
+        "the running turn holds a lease row"
+    );
+    let stopped_at = Instant::now();
+    let (status, r) = turn.await.unwrap();
+    assert_ne!(status, 200, "the turn did not finish: {r}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(10),
+        "stopped at its next heartbeat"
+    );
+    assert!(r.to_string().contains("lease"), "says why: {r}");
+    // Nothing written over the new holder's record: the session is not left in `error`.
+    let status: String = sqlx::query_scalar("SELECT status FROM sessions WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&mut db)
+        .await
+        .expect("status");
+    assert_ne!(status, "error");
+    assert!(logged(&p.a, "lease was lost"), "A logged why it stopped");
     p.finish().await;
 }

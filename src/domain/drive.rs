@@ -179,10 +179,12 @@ impl Conversations {
                     what: format!("the turn took longer than {} s", self.cfg.turn_timeout_secs),
                 })),
                 _ = out.closed() => break End::Abort(None),
-                _ = lost.cancelled() => break End::Abort(Some(ClaudeError::protocol(
-                    "this instance lost the session's lease (the store could not be reached, or \
-                     another instance took the session over); the turn was stopped",
-                ))),
+                _ = lost.cancelled() => break End::Abort(Some(ClaudeError::Timeout {
+                    // Its renewal deadline passed, or another instance took it after a stall.
+                    what: "this instance could not keep the session's lease (the store was \
+                           unreachable, or another instance took the session over); the turn \
+                           was stopped".into(),
+                })),
             };
             let ev = match next {
                 Err(_) => {
@@ -411,7 +413,11 @@ impl Conversations {
                 self.finish_failed(&mut out, &conv, err.map(Event::Error), usage)
                     .await;
                 self.record_calls(&conv, step.take_records_ending("interrupted"));
-                self.end_failed(conv, &process, &req);
+                if lost.is_cancelled() {
+                    self.end_fenced(conv, &process);
+                } else {
+                    self.end_failed(conv, &process, &req);
+                }
                 label
             }
         };
@@ -574,6 +580,24 @@ impl Conversations {
         } else {
             let key = history_key(conv.system.as_deref(), &req.history);
             self.park(key, conv);
+        }
+    }
+}
+
+impl Conversations {
+    /// A turn stopped because its lease was lost: another instance may hold the session now,
+    /// so nothing of it is saved here (the record is the new holder's). Its process is retired,
+    /// and its next turn here reads the session again from the store.
+    fn end_fenced(&self, mut conv: Conversation, process: &Arc<CliProcess>) {
+        tracing::warn!(conversation = %conv.id, "turn stopped: its session's lease was lost");
+        self.pool.retire(process);
+        conv.process = None;
+        conv.awaiting = None;
+        conv.lease_epoch = None;
+        if conv.native.is_some() {
+            self.put_back_unchanged(conv, store::status::IDLE);
+        } else {
+            self.drop_stale(conv);
         }
     }
 }

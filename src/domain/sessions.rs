@@ -392,6 +392,8 @@ impl Conversations {
             // Another instance ran a turn since this one's last (or this one never did): what
             // it holds may be stale.
             if let Err(e) = self.refresh_session(id, &mut conv, &mut req, over).await {
+                // Still stale: the next turn here reads the session again.
+                conv.lease_epoch = None;
                 self.put_back_unchanged(conv, &before);
                 return Err(e);
             }
@@ -432,9 +434,10 @@ impl Conversations {
 
     /// A conversation that never started its turn, back in its slot as it was: nothing is
     /// saved (its record may be another instance's newer one). A deleted session's is dropped.
-    fn put_back_unchanged(&self, mut conv: Conversation, status: &str) {
+    pub(crate) fn put_back_unchanged(&self, mut conv: Conversation, status: &str) {
         conv.lease = None;
         if let Err(conv) = self.sessions.put_back(conv, status) {
+            // Deleted here meanwhile: its process and temporary workspace go.
             self.forget(*conv);
         }
     }
