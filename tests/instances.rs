@@ -375,7 +375,7 @@ async fn two_instances_racing_for_a_session_wait_or_get_a_clean_409_and_never_in
     // A runs a slow turn; B's message meanwhile gets a 409 in the native error shape.
     let (client, url, sid) = (p.client.clone(), p.a.url.clone(), id.clone());
     let slow_a = tokio::spawn(async move {
-        say(&client, &url, &sid, json!("one [[words:5]] [[slow:800]]")).await
+        say(&client, &url, &sid, json!("one [[words:8]] [[slow:800]]")).await
     });
     let mock = &p.mock;
     let upstream_saw = |needle: &'static str| {
@@ -439,6 +439,16 @@ async fn two_instances_racing_for_a_session_wait_or_get_a_clean_409_and_never_in
             .contains("another instance"),
         "{body}"
     );
+    // A request dropped while it waits for the lease leaves the session usable on B (its
+    // next turn there, below, runs).
+    let dropped = p
+        .client
+        .post(format!("{}/api/sessions/{id}/messages", p.b.url))
+        .timeout(Duration::from_millis(300))
+        .json(&json!({"content": "dropped while waiting"}))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the client gave up first");
     let (status, r) = slow_a.await.unwrap();
     assert_eq!(status, 200, "{r}");
 
@@ -467,7 +477,7 @@ async fn two_instances_racing_for_a_session_wait_or_get_a_clean_409_and_never_in
     assert_eq!(
         user_lines(&h),
         [
-            "one [[words:5]] [[slow:800]]",
+            "one [[words:8]] [[slow:800]]",
             "two [[words:5]] [[slow:800]]",
             "three [[report:history]]"
         ],

@@ -351,21 +351,20 @@ impl Conversations {
     ) -> Result<TurnHandle, TurnError> {
         let mut conv = conv;
         if conv.lease.is_none() {
-            // One this instance kept in memory: only the lease's holder runs its CLI.
-            match self.leases.acquire(&conv.id).await {
-                Ok(lease) => {
-                    if !conv.hold_lease(lease) {
-                        // Another instance ran a turn in it since: the conversation went on
-                        // from this history there, so this request is a new branch of it.
-                        tracing::info!(conversation = %conv.id, "continued on another instance since; this history starts a new conversation");
-                        self.drop_stale(conv);
-                        return self.start_fresh(req).await;
-                    }
-                }
-                Err(e) => {
-                    self.park(key, conv);
-                    return Err(e);
-                }
+            // One this instance kept in memory: only the lease's holder runs its CLI. While
+            // the lease is waited for, a failure or a dropped request keeps it where it was.
+            let this = self.clone();
+            let parked = key.clone();
+            let mut waiting = scopeguard::guard(conv, move |conv| this.park(parked, conv));
+            let lease = self.leases.acquire(&waiting.id).await?;
+            let current = waiting.hold_lease(lease);
+            conv = ScopeGuard::into_inner(waiting);
+            if !current {
+                // Another instance ran a turn in it since: the conversation went on from this
+                // history there, so this request is a new branch of it.
+                tracing::info!(conversation = %conv.id, "continued on another instance since; this history starts a new conversation");
+                self.drop_stale(conv);
+                return self.start_fresh(req).await;
             }
         }
         let live = conv.process.as_ref().is_some_and(|p| p.is_alive());

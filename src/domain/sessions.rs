@@ -365,7 +365,7 @@ impl Conversations {
                 Some((conv, req, slot.broker.clone(), before))
             })
             .await;
-        let (mut conv, mut req, broker, before) = match taken {
+        let (conv, mut req, broker, before) = match taken {
             Ok(Some(t)) => t,
             Err(Held::Gone) => return Err(not_found(id)),
             Ok(None) | Err(Held::ByTurn) | Err(Held::TooLong) => {
@@ -381,23 +381,23 @@ impl Conversations {
             )));
         }
         // Only the lease's holder runs the session's CLI (several instances, see `leases`).
-        let lease = match self.leases.acquire(id).await {
-            Ok(lease) => lease,
-            Err(e) => {
-                self.put_back_unchanged(conv, &before);
-                return Err(e);
-            }
-        };
-        if !conv.hold_lease(lease) {
+        // Until it is held, a failure or a dropped request puts the conversation back as it
+        // was, saving nothing (the record may be another instance's newer one).
+        let this = self.clone();
+        let mut waiting = scopeguard::guard(conv, move |conv| {
+            this.put_back_unchanged(conv, &before);
+        });
+        let lease = self.leases.acquire(id).await?;
+        if !waiting.hold_lease(lease) {
             // Another instance ran a turn since this one's last (or this one never did): what
             // it holds may be stale.
-            if let Err(e) = self.refresh_session(id, &mut conv, &mut req, over).await {
+            if let Err(e) = self.refresh_session(id, &mut waiting, &mut req, over).await {
                 // Still stale: the next turn here reads the session again.
-                conv.lease_epoch = None;
-                self.put_back_unchanged(conv, &before);
+                waiting.lease_epoch = None;
                 return Err(e);
             }
         }
+        let conv = ScopeGuard::into_inner(waiting);
         let mut conv = self.hold(conv, None);
         let live = conv.process.as_ref().is_some_and(|p| p.is_alive());
         if conv.started && !live && !self.ready_to_resume(&mut conv).await {
