@@ -59,6 +59,12 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// On SIGTERM: how long running turns may go on before they are interrupted.
     pub drain_timeout_secs: u64,
+    /// How long a session's lease lasts without a heartbeat: after a holder dies, another
+    /// instance may take the session over this long after its last heartbeat.
+    pub lease_ttl_secs: u64,
+    /// How long a request waits for a session another instance is running a turn in, before
+    /// a `409` with `retry-after`.
+    pub lease_wait_secs: u64,
     /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
     pub log_format: String,
     /// SQLite's `synchronous` level under WAL: `normal` (a commit survives a crash of the
@@ -171,6 +177,8 @@ impl Default for Config {
             max_connections: 4096,
             shutdown_grace_secs: 5,
             drain_timeout_secs: 20,
+            lease_ttl_secs: 15,
+            lease_wait_secs: 20,
             log_format: "auto".into(),
             store_durability: "normal".into(),
             database_url: String::new(),
@@ -305,6 +313,8 @@ impl Config {
                 "drain_timeout_secs",
                 format!("{:?}", self.drain_timeout_secs),
             ),
+            ("lease_ttl_secs", format!("{:?}", self.lease_ttl_secs)),
+            ("lease_wait_secs", format!("{:?}", self.lease_wait_secs)),
             ("models", format!("{:?}", self.models)),
             ("providers", format!("{:?}", self.providers)),
             ("workspace_roots", format!("{:?}", self.workspace_roots)),
@@ -523,6 +533,8 @@ impl Config {
             max_connections => "CCGW_MAX_CONNECTIONS",
             shutdown_grace_secs => "CCGW_SHUTDOWN_GRACE_SECS",
             drain_timeout_secs => "CCGW_DRAIN_TIMEOUT_SECS",
+            lease_ttl_secs => "CCGW_LEASE_TTL_SECS",
+            lease_wait_secs => "CCGW_LEASE_WAIT_SECS",
             reply_ttl_secs => "CCGW_REPLY_TTL_SECS",
             idempotency_window_secs => "CCGW_IDEMPOTENCY_WINDOW_SECS",
             hook_timeout_secs => "CCGW_HOOK_TIMEOUT_SECS",
@@ -546,6 +558,9 @@ impl Config {
             || self.max_connections == 0
         {
             bail!("header_read_timeout_secs, keep_alive_timeout_secs and max_connections must be at least 1");
+        }
+        if self.lease_ttl_secs == 0 {
+            bail!("lease_ttl_secs must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "auto" | "json" | "text") {
             bail!(

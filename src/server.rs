@@ -30,8 +30,9 @@ pub struct RunningServer {
     pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
-    /// Held while the gateway runs: a second instance on this data dir refuses to start.
-    _data_dir_lock: std::fs::File,
+    /// Held while the gateway runs on SQLite: a second instance on this data dir refuses to
+    /// start (none on Postgres, where session leases let instances share the data dir).
+    _data_dir_lock: Option<std::fs::File>,
 }
 
 impl RunningServer {
@@ -211,7 +212,16 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     } else {
         None
     };
-    let data_dir_lock = lock_data_dir(&cfg.data_dir)?;
+    // On SQLite one instance owns the data dir; on Postgres several may share it, and the
+    // session leases keep them from running one session at once (docs/instances.md).
+    let shared = matches!(cfg.database(), Ok(crate::store::DatabaseUrl::Postgres(_)));
+    let data_dir_lock = if shared {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+        None
+    } else {
+        Some(lock_data_dir(&cfg.data_dir)?)
+    };
     confine(&mut cfg).await?;
     let bin = cfg.resolve_claude_bin();
     let version = cli_version(&bin).await?;
@@ -362,8 +372,10 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
             let _ = file.read_to_string(&mut holder);
             bail!(
                 "another ccgw instance (pid {}) is using the data dir {}: two instances on one \
-                 data dir would run the same sessions at once and corrupt them. Give each \
-                 instance its own data_dir, or stop the other one first.",
+                 data dir with a SQLite store would run the same sessions at once and corrupt \
+                 them. Give each instance its own data_dir, stop the other one first, or use \
+                 Postgres (database_url = \"postgres://...\"), whose session leases let \
+                 several instances share one data dir (docs/instances.md).",
                 holder.trim(),
                 dir.display()
             );

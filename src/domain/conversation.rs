@@ -32,6 +32,13 @@ pub enum TurnError {
     /// Outside what this gateway allows (a path outside the workspace roots).
     #[error("{0}")]
     Forbidden(String),
+    /// Another instance holds the session's lease (a turn runs there) and kept it past the
+    /// wait: a 409 with `retry-after`.
+    #[error("{message}")]
+    Held {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The gateway is stopping: no new turn starts here.
     #[error("the gateway is shutting down and starts no new turns; retry on another instance or after it restarts")]
     ShuttingDown,
@@ -98,9 +105,23 @@ pub(crate) struct Conversation {
     /// the CLI does not write replayed lines to its transcript.
     pub(crate) resumable: bool,
     pub(crate) last_used: Instant,
+    /// The session's lease while a turn (or its start) holds it (see `leases`).
+    pub(crate) lease: Option<super::leases::Lease>,
+    /// The epoch of this instance's last hold of the lease: another instance ran a turn since
+    /// when the next hold's epoch does not follow it.
+    pub(crate) lease_epoch: Option<i64>,
 }
 
 impl Conversation {
+    /// Take a lease for this conversation's turn; true when nobody else held it since this
+    /// instance's last hold (what it kept in memory is still current).
+    pub(crate) fn hold_lease(&mut self, lease: super::leases::Lease) -> bool {
+        let current = lease.follows(self.lease_epoch);
+        self.lease_epoch = Some(lease.epoch);
+        self.lease = Some(lease);
+        current
+    }
+
     /// A conversation with no process and no history yet.
     pub(crate) fn blank(
         id: String,
@@ -131,6 +152,8 @@ impl Conversation {
             resumable: true,
             replay_tail: vec![],
             last_used: Instant::now(),
+            lease: None,
+            lease_epoch: None,
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct Conversations {
     /// Store writes run one after another, in the order they were made: later records refer to
     /// earlier ones (a tool call's outcome to its conversation), so they must not race.
     pub(crate) writes: WriteQueue,
+    /// Which instance may run a session's CLI right now (see `leases`).
+    pub(crate) leases: super::leases::Leases,
     pub(crate) registry: Mutex<HashMap<String, Conversation>>,
     /// Ids of every compatible-API conversation this instance has held. The registry is the
     /// truth for these; the store's history keys matter only for the others (a restart).
@@ -172,6 +174,13 @@ impl Conversations {
             Some(Box::new(move |item| observed.observe(item))),
         ));
         let hooks = Arc::new(super::hooks::HookHub::new(&cfg));
+        let writes = WriteQueue::start();
+        let leases = super::leases::Leases::new(
+            store.clone(),
+            Duration::from_secs(cfg.lease_ttl_secs),
+            Duration::from_secs(cfg.lease_wait_secs),
+            writes.clone(),
+        );
         Conversations {
             limits: Arc::new(super::limits::Limits::new(cfg.prices.clone())),
             feed,
@@ -184,7 +193,8 @@ impl Conversations {
             pool,
             store,
             models,
-            writes: WriteQueue::start(),
+            writes,
+            leases,
             registry: Mutex::default(),
             known: Mutex::default(),
             sessions: SessionTable::default(),
@@ -239,7 +249,7 @@ impl Conversations {
                         let _ = store.set_history_key(&id, Some(&k)).await;
                     });
                 }
-                self.registry().insert(key, conv);
+                self.park(key, conv);
             }
             _ => self.forget(conv),
         }
@@ -315,7 +325,7 @@ impl Conversations {
                         self.start_fresh(req).await
                     }
                     Err(e) => {
-                        self.registry().insert(key, conv);
+                        self.park(key, conv);
                         Err(e)
                     }
                 };
@@ -326,7 +336,7 @@ impl Conversations {
             }
             return self.continue_turn(conv, key, req).await;
         }
-        if let Some(conv) = self.restore(&key, &req.owner).await {
+        if let Some(conv) = self.restore(&key, &req.owner).await? {
             return self.continue_turn(conv, key, req).await;
         }
         self.start_fresh(req).await
@@ -339,8 +349,25 @@ impl Conversations {
         key: String,
         req: TurnRequest,
     ) -> Result<TurnHandle, TurnError> {
-        let live = conv.process.as_ref().is_some_and(|p| p.is_alive());
         let mut conv = conv;
+        if conv.lease.is_none() {
+            // One this instance kept in memory: only the lease's holder runs its CLI. While
+            // the lease is waited for, a failure or a dropped request keeps it where it was.
+            let this = self.clone();
+            let parked = key.clone();
+            let mut waiting = scopeguard::guard(conv, move |conv| this.park(parked, conv));
+            let lease = self.leases.acquire(&waiting.id).await?;
+            let current = waiting.hold_lease(lease);
+            conv = ScopeGuard::into_inner(waiting);
+            if !current {
+                // Another instance ran a turn in it since: the conversation went on from this
+                // history there, so this request is a new branch of it.
+                tracing::info!(conversation = %conv.id, "continued on another instance since; this history starts a new conversation");
+                self.drop_stale(conv);
+                return self.start_fresh(req).await;
+            }
+        }
+        let live = conv.process.as_ref().is_some_and(|p| p.is_alive());
         if !live && conv.started && !self.ready_to_resume(&mut conv).await {
             // Its transcript does not end where the client's history does (the CLI never
             // wrote it, or it was lost): load the client's history into a new session instead.
@@ -362,50 +389,6 @@ impl Conversations {
                 Err(e.into())
             }
         }
-    }
-
-    /// A conversation this gateway kept before it restarted: its record and the CLI's
-    /// transcript are on disk, so it continues with `--resume`.
-    /// Only `owner`'s: history keys are per tenant.
-    pub(crate) async fn restore(&self, key: &str, owner: &str) -> Option<Conversation> {
-        let rec = match self.store.find_session_by_history_key(key).await {
-            Ok(Some(rec))
-                if rec.source != store::source::NATIVE
-                    && !self.is_known(&rec.id)
-                    && rec.owner == owner =>
-            {
-                rec
-            }
-            Ok(_) => return None,
-            Err(e) => {
-                tracing::warn!(error = %e, "store lookup failed; the history is replayed instead");
-                return None;
-            }
-        };
-        // Take the key, so a concurrent request with the same history does not resume the
-        // same CLI session a second time.
-        if let Err(e) = self.store.set_history_key(&rec.id, None).await {
-            tracing::warn!(error = %e, "could not take a stored conversation");
-            return None;
-        }
-        tracing::info!(conversation = %rec.id, "continuing a stored conversation");
-        self.remember(&rec.id);
-        let mut conv = Conversation::blank(
-            rec.id,
-            rec.cli_session_id,
-            PathBuf::from(rec.workspace),
-            rec.system_prompt,
-        );
-        conv.started = true;
-        conv.leaf = rec.transcript_leaf;
-        if let Some(mark) = rec.turn_mark {
-            conv.turn_mark = mark;
-        }
-        conv.persisted = true;
-        conv.source = rec.source;
-        conv.model_id = rec.model;
-        conv.owner = rec.owner;
-        Some(conv)
     }
 
     /// Background upkeep: stop idle processes past their lifetime, give up on tool calls
@@ -438,7 +421,7 @@ impl Conversations {
                     if c.awaiting.is_some() {
                         tracing::info!(conversation = %c.id, "client tool calls expired unanswered; turn ended");
                     }
-                    this.forget(c);
+                    this.retire_expired(c).await;
                 }
             }
         })
@@ -469,7 +452,17 @@ impl Conversations {
         self: &Arc<Self>,
         req: TurnRequest,
     ) -> Result<TurnHandle, TurnError> {
-        let conv = self.new_conversation(&req)?;
+        let mut conv = self.new_conversation(&req)?;
+        // A new id nobody else knows: taken at once, and the epoch later turns compare with.
+        match self.leases.acquire(&conv.id).await {
+            Ok(lease) => {
+                conv.hold_lease(lease);
+            }
+            Err(e) => {
+                self.forget(conv);
+                return Err(e);
+            }
+        }
         let mut conv = self.hold(conv, None);
         let process = match self.acquire_process(&mut conv, &req).await {
             Ok(p) => p,
@@ -656,8 +649,18 @@ impl Conversations {
         Ok(conv)
     }
 
+    /// A compatible-API conversation kept under its history key for its next request. Its
+    /// lease (if a turn's start still held it) is released behind the writes queued so far.
+    pub(crate) fn park(&self, key: String, mut conv: Conversation) {
+        let lease = conv.lease.take();
+        self.registry().insert(key, conv);
+        drop(lease);
+    }
+
     /// A native conversation back in its session after a turn; a deleted session's is dropped.
-    pub(crate) fn return_session(&self, conv: Conversation, status: &str) {
+    /// Its lease (if a turn's start still held it) is released after its record is saved.
+    pub(crate) fn return_session(&self, mut conv: Conversation, status: &str) {
+        let _lease = conv.lease.take();
         match self.sessions.put_back(conv, status) {
             Ok(rec) => {
                 let store = self.store.clone();
@@ -762,6 +765,19 @@ pub async fn sweep_workspaces(cfg: &Config, store: &dyn Store) {
             }
         }
     }
+    // Instances sharing the data dir (Postgres): another one's warm processes and first turns
+    // have workspaces no record holds yet, for at most a warm process's life and a turn's;
+    // only those older than that are left behind by an instance that died.
+    let shared = matches!(cfg.database(), Ok(store::DatabaseUrl::Postgres(_)));
+    let min_age = Duration::from_secs(cfg.warm_ttl_secs + cfg.turn_timeout_secs + 60);
+    let old_enough = |dir: &std::path::Path| {
+        !shared
+            || std::fs::metadata(dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age)
+    };
     let config = cfg.claude_config_dir();
     let mut swept = 0;
     for entry in std::fs::read_dir(cfg.workspaces_dir())
@@ -775,7 +791,7 @@ pub async fn sweep_workspaces(cfg: &Config, store: &dyn Store) {
             .file_name()
             .to_str()
             .is_some_and(|n| uuid::Uuid::parse_str(n).is_ok());
-        if ours && dir.is_dir() && !held.contains(&dir) {
+        if ours && dir.is_dir() && !held.contains(&dir) && old_enough(&dir) {
             let _ = std::fs::remove_dir_all(transcript::project_dir(&config, &dir));
             if std::fs::remove_dir_all(&dir).is_ok() {
                 swept += 1;

@@ -158,6 +158,11 @@ impl Conversations {
         let _running = self.drain.turn();
         let mut phase = self.drain.subscribe();
         let mut shutdown = false;
+        // Held until the turn's records are written (its drop releases it behind them). A
+        // turn that loses it stops: another instance may be starting the session's CLI.
+        let mut lease = conv.lease.take();
+        // Without a lease (a paused turn resumed), a token that is never cancelled.
+        let lost = lease.as_ref().map(|l| l.lost_token()).unwrap_or_default();
 
         let end = loop {
             let next = tokio::select! {
@@ -174,6 +179,12 @@ impl Conversations {
                     what: format!("the turn took longer than {} s", self.cfg.turn_timeout_secs),
                 })),
                 _ = out.closed() => break End::Abort(None),
+                _ = lost.cancelled() => break End::Abort(Some(ClaudeError::Timeout {
+                    // Its renewal deadline passed, or another instance took it after a stall.
+                    what: "this instance could not keep the session's lease (the store was \
+                           unreachable, or another instance took the session over); the turn \
+                           was stopped".into(),
+                })),
             };
             let ev = match next {
                 Err(_) => {
@@ -294,6 +305,9 @@ impl Conversations {
                 let done = Event::Done(summary);
                 out.record(&done).await;
                 self.keep(conv, process, reply.finish(&[]), None, usage, calls);
+                // Released behind the records, before the client hears: its next request may
+                // reach another instance.
+                drop(lease.take());
                 self.flush_writes().await;
                 out.deliver(done).await;
                 "completed"
@@ -336,6 +350,9 @@ impl Conversations {
                     usage,
                     records,
                 );
+                // Released behind the records, before the client hears: its next request may
+                // reach another instance.
+                drop(lease.take());
                 self.flush_writes().await;
                 out.deliver(done).await;
                 "tool_calls"
@@ -396,10 +413,16 @@ impl Conversations {
                 self.finish_failed(&mut out, &conv, err.map(Event::Error), usage)
                     .await;
                 self.record_calls(&conv, step.take_records_ending("interrupted"));
-                self.end_failed(conv, &process, &req);
+                if lost.is_cancelled() {
+                    self.end_fenced(conv, &process);
+                } else {
+                    self.end_failed(conv, &process, &req);
+                }
                 label
             }
         };
+        // A turn that did not end cleanly: released behind every record it queued.
+        drop(lease);
         tracing::info!(
             pid,
             outcome,
@@ -461,7 +484,7 @@ impl Conversations {
             self.return_session(conv, status);
             return;
         }
-        self.registry().insert(key, conv);
+        self.park(key, conv);
     }
 
     /// Record a finished turn: the conversation (created on its first turn), the history key
@@ -556,7 +579,25 @@ impl Conversations {
             self.return_session(conv, "error");
         } else {
             let key = history_key(conv.system.as_deref(), &req.history);
-            self.registry().insert(key, conv);
+            self.park(key, conv);
+        }
+    }
+}
+
+impl Conversations {
+    /// A turn stopped because its lease was lost: another instance may hold the session now,
+    /// so nothing of it is saved here (the record is the new holder's). Its process is retired,
+    /// and its next turn here reads the session again from the store.
+    fn end_fenced(&self, mut conv: Conversation, process: &Arc<CliProcess>) {
+        tracing::warn!(conversation = %conv.id, "turn stopped: its session's lease was lost");
+        self.pool.retire(process);
+        conv.process = None;
+        conv.awaiting = None;
+        conv.lease_epoch = None;
+        if conv.native.is_some() {
+            self.put_back_unchanged(conv, store::status::IDLE);
+        } else {
+            self.drop_stale(conv);
         }
     }
 }

@@ -51,6 +51,8 @@ pub mod permissions;
 pub mod policy;
 pub mod project;
 // --- isolation: who owns a session, and projects ---
+mod fencing;
+mod leases;
 pub mod ownership;
 pub mod projects;
 pub mod providers;

@@ -353,19 +353,19 @@ impl Conversations {
         if let Some(info) = self.session(id).await {
             self.checkpoint(id, &info.workspace).await;
         }
-        let mut args = Some((prompt, key, over));
+        let mut args = Some((prompt, key, over.clone()));
         let taken = self
             .sessions
             .take_for_turn(id, HOLD_WAIT, |slot| {
                 let (prompt, key, over) = args.take()?;
                 let conv = slot.conv.take()?;
                 let req = session_request(slot, prompt, key, over);
-                slot.info.status = "running".into();
+                let before = std::mem::replace(&mut slot.info.status, "running".into());
                 slot.info.updated_at = now();
-                Some((conv, req, slot.broker.clone()))
+                Some((conv, req, slot.broker.clone(), before))
             })
             .await;
-        let (conv, req, broker) = match taken {
+        let (conv, mut req, broker, before) = match taken {
             Ok(Some(t)) => t,
             Err(Held::Gone) => return Err(not_found(id)),
             Ok(None) | Err(Held::ByTurn) | Err(Held::TooLong) => {
@@ -380,6 +380,24 @@ impl Conversations {
                 "Session {id} waits for client tool results"
             )));
         }
+        // Only the lease's holder runs the session's CLI (several instances, see `leases`).
+        // Until it is held, a failure or a dropped request puts the conversation back as it
+        // was, saving nothing (the record may be another instance's newer one).
+        let this = self.clone();
+        let mut waiting = scopeguard::guard(conv, move |conv| {
+            this.put_back_unchanged(conv, &before);
+        });
+        let lease = self.leases.acquire(id).await?;
+        if !waiting.hold_lease(lease) {
+            // Another instance ran a turn since this one's last (or this one never did): what
+            // it holds may be stale.
+            if let Err(e) = self.refresh_session(id, &mut waiting, &mut req, over).await {
+                // Still stale: the next turn here reads the session again.
+                waiting.lease_epoch = None;
+                return Err(e);
+            }
+        }
+        let conv = ScopeGuard::into_inner(waiting);
         let mut conv = self.hold(conv, None);
         let live = conv.process.as_ref().is_some_and(|p| p.is_alive());
         if conv.started && !live && !self.ready_to_resume(&mut conv).await {

@@ -32,6 +32,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
+    /// Another instance runs the session (its lease stayed held past the wait): a 409 with
+    /// `retry-after`.
+    #[error("{message}")]
+    SessionHeld { message: String, retry_after: u64 },
     /// The HTTP layer refused the request before any handler saw it (a body over the limit,
     /// a method a route does not take).
     #[error("{message}")]
@@ -70,6 +74,13 @@ impl From<TurnError> for ApiError {
             TurnError::Invalid { param, message } => ApiError::bad_request(param, message),
             TurnError::NotFound(m) => ApiError::NotFound(m),
             TurnError::Busy(m) => ApiError::Conflict(m),
+            TurnError::Held {
+                message,
+                retry_after_secs,
+            } => ApiError::SessionHeld {
+                message,
+                retry_after: retry_after_secs,
+            },
             TurnError::Forbidden(m) => ApiError::Forbidden(m),
             e @ TurnError::ShuttingDown => ApiError::ShuttingDown(e.to_string()),
         }
@@ -173,7 +184,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::SessionHeld { .. } => StatusCode::CONFLICT,
             ApiError::Rejected { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
@@ -211,6 +222,7 @@ impl ApiError {
         match self {
             ApiError::Claude(ClaudeError::AtCapacity { retry_after, .. }) => Some(*retry_after),
             ApiError::ShuttingDown(_) => Some(SHUTDOWN_RETRY_AFTER_SECS),
+            ApiError::SessionHeld { retry_after, .. } => Some(*retry_after),
             ApiError::Limit(l) => Some(crate::domain::limits::secs(&l.retry_after()).max(1)),
             ApiError::Claude(ClaudeError::Upstream {
                 status: Some(429 | 503 | 529),
@@ -229,6 +241,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "invalid_api_key",
             ApiError::Conflict(_) => "conflict",
+            ApiError::SessionHeld { .. } => "session_held",
             ApiError::Rejected { status: 413, .. } => "request_too_large",
             ApiError::Rejected { .. } => "invalid_request",
             ApiError::Forbidden(_) => "forbidden",

@@ -483,6 +483,37 @@ pub trait Store: Send + Sync {
     /// `(owner, UTC day start in unix ms, USD)` per key and day since `since` (unix ms): what
     /// the budgets start from.
     async fn usage_spend_since(&self, since: i64) -> Result<Vec<(String, i64, f64)>, StoreError>;
+
+    // --- session leases (several instances; see `domain::leases`) ---
+    /// Take `session_id`'s lease for `holder` for `ttl_ms` (by the database's clock) when it
+    /// is free, released or expired, in one atomic step. `Some(epoch)`: taken, with the count
+    /// of every acquire of this lease so far (1 for the first). `None`: another hold is in
+    /// force (even one of the same holder: a lease is held once at a time).
+    async fn acquire_lease(
+        &self,
+        session_id: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Extend the hold `(holder, epoch)` by `ttl_ms` from now. False: it is no longer that
+    /// hold (another one took the lease over after it expired).
+    async fn renew_lease(
+        &self,
+        session_id: &str,
+        holder: &str,
+        epoch: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// End the hold `(holder, epoch)`; anyone may take the lease at once. A no-op when that
+    /// hold already ended.
+    async fn release_lease(
+        &self,
+        session_id: &str,
+        holder: &str,
+        epoch: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// A project (see `domain::projects`): defaults for the sessions made in it.

@@ -132,6 +132,7 @@ impl Dialect for Sqlite {
     // instr, not LIKE: the needle's own `%` and `_` are not patterns.
     const PAYLOAD_CONTAINS_3: &'static str = "instr(payload, $3) > 0";
     const DAY_OF_CREATED_AT: &'static str = "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')";
+    const NOW_MILLIS: &'static str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
     /// `BEGIN IMMEDIATE`: the write lock is taken at the start, so a transaction never fails
     /// trying to turn a read lock into a write one while another writer holds it.

@@ -29,6 +29,10 @@ async fn a_second_instance_on_one_data_dir_refuses_to_start_and_says_why() {
         "names the holder: {err}"
     );
     assert!(err.contains("data_dir"), "says what to do: {err}");
+    assert!(
+        err.contains("use Postgres"),
+        "names the way to run several: {err}"
+    );
     // The first one is untouched.
     let r = app
         .client

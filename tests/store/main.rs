@@ -5,9 +5,11 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod leases;
 mod records;
 mod sessions;
 
+use leases::*;
 use records::*;
 use sessions::*;
 
@@ -191,4 +193,7 @@ on_both_backends!(
     audit_appends_lists_filters_and_refuses_changes,
     records_survive_a_reopen,
     a_session_keeps_its_owner_and_fork,
+    a_lease_is_held_once_and_its_epoch_counts_acquires,
+    an_expired_lease_is_taken_over_and_the_old_hold_cannot_renew,
+    concurrent_acquires_have_exactly_one_winner,
 );

@@ -72,6 +72,7 @@ impl Dialect for Postgres {
     const PAYLOAD_CONTAINS_3: &'static str = "strpos(payload, $3) > 0";
     const DAY_OF_CREATED_AT: &'static str =
         "to_char(to_timestamp(created_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+    const NOW_MILLIS: &'static str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
     async fn begin_write(
         pool: &sqlx::Pool<Postgres>,

@@ -18,6 +18,7 @@
 pub(super) mod agents;
 pub(super) mod audit;
 pub(super) mod keys;
+pub(super) mod leases;
 pub(super) mod projects;
 pub(super) mod replies;
 pub(super) mod sessions;
@@ -38,6 +39,8 @@ pub(crate) trait Dialect: sqlx::Database {
     const PAYLOAD_CONTAINS_3: &'static str;
     /// The UTC day (`YYYY-MM-DD`) of the `created_at` column (unix ms).
     const DAY_OF_CREATED_AT: &'static str;
+    /// The database's clock now, in unix milliseconds (a BIGINT).
+    const NOW_MILLIS: &'static str;
 
     /// Starts a transaction that writes: concurrent writers of the same rows queue behind it.
     fn begin_write(
@@ -107,6 +110,9 @@ macro_rules! sql_backend {
             }
             pub(crate) mod keys {
                 $crate::store::sql::keys::keys_sql!();
+            }
+            pub(crate) mod leases {
+                $crate::store::sql::leases::leases_sql!();
             }
             pub(crate) mod projects {
                 $crate::store::sql::projects::projects_sql!();
@@ -286,6 +292,31 @@ macro_rules! store_impl {
                 since: i64,
             ) -> Result<Vec<(String, i64, f64)>, StoreError> {
                 sql::usage::spend_since(&self.pool, since).await
+            }
+            async fn acquire_lease(
+                &self,
+                session_id: &str,
+                holder: &str,
+                ttl_ms: i64,
+            ) -> Result<Option<i64>, StoreError> {
+                sql::leases::acquire(&self.pool, session_id, holder, ttl_ms).await
+            }
+            async fn renew_lease(
+                &self,
+                session_id: &str,
+                holder: &str,
+                epoch: i64,
+                ttl_ms: i64,
+            ) -> Result<bool, StoreError> {
+                sql::leases::renew(&self.pool, session_id, holder, epoch, ttl_ms).await
+            }
+            async fn release_lease(
+                &self,
+                session_id: &str,
+                holder: &str,
+                epoch: i64,
+            ) -> Result<(), StoreError> {
+                sql::leases::release(&self.pool, session_id, holder, epoch).await
             }
         }
     };

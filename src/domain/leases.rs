@@ -1,0 +1,289 @@
+//! Session leases: which instance may run a session's CLI right now, when several instances
+//! share one store and one data dir (docs/instances.md).
+//!
+//! A turn holds its session's lease from before its process starts until its records are
+//! written; a heartbeat renews it every third of its time to live. A holder that died stops
+//! renewing, and the lease expires. Every acquire bumps the lease's epoch: an instance that
+//! kept a session's idle process (or its record in memory) knows, at its next acquire, whether
+//! anyone else ran a turn since its own last one (the epoch is not its last one plus one), and
+//! then reads the session again and resumes from the transcript instead.
+//!
+//! Owns the holder id of this instance and the heartbeat tasks. Must not: know what a session
+//! is or touch processes (`conversations` and `sessions` fence their own state).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::conversation::TurnError;
+use super::writes::WriteQueue;
+use crate::store::Store;
+
+/// This instance's leases.
+pub(crate) struct Leases {
+    store: Arc<dyn Store>,
+    /// A random id per start: a restarted instance is another holder.
+    holder: String,
+    ttl: Duration,
+    wait: Duration,
+    /// Releases run behind the writes queued before them, so whoever takes the lease next
+    /// reads every record the last turn wrote.
+    writes: WriteQueue,
+}
+
+/// A held lease. Dropping it stops the heartbeat and releases it (behind earlier writes).
+pub(crate) struct Lease {
+    pub(crate) session_id: String,
+    pub(crate) epoch: i64,
+    /// Cancelled when the hold is lost (taken over, or not renewed in time): the turn must
+    /// stop, since another instance may start the session's CLI.
+    lost: CancellationToken,
+    heartbeat: tokio::task::JoinHandle<()>,
+    store: Arc<dyn Store>,
+    holder: String,
+    writes: WriteQueue,
+}
+
+impl Leases {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        ttl: Duration,
+        wait: Duration,
+        writes: WriteQueue,
+    ) -> Self {
+        let holder = uuid::Uuid::new_v4().to_string();
+        tracing::info!(holder = %holder, ttl_secs = ttl.as_secs(), "session leases held as this instance");
+        Leases {
+            store,
+            holder,
+            ttl,
+            wait,
+            writes,
+        }
+    }
+
+    /// Take `session_id`'s lease, waiting up to `lease_wait_secs` while another hold is in
+    /// force; then a `Held` error (a 409 with `retry-after`).
+    pub(crate) async fn acquire(&self, session_id: &str) -> Result<Lease, TurnError> {
+        let deadline = Instant::now() + self.wait;
+        let ttl_ms = self.ttl.as_millis() as i64;
+        let poll = (self.ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(250));
+        let mut waited = false;
+        loop {
+            match self
+                .store
+                .acquire_lease(session_id, &self.holder, ttl_ms)
+                .await
+            {
+                Ok(Some(epoch)) => {
+                    if waited {
+                        tracing::info!(session = %session_id, epoch, "session lease taken after a wait");
+                    }
+                    return Ok(self.held(session_id, epoch));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // A store that cannot say who holds the session: no turn may start.
+                    tracing::warn!(session = %session_id, error = %e, "could not take a session's lease");
+                }
+            }
+            if Instant::now() + poll > deadline {
+                return Err(TurnError::Held {
+                    message: format!(
+                        "Session {session_id} is running a turn on another instance of this \
+                         gateway; retry when it ends (or send the session's requests to one \
+                         instance, see session affinity)"
+                    ),
+                    retry_after_secs: self.ttl.as_secs().clamp(1, 5),
+                });
+            }
+            waited = true;
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// One attempt, no wait; `None` when held elsewhere or the store failed.
+    pub(crate) async fn try_acquire(&self, session_id: &str) -> Option<Lease> {
+        match self
+            .store
+            .acquire_lease(session_id, &self.holder, self.ttl.as_millis() as i64)
+            .await
+        {
+            Ok(Some(epoch)) => Some(self.held(session_id, epoch)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(session = %session_id, error = %e, "could not take a session's lease");
+                None
+            }
+        }
+    }
+
+    fn held(&self, session_id: &str, epoch: i64) -> Lease {
+        let lost = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(
+            self.store.clone(),
+            self.holder.clone(),
+            session_id.to_string(),
+            epoch,
+            self.ttl,
+            lost.clone(),
+        ));
+        Lease {
+            session_id: session_id.to_string(),
+            epoch,
+            lost,
+            heartbeat,
+            store: self.store.clone(),
+            holder: self.holder.clone(),
+            writes: self.writes.clone(),
+        }
+    }
+}
+
+impl Lease {
+    /// Cancelled when the hold is lost.
+    pub(crate) fn lost_token(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    /// Whether `remembered` (the epoch of this instance's last hold of the session) is the
+    /// one just before this hold: nobody else ran a turn in between.
+    pub(crate) fn follows(&self, remembered: Option<i64>) -> bool {
+        remembered.is_some_and(|e| e + 1 == self.epoch)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        let (store, holder, id, epoch) = (
+            self.store.clone(),
+            self.holder.clone(),
+            std::mem::take(&mut self.session_id),
+            self.epoch,
+        );
+        self.writes.push(async move {
+            if let Err(e) = store.release_lease(&id, &holder, epoch).await {
+                tracing::warn!(session = %id, error = %e, "could not release a session's lease; it expires");
+            }
+        });
+    }
+}
+
+/// Renew every third of the time to live. The hold is lost when another holder has it, or
+/// when two thirds of the time to live went by without a renewal (the store is unreachable):
+/// stopping then ends the turn before the lease can expire under it.
+async fn heartbeat(
+    store: Arc<dyn Store>,
+    holder: String,
+    session_id: String,
+    epoch: i64,
+    ttl: Duration,
+    lost: CancellationToken,
+) {
+    let every = ttl / 3;
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match store
+            .renew_lease(&session_id, &holder, epoch, ttl.as_millis() as i64)
+            .await
+        {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => {
+                tracing::warn!(session = %session_id, epoch, "another instance took this session's lease over");
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(session = %session_id, error = %e, "could not renew a session's lease");
+                if renewed.elapsed() >= every * 2 {
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    async fn two_instances(ttl_ms: u64, wait_ms: u64) -> (Leases, Leases, Arc<dyn Store>) {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+        let make = || {
+            Leases::new(
+                store.clone(),
+                Duration::from_millis(ttl_ms),
+                Duration::from_millis(wait_ms),
+                WriteQueue::start(),
+            )
+        };
+        (make(), make(), store)
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_refused_after_the_wait_and_taken_once_released() {
+        let (a, b, _) = two_instances(60_000, 300).await;
+        let held = a.acquire("s").await.unwrap();
+        assert_eq!(held.epoch, 1);
+        let started = Instant::now();
+        match b.acquire("s").await {
+            Err(TurnError::Held {
+                retry_after_secs, ..
+            }) => assert!(retry_after_secs >= 1),
+            other => panic!("expected Held, got {:?}", other.map(|l| l.epoch)),
+        }
+        assert!(started.elapsed() >= Duration::from_millis(200), "it waited");
+        // Released on drop (behind the holder's writes); a waiting acquire then takes it.
+        let waiting = tokio::spawn(async move { b.acquire("s").await.map(|l| l.epoch) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        assert_eq!(waiting.await.unwrap().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_epoch_tells_whether_anyone_else_held_the_lease_since() {
+        let (a, b, _) = two_instances(60_000, 1_000).await;
+        let first = a.acquire("s").await.unwrap();
+        let mine = Some(first.epoch);
+        drop(first);
+        a.writes.flush().await;
+        let again = a.acquire("s").await.unwrap();
+        assert!(again.follows(mine), "nobody else: still current");
+        let mine = Some(again.epoch);
+        drop(again);
+        a.writes.flush().await;
+        drop(b.acquire("s").await.unwrap());
+        b.writes.flush().await;
+        let after_b = a.acquire("s").await.unwrap();
+        assert!(!after_b.follows(mine), "B held it in between: stale");
+        assert!(!after_b.follows(None), "never held here: stale");
+    }
+
+    #[tokio::test]
+    async fn the_heartbeat_keeps_a_lease_and_notices_a_takeover() {
+        let (a, b, store) = two_instances(300, 0).await;
+        let held = a.acquire("s").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(b.try_acquire("s").await.is_none(), "renewed past its ttl");
+        assert!(!held.lost_token().is_cancelled());
+        // Taken over (as after a stall longer than the ttl): the holder learns it is lost.
+        store
+            .release_lease("s", &a.holder, held.epoch)
+            .await
+            .unwrap();
+        let _taken = b.try_acquire("s").await.expect("free after the release");
+        let lost = held.lost_token();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(2), lost.cancelled())
+                .await
+                .is_ok(),
+            "the heartbeat saw the takeover"
+        );
+    }
+}
