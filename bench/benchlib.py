@@ -202,8 +202,11 @@ def gateway_env(claude_bin, data_dir, port, extra=None):
     return env
 
 
-def start_gateway(claude_bin, extra_env=None, binary=CCGW):
-    """Start `ccgw serve` (its log in DATA_DIR/../gateway.log); returns (process, port, data)."""
+def start_gateway(claude_bin, extra_env=None, binary=None):
+    """Start `ccgw serve` (its log in DATA_DIR/../gateway.log); returns (process, port, data).
+    The binary is `binary`, else $CCGW_BENCH_GATEWAY (another build, for a before/after), else
+    the release build."""
+    binary = binary or os.environ.get("CCGW_BENCH_GATEWAY") or CCGW
     data = tmpdir("ccgw-bench-data-")
     port = free_port()
     env = gateway_env(claude_bin, data, port, extra_env)

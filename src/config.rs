@@ -248,6 +248,13 @@ impl Config {
         crate::store::DatabaseUrl::parse(&self.database_url, &self.data_dir)
     }
 
+    /// Whether several instances may share this store and data dir (Postgres), so that
+    /// session leases must keep them from running one session at once. On SQLite one instance
+    /// owns the data dir (its lock file) and leases are kept in memory.
+    pub fn shared_store(&self) -> bool {
+        matches!(self.database(), Ok(crate::store::DatabaseUrl::Postgres(_)))
+    }
+
     /// Every setting read from the file or the environment, by name, as shown in logs (secrets
     /// redacted): what `Debug` prints and what a reload compares.
     pub fn settings(&self) -> Vec<(&'static str, String)> {

@@ -214,8 +214,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<RunningServer> {
     };
     // On SQLite one instance owns the data dir; on Postgres several may share it, and the
     // session leases keep them from running one session at once (docs/instances.md).
-    let shared = matches!(cfg.database(), Ok(crate::store::DatabaseUrl::Postgres(_)));
-    let data_dir_lock = if shared {
+    let data_dir_lock = if cfg.shared_store() {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
         None

@@ -180,6 +180,7 @@ impl Conversations {
             Duration::from_secs(cfg.lease_ttl_secs),
             Duration::from_secs(cfg.lease_wait_secs),
             writes.clone(),
+            cfg.shared_store(),
         );
         Conversations {
             limits: Arc::new(super::limits::Limits::new(cfg.prices.clone())),

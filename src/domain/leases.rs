@@ -8,9 +8,13 @@
 //! anyone else ran a turn since its own last one (the epoch is not its last one plus one), and
 //! then reads the session again and resumes from the transcript instead.
 //!
+//! On a store only one instance uses (SQLite, whose data dir is locked by one instance), the
+//! leases are kept in memory with the same epochs, so a turn pays no store write for them.
+//!
 //! Owns the holder id of this instance and the heartbeat tasks. Must not: know what a session
 //! is or touch processes (`conversations` and `sessions` fence their own state).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +35,13 @@ pub(crate) struct Leases {
     /// Releases run behind the writes queued before them, so whoever takes the lease next
     /// reads every record the last turn wrote.
     writes: WriteQueue,
+    /// `None` when instances share the store; otherwise the epochs, kept here.
+    local: Option<std::sync::Mutex<HashMap<String, i64>>>,
 }
+
+/// The in-memory epochs are forgotten past this many sessions. A conversation then finds its
+/// next epoch does not follow its last and reads its record again: slower, never wrong.
+const LOCAL_EPOCHS_MAX: usize = 100_000;
 
 /// A held lease. Dropping it stops the heartbeat and releases it (behind earlier writes).
 pub(crate) struct Lease {
@@ -40,7 +50,8 @@ pub(crate) struct Lease {
     /// Cancelled when the hold is lost (taken over, or not renewed in time): the turn must
     /// stop, since another instance may start the session's CLI.
     lost: CancellationToken,
-    heartbeat: tokio::task::JoinHandle<()>,
+    /// `None` for an in-memory lease: nothing to renew or release.
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Store>,
     holder: String,
     writes: WriteQueue,
@@ -52,21 +63,51 @@ impl Leases {
         ttl: Duration,
         wait: Duration,
         writes: WriteQueue,
+        shared: bool,
     ) -> Self {
         let holder = uuid::Uuid::new_v4().to_string();
-        tracing::info!(holder = %holder, ttl_secs = ttl.as_secs(), "session leases held as this instance");
+        if shared {
+            tracing::info!(holder = %holder, ttl_secs = ttl.as_secs(), "session leases held as this instance");
+        }
         Leases {
             store,
             holder,
             ttl,
             wait,
             writes,
+            local: (!shared).then(Default::default),
+        }
+    }
+
+    /// An in-memory hold: the next epoch of `session_id`.
+    fn hold_locally(
+        &self,
+        epochs: &std::sync::Mutex<HashMap<String, i64>>,
+        session_id: &str,
+    ) -> Lease {
+        let mut epochs = epochs.lock().unwrap_or_else(|e| e.into_inner());
+        if epochs.len() >= LOCAL_EPOCHS_MAX && !epochs.contains_key(session_id) {
+            epochs.clear();
+        }
+        let epoch = epochs.entry(session_id.to_string()).or_default();
+        *epoch += 1;
+        Lease {
+            session_id: session_id.to_string(),
+            epoch: *epoch,
+            lost: CancellationToken::new(),
+            heartbeat: None,
+            store: self.store.clone(),
+            holder: self.holder.clone(),
+            writes: self.writes.clone(),
         }
     }
 
     /// Take `session_id`'s lease, waiting up to `lease_wait_secs` while another hold is in
     /// force; then a `Held` error (a 409 with `retry-after`).
     pub(crate) async fn acquire(&self, session_id: &str) -> Result<Lease, TurnError> {
+        if let Some(epochs) = &self.local {
+            return Ok(self.hold_locally(epochs, session_id));
+        }
         let deadline = Instant::now() + self.wait;
         let ttl_ms = self.ttl.as_millis() as i64;
         let poll = (self.ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(250));
@@ -106,6 +147,9 @@ impl Leases {
 
     /// One attempt, no wait; `None` when held elsewhere or the store failed.
     pub(crate) async fn try_acquire(&self, session_id: &str) -> Option<Lease> {
+        if let Some(epochs) = &self.local {
+            return Some(self.hold_locally(epochs, session_id));
+        }
         match self
             .store
             .acquire_lease(session_id, &self.holder, self.ttl.as_millis() as i64)
@@ -134,7 +178,7 @@ impl Leases {
             session_id: session_id.to_string(),
             epoch,
             lost,
-            heartbeat,
+            heartbeat: Some(heartbeat),
             store: self.store.clone(),
             holder: self.holder.clone(),
             writes: self.writes.clone(),
@@ -157,7 +201,10 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.heartbeat.abort();
+        let Some(heartbeat) = self.heartbeat.take() else {
+            return;
+        };
+        heartbeat.abort();
         let (store, holder, id, epoch) = (
             self.store.clone(),
             self.holder.clone(),
@@ -221,6 +268,7 @@ mod tests {
                 Duration::from_millis(ttl_ms),
                 Duration::from_millis(wait_ms),
                 WriteQueue::start(),
+                true,
             )
         };
         (make(), make(), store)
@@ -285,5 +333,28 @@ mod tests {
                 .is_ok(),
             "the heartbeat saw the takeover"
         );
+    }
+
+    #[tokio::test]
+    async fn on_an_unshared_store_leases_stay_in_memory_with_the_same_epochs() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+        let local = Leases::new(
+            store.clone(),
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+            WriteQueue::start(),
+            false,
+        );
+        let first = local.acquire("s").await.unwrap();
+        assert_eq!(first.epoch, 1);
+        // Nothing was written: another holder takes the store's row at once.
+        assert_eq!(
+            store.acquire_lease("s", "other", 60_000).await.unwrap(),
+            Some(1)
+        );
+        drop(first);
+        let second = local.acquire("s").await.unwrap();
+        assert!(second.follows(Some(1)), "epoch {}", second.epoch);
+        assert_eq!(local.try_acquire("t").await.map(|l| l.epoch), Some(1));
     }
 }
