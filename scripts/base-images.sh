@@ -5,6 +5,9 @@
 #               Node.js and npm;
 #   RUST_IMAGE  the same root filesystem plus gcc and libc6-dev from Debian, and this machine's
 #               Rust toolchain (the one `rustc` runs, without rustup).
+#   POSTGRES    (--postgres, or alone with --only-postgres) Debian's PostgreSQL server on the
+#               node stand-in, with an entry point that reads POSTGRES_USER, POSTGRES_PASSWORD
+#               and POSTGRES_DB as the official image does (for docker-compose.yml).
 # Then: docker build --network host --build-arg RUST_IMAGE=ccgw-base/rust:bookworm \
 #         --build-arg NODE_IMAGE=ccgw-base/node:20-bookworm -t ccgw .
 #
@@ -13,12 +16,23 @@
 # sources (so images built on it get security updates) and the path excludes of Debian's slim
 # images (no docs, man pages or locales). Needs root, debootstrap and a running Docker daemon.
 #
-# Environment: CCGW_NODE_IMAGE / CCGW_RUST_IMAGE (the tags), CCGW_BASE_WORKDIR (where the
-# root filesystems are made; removed afterwards unless KEEP_ROOTFS=1), DEBIAN_MIRROR.
+# Environment: CCGW_NODE_IMAGE / CCGW_RUST_IMAGE / CCGW_POSTGRES_IMAGE (the tags),
+# CCGW_BASE_WORKDIR (where the root filesystems are made; removed afterwards unless
+# KEEP_ROOTFS=1), DEBIAN_MIRROR.
 set -euo pipefail
 
 NODE_TAG="${CCGW_NODE_IMAGE:-ccgw-base/node:20-bookworm}"
 RUST_TAG="${CCGW_RUST_IMAGE:-ccgw-base/rust:bookworm}"
+POSTGRES_TAG="${CCGW_POSTGRES_IMAGE:-ccgw-base/postgres:bookworm}"
+POSTGRES=0
+ONLY_POSTGRES=0
+for arg in "$@"; do
+    case "$arg" in
+        --postgres) POSTGRES=1 ;;
+        --only-postgres) POSTGRES=1 ONLY_POSTGRES=1 ;;
+        *) echo "usage: $0 [--postgres | --only-postgres]" >&2; exit 2 ;;
+    esac
+done
 SUITE=bookworm
 # The Claude Code CLI needs Node.js 18 or later; the official image this stands in for has 20.
 NODE_MIN_MAJOR=18
@@ -27,9 +41,66 @@ PATH_DEFAULT=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 die() { echo "base-images: $*" >&2; exit 1; }
 log() { echo "base-images: $*" >&2; }
 
+docker info >/dev/null 2>&1 || die "no Docker daemon reachable"
+
+# POSTGRES: the server of Debian's postgresql package, set up on first start as the official
+# image sets itself up.
+build_postgres() {
+    local ctx
+    docker image inspect "$NODE_TAG" >/dev/null 2>&1 || die "$NODE_TAG is missing: run without --only-postgres"
+    ctx="$(mktemp -d)"
+    cat > "$ctx/entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/sh
+# First start on an empty data dir: initdb with POSTGRES_USER and POSTGRES_PASSWORD, then
+# POSTGRES_DB; then the server, as the postgres user, listening on every address.
+set -eu
+: "${PGDATA:=/var/lib/postgresql/data}" "${POSTGRES_USER:=postgres}"
+bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+mkdir -p "$PGDATA" /run/postgresql
+chown postgres:postgres "$PGDATA" /run/postgresql
+chmod 700 "$PGDATA"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    [ -n "${POSTGRES_PASSWORD:-}" ] || { echo "POSTGRES_PASSWORD is not set" >&2; exit 1; }
+    pw="$(mktemp)"
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pw"
+    chown postgres "$pw"
+    as_pg "$bin/initdb" -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pw" \
+        --auth-local=trust --auth-host=scram-sha-256
+    rm -f "$pw"
+    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    if [ -n "${POSTGRES_DB:-}" ] && [ "$POSTGRES_DB" != postgres ]; then
+        as_pg "$bin/pg_ctl" -D "$PGDATA" -o "-c listen_addresses=''" -w start
+        as_pg "$bin/createdb" -U "$POSTGRES_USER" "$POSTGRES_DB"
+        as_pg "$bin/pg_ctl" -D "$PGDATA" -m fast -w stop
+    fi
+fi
+exec setpriv --reuid=postgres --regid=postgres --init-groups \
+    "$bin/postgres" -D "$PGDATA" -c listen_addresses='*' "$@"
+ENTRYPOINT
+    chmod +x "$ctx/entrypoint.sh"
+    cat > "$ctx/Dockerfile" <<DOCKERFILE
+FROM $NODE_TAG
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+COPY entrypoint.sh /usr/local/bin/postgres-entrypoint
+ENV PGDATA=/var/lib/postgresql/data
+VOLUME ["/var/lib/postgresql/data"]
+EXPOSE 5432
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/usr/local/bin/postgres-entrypoint"]
+DOCKERFILE
+    DOCKER_BUILDKIT=0 docker build -q --network host -t "$POSTGRES_TAG" "$ctx" >/dev/null
+    rm -rf "$ctx"
+    log "built $POSTGRES_TAG ($(docker image inspect --format '{{.Size}}' "$POSTGRES_TAG") bytes)"
+}
+if [ "$ONLY_POSTGRES" = 1 ]; then
+    build_postgres
+    exit 0
+fi
+
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap and chroot)"
 command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
-docker info >/dev/null 2>&1 || die "no Docker daemon reachable"
 
 # The first Debian mirror apt uses for "$SUITE main", from one-line or deb822 sources.
 apt_mirror() {
@@ -170,4 +241,5 @@ import_rootfs "$RUST_TAG" \
     --change "ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:$PATH_DEFAULT" \
     --change "ENV CARGO_HOME=/usr/local/cargo" "${NODE_CA_ENV[@]}" --change 'CMD ["bash"]'
 
+if [ "$POSTGRES" = 1 ]; then build_postgres; fi
 log "done: --build-arg NODE_IMAGE=$NODE_TAG --build-arg RUST_IMAGE=$RUST_TAG"
