@@ -137,4 +137,4 @@ def test_the_image_builds_runs_as_non_root_serves_and_drains():
             f"first chat completion {answered_after:.1f} s; docker stop took {stopped_in:.1f} s"
         )
     finally:
-        docker("rm", "-f", cid, check=False)
+        docker("rm", "-f", "-v", cid, check=False)
