@@ -21,7 +21,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src src
 COPY migrations migrations
-COPY bench bench
+# Cargo.toml names the benchmarks' examples, so their sources must exist; only they (a new
+# figure in bench/RESULTS.md must not invalidate the release build).
+COPY bench/*.rs bench/
 COPY --from=web /src/web/dist web/dist
 RUN cargo build --release --locked --bin ccgw \
  && strip target/release/ccgw
@@ -30,11 +32,14 @@ RUN cargo build --release --locked --bin ccgw \
 # tools that use it. No compiler, no sources.
 FROM ${NODE_IMAGE}
 ARG CLAUDE_CODE_VERSION=2.1.197
+# One layer, and nothing left of the downloads: apt's package files and caches (a base without
+# Debian's docker-clean hook keeps them), npm's cache and logs.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends bubblewrap socat git ca-certificates tini \
- && rm -rf /var/lib/apt/lists/* \
- && npm install -g --no-audit --no-fund "@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}" \
- && npm cache clean --force \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+ && npm install -g --no-audit --no-fund --no-update-notifier "@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}" \
+ && rm -rf /root/.npm \
  && claude --version \
  && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home ccgw \
  && mkdir -p /data && chown ccgw:ccgw /data
