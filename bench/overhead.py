@@ -7,7 +7,7 @@ constant rate. Every measured request continues a live conversation, so no proce
 while measuring. The gateway's own `ccgw_gateway_overhead_seconds` histogram over the same
 window is read from /metrics and reported beside it.
 
-usage: bench/overhead.py [--rate 500] [--duration 10] [--conversations 250]
+usage: bench/overhead.py [--rate 500] [--duration 10] [--conversations 250] [--env K=V ...]
 """
 
 import argparse
@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--conversations", type=int, default=250)
     ap.add_argument("--chunks", type=int, default=10, help="text deltas per fake turn")
+    ap.add_argument("--env", action="append", default=[], metavar="K=V",
+                    help="extra gateway setting, e.g. CCGW_LOG=warn (repeatable)")
     args = ap.parse_args()
     b.time_limit(240 + args.duration * 2)
     b.build()
@@ -62,6 +64,7 @@ def main():
         "FAKE_CLAUDE_CHUNK_DELAY_MS": "0",
         "FAKE_CLAUDE_FIRST_DELAY_MS": "0",
     }
+    env.update(kv.split("=", 1) for kv in args.env)
     gw, port, _ = b.start_gateway(b.FAKE, env)
     r, cmd = b.run_loadgen(
         port,
