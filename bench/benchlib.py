@@ -269,15 +269,16 @@ def start_mock_upstream():
     return p, port
 
 
-def proc_status(pid):
-    """Fields of /proc/PID/status in kB (VmRSS, VmHWM, ...)."""
+def proc_status(pid, name="status"):
+    """The kB fields of /proc/PID/status (VmRSS, VmHWM, ...), or of another such file
+    (`smaps_rollup`: Rss, Pss, ...); {} when the process is gone."""
     out = {}
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             for line in f:
                 k, _, v = line.partition(":")
                 parts = v.split()
-                if parts and parts[-1] == "kB":
+                if len(parts) == 2 and parts[1] == "kB":
                     out[k] = int(parts[0])
     except OSError:
         pass

@@ -42,17 +42,7 @@ VARIANTS = [
 
 def smaps_rollup(pid):
     """{Rss, Pss, ...} of a process in kB, or {} when it is gone."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                parts = v.split()
-                if len(parts) == 2 and parts[1] == "kB":
-                    out[k] = int(parts[0])
-    except OSError:
-        pass
-    return out
+    return b.proc_status(pid, "smaps_rollup")
 
 
 def cli_pids(gateway_pid):

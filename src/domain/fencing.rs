@@ -14,7 +14,6 @@ use super::conversation::{Conversation, TurnError};
 use super::conversations::Conversations;
 use super::session_table::info_from;
 use super::sessions::{not_found, session_request, store_error, TurnOverrides};
-use crate::claude::transcript;
 use crate::domain::turn::TurnRequest;
 use crate::store;
 
@@ -170,22 +169,7 @@ impl Conversations {
         conv.workspace_is_temp = info.workspace_is_temp;
         conv.system = info.system_prompt.clone();
         conv.owner = info.owner.clone();
-        conv.started = info.transcript_leaf.is_some()
-            || transcript::session_file(
-                &self.cfg.claude_config_dir(),
-                &workspace,
-                &info.cli_session_id,
-            )
-            .is_file();
-        conv.leaf = info.transcript_leaf.clone();
-        if let Some(mark) = &info.turn_mark {
-            conv.turn_mark = mark.clone();
-        }
-        let cli_model = self
-            .models
-            .resolve(&info.model)
-            .map(|m| m.cli_model.clone())
-            .unwrap_or_default();
+        let cli_model = self.follow_record(conv, &info);
         let mut slots = self.sessions.lock();
         let slot = slots.get_mut(id).ok_or_else(|| not_found(id))?;
         info.project_id = slot.info.project_id.clone();

@@ -237,21 +237,8 @@ impl Conversations {
             }
         }
         let workspace = PathBuf::from(&info.workspace);
-        let mut conv = self.session_conversation(&info, workspace.clone(), info.workspace_is_temp);
-        let config = self.cfg.claude_config_dir();
-        // A clean turn was recorded (or, for a session recorded before these were kept, the
-        // CLI has a transcript); the next resume checks the transcript against it.
-        conv.started = info.transcript_leaf.is_some()
-            || transcript::session_file(&config, &workspace, &info.cli_session_id).is_file();
-        conv.leaf = info.transcript_leaf.clone();
-        if let Some(mark) = &info.turn_mark {
-            conv.turn_mark = mark.clone();
-        }
-        let cli_model = self
-            .models
-            .resolve(&info.model)
-            .map(|m| m.cli_model.clone())
-            .unwrap_or_default();
+        let mut conv = self.session_conversation(&info, workspace, info.workspace_is_temp);
+        let cli_model = self.follow_record(&mut conv, &info);
         self.insert_slot(info, cli_model, conv);
     }
 
@@ -609,6 +596,32 @@ impl Conversations {
                 ),
             )),
         }
+    }
+
+    /// Where a session's record says its transcript stands, put on its conversation: whether
+    /// it has started (a clean turn was recorded, or, for a session recorded before these were
+    /// kept, the CLI has a transcript), its leaf and its turn mark, which the next resume
+    /// checks the transcript against. Returns the record's CLI model.
+    pub(crate) fn follow_record(
+        &self,
+        conv: &mut Conversation,
+        info: &SessionInfo,
+    ) -> crate::domain::models::CliModel {
+        conv.started = info.transcript_leaf.is_some()
+            || transcript::session_file(
+                &self.cfg.claude_config_dir(),
+                &conv.workspace,
+                &info.cli_session_id,
+            )
+            .is_file();
+        conv.leaf = info.transcript_leaf.clone();
+        if let Some(mark) = &info.turn_mark {
+            conv.turn_mark = mark.clone();
+        }
+        self.models
+            .resolve(&info.model)
+            .map(|m| m.cli_model.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn session_conversation(
