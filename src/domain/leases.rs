@@ -193,9 +193,14 @@ impl Lease {
     }
 
     /// Whether `remembered` (the epoch of this instance's last hold of the session) is the
-    /// one just before this hold: nobody else ran a turn in between.
+    /// one just before this hold: nobody else ran a turn in between. The first hold ever, at
+    /// epoch one, follows nothing: nobody ran a turn yet, so what this instance made is
+    /// current (a session it just created, forked or rewound).
     pub(crate) fn follows(&self, remembered: Option<i64>) -> bool {
-        remembered.is_some_and(|e| e + 1 == self.epoch)
+        match remembered {
+            Some(e) => e + 1 == self.epoch,
+            None => self.epoch == 1,
+        }
     }
 }
 
@@ -298,6 +303,10 @@ mod tests {
     async fn the_epoch_tells_whether_anyone_else_held_the_lease_since() {
         let (a, b, _) = two_instances(60_000, 1_000).await;
         let first = a.acquire("s").await.unwrap();
+        assert!(
+            first.follows(None),
+            "a first hold ever: what this instance made is current"
+        );
         let mine = Some(first.epoch);
         drop(first);
         a.writes.flush().await;
