@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark figure in order; each appends its section to bench/RESULTS.md.
-#   bench/run_all.sh            all seven figures (about 20 minutes on 2 cores)
+#   bench/run_all.sh            every figure but the opt-in ones (about 35 minutes on 2 cores)
 #   bench/run_all.sh --quick    shorter runs, for checking the harness itself
 # Builds once (release: the gateway, the fake CLI, the load generator, the bare-stack server).
 # Every script bounds its own time and stops every process it started; a failing figure is
@@ -30,9 +30,9 @@ export CCGW_BENCH_NO_BUILD=1
 if [[ $quick -eq 1 ]]; then
   mixed=(--conversations 10); ttft=(--runs 3); overhead=(--duration 3 --conversations 100)
   conc=(--concurrency 200 --chunk-delay-ms 100); startup=(--runs 3); models=(--duration 3)
-  climem=(--conversations 2 --turns 2)
+  climem=(--conversations 2 --turns 2); sessions=(--sessions 100 --rounds 2); real_sessions=(--rounds 2); conns=(--connections 1000 --duration 3)
 else
-  mixed=(); ttft=(); overhead=(); conc=(); startup=(); models=(); climem=()
+  mixed=(); ttft=(); overhead=(); conc=(); startup=(); models=(); climem=(); sessions=(); real_sessions=(); conns=()
 fi
 
 failed=()
@@ -58,6 +58,11 @@ run "figure 3 (overhead at 500 req/s)" bench/overhead.py "${overhead[@]+"${overh
 run "figure 4 (1,000 concurrent streams)" bench/concurrency.py "${conc[@]+"${conc[@]}"}"
 run "figure 5 (idle RSS, start-to-ready)" bench/startup.py "${startup[@]+"${startup[@]}"}"
 run "figure 6 (/v1/models throughput)" bench/models_throughput.py "${models[@]+"${models[@]}"}"
+run "figure 12 (1,000 sessions on a live budget of 32, fake CLI)" bench/sessions.py "${sessions[@]+"${sessions[@]}"}"
+if [[ -x "$ROOT/.tools/cli/node_modules/.bin/claude" || -n "${CCGW_BENCH_CLAUDE_BIN:-}" ]]; then
+  run "figure 12 (100 sessions, real CLI)" bench/sessions.py --cli real --sessions 100 "${real_sessions[@]+"${real_sessions[@]}"}"
+fi
+run "figure 13 (10,000 idle connections)" bench/connections.py "${conns[@]+"${conns[@]}"}"
 
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "run_all: done with failures: ${failed[*]}" >&2
