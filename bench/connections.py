@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
-from models_throughput import ensure_wrk  # noqa: E402
+from models_throughput import ensure_wrk, parse_latency, parse_rate  # noqa: E402
 
 REQUEST = b"GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
 
@@ -50,14 +50,13 @@ def read_response(sock):
 
 
 def wrk(port, duration):
+    """(requests per second, p99 in ms) of wrk on `GET /v1/models`, 64 connections."""
     out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/v1/models"],
+        ["wrk", "-t2", "-c64", f"-d{int(duration)}s", "--latency",
+         f"http://127.0.0.1:{port}/v1/models"],
         capture_output=True, text=True, timeout=duration + 60,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return rps, float(p99.group(1)) * scale
+    return parse_rate(out), parse_latency(out, 99)
 
 
 def open_files(pid):
@@ -140,9 +139,9 @@ def main():
         ("gateway open files before / with them; its open-file limit (soft / hard)",
          f"{files0} / {files1}; {nofile.group(1)} / {nofile.group(2)}", "", ""),
         ("`GET /v1/models` (wrk, 64 connections): alone", f"{rps_alone:,.0f} req/s, p99 "
-         f"{p99_alone:.2f} ms", "", ""),
+         f"{p99_alone}", "", ""),
         (f"`GET /v1/models` with {n} idle connections held", f"{rps_held:,.0f} req/s, p99 "
-         f"{p99_held:.2f} ms", "", ""),
+         f"{p99_held}", "", ""),
     ]
     b.append_results(
         f"Figure 13: {n} idle keep-alive connections while `GET /v1/models` is served",

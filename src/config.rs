@@ -174,7 +174,7 @@ impl Default for Config {
             max_upload_bytes: 16 * 1024 * 1024,
             header_read_timeout_secs: 30,
             keep_alive_timeout_secs: 60,
-            max_connections: 4096,
+            max_connections: 10_000,
             shutdown_grace_secs: 5,
             drain_timeout_secs: 20,
             lease_ttl_secs: 15,
