@@ -45,8 +45,13 @@ impl RecentReplies {
 
 impl Conversations {
     /// Keep a reply: in memory at once (a follow-up may come next), in the store behind every
-    /// earlier write.
-    pub fn put_reply(&self, reply: StoredReply) {
+    /// earlier write. The future it returns ends once the store holds it: awaited before the
+    /// client hears the reply, a `previous_response_id` right after finds it on any instance,
+    /// and after a restart.
+    pub fn put_reply(
+        &self,
+        reply: StoredReply,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let reply = Arc::new(reply);
         let prune = {
             let mut r = self.replies.lock();
@@ -66,10 +71,12 @@ impl Conversations {
         };
         let store = self.store.clone();
         let ttl_ms = (self.cfg.reply_ttl_secs as i64).saturating_mul(1000);
+        let (stored, done) = tokio::sync::oneshot::channel::<()>();
         self.write(async move {
             if let Err(e) = store.put_reply(&reply).await {
                 tracing::warn!(reply = %reply.id, error = %e, "could not store a reply");
             }
+            let _ = stored.send(());
             if prune {
                 match store
                     .delete_replies_before(store::now_millis() - ttl_ms)
@@ -81,6 +88,9 @@ impl Conversations {
                 }
             }
         });
+        async move {
+            let _ = done.await;
+        }
     }
 
     /// The reply `id` of this kind and owner, if it exists and has not expired.

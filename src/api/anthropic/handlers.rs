@@ -68,7 +68,9 @@ pub async fn messages(
                 message,
                 &caller.owner,
             );
-            app.conversations.put_reply(record);
+            // Queued at once; not awaited here (the next `continue` on this instance finds it
+            // in memory). The Responses API awaits it before its reply.
+            drop(app.conversations.put_reply(record));
         }
     };
     let resp = if req.stream.unwrap_or(false) {

@@ -84,20 +84,20 @@ pub async fn create(
     let store = req.store.unwrap_or(true);
     let previous = req.previous_response_id.clone();
     let conversations = app.conversations.clone();
-    let keep = move |response: &Value, fold: &Fold| {
+    let keep = move |response: &Value, fold: &Fold| -> render::Kept {
         if !store {
-            return;
+            return Box::pin(async {});
         }
         let mut messages: Vec<Value> = added.iter().map(message_json).collect();
         messages.push(message_json(&fold.reply_message()));
-        conversations.put_reply(StoredReply {
+        Box::pin(conversations.put_reply(StoredReply {
             id: fold.id().to_string(),
             kind: KIND.to_string(),
             owner: caller.owner.clone(),
             previous_id: previous,
             body: json!({"response": response, "messages": messages}),
             created_at: crate::store::now_millis(),
-        });
+        }))
     };
     let resp = if req.stream.unwrap_or(false) {
         let mut resp = render::stream(handle, meta, timer, keep)
@@ -107,7 +107,7 @@ pub async fn create(
         resp
     } else {
         let (response, fold) = render::collect(handle, meta).await?;
-        keep(&response, &fold);
+        keep(&response, &fold).await;
         let mut resp = Json(response).into_response();
         timer.stamp(&mut resp, &conversation);
         resp

@@ -507,8 +507,11 @@ pub async fn collect(
     Err(ended_early())
 }
 
+/// What `on_done` returns: it ends once the response is stored.
+pub type Kept = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Stream the turn as typed events. `on_done` gets the finished response and its fold just
-/// before `response.completed` goes out (the response is stored there).
+/// before `response.completed` goes out (the response is stored there, and awaited).
 ///
 /// As on the other endpoints, the status is decided by the first event that shows the turn
 /// under way: a failure before any output is a plain HTTP error; after it, `response.failed`.
@@ -516,7 +519,7 @@ pub async fn stream(
     mut handle: TurnHandle,
     meta: ResponseMeta,
     timer: TurnTimer,
-    on_done: impl FnOnce(&Value, &Fold) + Send + 'static,
+    on_done: impl FnOnce(&Value, &Fold) -> Kept + Send + 'static,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let first = handle.under_way().await?;
     let mut events = handle.events;
@@ -539,7 +542,7 @@ pub async fn stream(
                 Event::Done(summary) => {
                     let (out, r) = fold.finish(&summary);
                     if let Some(f) = on_done.take() {
-                        f(&r, &fold);
+                        f(&r, &fold).await;
                     }
                     for e in out {
                         yield Ok(sse(&e));
