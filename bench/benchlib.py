@@ -285,6 +285,17 @@ def proc_status(pid, name="status"):
     return out
 
 
+def raise_open_files(need):
+    """Raise this process's open-file limit (which the gateway it starts inherits) to fit
+    `need`, or stop when the hard limit is below it."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        die(f"the open-file limit is {hard}; {need} are needed (raise `ulimit -Hn`)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(need * 2, hard)), hard))
+    log(f"open-file limit raised to {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
+
+
 def children_of(pid):
     """Pids of the direct children of `pid` (started by any of its threads)."""
     kids = []

@@ -31,12 +31,7 @@ def main():
     stream_secs = args.chunks * args.chunk_delay_ms / 1000.0
     b.time_limit(300 + stream_secs * 3)
 
-    need = args.concurrency * 5 + 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < need:
-        b.die(f"the open-file limit is {hard}; {need} are needed (raise `ulimit -Hn`)")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(need * 2, hard)), hard))
-    b.log(f"open-file limit raised to {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
+    b.raise_open_files(args.concurrency * 5 + 1024)
 
     b.build()
     b.warn_if_busy()

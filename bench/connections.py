@@ -17,7 +17,6 @@ usage: bench/connections.py [--connections 10000] [--duration 10]
 import argparse
 import os
 import re
-import resource
 import shutil
 import socket
 import subprocess
@@ -72,11 +71,7 @@ def main():
     ap.add_argument("--duration", type=float, default=10.0)
     args = ap.parse_args()
     b.time_limit(600 + args.duration * 2)
-    need = args.connections + 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < need:
-        b.die(f"the open-file limit is {hard}; {need} are needed (raise `ulimit -Hn`)")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(need * 2, hard)), hard))
+    b.raise_open_files(args.connections + 1024)
     ensure_wrk()
     if not shutil.which("wrk"):
         b.die("wrk is not installed")
