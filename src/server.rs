@@ -352,6 +352,9 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn crate::store::St
     Ok(store)
 }
 
+/// How long a start waits for another holder of the data dir's lock to let go.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     use std::io::{Read as _, Seek as _, Write as _};
     std::fs::create_dir_all(dir)
@@ -364,7 +367,18 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
+    // A previous instance that is still exiting (a restart), or a process being spawned at
+    // that moment with a copy of this process's files, holds the lock for a moment: wait a
+    // little before refusing.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let mut locked = file.try_lock();
+    while matches!(locked, Err(std::fs::TryLockError::WouldBlock))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        locked = file.try_lock();
+    }
+    match locked {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
