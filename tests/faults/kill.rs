@@ -362,11 +362,22 @@ async fn a_killed_cli_ends_its_turn_cleanly_and_the_session_goes_on() {
             .any(|r| r.body.to_string().contains("crash [[hang]]"))
     };
     assert!(wait_for(upstream_saw_it, Duration::from_secs(20)).await);
-    // Kill the session's CLI as a crash would: the one that has written a transcript.
-    let pid = processes_under(app.data.path())
-        .into_iter()
-        .find(|p| has_transcript(app.data.path(), *p))
-        .expect("the session's process");
+    // Kill the session's CLI as a crash would: the one that has written a transcript. Look
+    // for it a while: under load the listing of /proc can catch it between states.
+    let session_process = || {
+        processes_under(app.data.path())
+            .into_iter()
+            .find(|p| has_transcript(app.data.path(), *p))
+    };
+    assert!(
+        wait_for(|| session_process().is_some(), Duration::from_secs(10)).await,
+        "the session's process is under the data dir: {:?}",
+        processes_under(app.data.path())
+            .into_iter()
+            .map(|p| (p, std::fs::read_link(format!("/proc/{p}/cwd")).ok()))
+            .collect::<Vec<_>>()
+    );
+    let pid = session_process().expect("the session's process");
     // SAFETY: test code, signalling a process of this test.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let (status, body) = hung.await.unwrap();

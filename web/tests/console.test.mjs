@@ -356,14 +356,22 @@ test("a session of 2,000 events scrolls as a virtualized list", async () => {
   // 2,001 rows.
   const page = await signedIn();
   await page.getByRole("link", { name: "Machine sessions" }).click();
-  // The list opens at its newest rows: its oldest are never drawn on the way there.
+  const link = page.getByTestId("machine-sessions").getByRole("link").first();
+  await link.waitFor();
+  // The timeline opens at its newest rows: its oldest are never drawn on the way there.
+  // Only rows of the timeline count: the session list shows the first prompt as its title,
+  // and it may still be drawing when the observer starts.
   await page.evaluate(() => {
     window.__oldestDrawn = false;
     new MutationObserver((changes) => {
-      for (const c of changes) for (const n of c.addedNodes) if (n.textContent?.includes("step 0: list")) window.__oldestDrawn = true;
+      for (const c of changes)
+        for (const n of c.addedNodes) {
+          const el = n.nodeType === Node.ELEMENT_NODE ? n : n.parentElement;
+          if (el?.closest('[data-testid="timeline"]') && n.textContent?.includes("step 0: list")) window.__oldestDrawn = true;
+        }
     }).observe(document.body, { childList: true, subtree: true });
   });
-  await page.getByTestId("machine-sessions").getByRole("link").first().click();
+  await link.click();
   const count = page.locator(".filters .count");
   await count.filter({ hasText: /\/ 2001/ }).waitFor({ timeout: 30_000 });
   const scroller = page.getByTestId("timeline");
