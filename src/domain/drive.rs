@@ -19,7 +19,7 @@ use crate::claude::process::CliProcess;
 use crate::claude::{ClaudeError, Event, StopReason, TurnSummary, Usage};
 use crate::domain::history_key::{history_key, KeyWriter};
 use crate::domain::turn::{Message, StopMatcher, TurnRequest};
-use crate::store::{self, ToolCallRecord, UsageRecord};
+use crate::store::{self, ToolCallRecord, TurnRecord, TurnRow, UsageRecord};
 use tracing::Instrument as _;
 
 impl Conversations {
@@ -304,11 +304,11 @@ impl Conversations {
                 // the conversation's record and its history key are committed first.
                 let done = Event::Done(summary);
                 out.record(&done).await;
-                self.keep(conv, process, reply.finish(&[]), None, usage, calls);
+                let record = self.keep(conv, process, reply.finish(&[]), None, (usage, calls));
+                self.commit_turn(&mut out, &done, record).await;
                 // Released behind the records, before the client hears: its next request may
                 // reach another instance.
                 drop(lease.take());
-                self.flush_writes().await;
                 out.deliver(done).await;
                 "completed"
             }
@@ -342,18 +342,17 @@ impl Conversations {
                 );
                 let records = step.take_records();
                 out.record(&done).await;
-                self.keep(
+                let record = self.keep(
                     conv,
                     process,
                     reply.finish(&calls),
                     Some(awaiting),
-                    usage,
-                    records,
+                    (usage, records),
                 );
+                self.commit_turn(&mut out, &done, record).await;
                 // Released behind the records, before the client hears: its next request may
                 // reach another instance.
                 drop(lease.take());
-                self.flush_writes().await;
                 out.deliver(done).await;
                 "tool_calls"
             }
@@ -452,27 +451,26 @@ impl Conversations {
         });
     }
 
-    /// The conversation continues from its new history (possibly paused on tool calls).
-    #[allow(clippy::too_many_arguments)]
+    /// The conversation continues from its new history (possibly paused on tool calls). What
+    /// the turn leaves to record is returned, for the turn to commit before its client hears
+    /// (see [`Outlet::commit_turn`]).
     pub(crate) fn keep(
         &self,
         mut conv: Conversation,
         process: Arc<CliProcess>,
         key: String,
         awaiting: Option<Awaiting>,
-        usage: UsageRecord,
-        tool_calls: Vec<ToolCallRecord>,
-    ) {
+        spent: (UsageRecord, Vec<ToolCallRecord>),
+    ) -> TurnRecord {
         self.pool.release(&process);
         conv.process = Some(process);
         conv.awaiting = awaiting;
         conv.last_used = Instant::now();
-        self.persist_turn(
+        let record = turn_record(
             &conv,
             (conv.native.is_none() && conv.resumable && conv.awaiting.is_none())
                 .then_some(key.clone()),
-            usage,
-            tool_calls,
+            spent,
         );
         conv.persisted = true;
         if conv.native.is_some() {
@@ -482,23 +480,43 @@ impl Conversations {
                 "idle"
             };
             self.return_session(conv, status);
-            return;
+        } else {
+            self.park(key, conv);
         }
-        self.park(key, conv);
+        record
     }
+}
 
-    /// Record a finished turn: the conversation (created on its first turn), the history key
-    /// it now ends at (when a restart could continue it), its usage and its tool calls. In the
-    /// background and in this order, since the records refer to the conversation.
-    pub(crate) fn persist_turn(
-        &self,
-        conv: &Conversation,
-        key: Option<String>,
-        usage: UsageRecord,
-        tool_calls: Vec<ToolCallRecord>,
-    ) {
+impl Conversations {
+    /// Write a cleanly ended turn's records with its history entries, in one transaction, and
+    /// wait until they (and every write before them) are in the store: what the client is
+    /// about to be told survives a crash right after.
+    async fn commit_turn(&self, out: &mut Outlet, last: &Event, mut record: TurnRecord) {
+        out.add_history(last, &mut record);
         let store = self.store.clone();
-        let rec = store::Session {
+        self.write(async move {
+            if let Err(e) = store.record_turn(&record).await {
+                tracing::warn!(conversation = %record.session_id, error = %e, "could not record a turn");
+            }
+        });
+        self.flush_writes().await;
+    }
+}
+
+/// A finished turn's records: the conversation (created on its first turn, else where its
+/// transcript now ends), the history key it now ends at (when a restart could continue it),
+/// its usage and its tool calls. A native session's row is its own (kept by its turn's
+/// start and end); only the usage and the tool calls are the turn's.
+fn turn_record(
+    conv: &Conversation,
+    key: Option<String>,
+    (usage, tool_calls): (UsageRecord, Vec<ToolCallRecord>),
+) -> TurnRecord {
+    let native = conv.native.is_some();
+    let row = if native {
+        TurnRow::Unchanged
+    } else if !conv.persisted {
+        TurnRow::Create(store::Session {
             id: conv.id.clone(),
             cli_session_id: conv.cli_session_id.clone(),
             workspace: conv.workspace.display().to_string(),
@@ -510,44 +528,32 @@ impl Conversations {
             transcript_leaf: conv.leaf.clone(),
             turn_mark: Some(conv.turn_mark.clone()),
             ..store::Session::new("", "", "")
-        };
-        let create = !conv.persisted && conv.native.is_none();
-        let (id, native) = (conv.id.clone(), conv.native.is_some());
+        })
+    } else {
         let status = if conv.awaiting.is_some() {
             store::status::AWAITING_TOOLS
         } else {
             store::status::IDLE
         };
-        self.write(async move {
-            let result = async {
-                if create {
-                    store.create_session(&rec).await?;
-                } else if !native {
-                    // Where its transcript now ends, and where its next turn starts.
-                    if let Some(mut s) = store.get_session(&id).await? {
-                        s.status = status.to_string();
-                        s.cli_session_id = rec.cli_session_id;
-                        s.workspace = rec.workspace;
-                        s.transcript_leaf = rec.transcript_leaf;
-                        s.turn_mark = rec.turn_mark;
-                        store.update_session(&s).await?;
-                    }
-                }
-                if !native {
-                    store.set_history_key(&id, key.as_deref()).await?;
-                }
-                store.record_usage(&usage).await?;
-                for c in &tool_calls {
-                    store.record_tool_call(c).await?;
-                }
-                Ok::<(), store::StoreError>(())
-            };
-            if let Err(e) = result.await {
-                tracing::warn!(conversation = %id, error = %e, "could not record a turn");
-            }
-        });
+        TurnRow::End(store::TurnEnd {
+            status: status.to_string(),
+            cli_session_id: conv.cli_session_id.clone(),
+            workspace: conv.workspace.display().to_string(),
+            transcript_leaf: conv.leaf.clone(),
+            turn_mark: Some(conv.turn_mark.clone()),
+        })
+    };
+    TurnRecord {
+        session_id: conv.id.clone(),
+        row,
+        history_key: (!native).then_some(key),
+        usage: Some(usage),
+        tool_calls,
+        ..TurnRecord::default()
     }
+}
 
+impl Conversations {
     /// A turn that did not end cleanly. Its process is retired: the CLI's history now holds
     /// a turn the client never got. The conversation stays, as of its last clean turn: its
     /// next process resumes the transcript without the failed turn (cut at its mark). A

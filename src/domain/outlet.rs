@@ -26,7 +26,7 @@ use super::stamp::Stamped;
 use super::writes::WriteQueue;
 use crate::claude::process::TURN_BUFFER;
 use crate::claude::{ClaudeError, Event};
-use crate::store::{now_millis, Store, StoreError};
+use crate::store::{now_millis, Store, StoreError, TurnRecord, TurnRow};
 
 /// One turn's history, written in order through the store queue.
 pub(crate) struct History {
@@ -144,6 +144,12 @@ impl History {
             .collect()
     }
 
+    /// A compatible-API turn's entries so far, taken to be written with the turn's own
+    /// records (one transaction); nothing is left to [`commit`](Self::commit).
+    fn take_held(&mut self) -> Vec<(&'static str, Value)> {
+        self.held.take().map(|h| h.entries).unwrap_or_default()
+    }
+
     /// Write a compatible-API turn's entries behind the turn's own records, and wait until
     /// every write so far is done. Nothing to do for a native session (already queued).
     async fn commit(&mut self) {
@@ -166,23 +172,27 @@ impl History {
 /// A compatible-API turn's entries; a failed first turn gets a conversation record of its own,
 /// so its timeline can still be opened.
 async fn save_held(store: &dyn Store, id: &str, turn: &str, held: Held) -> Result<(), StoreError> {
-    if store.get_session(id).await?.is_none() {
-        let failed = held.entries.iter().any(|(k, _)| *k == "error");
-        let status = if failed {
-            crate::store::status::ERROR
-        } else {
-            crate::store::status::CLOSED
-        };
-        let rec = crate::store::Session {
-            id: id.to_string(),
-            status: status.to_string(),
-            owner: held.owner.clone(),
-            ..crate::store::Session::new("", held.model.clone(), held.source.clone())
-        };
-        store.create_session(&rec).await?;
-    }
-    store.append_events(id, turn, &held.entries).await?;
-    Ok(())
+    let failed = held.entries.iter().any(|(k, _)| *k == "error");
+    let status = if failed {
+        crate::store::status::ERROR
+    } else {
+        crate::store::status::CLOSED
+    };
+    let rec = crate::store::Session {
+        id: id.to_string(),
+        status: status.to_string(),
+        owner: held.owner,
+        ..crate::store::Session::new("", held.model, held.source)
+    };
+    store
+        .record_turn(&TurnRecord {
+            session_id: id.to_string(),
+            row: TurnRow::CreateIfMissing(rec),
+            turn_id: turn.to_string(),
+            events: held.entries,
+            ..TurnRecord::default()
+        })
+        .await
 }
 
 /// One history entry, committed.
@@ -394,6 +404,17 @@ impl Outlet {
                 self.lagged = true;
                 Err(Gone::Lagged)
             }
+        }
+    }
+
+    /// A compatible-API turn's history entries, up to and with its `last` event, moved into its
+    /// `record`: written in the same transaction as the turn's other records, they leave
+    /// [`deliver`](Self::deliver) nothing to write. A native session's are written already.
+    pub(crate) fn add_history(&mut self, last: &Event, record: &mut TurnRecord) {
+        if let Some(h) = self.history.as_mut().filter(|h| !h.is_native()) {
+            h.hold(last);
+            record.turn_id = h.turn.clone();
+            record.events = h.take_held();
         }
     }
 

@@ -310,6 +310,45 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// What a finished turn writes (see [`Store::record_turn`]): each part is optional, and they
+/// are written in the order they refer to each other.
+#[derive(Debug, Clone, Default)]
+pub struct TurnRecord {
+    pub session_id: String,
+    pub row: TurnRow,
+    /// `Some(key)`: the session's history key is now `key` (`None` clears it), taken from any
+    /// other session that had it.
+    pub history_key: Option<Option<String>>,
+    pub usage: Option<UsageRecord>,
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// History entries, numbered after the session's last, under `turn_id`.
+    pub turn_id: String,
+    pub events: Vec<(&'static str, Value)>,
+}
+
+/// What a turn does to its session's row.
+#[derive(Debug, Clone, Default)]
+pub enum TurnRow {
+    #[default]
+    Unchanged,
+    /// The conversation's first turn: its record, as given.
+    Create(Session),
+    /// As given, unless a session is already kept under its id (which then stays as it is).
+    CreateIfMissing(Session),
+    /// Where the session's transcript now ends and its next turn starts.
+    End(TurnEnd),
+}
+
+/// The fields of a session row a finished turn changes.
+#[derive(Debug, Clone, Default)]
+pub struct TurnEnd {
+    pub status: String,
+    pub cli_session_id: String,
+    pub workspace: String,
+    pub transcript_leaf: Option<String>,
+    pub turn_mark: Option<String>,
+}
+
 /// Where records live. Every method is safe to call from many tasks at once.
 ///
 /// Reads of a missing record return `Ok(None)` (or an empty list); writes that need a missing
@@ -389,6 +428,10 @@ pub trait Store: Send + Sync {
 
     /// [`StoreError::Conflict`] when the id is already recorded.
     async fn record_usage(&self, usage: &UsageRecord) -> Result<(), StoreError>;
+
+    /// Writes a finished turn's records together, in one transaction: all of them or none.
+    /// [`StoreError::NotFound`] when [`TurnRow::End`] names no session.
+    async fn record_turn(&self, turn: &TurnRecord) -> Result<(), StoreError>;
 
     async fn usage_for_session(&self, session_id: &str) -> Result<UsageTotals, StoreError>;
 

@@ -8,10 +8,12 @@ mod common;
 mod leases;
 mod records;
 mod sessions;
+mod turns;
 
 use leases::*;
 use records::*;
 use sessions::*;
+use turns::*;
 
 use std::sync::Arc;
 
@@ -196,4 +198,7 @@ on_both_backends!(
     a_lease_is_held_once_and_its_epoch_counts_acquires,
     an_expired_lease_is_taken_over_and_the_old_hold_cannot_renew,
     concurrent_acquires_have_exactly_one_winner,
+    a_turn_is_recorded_whole,
+    a_turn_is_recorded_all_or_nothing,
+    a_failed_turn_creates_its_record_only_when_missing,
 );

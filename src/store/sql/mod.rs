@@ -22,6 +22,7 @@ pub(super) mod leases;
 pub(super) mod projects;
 pub(super) mod replies;
 pub(super) mod sessions;
+pub(super) mod turns;
 pub(super) mod usage;
 
 use std::future::Future;
@@ -123,6 +124,9 @@ macro_rules! sql_backend {
             pub(crate) mod usage {
                 $crate::store::sql::usage::usage_sql!();
             }
+            pub(crate) mod turns {
+                $crate::store::sql::turns::turns_sql!();
+            }
         }
         $crate::store::sql::store_impl!($store);
     };
@@ -191,6 +195,9 @@ macro_rules! store_impl {
             }
             async fn record_usage(&self, u: &UsageRecord) -> Result<(), StoreError> {
                 sql::usage::record(&self.pool, u).await
+            }
+            async fn record_turn(&self, t: &$crate::store::TurnRecord) -> Result<(), StoreError> {
+                sql::turns::record(&self.pool, t).await
             }
             async fn usage_for_session(&self, id: &str) -> Result<UsageTotals, StoreError> {
                 sql::usage::for_session(&self.pool, id).await

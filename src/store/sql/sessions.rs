@@ -41,6 +41,9 @@ macro_rules! sessions_sql {
         };
 
         type DbRow = <Db as sqlx::Database>::Row;
+        /// One connection, pooled or inside a transaction: the `*_in` queries take one, so a
+        /// caller can run several in one transaction (see `turns`).
+        pub(crate) type Conn = <Db as sqlx::Database>::Connection;
 
         fn from_row(row: &DbRow) -> Result<Session, StoreError> {
             Ok(Session {
@@ -115,11 +118,25 @@ macro_rules! sessions_sql {
         }
 
         pub(crate) async fn create(pool: &Pool<Db>, s: &Session) -> Result<(), StoreError> {
+            create_in(&mut *pool.acquire().await?, s, false).await
+        }
+
+        /// Inserts `s`; when `unless_exists`, a session already kept under its id stays as it is.
+        pub(crate) async fn create_in(
+            conn: &mut Conn,
+            s: &Session,
+            unless_exists: bool,
+        ) -> Result<(), StoreError> {
             let placeholders: Vec<String> = (1..=20).map(|n| format!("${n}")).collect();
             let sql = format!(
                 "INSERT INTO sessions ({WRITTEN_COLUMNS}, id, history_key, owner, created_at, \
-                 updated_at) VALUES ({})",
-                placeholders.join(", ")
+                 updated_at) VALUES ({}){}",
+                placeholders.join(", "),
+                if unless_exists {
+                    " ON CONFLICT (id) DO NOTHING"
+                } else {
+                    ""
+                }
             );
             bind_written(sqlx::query(&sql), s)?
                 .bind(&s.id)
@@ -127,7 +144,7 @@ macro_rules! sessions_sql {
                 .bind(&s.owner)
                 .bind(s.created_at)
                 .bind(s.updated_at)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(|e| match StoreError::from(e) {
                     StoreError::Conflict(m) => StoreError::Conflict(format!(
@@ -237,6 +254,18 @@ macro_rules! sessions_sql {
             key: Option<&str>,
         ) -> Result<(), StoreError> {
             let mut tx = <Db as Dialect>::begin_write(pool).await?;
+            set_history_key_in(&mut tx, session_id, key).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        /// [`set_history_key`], inside the caller's write transaction: it takes the key from
+        /// any other session, so it must not commit on its own.
+        pub(crate) async fn set_history_key_in(
+            tx: &mut Conn,
+            session_id: &str,
+            key: Option<&str>,
+        ) -> Result<(), StoreError> {
             if let Some(key) = key {
                 sqlx::query(
                     "UPDATE sessions SET history_key = NULL WHERE history_key = $1 AND id <> $2",
@@ -254,10 +283,34 @@ macro_rules! sessions_sql {
                     .execute(&mut *tx)
                     .await?;
             if done.rows_affected() == 0 {
-                // Dropping `tx` rolls back the key taken from another session.
+                // Dropping the transaction rolls back the key taken from another session.
                 return Err(StoreError::NotFound(format!("session {session_id}")));
             }
-            tx.commit().await?;
+            Ok(())
+        }
+
+        /// A finished turn's fields of an existing session row (the rest stays).
+        pub(crate) async fn end_turn_in(
+            conn: &mut Conn,
+            session_id: &str,
+            end: &$crate::store::TurnEnd,
+        ) -> Result<(), StoreError> {
+            let done = sqlx::query(
+                "UPDATE sessions SET status = $1, cli_session_id = $2, workspace = $3, \
+                 transcript_leaf = $4, turn_mark = $5, updated_at = $6 WHERE id = $7",
+            )
+            .bind(&end.status)
+            .bind(&end.cli_session_id)
+            .bind(&end.workspace)
+            .bind(&end.transcript_leaf)
+            .bind(&end.turn_mark)
+            .bind(now_millis())
+            .bind(session_id)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("session {session_id}")));
+            }
             Ok(())
         }
 
@@ -268,9 +321,23 @@ macro_rules! sessions_sql {
             now: i64,
             events: &[(&str, Value)],
         ) -> Result<i64, StoreError> {
+            let mut tx = <Db as Dialect>::begin_write(pool).await?;
+            let last = append_events_in(&mut tx, session_id, turn_id, now, events).await?;
+            tx.commit().await?;
+            Ok(last)
+        }
+
+        /// [`append_events`], inside the caller's write transaction (which makes the numbers
+        /// gapless); the last number handed out.
+        pub(crate) async fn append_events_in(
+            tx: &mut Conn,
+            session_id: &str,
+            turn_id: &str,
+            now: i64,
+            events: &[(&str, Value)],
+        ) -> Result<i64, StoreError> {
             let count = i64::try_from(events.len())
                 .map_err(|_| StoreError::Invalid("too many events".into()))?;
-            let mut tx = <Db as Dialect>::begin_write(pool).await?;
             // The session row's counter hands out the numbers; its write lock (SQLite's
             // database lock, Postgres's row lock) makes them gapless.
             let last: Option<i64> = sqlx::query_scalar(
@@ -299,7 +366,6 @@ macro_rules! sessions_sql {
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            tx.commit().await?;
             Ok(last)
         }
 
@@ -347,6 +413,13 @@ macro_rules! sessions_sql {
             pool: &Pool<Db>,
             c: &ToolCallRecord,
         ) -> Result<(), StoreError> {
+            record_tool_call_in(&mut *pool.acquire().await?, c).await
+        }
+
+        pub(crate) async fn record_tool_call_in(
+            conn: &mut Conn,
+            c: &ToolCallRecord,
+        ) -> Result<(), StoreError> {
             let sql = format!(
                 "INSERT INTO tool_calls ({TOOL_CALL_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -364,7 +437,7 @@ macro_rules! sessions_sql {
                 .bind(&c.outcome)
                 .bind(c.duration_ms)
                 .bind(c.created_at)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(|e| session_ref_err(e, &c.session_id))?;
             Ok(())

@@ -76,6 +76,13 @@ macro_rules! usage_sql {
         use $crate::store::{StoreError, UsageGroup, UsageQuery, UsageRecord, UsageTotals};
 
         pub(crate) async fn record(pool: &Pool<Db>, u: &UsageRecord) -> Result<(), StoreError> {
+            record_in(&mut *pool.acquire().await?, u).await
+        }
+
+        pub(crate) async fn record_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            u: &UsageRecord,
+        ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO usage (id, session_id, turn_id, model, input_tokens, \
                  output_tokens, cache_creation_input_tokens, cache_read_input_tokens, \
@@ -100,7 +107,7 @@ macro_rules! usage_sql {
             } else {
                 u.outcome.as_str()
             })
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map_err(|e| session_ref_err(e, &u.session_id))?;
             Ok(())
