@@ -224,14 +224,23 @@ fn reap(cli: libc::pid_t) -> Option<i32> {
 
 /// Kill every process still in the supervisor's process group (the CLI's shells and what they
 /// started) and every orphan reparented to it, until none is left.
+///
+/// Once the CLI has exited, whatever it left running is an orphan the kernel handed to this
+/// subreaper, or below one: so the supervisor's own children are enough to know whether
+/// anything is left, and to reach it. Reading them is one small file, where a scan of /proc
+/// reads every process's (a thousand supervisors ending at once each scanning thousands of
+/// processes cost seconds of CPU). The scan stays for kernels without that file.
 fn kill_everything_left() {
     // SAFETY: plain syscalls.
     let (me, group) = unsafe { (libc::getpid(), libc::getpgrp()) };
     for _ in 0..200 {
-        let left: Vec<libc::pid_t> = processes()
-            .filter(|p| p.pid != me && (p.pgrp == group || p.ppid == me))
-            .map(|p| p.pid)
-            .collect();
+        let left: Vec<libc::pid_t> = match children_of(me) {
+            Some(children) => children,
+            None => processes()
+                .filter(|p| p.pid != me && (p.pgrp == group || p.ppid == me))
+                .map(|p| p.pid)
+                .collect(),
+        };
         for pid in &left {
             // SAFETY: signalling processes of our own group or our own children.
             unsafe { libc::kill(*pid, libc::SIGKILL) };
@@ -271,14 +280,28 @@ fn processes() -> impl Iterator<Item = Proc> {
         })
 }
 
+/// The children of a single-threaded process (a supervisor), from the kernel's list of its
+/// main thread's children. `None` where the kernel keeps no such list.
+fn children_of(pid: libc::pid_t) -> Option<Vec<libc::pid_t>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+    )
+}
+
 /// The CLI's own pid: the first child of the supervisor `leader`.
 pub fn child_of(leader: u32) -> Option<u32> {
     let leader = libc::pid_t::try_from(leader).ok()?;
-    processes()
-        .filter(|p| p.ppid == leader)
-        .map(|p| p.pid)
-        .min()
-        .and_then(|p| u32::try_from(p).ok())
+    let first = match children_of(leader) {
+        Some(children) => children.into_iter().min(),
+        None => processes()
+            .filter(|p| p.ppid == leader)
+            .map(|p| p.pid)
+            .min(),
+    };
+    first.and_then(|p| u32::try_from(p).ok())
 }
 
 #[cfg(test)]
