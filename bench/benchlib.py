@@ -375,7 +375,10 @@ def warn_if_busy():
 
 
 def command_line():
-    return " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    """The command as run, with the other gateway build it measured, if any."""
+    cmd = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    other = os.environ.get("CCGW_BENCH_GATEWAY")
+    return f"CCGW_BENCH_GATEWAY={shlex.quote(other)} {cmd}" if other else cmd
 
 
 def append_results(title, rows, details=None, notes=None, started_load=None):

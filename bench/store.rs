@@ -1,6 +1,7 @@
 //! `store`: a few store operations on SQLite and on Postgres, side by side on this machine: make
 //! a session, append a turn's history (three entries, about 2 kB, in one call), list the
-//! session's events. Rounds on the two stores are interleaved, so both see the same machine.
+//! session's events, and record a compatible-API turn's end as the gateway does before it
+//! answers (`record_turn`: the row, the history key, the usage and the history, together). Rounds on the two stores are interleaved, so both see the same machine.
 //! SQLite is a file in a temporary dir with the default durability (`normal`); Postgres is a
 //! throwaway server on loopback (`store::scratch`, Debian's binaries) with its own durable
 //! defaults (fsync on, synchronous_commit on), or the one `CCGW_TEST_POSTGRES_URL` names. Prints
@@ -15,12 +16,54 @@ mod turn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ccgw::store::{scratch::ScratchPostgres, source, DatabaseUrl, Durability, Session, Store};
+use ccgw::store::{
+    now_millis, scratch::ScratchPostgres, source, status, DatabaseUrl, Durability, Session, Store,
+    TurnEnd, TurnRecord, TurnRow, UsageRecord,
+};
 
-/// A store's name, the store, and each round's three timings.
-type Run = (&'static str, Arc<dyn Store>, Vec<[Duration; 3]>);
+/// A store's name, the store, and each round's timings.
+type Run = (&'static str, Arc<dyn Store>, Vec<[Duration; 4]>);
 
-const OPS: [&str; 3] = ["create session", "append a turn (3 events)", "list events"];
+const OPS: [&str; 4] = [
+    "create session",
+    "append a turn (3 events)",
+    "list events",
+    "record a turn's end",
+];
+
+/// A follow-up turn's records, as a compatible API writes them before it answers.
+fn turn_end(session: &Session, n: usize) -> TurnRecord {
+    TurnRecord {
+        session_id: session.id.clone(),
+        row: TurnRow::End(TurnEnd {
+            status: status::IDLE.into(),
+            cli_session_id: session.cli_session_id.clone(),
+            workspace: session.workspace.clone(),
+            transcript_leaf: Some(format!("leaf-{n}")),
+            turn_mark: Some(format!("mark-{n}")),
+        }),
+        history_key: Some(Some(format!("{}-{n}", session.id))),
+        usage: Some(UsageRecord {
+            id: format!("{}-{n}", session.id),
+            session_id: session.id.clone(),
+            turn_id: "turn-2".into(),
+            model: "sonnet".into(),
+            input_tokens: 12,
+            output_tokens: 300,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+            cost_usd: None,
+            duration_ms: 10,
+            created_at: now_millis(),
+            owner: String::new(),
+            end_user: None,
+            outcome: "completed".into(),
+        }),
+        tool_calls: Vec::new(),
+        turn_id: "turn-2".into(),
+        events: turn::entries(n).to_vec(),
+    }
+}
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -28,7 +71,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// One round: the three operations, each timed.
-async fn round(store: &dyn Store, n: usize) -> [Duration; 3] {
+async fn round(store: &dyn Store, n: usize) -> [Duration; 4] {
     let entries = turn::entries(n);
     let session = Session::new("/w", "sonnet", source::NATIVE);
     let t = Instant::now();
@@ -44,7 +87,13 @@ async fn round(store: &dyn Store, n: usize) -> [Duration; 3] {
     let events = store.list_events(&session.id, 0, 100).await.expect("list");
     let list = t.elapsed();
     assert_eq!(events.len(), 3);
-    [create, append, list]
+    let t = Instant::now();
+    store
+        .record_turn(&turn_end(&session, n))
+        .await
+        .expect("record a turn");
+    let record = t.elapsed();
+    [create, append, list, record]
 }
 
 #[tokio::main]

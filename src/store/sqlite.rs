@@ -34,6 +34,8 @@ const POOL_SIZE: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a free pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the WAL is copied back into the database file (see [`checkpoint_in_background`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// How durable a commit is (SQLite's `synchronous` under WAL; see `store_durability`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,14 +85,21 @@ impl SqliteStore {
                 Durability::Full => SqliteSynchronous::Full,
             })
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // No commit copies the WAL back itself: a background task does (see below).
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A file's connection does not go stale as a server's can: no ping (a round trip
+            // to the connection's thread) before every query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("opening {}: {e}", path.display())))?;
-        Self::start(pool).await
+        let store = Self::start(pool).await?;
+        checkpoint_in_background(store.pool.clone());
+        Ok(store)
     }
 
     /// A private in-memory database (for tests): one connection to a shared-cache memory
@@ -126,6 +135,35 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Copy the WAL back into the database file every [`CHECKPOINT_EVERY`], off every commit's
+/// path, until the pool is closed.
+///
+/// Why: with SQLite's automatic checkpoints, the commit that finds the WAL past 1,000 pages
+/// copies them all before it returns. A turn's reply waits for its commit, so at a few hundred
+/// turns a second one reply in a hundred waited milliseconds for a checkpoint. A passive
+/// checkpoint runs beside readers and writers and never waits for them.
+fn checkpoint_in_background(pool: SqlitePool) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "could not checkpoint the database's WAL");
+            }
+        }
+    });
 }
 
 impl Dialect for Sqlite {
@@ -227,6 +265,38 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(seqs, vec![1, 2, 3]);
+        store.close().await;
+    }
+
+    /// No commit checkpoints (it would wait for it); the background task copies the WAL back.
+    #[tokio::test]
+    async fn the_wal_is_copied_back_off_the_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ccgw.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(auto, 0, "no automatic checkpoint on a commit");
+        tokio::time::sleep(CHECKPOINT_EVERY * 2).await;
+        let before = std::fs::metadata(&path).unwrap().len();
+        let text = "x".repeat(2000);
+        for _ in 0..300 {
+            let s = Session::new("/w", "sonnet", source::OPENAI);
+            store.create_session(&s).await.unwrap();
+            store
+                .append_events(&s.id, "t1", &[("text", json!({ "text": text }))])
+                .await
+                .unwrap();
+        }
+        // The rows went to the WAL; a checkpoint copies their pages into the database file.
+        let grown = || std::fs::metadata(&path).unwrap().len() > before + 300 * 2000;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !grown() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(grown(), "the database file took the WAL's pages ({before} bytes before)");
         store.close().await;
     }
 

@@ -267,13 +267,7 @@ macro_rules! sessions_sql {
             key: Option<&str>,
         ) -> Result<(), StoreError> {
             if let Some(key) = key {
-                sqlx::query(
-                    "UPDATE sessions SET history_key = NULL WHERE history_key = $1 AND id <> $2",
-                )
-                .bind(key)
-                .bind(session_id)
-                .execute(&mut *tx)
-                .await?;
+                release_history_key_in(tx, key, session_id).await?;
             }
             let done =
                 sqlx::query("UPDATE sessions SET history_key = $1, updated_at = $2 WHERE id = $3")
@@ -289,28 +283,20 @@ macro_rules! sessions_sql {
             Ok(())
         }
 
-        /// A finished turn's fields of an existing session row (the rest stays).
-        pub(crate) async fn end_turn_in(
-            conn: &mut Conn,
+        /// Take history key `key` from every session but `session_id` (inside the caller's
+        /// write transaction, which then gives it to `session_id`).
+        pub(crate) async fn release_history_key_in(
+            tx: &mut Conn,
+            key: &str,
             session_id: &str,
-            end: &$crate::store::TurnEnd,
         ) -> Result<(), StoreError> {
-            let done = sqlx::query(
-                "UPDATE sessions SET status = $1, cli_session_id = $2, workspace = $3, \
-                 transcript_leaf = $4, turn_mark = $5, updated_at = $6 WHERE id = $7",
+            sqlx::query(
+                "UPDATE sessions SET history_key = NULL WHERE history_key = $1 AND id <> $2",
             )
-            .bind(&end.status)
-            .bind(&end.cli_session_id)
-            .bind(&end.workspace)
-            .bind(&end.transcript_leaf)
-            .bind(&end.turn_mark)
-            .bind(now_millis())
+            .bind(key)
             .bind(session_id)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(format!("session {session_id}")));
-            }
             Ok(())
         }
 
@@ -349,7 +335,21 @@ macro_rules! sessions_sql {
             .fetch_optional(&mut *tx)
             .await?;
             let last = last.ok_or_else(|| StoreError::NotFound(format!("session {session_id}")))?;
-            let numbered: Vec<(i64, &str, String)> = (last - count + 1..)
+            insert_events_in(tx, session_id, turn_id, now, last - count + 1, events).await?;
+            Ok(last)
+        }
+
+        /// Insert `events` numbered from `first`, numbers the session row's counter handed out
+        /// in the same transaction.
+        pub(crate) async fn insert_events_in(
+            tx: &mut Conn,
+            session_id: &str,
+            turn_id: &str,
+            now: i64,
+            first: i64,
+            events: &[(&str, Value)],
+        ) -> Result<(), StoreError> {
+            let numbered: Vec<(i64, &str, String)> = (first..)
                 .zip(events)
                 .map(|(seq, (kind, payload))| Ok((seq, *kind, json_text(payload)?)))
                 .collect::<Result<_, StoreError>>()?;
@@ -366,7 +366,7 @@ macro_rules! sessions_sql {
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            Ok(last)
+            Ok(())
         }
 
         pub(crate) async fn list_events(
