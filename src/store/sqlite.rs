@@ -296,7 +296,10 @@ mod tests {
         while !grown() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(grown(), "the database file took the WAL's pages ({before} bytes before)");
+        assert!(
+            grown(),
+            "the database file took the WAL's pages ({before} bytes before)"
+        );
         store.close().await;
     }
 
